@@ -1,0 +1,445 @@
+"""Configuration: TOML in, frozen dataclasses out, every problem reported at once.
+
+The file is ``/etc/doorbell/doorbell.toml`` by default. An empty file is valid: every key has
+a default. Unknown keys, wrong types and out-of-range values are rejected with a message that
+names the file, the dotted key, what was given and what is allowed, for example::
+
+    doorbell.toml: recording.pre_roll_s: -3 is below 0
+
+Units are part of key names (``pre_roll_s``, ``quota_gb``, ``min_area_px``). Polygons (zones,
+masks) use relative coordinates: 0..1 on both axes, origin at the top-left corner, so they
+survive a change of resolution.
+
+Nothing here touches hardware or imports camera or web code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from doorbell.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("/etc/doorbell/doorbell.toml")
+DEFAULT_DATA_DIR = "/var/lib/doorbell"
+#: A configuration file larger than this is refused before parsing (hostile or broken input).
+MAX_CONFIG_BYTES = 1 << 20
+#: At most this many points per polygon, and this many polygons per list.
+MAX_POLYGON_POINTS = 256
+MAX_POLYGONS = 64
+
+
+def _key(default: Any, doc: str, *, min: float | None = None, max: float | None = None,
+         choices: tuple[Any, ...] | None = None) -> Any:  # fmt: skip
+    """A config field with its documentation and the values it allows."""
+    meta = {"doc": doc, "min": min, "max": max, "choices": choices}
+    if isinstance(default, list | tuple):
+        return field(default_factory=lambda: tuple(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class Polygon:
+    """A closed polygon in relative coordinates (0..1, origin top-left)."""
+
+    points: tuple[tuple[float, float], ...]
+    name: str = ""
+
+    def to_pixels(self, width: int, height: int) -> list[tuple[int, int]]:
+        """The vertices scaled to an image of ``width`` x ``height`` pixels."""
+        return [
+            (min(width - 1, round(x * width)), min(height - 1, round(y * height)))
+            for x, y in self.points
+        ]
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    backend: str = _key(
+        "mock",
+        "where frames come from: the synthetic mock scene, a video file, or the Pi camera",
+        choices=("mock", "file", "picamera2"),
+    )
+    path: str = _key("", 'video file to play as the camera (backend = "file")')
+    realtime: bool = _key(
+        True, "file backend: pace frames at the file's speed (false: as fast as possible)"
+    )
+    loop: bool = _key(False, "file backend: start again at the end instead of ending")
+    width: int = _key(1280, "main stream width in pixels (recorded video)", min=64, max=4096)
+    height: int = _key(720, "main stream height in pixels", min=48, max=4096)
+    fps: int = _key(15, "frames per second", min=1, max=120)
+    lores_width: int = _key(
+        320, "low-resolution analysis stream width (motion detection)", min=32, max=1920
+    )
+    lores_height: int = _key(240, "low-resolution analysis stream height", min=24, max=1080)
+    scenario: str = _key("doorstep", "mock backend: which scripted scene to play")
+    seed: int = _key(0, "mock backend: random seed (same seed, same frames)", min=0, max=2**31 - 1)
+
+
+@dataclass(frozen=True)
+class MotionConfig:
+    enabled: bool = _key(True, "detect motion (the doorbell button records regardless)")
+    threshold: int = _key(
+        25, "grey-level difference from the background that counts as change", min=1, max=255
+    )
+    min_area_px: int = _key(
+        120, "smallest moving blob, in pixels of the low-resolution stream", min=1, max=2_000_000
+    )
+    background_alpha: float = _key(
+        0.05, "how fast the background model learns (0..1 per frame)", min=0.001, max=1.0
+    )
+    trigger_frames: int = _key(
+        2, "consecutive frames with motion needed to start an event (debounce)", min=1, max=100
+    )
+    cooldown_s: float = _key(
+        2.0, "seconds without motion before an event is declared over", min=0.0, max=600.0
+    )
+    global_change_ratio: float = _key(
+        0.6, "share of the frame changing at once that is treated as a light or exposure change",
+        min=0.05, max=1.0,
+    )  # fmt: skip
+    zones: tuple[Polygon, ...] = _key((), "where motion counts; empty means the whole frame")
+    masks: tuple[Polygon, ...] = _key((), "areas where motion is ignored (street, tree)")
+
+
+@dataclass(frozen=True)
+class RecordingConfig:
+    pre_roll_s: float = _key(3.0, "seconds kept before the trigger", min=0.0, max=30.0)
+    post_roll_s: float = _key(5.0, "seconds kept after motion ends", min=0.0, max=300.0)
+    max_clip_s: float = _key(
+        120.0, "longest single clip; longer events continue in a new clip", min=5.0, max=3600.0
+    )
+    keyframe_interval_s: float = _key(
+        1.0, "seconds between H.264 keyframes (pre-roll granularity)", min=0.1, max=10.0
+    )
+    fsync_interval_s: float = _key(
+        2.0, "at most this many seconds of a clip are lost to a power cut", min=0.2, max=60.0
+    )
+    bitrate_kbps: int = _key(2000, "H.264 target bitrate", min=100, max=50_000)
+    thumbnail_width: int = _key(320, "thumbnail width in pixels", min=64, max=1920)
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    data_dir: str = _key(DEFAULT_DATA_DIR, "where keys, the index, clips and the audit log live")
+    retention_days: int = _key(
+        30, "delete clips older than this; 0 keeps them until the quota", min=0, max=36_500
+    )
+    quota_gb: float = _key(
+        0.0, "most space clips may use; 0 means no quota", min=0.0, max=1_000_000.0
+    )
+    min_free_gb: float = _key(
+        1.0, "delete oldest clips to keep at least this much free", min=0.0, max=1_000_000.0
+    )
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    bind: str = _key("127.0.0.1", "address the web UI listens on (0.0.0.0 for the home network)")
+    port: int = _key(8443, "TCP port of the web UI", min=1, max=65535)
+    tls: bool = _key(True, "serve HTTPS with the certificate made at `doorbell init`")
+    idle_lock_s: int = _key(
+        600, "lock the UI after this many seconds without activity", min=30, max=86_400
+    )
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    socket_path: str = _key("/run/doorbell/live.sock", "unix socket between recorder and web UI")
+    fps: float = _key(4.0, "live view frames per second", min=0.2, max=30.0)
+    width: int = _key(640, "live view width in pixels", min=64, max=1920)
+    jpeg_quality: int = _key(70, "live view JPEG quality", min=10, max=95)
+
+
+@dataclass(frozen=True)
+class GpioConfig:
+    enabled: bool = _key(False, "use the doorbell button, chime and LED on GPIO pins")
+    button_pin: int = _key(17, "BCM number of the doorbell button pin (to ground)", min=0, max=27)
+    chime_pin: int = _key(27, "BCM number of the chime pin", min=0, max=27)
+    led_pin: int = _key(22, "BCM number of the recording LED pin", min=0, max=27)
+    chime_kind: str = _key(
+        "relay", "chime wiring: a relay module, or a piezo buzzer", choices=("relay", "buzzer")
+    )
+    chime_s: float = _key(1.0, "how long the chime sounds", min=0.05, max=10.0)
+    bounce_s: float = _key(0.05, "button debounce time", min=0.0, max=1.0)
+
+
+@dataclass(frozen=True)
+class PrivacyConfig:
+    masks: tuple[Polygon, ...] = _key(
+        (), "regions blacked out in every recorded, live and thumbnail image"
+    )
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    checkpoint_interval_s: float = _key(
+        5.0, "longest delay between an audit entry and a signed checkpoint covering it",
+        min=0.1, max=3600.0,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Config:
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    motion: MotionConfig = field(default_factory=MotionConfig)
+    recording: RecordingConfig = field(default_factory=RecordingConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    web: WebConfig = field(default_factory=WebConfig)
+    live: LiveConfig = field(default_factory=LiveConfig)
+    gpio: GpioConfig = field(default_factory=GpioConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
+    #: the file this configuration was read from (None: built-in defaults)
+    source: Path | None = field(default=None, compare=False)
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.storage.data_dir)
+
+    def with_data_dir(self, data_dir: str | Path) -> Config:
+        """A copy with ``storage.data_dir`` replaced (the ``--data-dir`` flag)."""
+        storage = dataclasses.replace(self.storage, data_dir=str(data_dir))
+        return dataclasses.replace(self, storage=storage)
+
+
+SECTIONS: dict[str, type] = {
+    f.name: typing.get_type_hints(Config)[f.name]
+    for f in dataclasses.fields(Config)
+    if f.name != "source"
+}
+
+
+# --- parsing -------------------------------------------------------------------------------
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 60 else repr(value[:57] + "...")
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return f"an array of {len(value)}"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _unknown(key: str, allowed: list[str]) -> str:
+    close = difflib.get_close_matches(key, allowed, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"unknown key (allowed: {', '.join(allowed)}){hint}"
+
+
+def _number(value: Any, kind: type, meta: dict[str, Any], where: str, problems: list[str]) -> Any:
+    wanted = "an integer" if kind is int else "a number"
+    ok_types = (int,) if kind is int else (int, float)
+    if isinstance(value, bool) or not isinstance(value, ok_types):
+        problems.append(f"{where}: {_describe(value)} is not {wanted}")
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        problems.append(f"{where}: {_describe(value)} is not a finite number")
+        return None
+    lo, hi = meta.get("min"), meta.get("max")
+    if lo is not None and value < lo:
+        problems.append(f"{where}: {_describe(value)} is below {_describe(lo)}")
+        return None
+    if hi is not None and value > hi:
+        problems.append(f"{where}: {_describe(value)} is above {_describe(hi)}")
+        return None
+    return float(value) if kind is float else value
+
+
+def _polygons(value: Any, where: str, problems: list[str]) -> tuple[Polygon, ...] | None:
+    shape = "an array of tables like [[privacy.masks]] with points = [[x, y], ...]"
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        problems.append(f"{where}: {_describe(value)} is not {shape}")
+        return None
+    if len(value) > MAX_POLYGONS:
+        problems.append(f"{where}: {len(value)} polygons is above {MAX_POLYGONS}")
+        return None
+    result = []
+    before = len(problems)
+    for index, table in enumerate(value):
+        here = f"{where}[{index}]"
+        for key in table:
+            if key not in ("points", "name"):
+                problems.append(f"{here}.{key}: {_unknown(key, ['name', 'points'])}")
+        name = table.get("name", "")
+        if not isinstance(name, str):
+            problems.append(f"{here}.name: {_describe(name)} is not a string")
+        points = table.get("points")
+        if points is None:
+            problems.append(f"{here}.points: missing; give at least 3 points [[x, y], ...]")
+            continue
+        if not isinstance(points, list) or not 3 <= len(points) <= MAX_POLYGON_POINTS:
+            problems.append(
+                f"{here}.points: {_describe(points)} is not an array of 3 to "
+                f"{MAX_POLYGON_POINTS} points [x, y]"
+            )
+            continue
+        parsed = []
+        for p_index, point in enumerate(points):
+            spot = f"{here}.points[{p_index}]"
+            if (
+                not isinstance(point, list)
+                or len(point) != 2
+                or not all(isinstance(c, int | float) and not isinstance(c, bool) for c in point)
+            ):
+                problems.append(f"{spot}: {_describe(point)} is not a point [x, y] of two numbers")
+                continue
+            if not all(0.0 <= c <= 1.0 for c in point):
+                problems.append(
+                    f"{spot}: {point} is outside 0..1 (coordinates are relative to the frame)"
+                )
+                continue
+            parsed.append((float(point[0]), float(point[1])))
+        if isinstance(name, str) and len(parsed) == len(points):
+            result.append(Polygon(points=tuple(parsed), name=name))
+    if len(problems) != before:
+        return None
+    return tuple(result)
+
+
+def _section(name: str, cls: type, table: Any, problems: list[str]) -> Any:
+    if not isinstance(table, dict):
+        problems.append(f"{name}: {_describe(table)} is not a table; write it as [{name}]")
+        return cls()
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        where = f"{name}.{key}"
+        if key not in fields:
+            problems.append(f"{where}: {_unknown(key, list(fields))}")
+            continue
+        kind = hints[key]
+        meta = dict(fields[key].metadata)
+        if kind is bool:
+            if not isinstance(value, bool):
+                problems.append(f"{where}: {_describe(value)} is not true or false")
+                continue
+            parsed: Any = value
+        elif kind in (int, float):
+            parsed = _number(value, kind, meta, where, problems)
+            if parsed is None:
+                continue
+        elif kind is str:
+            if not isinstance(value, str):
+                problems.append(f"{where}: {_describe(value)} is not a string")
+                continue
+            choices = meta.get("choices")
+            if choices and value not in choices:
+                allowed = ", ".join(repr(c) for c in choices)
+                problems.append(f"{where}: {_describe(value)} is not one of {allowed}")
+                continue
+            if "\x00" in value or len(value) > 4096:
+                problems.append(f"{where}: {_describe(value)} is not a usable string")
+                continue
+            parsed = value
+        elif kind == tuple[Polygon, ...]:
+            parsed = _polygons(value, where, problems)
+            if parsed is None:
+                continue
+        else:  # pragma: no cover - a field type this parser does not know is a programming error
+            raise TypeError(f"config field {where} has unsupported type {kind}")
+        values[key] = parsed
+    return cls(**values)
+
+
+def _cross_checks(config: Config, problems: list[str]) -> None:
+    camera, recording = config.camera, config.recording
+    if camera.backend == "file" and not camera.path:
+        problems.append('camera.path: required when camera.backend = "file"')
+    if camera.lores_width > camera.width or camera.lores_height > camera.height:
+        problems.append(
+            f"camera.lores_width/lores_height: {camera.lores_width}x{camera.lores_height} is "
+            f"larger than the main stream {camera.width}x{camera.height}"
+        )
+    if camera.width % 2 or camera.height % 2:
+        problems.append(
+            f"camera.width/height: {camera.width}x{camera.height} must be even (H.264 needs it)"
+        )
+    if recording.pre_roll_s >= recording.max_clip_s:
+        problems.append(
+            f"recording.pre_roll_s: {_describe(recording.pre_roll_s)} must be below "
+            f"recording.max_clip_s ({_describe(recording.max_clip_s)})"
+        )
+    if not config.storage.data_dir:
+        problems.append("storage.data_dir: must not be empty")
+
+
+def parse_config(document: dict[str, Any], *, source: Path | None = None) -> Config:
+    """Build a :class:`Config` from an already-parsed TOML document.
+
+    Raises :class:`ConfigError` listing every problem, each prefixed with the file name.
+    """
+    problems: list[str] = []
+    sections: dict[str, Any] = {}
+    for name, table in document.items():
+        if name not in SECTIONS:
+            problems.append(f"{name}: {_unknown(name, list(SECTIONS))}")
+            continue
+        sections[name] = _section(name, SECTIONS[name], table, problems)
+    config = Config(**sections, source=source)
+    if not problems:
+        _cross_checks(config, problems)
+    if problems:
+        label = str(source) if source is not None else "config"
+        lines = [f"{label}: {problem}" for problem in problems]
+        raise ConfigError("\n".join(lines), lines)
+    return config
+
+
+def load_config(path: str | Path | None = None, *, required: bool = True) -> Config:
+    """Read and validate a configuration file.
+
+    ``path`` None means :data:`DEFAULT_CONFIG_PATH`. When the file does not exist and
+    ``required`` is False, the built-in defaults are returned (``source`` stays None).
+    Raises :class:`ConfigError` for a missing (when required), unreadable, oversized or
+    invalid file.
+    """
+    config_path = Path(path) if path is not None else DEFAULT_CONFIG_PATH
+    try:
+        with config_path.open("rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
+    except FileNotFoundError:
+        if not required:
+            return Config()
+        raise ConfigError(
+            f"{config_path}: no such file; create it (an empty file uses every default) "
+            "or pass --config PATH"
+        ) from None
+    except IsADirectoryError:
+        raise ConfigError(f"{config_path}: is a directory, not a TOML file") from None
+    except OSError as exc:
+        raise ConfigError(f"{config_path}: cannot be read: {exc.strerror or exc}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{config_path}: larger than {MAX_CONFIG_BYTES} bytes; not a config file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{config_path}: not UTF-8 text (byte {exc.start})") from None
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{config_path}: not valid TOML: {exc}") from None
+    return parse_config(document, source=config_path)
+
+
+def describe_keys() -> list[tuple[str, Any, str]]:
+    """Every key as (dotted name, default, documentation): for docs and tests of examples."""
+    rows = []
+    for section, cls in SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            rows.append((f"{section}.{f.name}", default, f.metadata.get("doc", "")))
+    return rows
