@@ -1,0 +1,130 @@
+"""The index and files of a data dir: clips, events, reconcile after a crash, retention."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from doorbell.errors import StorageError
+from doorbell.fsutil import temp_path_for
+from doorbell.store import Store, new_clip_id
+
+DAY = 86400.0
+T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def record(store: Store, started_at: float, size: int = 1000, seal: bool = True) -> str:
+    clip_id = new_clip_id(started_at)
+    path = store.begin_clip(clip_id, started_at=started_at, trigger="motion")
+    path.write_bytes(b"c" * size)
+    if seal:
+        store.seal_clip(clip_id, ended_at=started_at + 10, duration_s=10, size_bytes=size,
+                        sha256="00" * 32)  # fmt: skip
+    return clip_id
+
+
+def test_clip_lifecycle_and_layout(data_dir: Path) -> None:
+    with Store.open(data_dir) as store:
+        clip_id = record(store, T0)
+        clip = store.get_clip(clip_id)
+        assert clip.path == f"clips/2023/11/14/{clip_id}.mp4.age"
+        assert clip.sealed and not clip.interrupted and clip.size_bytes == 1000
+        assert (data_dir / clip.path).read_bytes() == b"c" * 1000
+        assert [c.id for c in store.clips()] == [clip_id]
+        store.delete_clip(clip_id)
+        assert store.clips() == []
+        assert not (data_dir / clip.path).exists()
+        with pytest.raises(StorageError, match="no such clip"):
+            store.get_clip(clip_id)
+
+
+def test_events_newest_first_with_filters(data_dir: Path) -> None:
+    with Store.open(data_dir) as store:
+        first = store.add_event("motion", started_at=T0)
+        ring = store.add_event("ring", started_at=T0 + 60)
+        store.end_event(first, ended_at=T0 + 20, score=0.7, zones=("porch",))
+        assert [e.id for e in store.events()] == [ring, first]
+        assert [e.id for e in store.events(kind="ring")] == [ring]
+        (motion,) = store.events(kind="motion")
+        assert motion.ended_at == T0 + 20 and motion.score == 0.7 and motion.zones == ("porch",)
+        assert [e.id for e in store.events(limit=1, offset=1)] == [first]
+
+
+def test_reconcile_after_crash(data_dir: Path) -> None:
+    with Store.open(data_dir) as store:
+        sealed = record(store, T0)
+        cut = record(store, T0 + 100, size=500, seal=False)
+        gone = record(store, T0 + 200)
+        (data_dir / store.get_clip(gone).path).unlink()
+        stray = temp_path_for(data_dir / "thumbs.bin")
+        stray.write_bytes(b"partial ciphertext")
+        orphan_id = new_clip_id(T0 + 300)
+        orphan = data_dir / store.clip_relative_path(orphan_id, T0 + 300)
+        orphan.parent.mkdir(parents=True, exist_ok=True)
+        orphan.write_bytes(b"x" * 10)
+    with Store.open(data_dir) as store:
+        report = store.reconcile()
+        assert report.temp_files_removed == 1 and not stray.exists()
+        assert report.clips_marked_interrupted == (cut,)
+        assert report.rows_without_file == (gone,)
+        assert report.files_without_row == (orphan_id,)
+        clip = store.get_clip(cut)
+        assert clip.sealed and clip.interrupted and clip.size_bytes == 500
+        assert not store.get_clip(sealed).interrupted
+        assert store.get_clip(orphan_id).trigger == "recovered"
+        assert store.reconcile() == type(report)(0, (), (), ())
+
+
+def test_retention_by_age_quota_and_free_space(data_dir: Path) -> None:
+    clock = Clock(T0 + 40 * DAY)
+    with Store.open(data_dir, clock=clock) as store:
+        old = record(store, T0)
+        mid = record(store, T0 + 20 * DAY)
+        new = record(store, T0 + 39 * DAY)
+        unsealed = record(store, T0 - DAY, seal=False)
+        by_age = store.retention_victims(
+            retention_days=30, quota_bytes=0, min_free_bytes=0, free_bytes=10**12
+        )
+        assert [(c.id, why) for c, why in by_age] == [(old, "older than 30 days")]
+        by_quota = store.retention_victims(
+            retention_days=0, quota_bytes=1500, min_free_bytes=0, free_bytes=10**12
+        )
+        assert [c.id for c, _ in by_quota] == [old, mid]
+        by_free = store.retention_victims(
+            retention_days=0, quota_bytes=0, min_free_bytes=2500, free_bytes=1000
+        )
+        assert [c.id for c, _ in by_free] == [old, mid]
+        kept = store.retention_victims(
+            retention_days=0, quota_bytes=0, min_free_bytes=2500, free_bytes=1000, keep={old}
+        )
+        assert [c.id for c, _ in kept] == [mid, new]
+        assert unsealed not in [c.id for c, _ in kept]
+
+
+def test_paths_cannot_escape_the_data_dir(data_dir: Path) -> None:
+    with Store.open(data_dir) as store:
+        with pytest.raises(StorageError, match="outside the data directory"):
+            store.absolute("../../etc/passwd")
+        with pytest.raises(StorageError, match="not a clip id"):
+            store.clip_relative_path("../x", T0)
+
+
+def test_missing_data_dir_and_newer_schema_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match="run `doorbell init` first"):
+        Store.open(tmp_path / "absent")
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "index.sqlite3")
+    db.execute("PRAGMA user_version=99")
+    db.close()
+    with pytest.raises(StorageError, match="newer than this doorbell"):
+        Store.open(tmp_path)
