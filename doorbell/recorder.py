@@ -1,0 +1,407 @@
+"""The recorder: camera -> privacy masks -> motion -> event state machine -> H.264 -> age -> disk.
+
+One straight line per frame, in :meth:`Recorder.process_frame`:
+
+1. the camera delivers a :class:`~doorbell.camera.Frame` with privacy masks already burned
+   into both images (so nothing downstream, pre-roll and live view included, sees them);
+2. the main image is encoded to H.264 *continuously*, and every packet enters the GOP-aligned
+   pre-roll ring; encoded packets, never raw frames, are what is kept;
+3. motion detection runs on the low-resolution grey image; rings come from the bell thread;
+4. :class:`EventStateMachine` decides: start a clip (its first packets are the pre-roll,
+   which already holds the trigger frame's packet), split a long clip at a keyframe without a
+   gap, or seal the clip once ``post_roll_s`` passed without activity;
+5. clip bytes stream through the age encryptor to ``clips/YYYY/MM/DD/<id>.mp4.age``; a
+   thumbnail JPEG is encrypted the same way. Every sealed clip is an audit entry with the
+   SHA-256 of its ciphertext.
+
+The recorder holds only public keys: it can encrypt to the owner but never decrypt.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from doorbell.age.recipients import Recipient
+from doorbell.camera import Camera, Frame
+from doorbell.clipfile import EncryptedClipWriter, write_encrypted_file
+from doorbell.config import Config
+from doorbell.errors import CameraEnded, CameraError, DoorbellError
+from doorbell.store import Store, free_bytes, new_clip_id
+from doorbell.video import EncodedPacket, H264Encoder, PacketRing, encode_jpeg
+
+log = logging.getLogger(__name__)
+
+RETENTION_EVERY_S = 60.0
+#: frame times are floats: 16.9 - 11.9 must count as 5 seconds
+_EPSILON_S = 1e-6
+GIB = 1 << 30
+
+
+class AuditSink(Protocol):
+    def append(
+        self, actor: str, action: str, object: str = "", details: dict[str, Any] | None = None
+    ) -> int: ...
+
+
+class MotionSource(Protocol):
+    def update(self, frame: Frame) -> Any: ...
+
+
+class EventStateMachine:
+    """When to start, split and seal clips. Pure: feed it times and flags, it answers.
+
+    ``step`` is called once per frame with the frame time (seconds), whether motion is
+    active, whether the doorbell rang, and whether this frame's packet is a keyframe. It
+    returns "start", "split", "seal" or None. A ring starts an event, or extends the current
+    one, exactly like motion. A clip is split at the first keyframe at or after
+    ``max_clip_s`` of clip time, so consecutive clips meet without a gap.
+    """
+
+    def __init__(self, *, post_roll_s: float, max_clip_s: float) -> None:
+        self.post_roll_s = post_roll_s
+        self.max_clip_s = max_clip_s
+        self.recording = False
+        self.trigger = ""
+        self._last_activity = 0.0
+        self._clip_start = 0.0
+
+    def clip_started(self, first_packet_time_s: float) -> None:
+        """Tell the machine where the open clip really starts (pre-roll included)."""
+        self._clip_start = first_packet_time_s
+
+    def step(self, t: float, *, motion: bool, ring: bool, keyframe: bool) -> str | None:
+        active = motion or ring
+        if not self.recording:
+            if not active:
+                return None
+            self.recording = True
+            self.trigger = "ring" if ring else "motion"
+            self._last_activity = t
+            self._clip_start = t
+            return "start"
+        if active:
+            self._last_activity = t
+        if t - self._last_activity >= self.post_roll_s - _EPSILON_S:
+            self.recording = False
+            return "seal"
+        if keyframe and t - self._clip_start >= self.max_clip_s - _EPSILON_S:
+            self._clip_start = t
+            return "split"
+        return None
+
+
+@dataclass
+class _OpenClip:
+    id: str
+    event_id: str
+    trigger: str
+    writer: EncryptedClipWriter
+    started_at: float
+    last_sync_t: float
+    zones: set[str]
+    score: float = 0.0
+
+
+class Recorder:
+    """Runs the pipeline until the camera ends or :meth:`stop` is called.
+
+    Everything the recorder touches is injected: ``camera_factory`` opens a camera (called
+    again after a fault), ``detector`` is a motion detector for the lores size, ``store`` and
+    ``audit`` are the data dir's index and log, ``recipients`` the owner's public keys.
+    ``publish`` (optional) receives live JPEG frames and events; ``notify`` (optional)
+    receives systemd notifications ("READY=1", "WATCHDOG=1", "STATUS=...");
+    ``on_recording`` (optional) follows the recording state (the LED).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        camera_factory: Callable[[], Camera],
+        detector: MotionSource,
+        store: Store,
+        audit: AuditSink,
+        recipients: Sequence[Recipient],
+        publish: Callable[[str, dict[str, Any], bytes | None], None] | None = None,
+        notify: Callable[[str], None] | None = None,
+        on_recording: Callable[[bool], None] | None = None,
+        wall_clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        self.config = config
+        self._camera_factory = camera_factory
+        self._detector = detector
+        self._store = store
+        self._audit = audit
+        self._recipients = list(recipients)
+        self._publish = publish
+        self._notify = notify or (lambda _message: None)
+        self._on_recording = on_recording or (lambda _on: None)
+        self._wall_clock = wall_clock
+        self._sleep = sleep
+        rec = config.recording
+        self._machine = EventStateMachine(post_roll_s=rec.post_roll_s, max_clip_s=rec.max_clip_s)
+        self._ring = PacketRing(rec.pre_roll_s)
+        self._encoder: H264Encoder | None = None
+        self._clip: _OpenClip | None = None
+        self._rings: queue.SimpleQueue[float] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._wall_offset: float | None = None
+        self._last_live_t = -1e18
+        self._last_retention_t = -1e18
+        self._ready = False
+        self.sealed_clips: list[str] = []
+        self.frames_processed = 0
+
+    # --- control (thread-safe) ----------------------------------------------------------
+
+    def ring(self) -> None:
+        """The doorbell was pressed (called from the bell's thread)."""
+        self._rings.put(self._wall_clock())
+
+    def stop(self) -> None:
+        """Ask the main loop to seal the open clip and return (signal handlers call this)."""
+        self._stop.set()
+
+    @property
+    def is_recording(self) -> bool:
+        return self._clip is not None
+
+    # --- main loop ----------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Record until the camera ends (exit code 0) or stop() is called (0)."""
+        self._audit.append(
+            "recorder", "recorder.start", details={"camera": self.config.camera.backend}
+        )
+        self._apply_retention()
+        backoff = 1.0
+        outage_audited = False
+        try:
+            while not self._stop.is_set():
+                try:
+                    with self._camera_factory() as camera:
+                        for frame in camera:
+                            self.process_frame(frame)
+                            if outage_audited:
+                                self._audit.append("recorder", "camera.recovered")
+                                outage_audited, backoff = False, 1.0
+                            if self._stop.is_set():
+                                break
+                    break  # an iterator that simply ends: same as CameraEnded
+                except CameraEnded:
+                    break
+                except CameraError as error:
+                    self._seal_open_clip()
+                    log.error("camera fault: %s; retrying in %.0f s", error, backoff)
+                    self._notify(f"STATUS=camera fault: {error}")
+                    if not outage_audited:
+                        self._audit.append(
+                            "recorder", "camera.fault", details={"error": str(error)[:200]}
+                        )
+                        outage_audited = True
+                    if self._sleep is None:
+                        self._stop.wait(backoff)  # wakes at once on stop()
+                    else:
+                        self._sleep(backoff)
+                    backoff = min(backoff * 2, 30.0)
+        finally:
+            self._seal_open_clip()
+            if self._encoder is not None:
+                self._encoder.close()
+            self._audit.append(
+                "recorder", "recorder.stop", details={"clips": len(self.sealed_clips)}
+            )
+            self._notify("STOPPING=1")
+        return 0
+
+    def process_frame(self, frame: Frame) -> None:
+        """One step of the pipeline for one frame (see the module docstring)."""
+        if self._encoder is None:
+            self._encoder = H264Encoder.from_config(self.config.camera, self.config.recording)
+        if self._wall_offset is None:
+            self._wall_offset = self._wall_clock() - frame.timestamp
+        packets = self._encoder.encode(frame.main, frame.timestamp)
+        for packet in packets:
+            self._ring.append(packet)
+        motion = self._detector.update(frame)
+        rang = self._drain_rings()
+        keyframe = bool(packets) and packets[0].is_keyframe
+        decision = self._machine.step(
+            frame.timestamp,
+            motion=bool(getattr(motion, "active", False)),
+            ring=rang,
+            keyframe=keyframe,
+        )
+        if decision == "start":
+            self._open_clip(frame, self._ring.take(), trigger=self._machine.trigger)
+        elif decision == "split" and self._clip is not None:
+            event_id = self._clip.event_id
+            self._seal_open_clip(end_event=False)
+            self._open_clip(frame, packets, trigger="continuation", event_id=event_id)
+        elif self._clip is not None:
+            for packet in packets:
+                self._clip.writer.write(packet)
+            if decision == "seal":
+                self._seal_open_clip()
+        if self._clip is not None:
+            self._clip.zones.update(getattr(motion, "zones", ()) or ())
+            self._clip.score = max(self._clip.score, float(getattr(motion, "score", 0.0)))
+            if frame.timestamp - self._clip.last_sync_t >= self.config.recording.fsync_interval_s:
+                self._clip.writer.sync()
+                self._clip.last_sync_t = frame.timestamp
+        if rang:
+            self._record_ring(frame)
+        self._publish_live(frame)
+        self._housekeeping(frame)
+        self.frames_processed += 1
+
+    # --- pieces -------------------------------------------------------------------------
+
+    def _wall(self, t: float) -> float:
+        return (self._wall_offset or 0.0) + t
+
+    def _drain_rings(self) -> bool:
+        rang = False
+        while True:
+            try:
+                self._rings.get_nowait()
+            except queue.Empty:
+                return rang
+            rang = True
+
+    def _open_clip(
+        self,
+        frame: Frame,
+        packets: list[EncodedPacket],
+        *,
+        trigger: str,
+        event_id: str | None = None,
+    ) -> None:
+        if not packets or not packets[0].is_keyframe:
+            # Nothing decodable yet (the encoder's first frames): wait for the next keyframe.
+            self._machine.recording = False
+            return
+        started_at = self._wall(packets[0].time_s)
+        clip_id = new_clip_id(started_at)
+        if event_id is None:
+            event_id = self._store.add_event(
+                "ring" if trigger == "ring" else "motion", started_at=self._wall(frame.timestamp)
+            )
+        path = self._store.begin_clip(
+            clip_id, started_at=started_at, trigger=trigger, event_id=event_id
+        )
+        writer = EncryptedClipWriter(path, self._recipients, self._encoder.stream_info)  # type: ignore[union-attr]
+        for packet in packets:
+            writer.write(packet)
+        self._machine.clip_started(packets[0].time_s)
+        self._clip = _OpenClip(
+            clip_id, event_id, trigger, writer, started_at, frame.timestamp, set()
+        )
+        self._write_thumbnail(clip_id, frame)
+        self._on_recording(True)
+        self._emit("clip.started", {"clip": clip_id, "trigger": trigger})
+
+    def _write_thumbnail(self, clip_id: str, frame: Frame) -> None:
+        jpeg = encode_jpeg(frame.main, self.config.recording.thumbnail_width)
+        relative = f"thumbs/{clip_id}.jpg.age"
+        path = self._store.absolute(relative)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+        write_encrypted_file(path, jpeg, self._recipients)
+
+    def _seal_open_clip(self, *, end_event: bool = True) -> None:
+        clip, self._clip = self._clip, None
+        if clip is None:
+            return
+        sealed = clip.writer.seal()
+        ended_at = self._wall(sealed.last_time_s or 0.0)
+        zones = tuple(sorted(clip.zones))
+        self._store.seal_clip(
+            clip.id,
+            ended_at=ended_at,
+            duration_s=sealed.duration_s,
+            size_bytes=sealed.size_bytes,
+            sha256=sealed.sha256,
+            thumb_path=f"thumbs/{clip.id}.jpg.age",
+            zones=zones,
+        )
+        if end_event:
+            self._store.end_event(clip.event_id, ended_at=ended_at, score=clip.score, zones=zones)
+            self._machine.recording = False
+        self._audit.append(
+            "recorder",
+            "clip.sealed",
+            clip.id,
+            {
+                "sha256": sealed.sha256,
+                "size_bytes": sealed.size_bytes,
+                "duration_s": round(sealed.duration_s, 3),
+                "trigger": clip.trigger,
+                "event": clip.event_id,
+            },
+        )
+        self.sealed_clips.append(clip.id)
+        self._on_recording(False)
+        self._emit("clip.sealed", {"clip": clip.id, "duration_s": round(sealed.duration_s, 3)})
+
+    def _record_ring(self, frame: Frame) -> None:
+        clip_id = self._clip.id if self._clip is not None else None
+        if clip_id is not None and self._clip is not None and self._clip.trigger == "ring":
+            event_id = self._clip.event_id  # the ring itself started this clip's event
+        else:
+            event_id = self._store.add_event(
+                "ring", started_at=self._wall(frame.timestamp), clip_id=clip_id
+            )
+        self._audit.append("recorder", "doorbell.ring", event_id, {"clip": clip_id})
+        self._emit("ring", {"event": event_id, "clip": clip_id})
+
+    def _emit(self, kind: str, details: dict[str, Any], payload: bytes | None = None) -> None:
+        if self._publish is None:
+            return
+        try:
+            self._publish(kind, details, payload)
+        except (OSError, DoorbellError) as error:  # the live view must never stop recording
+            log.warning("live publish failed: %s", error)
+
+    def _publish_live(self, frame: Frame) -> None:
+        live = self.config.live
+        if self._publish is None or frame.timestamp - self._last_live_t < 1.0 / live.fps:
+            return
+        self._last_live_t = frame.timestamp
+        jpeg = encode_jpeg(frame.main, live.width, live.jpeg_quality)
+        self._emit(
+            "frame", {"t": self._wall(frame.timestamp), "recording": self.is_recording}, jpeg
+        )
+
+    def _housekeeping(self, frame: Frame) -> None:
+        if not self._ready:
+            self._ready = True
+            self._notify("READY=1")
+            self._notify(f"STATUS=recording from {self.config.camera.backend} camera")
+        self._notify("WATCHDOG=1")
+        if frame.timestamp - self._last_retention_t >= RETENTION_EVERY_S:
+            self._last_retention_t = frame.timestamp
+            self._apply_retention()
+
+    def _apply_retention(self) -> None:
+        storage = self.config.storage
+        keep = {self._clip.id} if self._clip is not None else set()
+        victims = self._store.retention_victims(
+            retention_days=storage.retention_days,
+            quota_bytes=int(storage.quota_gb * GIB),
+            min_free_bytes=int(storage.min_free_gb * GIB),
+            free_bytes=free_bytes(self._store.data_dir),
+            keep=keep,
+        )
+        for clip, reason in victims:
+            self._store.delete_clip(clip.id)
+            self._audit.append(
+                "recorder", "clip.deleted", clip.id, {"reason": reason, "sha256": clip.sha256 or ""}
+            )
+            self._emit("clip.deleted", {"clip": clip.id})
