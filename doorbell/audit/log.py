@@ -1,0 +1,409 @@
+"""The audit log: append-only entries in SQLite, an RFC 6962 tree, signed checkpoints.
+
+Storage: ``<data_dir>/audit.sqlite3`` in WAL mode with ``synchronous=FULL`` (an append that
+returned survives a power cut). Tables:
+
+- ``entries(idx, leaf, leaf_hash, nodes)``: the canonical entry bytes, their RFC 6962 leaf
+  hash, and the interior nodes this leaf completed (level 1 first, 32 bytes each). Every
+  perfect subtree hash is thus stored once, in the row of its last leaf, which answers
+  inclusion and consistency proofs in O(log n) reads.
+- ``tree(size, peaks, root)``: the compact range (perfect-subtree roots) after the last
+  append, so the next append costs O(log n) hashes, never a rehash.
+- ``checkpoints(size, note, signed_at)``: every checkpoint the device key signed.
+- ``cosignatures(id, size, cosigner_vkey, timestamp, note)``: every owner cosignature.
+
+Concurrency: the recorder and the web process both append. Each append is one
+``BEGIN IMMEDIATE`` transaction that reads the tree state, writes the entry and the new state
+and commits, so two writers serialise on SQLite's write lock: no entry is lost or duplicated
+and there is one tree. A crash (even kill -9) mid-append rolls the transaction back.
+
+Checkpoint batching (``checkpoint_interval_s``, config ``[audit]``): an append signs a new
+checkpoint at once when the last one this process signed is at least the interval old;
+otherwise it arms a timer (a named, non-daemon thread) that signs at that moment. ``close()``
+signs any unsigned entries, and ``open()`` with a signer signs a tail a crashed process left.
+So while a process with the device key runs, no entry waits longer than the interval (plus
+the time to sign) for a checkpoint. ``checkpoint()`` signs now.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from doorbell.audit import merkle
+from doorbell.audit.devicekey import DEVICE_VKEY_FILE, load_device_verifier
+from doorbell.audit.entries import encode_entry
+from doorbell.audit.note import (
+    Checkpoint,
+    CosignatureSigner,
+    NoteError,
+    NoteSignature,
+    Signer,
+    Verifier,
+    open_note,
+    parse_checkpoint,
+    sign_note,
+)
+from doorbell.errors import AuditError, StorageError
+
+if TYPE_CHECKING:
+    from doorbell.audit.verify import VerifyResult
+
+AUDIT_DB_FILE = "audit.sqlite3"
+_PERFECT_LEAF = "SELECT leaf_hash FROM entries WHERE idx = ?"
+_PERFECT_NODE = "SELECT nodes FROM entries WHERE idx = ?"
+GENESIS_ACTION = "audit.log_created"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries(
+    idx INTEGER PRIMARY KEY, leaf BLOB NOT NULL, leaf_hash BLOB NOT NULL, nodes BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS tree(
+    id INTEGER PRIMARY KEY CHECK (id = 0), size INTEGER NOT NULL, peaks BLOB NOT NULL,
+    root BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS checkpoints(
+    size INTEGER PRIMARY KEY, note BLOB NOT NULL, signed_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS cosignatures(
+    id INTEGER PRIMARY KEY, size INTEGER NOT NULL, cosigner_vkey TEXT NOT NULL,
+    timestamp INTEGER NOT NULL, note BLOB NOT NULL);
+INSERT OR IGNORE INTO tree(id, size, peaks, root) VALUES (0, 0, x'', x'{empty}');
+""".replace("{empty}", merkle.EMPTY_ROOT.hex())
+
+
+def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """Open the audit database (autocommit mode: transactions are explicit)."""
+    uri = f"file:{path}?mode={'ro' if readonly else 'rwc'}"
+    try:
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=60.0,
+                               check_same_thread=False)  # fmt: skip
+        conn.execute("PRAGMA busy_timeout = 60000")
+        if not readonly:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+    except sqlite3.Error as exc:
+        raise StorageError(f"{path}: cannot open the audit log ({exc})") from exc
+    return conn
+
+
+class AuditLog:
+    """An open audit log. Use :meth:`open`; it is a context manager."""
+
+    def __init__(self, conn: sqlite3.Connection, data_dir: Path, signer: Signer | None,
+                 clock: Callable[[], float], checkpoint_interval_s: float) -> None:  # fmt: skip
+        self._conn = conn
+        self.data_dir = data_dir
+        self.signer = signer
+        self._clock = clock
+        self.checkpoint_interval_s = checkpoint_interval_s
+        self._lock = threading.RLock()
+        self._last_signed_at: float | None = None
+        self._timer: threading.Timer | None = None
+        self._closed = False
+
+    @classmethod
+    def open(cls, data_dir: Path, *, signer: Signer | None = None,
+             clock: Callable[[], float] = time.time,
+             checkpoint_interval_s: float = 5.0) -> AuditLog:  # fmt: skip
+        """Open (creating if needed) ``<data_dir>/audit.sqlite3``.
+
+        With a ``signer`` (the device key) an empty log first gets entry 0, ``audit.log_created``,
+        naming the device verifier key, and any unsigned tail is signed now. Without one, this
+        process appends but never signs (another process with the key will).
+        Raises :class:`StorageError` if the database cannot be opened.
+        """
+        data_dir = Path(data_dir)
+        if not data_dir.is_dir():
+            raise StorageError(f"{data_dir}: data directory does not exist")
+        conn = connect(data_dir / AUDIT_DB_FILE)
+        log = cls(conn, data_dir, signer, clock, checkpoint_interval_s)
+        with log._transaction():
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+        if signer is not None:
+            with log._transaction():
+                if log._size() == 0:
+                    log._append_in_transaction(
+                        "system", GENESIS_ACTION, signer.name, {"device_vkey": signer.vkey}
+                    )
+            log.checkpoint()
+        return log
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def __enter__(self) -> AuditLog:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 traceback: TracebackType | None) -> None:  # fmt: skip
+        self.close()
+
+    def close(self) -> None:
+        """Sign any unsigned entries (with a signer), stop the timer, close the database."""
+        with self._lock:
+            if self._closed:
+                return
+            timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+            if timer is not threading.current_thread():
+                timer.join()
+        with self._lock:
+            if self.signer is not None:
+                self.checkpoint()
+            self._closed = True
+            self._conn.close()
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self)
+
+    # --- appending -----------------------------------------------------------------------
+
+    def append(self, actor: str, action: str, object: str = "", details: dict | None = None) -> int:
+        """Append one entry; return its index. Durable when this returns.
+
+        Raises :class:`doorbell.audit.entries.EntryError` (bad field, secret, too large) or
+        :class:`StorageError`.
+        """
+        with self._transaction():
+            index = self._append_in_transaction(actor, action, object, details)
+        self._after_append()
+        return index
+
+    def _size(self) -> int:
+        return self._conn.execute("SELECT size FROM tree WHERE id = 0").fetchone()[0]
+
+    def _append_in_transaction(self, actor: str, action: str, object: str,
+                               details: dict | None) -> int:  # fmt: skip
+        size, peaks = self._conn.execute("SELECT size, peaks FROM tree WHERE id = 0").fetchone()
+        compact = merkle.CompactRange.from_bytes(size, peaks)
+        leaf = encode_entry(index=size, timestamp=self._clock(), actor=actor, action=action,
+                            object=object, details=details)  # fmt: skip
+        leaf_hash = merkle.leaf_hash(leaf)
+        nodes = b"".join(compact.append(leaf_hash))
+        self._conn.execute(
+            "INSERT INTO entries(idx, leaf, leaf_hash, nodes) VALUES (?, ?, ?, ?)",
+            (size, leaf, leaf_hash, nodes),
+        )
+        self._conn.execute(
+            "UPDATE tree SET size = ?, peaks = ?, root = ? WHERE id = 0",
+            (compact.size, compact.to_bytes(), compact.root()),
+        )
+        return size
+
+    def _after_append(self) -> None:
+        if self.signer is None:
+            return
+        now = self._clock()
+        with self._lock:
+            due = self._last_signed_at is None or now - self._last_signed_at >= (
+                self.checkpoint_interval_s
+            )
+            if due:
+                self.checkpoint()
+            elif self._timer is None:
+                delay = max(0.0, self._last_signed_at + self.checkpoint_interval_s - now)
+                self._timer = threading.Timer(delay, self._timer_fired)
+                self._timer.name = "audit-checkpoint"
+                self._timer.daemon = False
+                self._timer.start()
+
+    def _timer_fired(self) -> None:
+        with self._lock:
+            if self._timer is None or self._closed:
+                return
+            self._timer = None
+            self.checkpoint()
+
+    # --- checkpoints and cosignatures -------------------------------------------------------
+
+    def checkpoint(self) -> bytes:
+        """Sign a checkpoint of the current tree now (unless one exists); return the note.
+
+        Raises :class:`AuditError` without a signer.
+        """
+        if self.signer is None:
+            raise AuditError("this audit log was opened without the device key; cannot sign")
+        with self._transaction():
+            size, root = self._conn.execute("SELECT size, root FROM tree WHERE id = 0").fetchone()
+            row = self._conn.execute("SELECT note FROM checkpoints WHERE size = ?", (size,))
+            existing = row.fetchone()
+            if existing is not None:
+                note = bytes(existing[0])
+            else:
+                body = Checkpoint(self.signer.name, size, bytes(root)).body()
+                note = sign_note(body, self.signer)
+                self._conn.execute(
+                    "INSERT INTO checkpoints(size, note, signed_at) VALUES (?, ?, ?)",
+                    (size, note, self._clock()),
+                )
+        self._last_signed_at = self._clock()
+        return note
+
+    def latest_checkpoint(self) -> bytes | None:
+        """The signed note of the largest stored checkpoint, or None."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT note FROM checkpoints ORDER BY size DESC LIMIT 1"
+            ).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def device_verifier(self) -> Verifier:
+        """The device key's verifier: keys/device.vkey if present, else the signer's."""
+        if (self.data_dir / "keys" / DEVICE_VKEY_FILE).exists() or self.signer is None:
+            return load_device_verifier(self.data_dir / "keys")
+        return self.signer.verifier()
+
+    def cosign(self, owner_key: Ed25519PrivateKey, name: str) -> bytes:
+        """Cosign the current checkpoint as the owner; return the cosignature note.
+
+        The checkpoint must carry a valid device signature and be consistent (by a consistency
+        proof from stored hashes) with this cosigner's previous cosignature; otherwise nothing
+        is signed and :class:`AuditError` says what is wrong. The timestamp comes from the
+        injected clock. The note stored and returned is the checkpoint text, a blank line and
+        the owner's ``— <name> ...`` tlog-cosignature/v1 line.
+        """
+        cosigner = CosignatureSigner(name, owner_key)
+        note = self.checkpoint() if self.signer is not None else self.latest_checkpoint()
+        if note is None:
+            raise AuditError("no signed checkpoint to cosign yet")
+        try:
+            opened = open_note(note, [self.device_verifier()])
+            checkpoint = parse_checkpoint(opened.text)
+        except NoteError as exc:
+            raise AuditError(f"refusing to cosign: the checkpoint does not verify ({exc})") from exc
+        self._check_consistent_with_previous(cosigner, checkpoint)
+        timestamp = int(self._clock())
+        signature = NoteSignature(name, cosigner.key_id, cosigner.sign_at(opened.text, timestamp))
+        cosigned = opened.text + b"\n" + signature.line().encode()
+        with self._transaction():
+            self._conn.execute(
+                "INSERT INTO cosignatures(size, cosigner_vkey, timestamp, note) VALUES (?,?,?,?)",
+                (checkpoint.size, cosigner.vkey, timestamp, cosigned),
+            )
+        return cosigned
+
+    def _check_consistent_with_previous(self, cosigner: Signer, checkpoint: Checkpoint) -> None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT note FROM cosignatures WHERE cosigner_vkey = ? ORDER BY size DESC LIMIT 1",
+                (cosigner.vkey,),
+            ).fetchone()
+        if row is None:
+            return
+        try:
+            previous = parse_checkpoint(open_note(bytes(row[0]), [cosigner.verifier()]).text)
+        except NoteError as exc:
+            raise AuditError(
+                f"refusing to cosign: your previous cosignature is bad ({exc})"
+            ) from exc
+        if previous.size > checkpoint.size:
+            raise AuditError(
+                f"refusing to cosign: the log shrank from {previous.size} (cosigned) to "
+                f"{checkpoint.size} entries; it was rolled back"
+            )
+        if previous.size == 0:
+            return
+        try:
+            proof = self.consistency_proof(previous.size, checkpoint.size)
+            merkle.verify_consistency(previous.size, checkpoint.size, previous.root_hash,
+                                      checkpoint.root_hash, proof)  # fmt: skip
+        except AuditError as exc:
+            raise AuditError(
+                f"refusing to cosign: the log is not consistent with the checkpoint you cosigned "
+                f"at size {previous.size}; history was rewritten ({exc})"
+            ) from exc
+
+    # --- reading, proofs, verification ----------------------------------------------------
+
+    @property
+    def size(self) -> int:
+        """Number of entries."""
+        with self._lock:
+            return self._size()
+
+    def entries(self, start: int = 0) -> Iterator[tuple[int, bytes]]:
+        """Yield ``(index, leaf bytes)`` from ``start`` on, in order (streamed)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT idx, leaf FROM entries WHERE idx >= ? ORDER BY idx", (start,)
+            ).fetchall()
+        for index, leaf in rows:
+            yield index, bytes(leaf)
+
+    def _perfect_hash(self, start: int, end: int) -> bytes:
+        level = (end - start).bit_length() - 1
+        query = _PERFECT_LEAF if level == 0 else _PERFECT_NODE
+        row = self._conn.execute(query, (end - 1,))
+        found = row.fetchone()
+        if found is None:
+            raise AuditError(f"entry {end - 1} is missing; cannot build a proof")
+        value = bytes(found[0])
+        if level > 0:
+            value = value[(level - 1) * 32 : level * 32]
+        if len(value) != 32:
+            raise AuditError(f"entry {end - 1}: stored node at level {level} is missing")
+        return value
+
+    def _range_hash(self, start: int, end: int) -> bytes:
+        return merkle.range_hash_from_pieces(start, end, self._perfect_hash)
+
+    def root_at(self, size: int) -> bytes:
+        """The tree head at ``size`` (from stored hashes, O(log n) reads)."""
+        with self._lock:
+            return merkle.EMPTY_ROOT if size == 0 else self._range_hash(0, size)
+
+    def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
+        """Audit path for entry ``index`` in the tree of ``size`` (default: current size)."""
+        with self._lock:
+            size = self._size() if size is None else size
+            return merkle.inclusion_proof(index, size, self._range_hash)
+
+    def consistency_proof(self, size1: int, size2: int | None = None) -> list[bytes]:
+        """Proof that the tree at ``size1`` is a prefix of the tree at ``size2`` (default now)."""
+        with self._lock:
+            size2 = self._size() if size2 is None else size2
+            return merkle.consistency_proof(size1, size2, self._range_hash)
+
+    def verify(self, cosigner_vkeys: tuple[str, ...] = ()) -> VerifyResult:
+        """Verify the whole log (see :mod:`doorbell.audit.verify`)."""
+        from doorbell.audit.verify import verify_data_dir
+
+        return verify_data_dir(self.data_dir, cosigner_vkeys=cosigner_vkeys)
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (rollback on error) under the log's thread lock."""
+
+    def __init__(self, log: AuditLog) -> None:
+        self._log = log
+
+    def __enter__(self) -> None:
+        self._log._lock.acquire()
+        if self._log._closed:
+            self._log._lock.release()
+            raise AuditError("the audit log is closed")
+        try:
+            self._log._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            self._log._lock.release()
+            raise StorageError(f"audit log: cannot start a write ({exc})") from exc
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 traceback: TracebackType | None) -> None:  # fmt: skip
+        try:
+            if kind is None:
+                try:
+                    self._log._conn.execute("COMMIT")
+                except sqlite3.Error as exc:
+                    self._log._conn.execute("ROLLBACK")
+                    raise StorageError(f"audit log: commit failed ({exc})") from exc
+            else:
+                self._log._conn.execute("ROLLBACK")
+        finally:
+            self._log._lock.release()
