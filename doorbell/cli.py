@@ -25,7 +25,9 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
 #: subcommand name -> "module:attribute"; the module is imported only when the command runs.
-LAZY_COMMANDS: dict[str, str] = {}
+LAZY_COMMANDS: dict[str, str] = {
+    "audit": "doorbell.commands.audit:audit",
+}
 
 
 class DoorbellCommandError(click.ClickException):
