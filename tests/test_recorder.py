@@ -1,0 +1,230 @@
+"""The recorder pipeline end to end: frames in, encrypted clips, index rows and audit out.
+
+A camera that draws each frame's index into the picture lets the tests decode a clip and see
+exactly which frames it holds: the trigger frame, the pre-roll, splits without gaps.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from recorder_helpers import (
+    IndexCamera,
+    ScriptedMotion,
+    clip_indexes,
+    make_owner,
+    plaintext_hits,
+    temp_dir,
+    recorder_config,
+)
+
+from doorbell.age.recipients import parse_recipients_file
+from doorbell.audit.log import AuditLog
+from doorbell.recorder import Recorder
+from doorbell.store import Store, new_clip_id
+
+
+def record(data_dir: Path, camera: IndexCamera, detector, config=None, **kwargs) -> Recorder:
+    config = config or recorder_config(data_dir)
+    with AuditLog.open(data_dir) as audit, Store.open(data_dir) as store:
+        recorder = Recorder(
+            config,
+            camera_factory=lambda: camera,
+            detector=detector,
+            store=store,
+            audit=audit,
+            recipients=parse_recipients_file(data_dir / "keys" / "owner.recipients"),
+            **kwargs,
+        )
+        assert recorder.run() == 0
+    return recorder
+
+
+def actions(data_dir: Path) -> list[str]:
+    import json
+
+    with AuditLog.open(data_dir) as audit:
+        return [json.loads(entry)["action"] for _index, entry in audit.entries()]
+
+
+def test_trigger_frame_and_pre_roll_are_in_the_clip(data_dir: Path) -> None:
+    identity = make_owner(data_dir)
+    # motion on frames 50..59 at 10 fps; pre-roll 2 s, keyframes every 1 s, post-roll 2 s
+    recorder = record(data_dir, IndexCamera(120), ScriptedMotion(set(range(50, 60))))
+    with Store.open(data_dir) as store:
+        (clip,) = store.clips()
+        (event,) = store.events()
+    assert recorder.sealed_clips == [clip.id]
+    assert clip.sealed and not clip.interrupted and clip.trigger == "motion"
+    assert event.kind == "motion" and event.id == clip.event_id
+    indexes = clip_indexes(data_dir / clip.path, identity)
+    assert indexes == list(range(indexes[0], indexes[-1] + 1)), "no frame lost inside the clip"
+    assert 50 in indexes, "the frame that triggered is in the clip"
+    # pre-roll: at least pre_roll_s (20 frames) before the trigger, at most one GOP (10) more
+    assert 50 - 30 <= indexes[0] <= 50 - 20
+    # post-roll: motion ended after frame 59, the clip runs 2 s (20 frames) past it
+    assert indexes[-1] >= 59 + 19
+    assert clip.zones == ("door",)
+    assert (data_dir / clip.thumb_path).exists()
+    assert "clip.sealed" in actions(data_dir)
+
+
+def test_long_event_splits_into_consecutive_clips_without_lost_frames(data_dir: Path) -> None:
+    identity = make_owner(data_dir)
+    config = recorder_config(data_dir, recording={"max_clip_s": 5.0})
+    record(data_dir, IndexCamera(200), ScriptedMotion(set(range(30, 150))), config)
+    with Store.open(data_dir) as store:
+        clips = store.clips(newest_first=False)
+        events = store.events()
+    assert len(clips) >= 3
+    assert [c.trigger for c in clips] == ["motion"] + ["continuation"] * (len(clips) - 1)
+    assert len({c.event_id for c in clips}) == 1 and len(events) == 1
+    frames = [clip_indexes(data_dir / c.path, identity) for c in clips]
+    joined = [i for clip_frames in frames for i in clip_frames]
+    assert joined == list(range(joined[0], joined[-1] + 1)), "gapless and without duplicates"
+    for clip_frames in frames[:-1]:
+        assert len(clip_frames) <= 5 * 10 + 10  # max_clip_s plus at most one keyframe interval
+
+
+def test_ring_without_motion_records_a_ring_clip(data_dir: Path) -> None:
+    identity = make_owner(data_dir)
+    holder: list[Recorder] = []
+    camera = IndexCamera(80, on_frame=lambda i: holder[0].ring() if i == 40 else None)
+    config = recorder_config(data_dir)
+    with AuditLog.open(data_dir) as audit, Store.open(data_dir) as store:
+        recorder = Recorder(
+            config,
+            camera_factory=lambda: camera,
+            detector=ScriptedMotion(set()),
+            store=store,
+            audit=audit,
+            recipients=parse_recipients_file(data_dir / "keys" / "owner.recipients"),
+        )
+        holder.append(recorder)
+        recorder.run()
+        (clip,) = store.clips()
+        (event,) = store.events()
+    assert clip.trigger == "ring" and event.kind == "ring" and event.id == clip.event_id
+    assert 40 in clip_indexes(data_dir / clip.path, identity)
+    assert "doorbell.ring" in actions(data_dir)
+
+
+def test_led_follows_recording_and_live_gets_masked_frames(data_dir: Path) -> None:
+    make_owner(data_dir)
+    states: list[bool] = []
+    published: list[str] = []
+    record(
+        data_dir,
+        IndexCamera(100),
+        ScriptedMotion(set(range(30, 35))),
+        on_recording=states.append,
+        publish=lambda kind, details, payload: published.append(kind),
+    )
+    assert states == [True, False]
+    assert "frame" in published and "clip.sealed" in published
+
+
+def test_no_plaintext_on_disk_during_and_after_recording(data_dir: Path) -> None:
+    make_owner(data_dir)
+    before = set(plaintext_hits(temp_dir()))
+    during: list[str] = []
+    scan_at = {45, 70, 95}
+
+    def scan(index: int) -> None:
+        if index in scan_at:
+            during.extend(plaintext_hits(data_dir))
+            during.extend(set(plaintext_hits(temp_dir())) - before)
+
+    record(data_dir, IndexCamera(120, on_frame=scan), ScriptedMotion(set(range(40, 100))))
+    with Store.open(data_dir) as store:
+        assert len(store.clips()) == 1
+    assert during == []
+    assert plaintext_hits(data_dir) == []
+    assert set(plaintext_hits(temp_dir())) - before == set()
+
+
+def test_scanner_would_catch_plaintext(data_dir: Path) -> None:
+    from doorbell.video import encode_jpeg
+
+    import numpy as np
+
+    (data_dir / "leak.bin").write_bytes(b"xx" + encode_jpeg(np.zeros((48, 64, 3), np.uint8), 64))
+    assert plaintext_hits(data_dir) != []
+
+
+def test_retention_deletes_oldest_and_audits_it(data_dir: Path) -> None:
+    make_owner(data_dir)
+    with Store.open(data_dir) as store:
+        old_id = new_clip_id(1_000_000_000.0)  # 2001
+        path = store.begin_clip(old_id, started_at=1_000_000_000.0, trigger="motion")
+        path.write_bytes(b"ciphertext")
+        store.seal_clip(old_id, ended_at=1_000_000_010.0, duration_s=10, size_bytes=10,
+                        sha256="ab" * 32)  # fmt: skip
+    config = recorder_config(data_dir, storage={"retention_days": 30})
+    record(data_dir, IndexCamera(20), ScriptedMotion(set()), config)
+    with Store.open(data_dir) as store:
+        assert store.clips() == []
+    assert not path.exists()
+    assert "clip.deleted" in actions(data_dir)
+
+
+def test_stop_from_another_thread_seals_the_open_clip(data_dir: Path) -> None:
+    identity = make_owner(data_dir)
+    holder: list[Recorder] = []
+    stop_at = threading.Event()
+
+    def on_frame(index: int) -> None:
+        if index == 60:
+            holder[0].stop()
+            stop_at.set()
+
+    config = recorder_config(data_dir)
+    with AuditLog.open(data_dir) as audit, Store.open(data_dir) as store:
+        recorder = Recorder(
+            config,
+            camera_factory=lambda: IndexCamera(500, on_frame=on_frame),
+            detector=ScriptedMotion(set(range(30, 500))),
+            store=store,
+            audit=audit,
+            recipients=parse_recipients_file(data_dir / "keys" / "owner.recipients"),
+        )
+        holder.append(recorder)
+        assert recorder.run() == 0
+        (clip,) = store.clips()
+    assert stop_at.is_set() and clip.sealed and not clip.interrupted
+    assert clip_indexes(data_dir / clip.path, identity)[-1] == 60
+
+
+@pytest.mark.parametrize("faults", [1, 2])
+def test_camera_fault_reconnects_and_audits_once(data_dir: Path, faults: int) -> None:
+    from doorbell.errors import CameraError
+
+    make_owner(data_dir)
+    opened: list[int] = []
+
+    def factory():
+        opened.append(1)
+        if len(opened) <= faults:
+            raise CameraError("mock camera unplugged")
+        return IndexCamera(30)
+
+    config = recorder_config(data_dir)
+    sleeps: list[float] = []
+    with AuditLog.open(data_dir) as audit, Store.open(data_dir) as store:
+        recorder = Recorder(
+            config,
+            camera_factory=factory,
+            detector=ScriptedMotion(set()),
+            store=store,
+            audit=audit,
+            recipients=parse_recipients_file(data_dir / "keys" / "owner.recipients"),
+            sleep=sleeps.append,
+        )
+        recorder.run()
+    assert len(opened) == faults + 1
+    assert sleeps == [1.0, 2.0][:faults]
+    logged = actions(data_dir)
+    assert logged.count("camera.fault") == 1
+    assert logged.count("camera.recovered") == 1
