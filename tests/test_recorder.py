@@ -16,8 +16,8 @@ from recorder_helpers import (
     clip_indexes,
     make_owner,
     plaintext_hits,
-    temp_dir,
     recorder_config,
+    temp_dir,
 )
 
 from doorbell.age.recipients import parse_recipients_file
@@ -146,9 +146,9 @@ def test_no_plaintext_on_disk_during_and_after_recording(data_dir: Path) -> None
 
 
 def test_scanner_would_catch_plaintext(data_dir: Path) -> None:
-    from doorbell.video import encode_jpeg
-
     import numpy as np
+
+    from doorbell.video import encode_jpeg
 
     (data_dir / "leak.bin").write_bytes(b"xx" + encode_jpeg(np.zeros((48, 64, 3), np.uint8), 64))
     assert plaintext_hits(data_dir) != []
