@@ -1,0 +1,525 @@
+"""Live feed between processes: the recorder publishes, the web UI subscribes (unix socket).
+
+What flows: masked live JPEG frames (a few per second, small) and events (``motion_start``,
+``motion_stop``, ``ring``, ``clip_sealed``, ``camera_fault``, ``camera_ok``). Never keys,
+never anything the web process could not see on screen anyway. Memory only: nothing here
+writes a file except the socket itself.
+
+Wire format, one message after another, in both directions of nothing but publisher ->
+subscriber::
+
+    uint32 header_length | uint32 payload_length | header (UTF-8 JSON object) | payload
+
+The header always has ``kind`` and ``time`` (seconds on the recorder's clock); a frame's
+header also has ``width`` and ``height``, its payload is the JPEG. Events carry their own
+small fields (``clip_id``, ``message``...) and no payload.
+
+Access: the socket file gets mode 0660 and, if ``group`` is given, that group. Deploy with a
+group both the recorder and web users belong to (systemd: ``RuntimeDirectory=doorbell``,
+``RuntimeDirectoryMode=0750``, recorder ``SupplementaryGroups=doorbell-live`` and
+``group="doorbell-live"``, web user also in ``doorbell-live``); nobody else can connect.
+
+A slow or dead subscriber never blocks the publisher: :meth:`LivePublisher.publish_frame`
+and :meth:`~LivePublisher.publish_event` only append to a small per-subscriber queue; one I/O
+thread sends without blocking. Old frames are dropped for a subscriber that lags (events are
+kept), and a subscriber that makes no progress for ``stall_timeout_s`` or whose backlog grows
+past the limits is disconnected. The subscriber reconnects with exponential backoff.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import selectors
+import socket
+import stat
+import struct
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from doorbell.errors import DoorbellError
+
+log = logging.getLogger(__name__)
+
+EVENT_KINDS = (
+    "motion_start",
+    "motion_stop",
+    "ring",
+    "clip_sealed",
+    "camera_fault",
+    "camera_ok",
+)
+FRAME = "frame"
+_PREFIX = struct.Struct(">II")
+MAX_HEADER_BYTES = 16 << 10
+MAX_PAYLOAD_BYTES = 4 << 20
+
+
+class LiveError(DoorbellError, OSError):
+    """The live socket cannot be created, or a message is malformed."""
+
+
+@dataclass(frozen=True)
+class LiveMessage:
+    """One message: ``kind`` is ``"frame"`` or an event kind; ``payload`` is a frame's JPEG."""
+
+    kind: str
+    time_s: float
+    header: dict[str, Any]
+    payload: bytes = b""
+    seq: int = field(default=0, compare=False)
+
+    @property
+    def is_frame(self) -> bool:
+        return self.kind == FRAME
+
+
+def encode_message(header: dict[str, Any], payload: bytes = b"") -> bytes:
+    """The wire bytes of one message (see the module docstring)."""
+    raw = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
+    if len(raw) > MAX_HEADER_BYTES or len(payload) > MAX_PAYLOAD_BYTES:
+        raise LiveError(f"live message too large ({len(raw)} + {len(payload)} bytes)")
+    return _PREFIX.pack(len(raw), len(payload)) + raw + payload
+
+
+# --- publisher (recorder side) -------------------------------------------------------------
+
+
+class _Connection:
+    """One subscriber as seen by the publisher: socket plus a bounded send queue."""
+
+    def __init__(self, sock: socket.socket, now: float) -> None:
+        self.sock = sock
+        self.queue: deque[tuple[bool, bytes]] = deque()  # (is_frame, wire bytes)
+        self.current: memoryview | None = None
+        self.queued_bytes = 0
+        self.last_progress = now
+
+    @property
+    def has_pending(self) -> bool:
+        return self.current is not None or bool(self.queue)
+
+    def send_some(self, now: float) -> None:
+        """Send as much as the socket takes now. Raises OSError if the peer is gone."""
+        while True:
+            if self.current is None:
+                if not self.queue:
+                    return
+                _, data = self.queue.popleft()
+                self.queued_bytes -= len(data)
+                self.current = memoryview(data)
+            try:
+                sent = self.sock.send(self.current)
+            except BlockingIOError:
+                return
+            self.last_progress = now
+            self.current = self.current[sent:] if sent < len(self.current) else None
+
+
+class LivePublisher:
+    """Serve live frames and events on a unix socket to any number of subscribers.
+
+    ``max_pending_frames`` frames wait per subscriber (older ones are dropped);
+    ``max_pending_bytes`` and ``stall_timeout_s`` bound how far one may fall behind before it
+    is disconnected. Lifecycle: :meth:`start`, :meth:`close` (or ``with``); one named,
+    non-daemon I/O thread, joined on close.
+    """
+
+    def __init__(
+        self,
+        socket_path: str | Path,
+        *,
+        group: str | int | None = None,
+        mode: int = 0o660,
+        max_pending_frames: int = 2,
+        max_pending_bytes: int = 2 << 20,
+        stall_timeout_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.socket_path = Path(socket_path)
+        self.group = group
+        self.mode = mode
+        self.max_pending_frames = max_pending_frames
+        self.max_pending_bytes = max_pending_bytes
+        self.stall_timeout_s = stall_timeout_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._connections: list[_Connection] = []
+        self._dead: list[_Connection] = []
+        self._listener: socket.socket | None = None
+        self._wake_reader, self._wake_writer = None, None
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._inode: int | None = None
+        self.dropped_frames = 0
+        self.dropped_subscribers = 0
+
+    @property
+    def subscriber_count(self) -> int:
+        with self._lock:
+            return len(self._connections)
+
+    def start(self) -> None:
+        """Create the socket (replacing a stale one) and start the I/O thread.
+
+        Raises :class:`LiveError` if another publisher is serving the path, or the path is
+        not a socket, or the socket cannot be created.
+        """
+        if self._thread is not None:
+            raise LiveError("live publisher already started")
+        self._listener = self._bind()
+        self._wake_reader, self._wake_writer = socket.socketpair()
+        self._wake_reader.setblocking(False)
+        self._wake_writer.setblocking(False)
+        self._thread = threading.Thread(target=self._run, name="live-publisher", daemon=False)
+        self._thread.start()
+
+    def publish_frame(self, jpeg: bytes, *, time_s: float, width: int, height: int) -> None:
+        """Queue a JPEG frame for every subscriber. Never blocks on a subscriber."""
+        header = {"kind": FRAME, "time": time_s, "width": width, "height": height}
+        self._publish(True, encode_message(header, jpeg))
+
+    def publish_event(self, kind: str, *, time_s: float, **fields: Any) -> None:
+        """Queue an event (one of :data:`EVENT_KINDS`, with small JSON-able fields)."""
+        if kind not in EVENT_KINDS:
+            raise LiveError(f"unknown live event kind {kind!r} (known: {', '.join(EVENT_KINDS)})")
+        self._publish(False, encode_message({**fields, "kind": kind, "time": time_s}))
+
+    def close(self) -> None:
+        """Stop the I/O thread, disconnect subscribers, remove the socket file if ours."""
+        thread = self._thread
+        if thread is None:
+            return
+        self._stopping = True
+        self._wake()
+        thread.join()
+        self._thread = None
+        with self._lock:
+            for connection in self._connections + self._dead:
+                connection.sock.close()
+            self._connections.clear()
+            self._dead.clear()
+        for sock in (self._listener, self._wake_reader, self._wake_writer):
+            if sock is not None:
+                sock.close()
+        with contextlib.suppress(FileNotFoundError):
+            if os.lstat(self.socket_path).st_ino == self._inode:
+                self.socket_path.unlink()
+
+    def __enter__(self) -> LivePublisher:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _bind(self) -> socket.socket:
+        path = self.socket_path
+        if len(os.fsencode(path)) >= 108:
+            raise LiveError(f"{path}: too long for a unix socket path (108 bytes max)")
+        if not path.parent.is_dir():
+            raise LiveError(f"{path.parent}: directory for the live socket does not exist")
+        try:
+            info = os.lstat(path)
+        except FileNotFoundError:
+            info = None
+        if info is not None:
+            if not stat.S_ISSOCK(info.st_mode):
+                raise LiveError(f"{path}: exists and is not a socket; refusing to replace it")
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+                try:
+                    probe.connect(str(path))
+                except OSError:
+                    log.info("replacing stale live socket %s", path)
+                else:
+                    raise LiveError(f"{path}: another recorder is already publishing there")
+        # Bind under a temporary name, set mode and group, then rename over the final name:
+        # subscribers never see the socket with looser permissions, and a stale file is
+        # replaced atomically.
+        temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            listener.bind(str(temp))
+            os.chmod(temp, self.mode)
+            if self.group is not None:
+                os.chown(temp, -1, _gid(self.group))
+            listener.listen(8)
+            listener.setblocking(False)
+            os.replace(temp, path)
+            self._inode = os.lstat(path).st_ino
+        except OSError as error:
+            listener.close()
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+            raise LiveError(f"{path}: cannot create the live socket: {error}") from error
+        return listener
+
+    def _publish(self, is_frame: bool, data: bytes) -> None:
+        with self._lock:
+            for connection in self._connections:
+                if is_frame:
+                    frames = [item for item in connection.queue if item[0]]
+                    while len(frames) >= self.max_pending_frames and frames:
+                        oldest = frames.pop(0)
+                        connection.queue.remove(oldest)
+                        connection.queued_bytes -= len(oldest[1])
+                        self.dropped_frames += 1
+                connection.queue.append((is_frame, data))
+                connection.queued_bytes += len(data)
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._wake_writer is not None:
+            with contextlib.suppress(BlockingIOError, OSError):
+                self._wake_writer.send(b"\0")
+
+    def _run(self) -> None:
+        selector = selectors.DefaultSelector()
+        selector.register(self._listener, selectors.EVENT_READ, "accept")
+        selector.register(self._wake_reader, selectors.EVENT_READ, "wake")
+        interest: dict[_Connection, int] = {}
+        try:
+            while not self._stopping:
+                for key, _events in selector.select(timeout=1.0):
+                    if key.data == "accept":
+                        self._accept()
+                    elif key.data == "wake":
+                        with contextlib.suppress(BlockingIOError):
+                            key.fileobj.recv(4096)  # type: ignore[union-attr]
+                    else:  # a subscriber sent something or hung up; it never talks
+                        self._check_peer(key.data)
+                self._flush_all(selector, interest)
+        finally:
+            selector.close()
+
+    def _accept(self) -> None:
+        try:
+            sock, _ = self._listener.accept()  # type: ignore[union-attr]
+        except BlockingIOError:
+            return
+        sock.setblocking(False)
+        with self._lock:
+            self._connections.append(_Connection(sock, self._clock()))
+        log.info("live subscriber connected (%d now)", self.subscriber_count)
+
+    def _check_peer(self, connection: _Connection) -> None:
+        try:
+            data = connection.sock.recv(4096)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._drop(connection, "disconnected")
+
+    def _flush_all(
+        self, selector: selectors.BaseSelector, interest: dict[_Connection, int]
+    ) -> None:
+        now = self._clock()
+        with self._lock:
+            connections = list(self._connections)
+            for connection in connections:
+                try:
+                    connection.send_some(now)
+                except OSError:
+                    self._drop_locked(connection, "disconnected")
+                    continue
+                if connection.queued_bytes > self.max_pending_bytes:
+                    self._drop_locked(connection, "too far behind")
+                elif (
+                    connection.has_pending and now - connection.last_progress > self.stall_timeout_s
+                ):
+                    self._drop_locked(connection, "stalled")
+            alive = set(self._connections)
+        for connection in list(interest):
+            if connection not in alive:
+                with contextlib.suppress(KeyError, ValueError):
+                    selector.unregister(connection.sock)
+                del interest[connection]
+        with self._lock:  # close only once unregistered, so a reused fd number is no problem
+            dead, self._dead = self._dead, []
+        for connection in dead:
+            connection.sock.close()
+        for connection in alive:
+            wanted = selectors.EVENT_READ | (selectors.EVENT_WRITE if connection.has_pending else 0)
+            if connection not in interest:
+                selector.register(connection.sock, wanted, connection)
+            elif interest[connection] != wanted:
+                selector.modify(connection.sock, wanted, connection)
+            interest[connection] = wanted
+
+    def _drop(self, connection: _Connection, reason: str) -> None:
+        with self._lock:
+            self._drop_locked(connection, reason)
+
+    def _drop_locked(self, connection: _Connection, reason: str) -> None:
+        if connection in self._connections:
+            self._connections.remove(connection)
+            if reason != "disconnected":
+                self.dropped_subscribers += 1
+            log.info("live subscriber %s; dropped", reason)
+            self._dead.append(connection)
+
+
+def _gid(group: str | int) -> int:
+    if isinstance(group, int):
+        return group
+    import grp
+
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError as error:
+        raise LiveError(f"group {group!r} does not exist (create it at install time)") from error
+
+
+# --- subscriber (web side) -----------------------------------------------------------------
+
+
+class LiveSubscriber:
+    """Receive live frames and events; reconnect with exponential backoff when cut off.
+
+    ``when_message`` (optional) is called on the subscriber thread for every message: keep
+    it short. :attr:`latest_frame` always holds the newest frame; :meth:`wait_for_frame`
+    lets many HTTP streams follow it. Lifecycle: :meth:`start`, :meth:`close` (or ``with``);
+    one named, non-daemon thread, joined on close.
+    """
+
+    def __init__(
+        self,
+        socket_path: str | Path,
+        *,
+        when_message: Callable[[LiveMessage], None] | None = None,
+        backoff_initial_s: float = 0.1,
+        backoff_max_s: float = 5.0,
+        poll_s: float = 0.2,
+    ) -> None:
+        self.socket_path = Path(socket_path)
+        self.when_message = when_message
+        self.backoff_initial_s = backoff_initial_s
+        self.backoff_max_s = backoff_max_s
+        self._poll_s = poll_s
+        self._stop = threading.Event()
+        self._changed = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._seq = 0
+        self.latest_frame: LiveMessage | None = None
+        self.connected = False
+        self.connect_count = 0
+
+    def start(self) -> None:
+        """Start the subscriber thread (it connects, and reconnects, by itself)."""
+        if self._thread is not None:
+            raise LiveError("live subscriber already started")
+        self._thread = threading.Thread(target=self._run, name="live-subscriber", daemon=False)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Disconnect and join the thread (within about ``poll_s`` seconds)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        with self._changed:
+            self._changed.notify_all()
+
+    def __enter__(self) -> LiveSubscriber:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def wait_for_frame(
+        self, after_seq: int = 0, timeout: float | None = None
+    ) -> LiveMessage | None:
+        """The newest frame with ``seq > after_seq``, waiting up to ``timeout`` seconds."""
+
+        def newer() -> bool:
+            frame = self.latest_frame
+            return self._stop.is_set() or (frame is not None and frame.seq > after_seq)
+
+        with self._changed:
+            self._changed.wait_for(newer, timeout)
+        frame = self.latest_frame
+        return frame if frame is not None and frame.seq > after_seq else None
+
+    def _run(self) -> None:
+        delay = self.backoff_initial_s
+        while not self._stop.is_set():
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.settimeout(self._poll_s)
+                sock.connect(str(self.socket_path))
+            except OSError:
+                sock.close()
+                self._stop.wait(delay)
+                delay = min(delay * 2, self.backoff_max_s)
+                continue
+            delay = self.backoff_initial_s
+            self.connected = True
+            self.connect_count += 1
+            try:
+                self._receive(sock)
+            except (OSError, LiveError, ValueError) as error:
+                log.info("live feed interrupted: %s", error)
+            finally:
+                self.connected = False
+                sock.close()
+
+    def _receive(self, sock: socket.socket) -> None:
+        while not self._stop.is_set():
+            prefix = self._read_exactly(sock, _PREFIX.size)
+            if prefix is None:
+                return
+            header_length, payload_length = _PREFIX.unpack(prefix)
+            if header_length > MAX_HEADER_BYTES or payload_length > MAX_PAYLOAD_BYTES:
+                raise LiveError(f"live message too large ({header_length}+{payload_length})")
+            raw = self._read_exactly(sock, header_length + payload_length)
+            if raw is None:
+                return
+            header = json.loads(raw[:header_length])
+            if not isinstance(header, dict) or not isinstance(header.get("kind"), str):
+                raise LiveError("live message header is not an object with a kind")
+            self._seq += 1
+            message = LiveMessage(
+                kind=header["kind"],
+                time_s=float(header.get("time", 0.0)),
+                header=header,
+                payload=raw[header_length:],
+                seq=self._seq,
+            )
+            if message.is_frame:
+                with self._changed:
+                    self.latest_frame = message
+                    self._changed.notify_all()
+            if self.when_message is not None:
+                self.when_message(message)
+
+    def _read_exactly(self, sock: socket.socket, size: int) -> bytes | None:
+        """``size`` bytes, or None at a clean end of stream or on close()."""
+        chunks, remaining = [], size
+        while remaining:
+            if self._stop.is_set():
+                return None
+            try:
+                chunk = sock.recv(min(remaining, 1 << 16))
+            except TimeoutError:
+                continue
+            if not chunk:
+                if remaining != size:
+                    raise LiveError("live socket closed in the middle of a message")
+                return None
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(chunks)
