@@ -27,6 +27,7 @@ EXIT_USAGE = 2
 #: subcommand name -> "module:attribute"; the module is imported only when the command runs.
 LAZY_COMMANDS: dict[str, str] = {
     "audit": "doorbell.commands.audit:audit",
+    "recorder": "doorbell.commands.recorder:recorder",
 }
 
 

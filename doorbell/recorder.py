@@ -191,6 +191,7 @@ class Recorder:
                             self.process_frame(frame)
                             if outage_audited:
                                 self._audit.append("recorder", "camera.recovered")
+                                self._emit("camera_ok", {})
                                 outage_audited, backoff = False, 1.0
                             if self._stop.is_set():
                                 break
@@ -201,6 +202,7 @@ class Recorder:
                     self._seal_open_clip()
                     log.error("camera fault: %s; retrying in %.0f s", error, backoff)
                     self._notify(f"STATUS=camera fault: {error}")
+                    self._emit("camera_fault", {"error": str(error)[:200]})
                     if not outage_audited:
                         self._audit.append(
                             "recorder", "camera.fault", details={"error": str(error)[:200]}
@@ -235,7 +237,7 @@ class Recorder:
         keyframe = bool(packets) and packets[0].is_keyframe
         decision = self._machine.step(
             frame.timestamp,
-            motion=bool(getattr(motion, "active", False)),
+            motion=bool(getattr(motion, "is_active", False)),
             ring=rang,
             keyframe=keyframe,
         )
@@ -306,7 +308,7 @@ class Recorder:
         )
         self._write_thumbnail(clip_id, frame)
         self._on_recording(True)
-        self._emit("clip.started", {"clip": clip_id, "trigger": trigger})
+        self._emit("motion_start", {"clip": clip_id, "trigger": trigger})
 
     def _write_thumbnail(self, clip_id: str, frame: Frame) -> None:
         jpeg = encode_jpeg(frame.main, self.config.recording.thumbnail_width)
@@ -348,7 +350,9 @@ class Recorder:
         )
         self.sealed_clips.append(clip.id)
         self._on_recording(False)
-        self._emit("clip.sealed", {"clip": clip.id, "duration_s": round(sealed.duration_s, 3)})
+        self._emit("clip_sealed", {"clip": clip.id, "duration_s": round(sealed.duration_s, 3)})
+        if end_event:
+            self._emit("motion_stop", {"clip": clip.id, "event": clip.event_id})
 
     def _record_ring(self, frame: Frame) -> None:
         clip_id = self._clip.id if self._clip is not None else None
@@ -404,4 +408,3 @@ class Recorder:
             self._audit.append(
                 "recorder", "clip.deleted", clip.id, {"reason": reason, "sha256": clip.sha256 or ""}
             )
-            self._emit("clip.deleted", {"clip": clip.id})

@@ -78,7 +78,7 @@ class IndexCamera:
 
 @dataclasses.dataclass
 class Motion:
-    active: bool
+    is_active: bool
     score: float = 0.0
     zones: tuple[str, ...] = ()
 
@@ -91,7 +91,7 @@ class ScriptedMotion:
 
     def update(self, frame: Frame) -> Motion:
         on = frame.index in self.active_frames
-        return Motion(active=on, score=1.0 if on else 0.0, zones=("door",) if on else ())
+        return Motion(is_active=on, score=1.0 if on else 0.0, zones=("door",) if on else ())
 
 
 def make_owner(data_dir: Path) -> X25519Identity:

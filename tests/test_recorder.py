@@ -123,7 +123,7 @@ def test_led_follows_recording_and_live_gets_masked_frames(data_dir: Path) -> No
         publish=lambda kind, details, payload: published.append(kind),
     )
     assert states == [True, False]
-    assert "frame" in published and "clip.sealed" in published
+    assert "frame" in published and "clip_sealed" in published and "motion_start" in published
 
 
 def test_no_plaintext_on_disk_during_and_after_recording(data_dir: Path) -> None:
