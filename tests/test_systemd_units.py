@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -319,3 +320,54 @@ def test_clips_written_0640_by_the_recorder_are_readable_by_the_web(
     assert clip.stat().st_gid == (provisioned_root / "var/lib/doorbell/clips").stat().st_gid
     assert _can(provisioned_root, "doorbell-web", clip, "read")
     assert not _can(provisioned_root, "doorbell-web", clip, "write")
+
+
+# --- MemoryDenyWriteExecute=yes: does the runtime stack live with it? -------------------
+
+MDWE_PROBE = """
+import ctypes, io, mmap, sys
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.prctl(65, 1, 0, 0, 0) != 0:  # PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN (Linux >= 6.3)
+    sys.exit(77)
+try:
+    mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+    sys.exit("W+X mapping allowed: MDWE is not in force")
+except PermissionError:
+    pass
+import av, cv2, jinja2, numpy as np
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+frames = [np.random.default_rng(i).integers(0, 255, (96, 128, 3), dtype=np.uint8) for i in range(8)]
+grey = cv2.GaussianBlur(cv2.cvtColor(frames[0], cv2.COLOR_BGR2GRAY), (5, 5), 0)
+cv2.findContours(cv2.threshold(grey, 25, 255, cv2.THRESH_BINARY)[1], cv2.RETR_EXTERNAL,
+                 cv2.CHAIN_APPROX_SIMPLE)
+cv2.imencode(".jpg", frames[0])
+buffer = io.BytesIO()
+with av.open(buffer, "w", format="mp4", options={"movflags": "frag_keyframe+empty_moov"}) as out:
+    stream = out.add_stream("libx264", rate=15)
+    stream.width, stream.height, stream.pix_fmt = 128, 96, "yuv420p"
+    for frame in frames:
+        out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")))
+    out.mux(stream.encode())
+buffer.seek(0)
+decoded = sum(1 for _ in av.open(buffer).decode(video=0))
+X25519PrivateKey.generate().exchange(X25519PrivateKey.generate().public_key())
+ChaCha20Poly1305(bytes(32)).encrypt(bytes(12), b"x" * 65536, None)
+Scrypt(salt=bytes(16), length=32, n=2**10, r=8, p=1).derive(b"passphrase")
+jinja2.Template("{{ a }}").render(a=1)
+print("decoded", decoded)
+"""
+
+
+def test_runtime_stack_needs_no_writable_executable_memory() -> None:
+    """MemoryDenyWriteExecute=yes in both units: numpy, OpenCV, PyAV/libx264, cryptography
+    and Jinja2 must work with W^X enforced. The kernel's own PR_SET_MDWE stands in for
+    systemd's seccomp version here (same rule: no mapping gains PROT_EXEC while writable)."""
+    result = subprocess.run(
+        [sys.executable, "-c", MDWE_PROBE], capture_output=True, text=True, timeout=120, check=False
+    )
+    if result.returncode == 77:
+        missing("this kernel has no PR_SET_MDWE (Linux >= 6.3 needed for the W^X check)")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "decoded 8" in result.stdout
