@@ -1,95 +1,26 @@
-"""Live feed between processes: the recorder publishes, the web UI subscribes (unix socket).
+"""Recorder side of the live feed: serve frames and events to subscribers, never block.
 
-What flows: masked live JPEG frames (a few per second, small) and events (``motion_start``,
-``motion_stop``, ``ring``, ``clip_sealed``, ``camera_fault``, ``camera_ok``). Never keys,
-never anything the web process could not see on screen anyway. Memory only: nothing here
-writes a file except the socket itself.
-
-Wire format, one message after another, in both directions of nothing but publisher ->
-subscriber::
-
-    uint32 header_length | uint32 payload_length | header (UTF-8 JSON object) | payload
-
-The header always has ``kind`` and ``time`` (seconds on the recorder's clock); a frame's
-header also has ``width`` and ``height``, its payload is the JPEG. Events carry their own
-small fields (``clip_id``, ``message``...) and no payload.
-
-Access: the socket file gets mode 0660 and, if ``group`` is given, that group. Deploy with a
-group both the recorder and web users belong to (systemd: ``RuntimeDirectory=doorbell``,
-``RuntimeDirectoryMode=0750``, recorder ``SupplementaryGroups=doorbell-live`` and
-``group="doorbell-live"``, web user also in ``doorbell-live``); nobody else can connect.
-
-A slow or dead subscriber never blocks the publisher: :meth:`LivePublisher.publish_frame`
-and :meth:`~LivePublisher.publish_event` only append to a small per-subscriber queue; one I/O
-thread sends without blocking. Old frames are dropped for a subscriber that lags (events are
-kept), and a subscriber that makes no progress for ``stall_timeout_s`` or whose backlog grows
-past the limits is disconnected. The subscriber reconnects with exponential backoff.
+See :mod:`doorbell.live` for the access model and the drop policy.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import selectors
 import socket
 import stat
-import struct
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from doorbell.errors import DoorbellError
+from doorbell.live.wire import EVENT_KINDS, FRAME, LiveError, encode_message
 
 log = logging.getLogger(__name__)
-
-EVENT_KINDS = (
-    "motion_start",
-    "motion_stop",
-    "ring",
-    "clip_sealed",
-    "camera_fault",
-    "camera_ok",
-)
-FRAME = "frame"
-_PREFIX = struct.Struct(">II")
-MAX_HEADER_BYTES = 16 << 10
-MAX_PAYLOAD_BYTES = 4 << 20
-
-
-class LiveError(DoorbellError, OSError):
-    """The live socket cannot be created, or a message is malformed."""
-
-
-@dataclass(frozen=True)
-class LiveMessage:
-    """One message: ``kind`` is ``"frame"`` or an event kind; ``payload`` is a frame's JPEG."""
-
-    kind: str
-    time_s: float
-    header: dict[str, Any]
-    payload: bytes = b""
-    seq: int = field(default=0, compare=False)
-
-    @property
-    def is_frame(self) -> bool:
-        return self.kind == FRAME
-
-
-def encode_message(header: dict[str, Any], payload: bytes = b"") -> bytes:
-    """The wire bytes of one message (see the module docstring)."""
-    raw = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
-    if len(raw) > MAX_HEADER_BYTES or len(payload) > MAX_PAYLOAD_BYTES:
-        raise LiveError(f"live message too large ({len(raw)} + {len(payload)} bytes)")
-    return _PREFIX.pack(len(raw), len(payload)) + raw + payload
-
-
-# --- publisher (recorder side) -------------------------------------------------------------
 
 
 class _Connection:
@@ -381,145 +312,3 @@ def _gid(group: str | int) -> int:
         return grp.getgrnam(group).gr_gid
     except KeyError as error:
         raise LiveError(f"group {group!r} does not exist (create it at install time)") from error
-
-
-# --- subscriber (web side) -----------------------------------------------------------------
-
-
-class LiveSubscriber:
-    """Receive live frames and events; reconnect with exponential backoff when cut off.
-
-    ``when_message`` (optional) is called on the subscriber thread for every message: keep
-    it short. :attr:`latest_frame` always holds the newest frame; :meth:`wait_for_frame`
-    lets many HTTP streams follow it. Lifecycle: :meth:`start`, :meth:`close` (or ``with``);
-    one named, non-daemon thread, joined on close.
-    """
-
-    def __init__(
-        self,
-        socket_path: str | Path,
-        *,
-        when_message: Callable[[LiveMessage], None] | None = None,
-        backoff_initial_s: float = 0.1,
-        backoff_max_s: float = 5.0,
-        poll_s: float = 0.2,
-    ) -> None:
-        self.socket_path = Path(socket_path)
-        self.when_message = when_message
-        self.backoff_initial_s = backoff_initial_s
-        self.backoff_max_s = backoff_max_s
-        self._poll_s = poll_s
-        self._stop = threading.Event()
-        self._changed = threading.Condition()
-        self._thread: threading.Thread | None = None
-        self._seq = 0
-        self.latest_frame: LiveMessage | None = None
-        self.connected = False
-        self.connect_count = 0
-
-    def start(self) -> None:
-        """Start the subscriber thread (it connects, and reconnects, by itself)."""
-        if self._thread is not None:
-            raise LiveError("live subscriber already started")
-        self._thread = threading.Thread(target=self._run, name="live-subscriber", daemon=False)
-        self._thread.start()
-
-    def close(self) -> None:
-        """Disconnect and join the thread (within about ``poll_s`` seconds)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        with self._changed:
-            self._changed.notify_all()
-
-    def __enter__(self) -> LiveSubscriber:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def wait_for_frame(
-        self, after_seq: int = 0, timeout: float | None = None
-    ) -> LiveMessage | None:
-        """The newest frame with ``seq > after_seq``, waiting up to ``timeout`` seconds."""
-
-        def newer() -> bool:
-            frame = self.latest_frame
-            return self._stop.is_set() or (frame is not None and frame.seq > after_seq)
-
-        with self._changed:
-            self._changed.wait_for(newer, timeout)
-        frame = self.latest_frame
-        return frame if frame is not None and frame.seq > after_seq else None
-
-    def _run(self) -> None:
-        delay = self.backoff_initial_s
-        while not self._stop.is_set():
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                sock.settimeout(self._poll_s)
-                sock.connect(str(self.socket_path))
-            except OSError:
-                sock.close()
-                self._stop.wait(delay)
-                delay = min(delay * 2, self.backoff_max_s)
-                continue
-            delay = self.backoff_initial_s
-            self.connected = True
-            self.connect_count += 1
-            try:
-                self._receive(sock)
-            except (OSError, LiveError, ValueError) as error:
-                log.info("live feed interrupted: %s", error)
-            finally:
-                self.connected = False
-                sock.close()
-
-    def _receive(self, sock: socket.socket) -> None:
-        while not self._stop.is_set():
-            prefix = self._read_exactly(sock, _PREFIX.size)
-            if prefix is None:
-                return
-            header_length, payload_length = _PREFIX.unpack(prefix)
-            if header_length > MAX_HEADER_BYTES or payload_length > MAX_PAYLOAD_BYTES:
-                raise LiveError(f"live message too large ({header_length}+{payload_length})")
-            raw = self._read_exactly(sock, header_length + payload_length)
-            if raw is None:
-                return
-            header = json.loads(raw[:header_length])
-            if not isinstance(header, dict) or not isinstance(header.get("kind"), str):
-                raise LiveError("live message header is not an object with a kind")
-            self._seq += 1
-            message = LiveMessage(
-                kind=header["kind"],
-                time_s=float(header.get("time", 0.0)),
-                header=header,
-                payload=raw[header_length:],
-                seq=self._seq,
-            )
-            if message.is_frame:
-                with self._changed:
-                    self.latest_frame = message
-                    self._changed.notify_all()
-            if self.when_message is not None:
-                self.when_message(message)
-
-    def _read_exactly(self, sock: socket.socket, size: int) -> bytes | None:
-        """``size`` bytes, or None at a clean end of stream or on close()."""
-        chunks, remaining = [], size
-        while remaining:
-            if self._stop.is_set():
-                return None
-            try:
-                chunk = sock.recv(min(remaining, 1 << 16))
-            except TimeoutError:
-                continue
-            if not chunk:
-                if remaining != size:
-                    raise LiveError("live socket closed in the middle of a message")
-                return None
-            chunks.append(chunk)
-            remaining -= len(chunk)
-        return b"".join(chunks)
