@@ -137,8 +137,16 @@ def recorder(config_path: Path | None, data_dir: Path | None, no_live: bool) -> 
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     config = load_cli_config(config_path, data_dir)
-    notifier = service.Notifier.from_environment()
-    with recorder_from_config(config, notify=notifier.notify, live=not no_live) as rec:
+    watchdog = service.Watchdog(service.Notifier(), service.watchdog_interval())
+
+    def notify(message: str) -> None:
+        # the recorder says WATCHDOG=1 every frame; systemd needs it every half interval
+        if message == "WATCHDOG=1":
+            watchdog.kick()
+        else:
+            service.notify(message)
+
+    with recorder_from_config(config, notify=notify, live=not no_live) as rec:
         previous = {
             sig: signal.signal(sig, lambda *_: rec.stop())
             for sig in (signal.SIGTERM, signal.SIGINT)
