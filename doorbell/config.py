@@ -68,7 +68,7 @@ class CameraConfig:
     )
     path: str = _key("", 'video file to play as the camera (backend = "file")')
     realtime: bool = _key(
-        True, "file backend: pace frames at the file's speed (false: as fast as possible)"
+        True, "mock and file backends: pace frames in real time (false: as fast as possible)"
     )
     loop: bool = _key(False, "file backend: start again at the end instead of ending")
     width: int = _key(1280, "main stream width in pixels (recorded video)", min=64, max=4096)
@@ -78,7 +78,13 @@ class CameraConfig:
         320, "low-resolution analysis stream width (motion detection)", min=32, max=1920
     )
     lores_height: int = _key(240, "low-resolution analysis stream height", min=24, max=1080)
-    scenario: str = _key("doorstep", "mock backend: which scripted scene to play")
+    scenario: str = _key(
+        "doorstep",
+        "mock backend: which scripted scene to play (doorstep mixes them all, for the demo)",
+        choices=("doorstep", "person", "person_night", "person_light", "person_close",
+                 "delivery", "car", "porch_light", "cloud", "wind", "night_noise", "rain",
+                 "snow", "exposure"),
+    )  # fmt: skip
     seed: int = _key(0, "mock backend: random seed (same seed, same frames)", min=0, max=2**31 - 1)
 
 
@@ -103,6 +109,14 @@ class MotionConfig:
     global_change_ratio: float = _key(
         0.6, "share of the frame changing at once that is treated as a light or exposure change",
         min=0.05, max=1.0,
+    )  # fmt: skip
+    denoise_px: int = _key(
+        5, "Gaussian blur kernel before comparing, in lores pixels (even values round up)",
+        min=1, max=15,
+    )  # fmt: skip
+    light_change_similarity: float = _key(
+        0.8, "a changed region whose pixels correlate this much with the background is a "
+        "light or exposure change, not an object (0..1)", min=0.1, max=1.0,
     )  # fmt: skip
     zones: tuple[Polygon, ...] = _key((), "where motion counts; empty means the whole frame")
     masks: tuple[Polygon, ...] = _key((), "areas where motion is ignored (street, tree)")
@@ -152,6 +166,9 @@ class WebConfig:
 @dataclass(frozen=True)
 class LiveConfig:
     socket_path: str = _key("/run/doorbell/live.sock", "unix socket between recorder and web UI")
+    socket_group: str = _key(
+        "", "group allowed to connect to the live socket (the web user's); empty: the recorder's"
+    )
     fps: float = _key(4.0, "live view frames per second", min=0.2, max=30.0)
     width: int = _key(640, "live view width in pixels", min=64, max=1920)
     jpeg_quality: int = _key(70, "live view JPEG quality", min=10, max=95)

@@ -74,7 +74,9 @@ def recorder_from_config(
         if live:
             from doorbell.live import LivePublisher
 
-            publisher = stack.enter_context(LivePublisher(Path(config.live.socket_path)))
+            publisher = stack.enter_context(
+                LivePublisher(Path(config.live.socket_path), group=config.live.socket_group or None)
+            )
         detector = MotionDetector(config.motion, (camera.lores_width, camera.lores_height))
         recorder_box: list[Recorder] = []
         bell = stack.enter_context(
