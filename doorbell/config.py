@@ -94,6 +94,10 @@ class MotionConfig:
     threshold: int = _key(
         25, "grey-level difference from the background that counts as change", min=1, max=255
     )
+    dark_threshold: int = _key(
+        10, "threshold in a dark (night, infrared) picture; in between it scales with brightness",
+        min=1, max=255,
+    )  # fmt: skip
     min_area_px: int = _key(
         120, "smallest moving blob, in pixels of the low-resolution stream", min=1, max=2_000_000
     )

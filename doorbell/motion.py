@@ -1,0 +1,295 @@
+"""Motion detection on the low-resolution grey stream: pure numpy/OpenCV, no I/O.
+
+Per frame (:meth:`MotionDetector.update`):
+
+1. **Denoise** with a small Gaussian blur (sensor grain, rain streaks, snowflakes shrink).
+2. **Compare with a running-average background** (threshold lowered in the dark, see
+   ``dark_threshold``) (not the previous frame: a slow walker
+   still stands out, and a pause at the door does not vanish at once). ``cv2.absdiff`` on
+   uint8 saturates, so there is no wrap-around.
+3. When much of the picture changed at once, **compensate lighting first**: a smooth gain
+   field (block medians of frame / background) explains a porch light, the infrared switch,
+   auto-exposure or a cloud's shadow, but not a person.
+4. **Threshold, morphology** (open, then dilate) and **contours** of at least
+   ``min_area_px``; each region is an object unless it *looks like the background*, only
+   brighter or darker (its pixels correlate with the background's at
+   ``light_change_similarity`` or more). That is the **global-change guard**, judged region
+   by region and on structure, never on size: a person close to the lens who fills most of
+   the frame replaces the background's texture and so is kept, while a light switching on
+   keeps every edge where it was.
+5. Regions with pixels inside the owner's **zones** (minus motion **masks**) make the
+   frame's raw motion. **Debounce**: ``trigger_frames`` frames in a row start an event
+   (``is_active``); **cool-down**: ``cooldown_s`` of frame timestamps without motion end it.
+
+Privacy masks are a different thing and live in :mod:`doorbell.masks`: the camera applies
+them before this module sees a frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+import cv2
+import numpy as np
+
+from doorbell.errors import DoorbellError
+from doorbell.masks import rasterise_polygons
+
+if TYPE_CHECKING:
+    from doorbell.config import MotionConfig
+
+#: A box in lores pixels: (x, y, width, height).
+Box = tuple[int, int, int, int]
+
+_GAIN_GRID = (8, 6)  # blocks across, down for the lighting gain field
+_LIGHT_CHECK_RATIO = 0.02  # share of the picture changed before lighting is compensated
+_MIN_TEXTURE = 3.0  # grey levels of background spread needed to judge a region's structure
+_OBJECT_ALPHA_FACTOR = 0.125  # objects melt into the background 8x slower than the rest
+_BRIGHT_REFERENCE = 100.0  # mean grey level at which the full threshold applies
+
+
+class MotionError(DoorbellError, ValueError):
+    """A frame does not fit the detector (wrong size or type)."""
+
+
+class _HasLores(Protocol):
+    lores: np.ndarray
+    timestamp: float
+
+
+@dataclass(frozen=True)
+class MotionResult:
+    """What one frame showed.
+
+    ``boxes`` are moving objects in lores pixels; ``score`` the share of the zone they cover
+    (0..1); ``in_zone`` whether any touched a zone this frame; ``global_change`` whether the
+    frame was judged a lighting/exposure change; ``motion`` the raw, undebounced verdict;
+    ``is_active`` the event state after this frame, ``started``/``stopped`` its edges.
+    """
+
+    timestamp: float
+    score: float
+    boxes: tuple[Box, ...]
+    in_zone: bool
+    global_change: bool
+    motion: bool
+    is_active: bool
+    started: bool = False
+    stopped: bool = False
+
+
+class MotionDetector:
+    """Running-average motion detector for one lores frame size.
+
+    ``frame_size`` is (width, height) of the lores images. Callbacks ``when_motion_started``
+    and ``when_motion_stopped`` (or None) receive the :class:`MotionResult` of the frame where
+    the event began or ended. Not thread-safe: one thread feeds it.
+    """
+
+    def __init__(self, config: MotionConfig, frame_size: tuple[int, int]) -> None:
+        width, height = (int(v) for v in frame_size)
+        if width < 8 or height < 8:
+            raise MotionError(f"lores frame {width}x{height} is too small for motion detection")
+        self.config = config
+        self.width, self.height = width, height
+        masks = rasterise_polygons(config.masks, width, height)
+        self._valid = cv2.bitwise_not(masks)
+        zone = rasterise_polygons(config.zones, width, height) if config.zones else None
+        self._zone = self._valid if zone is None else cv2.bitwise_and(zone, self._valid)
+        self._zone_area = max(1, cv2.countNonZero(self._zone))
+        self._valid_area = max(1, cv2.countNonZero(self._valid))
+        k = config.denoise_px | 1
+        self._blur = (k, k)
+        self._kernel = np.ones((3, 3), np.uint8)
+        self._background: np.ndarray | None = None
+        self._threshold = config.threshold
+        self._run = 0
+        self._active = False
+        self._last_motion_s: float | None = None
+        self._started_s: float | None = None
+        self.when_motion_started: Callable[[MotionResult], None] | None = None
+        self.when_motion_stopped: Callable[[MotionResult], None] | None = None
+
+    # --- state -----------------------------------------------------------------------------
+
+    @property
+    def is_active(self) -> bool:
+        """True from the frame an event starts until the cool-down after the last motion."""
+        return self._active
+
+    @property
+    def started_at(self) -> float | None:
+        """Timestamp of the frame that started the current event (None when idle)."""
+        return self._started_s
+
+    def reset(self) -> None:
+        """Forget the background and any event (the next frame seeds a new background)."""
+        self._background = None
+        self._run = 0
+        self._active = False
+        self._last_motion_s = None
+        self._started_s = None
+
+    # --- per frame -------------------------------------------------------------------------
+
+    def update(self, frame: _HasLores) -> MotionResult:
+        """Analyse a :class:`~doorbell.camera.Frame` (its ``lores`` and ``timestamp``)."""
+        return self.update_image(frame.lores, frame.timestamp)
+
+    def update_image(self, grey: np.ndarray, timestamp: float) -> MotionResult:
+        """Analyse one lores grey image taken at ``timestamp`` (monotonic seconds).
+
+        Raises :class:`MotionError` for an image of the wrong size or type.
+        """
+        if grey.dtype != np.uint8 or grey.shape != (self.height, self.width):
+            raise MotionError(
+                f"expected a {self.width}x{self.height} uint8 grey image, "
+                f"got {grey.dtype} {grey.shape}"
+            )
+        smooth = cv2.GaussianBlur(grey, self._blur, 0)
+        if self._background is None:
+            self._background = smooth.astype(np.float32)
+            return self._debounce(timestamp, 0.0, (), False, False)
+        background = self._background
+        reference = cv2.convertScaleAbs(background)
+        # a person's contrast shrinks with the light (Weber): a dark scene gets a lower
+        # threshold, down to dark_threshold, which stays well above the blurred IR grain
+        brightness = cv2.mean(reference, mask=self._valid)[0]
+        high, low = self.config.threshold, min(self.config.dark_threshold, self.config.threshold)
+        self._threshold = int(min(high, max(low, round(high * brightness / _BRIGHT_REFERENCE))))
+        changed = self._changed(smooth, reference)
+        global_change = False
+        if cv2.countNonZero(changed) >= _LIGHT_CHECK_RATIO * self._valid_area:
+            reference = self._relit(smooth, background)
+            changed = self._changed(smooth, reference)
+            global_change = cv2.countNonZero(
+                changed
+            ) >= self.config.global_change_ratio * self._valid_area and self._looks_like_background(
+                smooth, reference, changed
+            )
+        if global_change:
+            # the whole picture is the old one under new light: start over from it
+            self._background = smooth.astype(np.float32)
+            return self._debounce(timestamp, 0.0, (), False, True)
+
+        changed = cv2.morphologyEx(changed, cv2.MORPH_OPEN, self._kernel)
+        changed = cv2.dilate(changed, self._kernel)
+        boxes: list[Box] = []
+        zone_pixels = 0
+        objects = None
+        if cv2.countNonZero(changed):
+            contours, _ = cv2.findContours(changed, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+            for contour in contours:
+                x, y, w, h = cv2.boundingRect(contour)
+                if w * h < self.config.min_area_px:
+                    continue
+                window = (slice(y, y + h), slice(x, x + w))
+                region = changed[window] > 0
+                if int(np.count_nonzero(region)) < self.config.min_area_px:
+                    continue
+                if self._is_lighting(smooth[window], reference[window], region):
+                    continue
+                boxes.append((x, y, w, h))
+                zone_pixels += int(np.count_nonzero(region & (self._zone[window] > 0)))
+                if objects is None:
+                    objects = np.zeros_like(changed)
+                cv2.drawContours(objects, [contour], -1, 255, cv2.FILLED)
+        self._learn(smooth, objects)
+        in_zone = zone_pixels > 0
+        score = min(1.0, zone_pixels / self._zone_area)
+        return self._debounce(timestamp, score, tuple(boxes), in_zone, False)
+
+    # --- steps -----------------------------------------------------------------------------
+
+    def _changed(self, smooth: np.ndarray, reference: np.ndarray) -> np.ndarray:
+        difference = cv2.absdiff(smooth, reference)  # saturating: no uint8 wrap-around
+        _, changed = cv2.threshold(difference, self._threshold - 1, 255, cv2.THRESH_BINARY)
+        return cv2.bitwise_and(changed, self._valid)
+
+    def _relit(self, smooth: np.ndarray, background: np.ndarray) -> np.ndarray:
+        """The background under the frame's lighting: times a smooth, robust gain field."""
+        grid = _GAIN_GRID
+        now = cv2.resize(smooth, grid, interpolation=cv2.INTER_AREA).astype(np.float32)
+        before = cv2.resize(background, grid, interpolation=cv2.INTER_AREA)
+        # a median over 5x5 blocks: a person covering a few blocks cannot bend the field
+        gain = cv2.medianBlur((now + 4.0) / (before + 4.0), 5)
+        field = cv2.resize(gain, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
+        return cv2.convertScaleAbs(cv2.multiply(background, field))
+
+    def _is_lighting(self, now: np.ndarray, before: np.ndarray, region: np.ndarray) -> bool:
+        """True when a changed region is the background, brighter or darker, not an object."""
+        a = now[region].astype(np.float32)
+        b = before[region].astype(np.float32)
+        return _correlation(a, b) >= self.config.light_change_similarity
+
+    def _looks_like_background(
+        self, now: np.ndarray, before: np.ndarray, changed: np.ndarray
+    ) -> bool:
+        # sample every 4th pixel: plenty for a correlation, 16x cheaper
+        region = changed[::4, ::4] > 0
+        return (
+            _correlation(
+                now[::4, ::4][region].astype(np.float32),
+                before[::4, ::4][region].astype(np.float32),
+            )
+            >= self.config.light_change_similarity
+        )
+
+    def _learn(self, smooth: np.ndarray, objects: np.ndarray | None) -> None:
+        alpha = self.config.background_alpha
+        background = self._background
+        if objects is None or not objects.any():
+            cv2.accumulateWeighted(smooth, background, alpha)
+            return
+        cv2.accumulateWeighted(smooth, background, alpha, mask=cv2.bitwise_not(objects))
+        cv2.accumulateWeighted(smooth, background, alpha * _OBJECT_ALPHA_FACTOR, mask=objects)
+
+    def _debounce(
+        self,
+        timestamp: float,
+        score: float,
+        boxes: tuple[Box, ...],
+        in_zone: bool,
+        global_change: bool,
+    ) -> MotionResult:
+        motion = in_zone and not global_change
+        started = stopped = False
+        if motion:
+            self._run += 1
+            self._last_motion_s = timestamp
+            if not self._active and self._run >= self.config.trigger_frames:
+                self._active, started, self._started_s = True, True, timestamp
+        else:
+            self._run = 0
+            last = self._last_motion_s
+            if self._active and last is not None and timestamp - last >= self.config.cooldown_s:
+                self._active, stopped, self._started_s = False, True, None
+        result = MotionResult(
+            timestamp, score, boxes, in_zone, global_change, motion, self._active, started, stopped
+        )
+        if started and self.when_motion_started is not None:
+            self.when_motion_started(result)
+        if stopped and self.when_motion_stopped is not None:
+            self.when_motion_stopped(result)
+        return result
+
+
+def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation of two pixel samples; 0 when the background has no texture.
+
+    A flat background cannot show that a change kept its structure, so such a change counts as
+    an object (fail towards recording).
+    """
+    if a.size < 8:
+        return 0.0
+    b_centred = b - b.mean()
+    spread_b = float(np.sqrt(np.mean(b_centred * b_centred)))
+    if spread_b < _MIN_TEXTURE:
+        return 0.0
+    a_centred = a - a.mean()
+    spread_a = float(np.sqrt(np.mean(a_centred * a_centred)))
+    if spread_a < 1e-6:
+        return 0.0
+    return float(np.mean(a_centred * b_centred) / (spread_a * spread_b))
