@@ -178,7 +178,7 @@ class DecryptReader(io.RawIOBase):
             try:
                 plain, offset = self._chunk_at(self._position)
             except PayloadError:
-                if pieces:
+                if pieces and wanted >= 0:
                     break  # hand over what verified; the error comes on the next read
                 raise
             if offset >= len(plain):
