@@ -27,6 +27,9 @@ EXIT_USAGE = 2
 #: subcommand name -> "module:attribute"; the module is imported only when the command runs.
 LAZY_COMMANDS: dict[str, str] = {
     "audit": "doorbell.commands.audit:audit",
+    "demo": "doorbell.commands.demo:demo",
+    "init": "doorbell.commands.init:init",
+    "keys": "doorbell.commands.keys:keys",
     "recorder": "doorbell.commands.recorder:recorder",
 }
 
