@@ -1,0 +1,242 @@
+"""The owner's web UI: :func:`create_app` and one blueprint per feature.
+
+Blueprints: :mod:`~doorbell.ui.auth` (unlock, lock, checkpoint consistency),
+:mod:`~doorbell.ui.events` (timeline, thumbnails, playback), :mod:`~doorbell.ui.live`
+(live view, server-sent events), :mod:`~doorbell.ui.audit` (the log and its verdict),
+:mod:`~doorbell.ui.settings` (configuration and passphrase). Templates and static files live
+in ``web/`` (the repository) or ``doorbell/web`` (inside the wheel).
+
+Nothing happens at import time: :func:`create_app` builds the app, opens the index and the
+audit log of the data dir, and returns. :func:`close_app` closes them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, render_template
+from flask_limiter import Limiter
+from flask_limiter.errors import RateLimitExceeded
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException
+
+from doorbell.config import Config
+from doorbell.errors import KeyFileError
+from doorbell.ui.guard import UnlockThrottle, gate, security_headers
+from doorbell.ui.sessions import MemorySession, MemorySessionInterface, SessionStore
+
+log = logging.getLogger(__name__)
+
+#: Largest request body accepted (forms, polygons); uploads are not a thing here.
+MAX_CONTENT_LENGTH = 256 * 1024
+#: Flat rate limit on unlock attempts per client address (flask-limiter, in memory).
+UNLOCK_RATE_LIMIT = "10 per minute"
+
+
+def web_root() -> Path:
+    """Where templates/ and static/ are: inside the package (wheel) or next to it (repo)."""
+    package = Path(__file__).resolve().parent.parent
+    for candidate in (package / "web", package.parent / "web"):
+        if (candidate / "templates").is_dir():
+            return candidate
+    raise FileNotFoundError(f"web/ assets not found next to {package}; reinstall doorbell")
+
+
+@dataclass
+class WebState:
+    """Everything the blueprints share, kept in ``app.extensions["doorbell"]``."""
+
+    config: Config
+    data_dir: Path
+    clock: Callable[[], float]
+    wall_clock: Callable[[], float]
+    vault: Any
+    store: Any
+    audit: Any
+    sessions: SessionStore
+    throttle: UnlockThrottle
+    limiter: Limiter
+    timeline: Any = None
+    live: Any = None
+    tls_fingerprint: str = ""
+    config_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(
+        self, actor: str, action: str, object: str = "", details: dict | None = None
+    ) -> None:
+        """Append an audit entry (failures propagate: an unaudited view must not happen)."""
+        self.audit.append(actor, action, object, details or {})
+
+    def lock_session(self, record: MemorySession, *, reason: str) -> None:
+        """Drop the owner identity from ``record`` and audit why."""
+        if record.owner is None:
+            return
+        record.owner = None
+        record.clear()  # new CSRF token too
+        self.record("owner", "web.locked", "", {"reason": reason})
+
+
+def _tls_fingerprint(data_dir: Path) -> str:
+    cert = data_dir / "tls" / "cert.pem"
+    try:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes
+
+        loaded = x509.load_pem_x509_certificate(cert.read_bytes())
+    except (OSError, ValueError):
+        return ""
+    digest = loaded.fingerprint(hashes.SHA256()).hex().upper()
+    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+
+
+def _open_audit(data_dir: Path, config: Config, clock: Callable[[], float]) -> Any:
+    from doorbell.audit.devicekey import load_device_signer
+    from doorbell.audit.log import AuditLog
+
+    try:
+        signer = load_device_signer(data_dir / "keys")
+    except KeyFileError as exc:
+        log.warning("audit: appending without signing (%s); the recorder signs", exc)
+        signer = None
+    return AuditLog.open(
+        data_dir,
+        signer=signer,
+        clock=clock,
+        checkpoint_interval_s=config.audit.checkpoint_interval_s,
+    )
+
+
+def create_app(
+    config: Config,
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    wall_clock: Callable[[], float] = time.time,
+    vault: Any = None,
+    live: Any = None,
+    secret_key: bytes | None = None,
+) -> Flask:
+    """Build the owner's web app for ``config`` (``data_dir`` overrides the config's).
+
+    ``clock`` (monotonic seconds) drives the idle lock and unlock delays; ``wall_clock``
+    (epoch seconds) dates audit entries and pages. ``vault`` defaults to the key file of
+    the data dir; ``live`` to a subscriber of ``config.live.socket_path`` (started lazily).
+    Raises :class:`doorbell.errors.StorageError` if the data dir or its index is unusable.
+    """
+    from doorbell.store import Store
+    from doorbell.ui import audit, auth, events, settings
+    from doorbell.ui import live as live_view
+    from doorbell.ui.timeline import TimelineIndex
+    from doorbell.ui.vault import KeyFileVault
+
+    root = Path(data_dir) if data_dir is not None else config.data_dir
+    if data_dir is not None:
+        config = config.with_data_dir(root)
+    assets = web_root()
+    app = Flask(
+        "doorbell.ui",
+        template_folder=str(assets / "templates"),
+        static_folder=str(assets / "static"),
+        static_url_path="/static",
+    )
+    app.config.update(
+        # Only flask-wtf uses this (to sign its token); sessions themselves are server-side.
+        SECRET_KEY=secret_key or secrets.token_bytes(32),
+        SESSION_COOKIE_NAME="__Host-doorbell" if config.web.tls else "doorbell",
+        SESSION_COOKIE_SECURE=config.web.tls,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        MAX_CONTENT_LENGTH=MAX_CONTENT_LENGTH,
+        MAX_FORM_MEMORY_SIZE=MAX_CONTENT_LENGTH,
+        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the server-side session
+        WTF_CSRF_SSL_STRICT=config.web.tls,
+        SEND_FILE_MAX_AGE_DEFAULT=300,
+        TEMPLATES_AUTO_RELOAD=False,
+    )
+    store = Store.open(root, clock=wall_clock)
+    sessions = SessionStore(clock)
+    app.session_interface = MemorySessionInterface(sessions)
+    # The session gate runs before the CSRF check: without a session the answer is 401 or
+    # a redirect, whatever the method.
+    app.before_request(gate)
+    CSRFProtect(app)
+    limiter = Limiter(
+        key_func=lambda: _client_address(),
+        app=app,
+        storage_uri="memory://",
+        default_limits=[],
+        headers_enabled=False,
+    )
+    state = WebState(
+        config=config,
+        data_dir=root,
+        clock=clock,
+        wall_clock=wall_clock,
+        vault=vault if vault is not None else KeyFileVault(root),
+        store=store,
+        audit=_open_audit(root, config, wall_clock),
+        sessions=sessions,
+        throttle=UnlockThrottle(clock),
+        limiter=limiter,
+        timeline=TimelineIndex(root),
+        live=live if live is not None else live_view.LiveHub(config.live.socket_path),
+        tls_fingerprint=_tls_fingerprint(root),
+    )
+    app.extensions["doorbell"] = state
+    app.after_request(security_headers)
+    for blueprint in (auth.bp, events.bp, live_view.bp, audit.bp, settings.bp):
+        app.register_blueprint(blueprint)
+
+    @app.context_processor
+    def globals_for_templates() -> dict[str, Any]:
+        from flask import session
+
+        return {
+            "unlocked": getattr(session, "owner", None) is not None,
+            "tls_fingerprint": state.tls_fingerprint,
+            "idle_lock_s": config.web.idle_lock_s,
+        }
+
+    @app.errorhandler(CSRFError)
+    def csrf_refused(error: CSRFError) -> Any:
+        return render_template("error.html", status=400, message=error.description), 400
+
+    @app.errorhandler(RateLimitExceeded)
+    def rate_limited(error: RateLimitExceeded) -> Any:
+        message = "Too many unlock attempts. Wait a minute and try again."
+        return render_template("error.html", status=429, message=message), 429
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Any:
+        if error.code in (206, 304, 416) or error.code is None or error.code < 400:
+            return error
+        return render_template(
+            "error.html", status=error.code, message=error.description
+        ), error.code
+
+    return app
+
+
+def _client_address() -> str:
+    from flask import request
+
+    return request.remote_addr or "unknown"
+
+
+def close_app(app: Flask) -> None:
+    """Lock every session and close the live feed, the audit log and the index."""
+    state: WebState = app.extensions["doorbell"]
+    state.sessions.lock_all()
+    if state.live is not None:
+        state.live.close()
+    state.audit.close()
+    state.timeline.close()
+    state.store.close()

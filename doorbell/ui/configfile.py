@@ -1,0 +1,119 @@
+"""Write changes to the configuration file: validate, serialise as TOML, replace atomically.
+
+The file is read as a TOML document, the changed keys are set in it, the result is
+validated with :func:`doorbell.config.parse_config` (the same checks as at start-up) and
+written with :func:`doorbell.fsutil.write_file_atomic`: a crash leaves the old file or the
+new one. Keys the owner did not touch keep their values; comments in the file are not kept
+(Python's standard library reads TOML but does not write it), which the written header says.
+
+The serialiser covers exactly the value types the configuration allows: booleans, integers,
+finite floats, strings and arrays of polygon tables. It proves itself on every write: the
+text it produced must parse back to the same document, or nothing is written.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from doorbell.config import MAX_CONFIG_BYTES, Config, Polygon, parse_config
+from doorbell.errors import ConfigError
+from doorbell.fsutil import write_file_atomic
+
+HEADER = (
+    "# doorbell configuration (see `doorbell check-config`).\n"
+    "# Saved by the web UI: comments are not preserved; values are.\n"
+)
+
+
+def _scalar(value: Any, where: str) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ConfigError(f"{where}: {value} is not a finite number")
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # JSON string escapes are all valid TOML basic-string escapes
+    raise ConfigError(f"{where}: cannot write a {type(value).__name__} to the config file")
+
+
+def to_toml(document: dict[str, Any]) -> str:
+    """Serialise a configuration document (sections of scalars and polygon arrays)."""
+    lines = [HEADER.rstrip("\n")]
+    for section, table in document.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{section}: not a table")
+        lines += ["", f"[{section}]"]
+        arrays = []
+        for key, value in table.items():
+            if isinstance(value, list):
+                arrays.append((key, value))
+            else:
+                lines.append(f"{key} = {_scalar(value, f'{section}.{key}')}")
+        for key, polygons in arrays:
+            for polygon in polygons:
+                lines += ["", f"[[{section}.{key}]]"]
+                if polygon.get("name"):
+                    lines.append(f"name = {_scalar(polygon['name'], f'{section}.{key}.name')}")
+                points = ", ".join(
+                    f"[{_scalar(float(x), 'x')}, {_scalar(float(y), 'y')}]"
+                    for x, y in polygon["points"]
+                )
+                lines.append(f"points = [{points}]")
+    return "\n".join(lines) + "\n"
+
+
+def polygons_to_document(polygons: tuple[Polygon, ...]) -> list[dict[str, Any]]:
+    result = []
+    for polygon in polygons:
+        table: dict[str, Any] = {"points": [[x, y] for x, y in polygon.points]}
+        if polygon.name:
+            table["name"] = polygon.name
+        result.append(table)
+    return result
+
+
+def read_document(path: Path) -> dict[str, Any]:
+    """The TOML document of ``path`` ({} if the file does not exist)."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES} bytes")
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+
+
+def save_changes(path: Path, changes: dict[tuple[str, str], Any]) -> tuple[Config, dict]:
+    """Apply ``changes`` ({(section, key): value}) to the file at ``path`` atomically.
+
+    Returns the new validated :class:`Config` and {dotted key: (old, new)} of what changed.
+    Raises :class:`ConfigError` (nothing written) if the result does not validate.
+    """
+    document = read_document(path)
+    changed: dict[str, tuple[Any, Any]] = {}
+    for (section, key), value in changes.items():
+        table = document.setdefault(section, {})
+        old = table.get(key)
+        if old != value:
+            changed[f"{section}.{key}"] = (old, value)
+            table[key] = value
+    config = parse_config(document, source=path)
+    text = to_toml(document)
+    if tomllib.loads(text) != document:  # pragma: no cover - the serialiser proves itself
+        raise ConfigError(f"{path}: internal error: the TOML written would not read back")
+    mode = os.stat(path).st_mode & 0o777 if path.exists() else 0o640
+    write_file_atomic(path, text.encode("utf-8"), mode=mode)
+    return config, changed

@@ -1,0 +1,164 @@
+"""What every request goes through: the session gate, idle lock, security headers, throttle.
+
+- :func:`public` marks the few views that work without an unlocked session (the unlock page,
+  static files, the lock state poll). Everything else is refused without one: a browser
+  navigation is redirected to the unlock page, anything else gets 401, never data.
+- Idle lock: a session whose owner did nothing for ``web.idle_lock_s`` seconds is locked
+  (the identity dropped) before the request is handled. Views marked :func:`passive`
+  (live frames, server-sent events, the lock poll) do not count as activity.
+- Headers: a strict Content-Security-Policy with no inline script, ``frame-ancestors
+  'none'``, no referrer, nosniff, HSTS when serving TLS, and no caching of anything but
+  static files.
+- :class:`UnlockThrottle`: a growing delay after failed unlocks, per client address and
+  overall (flask-limiter adds a flat rate limit on top).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from flask import Response, current_app, redirect, request, session, url_for
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "media-src 'self' blob:; connect-src 'self'; font-src 'self'; manifest-src 'self'; "
+    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+def public(view: F) -> F:
+    """Mark a view as reachable without an unlocked session."""
+    view._doorbell_public = True  # type: ignore[attr-defined]
+    return view
+
+
+def passive(view: F) -> F:
+    """Mark a view whose requests do not count as owner activity (polls, streams)."""
+    view._doorbell_passive = True  # type: ignore[attr-defined]
+    return view
+
+
+def is_public(endpoint: str | None) -> bool:
+    if endpoint is None:
+        return True  # 404 / 405: nothing is served
+    if endpoint == "static":
+        return True
+    view = current_app.view_functions.get(endpoint)
+    return bool(getattr(view, "_doorbell_public", False))
+
+
+def _is_passive(endpoint: str | None) -> bool:
+    view = current_app.view_functions.get(endpoint or "")
+    return bool(getattr(view, "_doorbell_passive", False))
+
+
+def wants_html() -> bool:
+    """True for a browser navigation (GET asking for HTML), False for fetch/XHR/media."""
+    if request.method != "GET":
+        return False
+    if request.headers.get("Sec-Fetch-Mode") not in (None, "navigate"):
+        return False
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "text/html"
+
+
+def gate() -> Response | None:
+    """``before_request``: apply the idle lock, then refuse non-public views without a session."""
+    state = current_app.extensions["doorbell"]
+    now = state.clock()
+    record = session._get_current_object()  # type: ignore[attr-defined]
+    owner = getattr(record, "owner", None)
+    if owner is not None and now - record.last_active > state.config.web.idle_lock_s:
+        state.lock_session(record, reason="idle")
+    if not _is_passive(request.endpoint) and getattr(record, "owner", None) is not None:
+        record.last_active = now
+    if is_public(request.endpoint) or getattr(record, "owner", None) is not None:
+        return None
+    if wants_html():
+        return redirect(url_for("auth.unlock", next=request.full_path.rstrip("?")))
+    return Response("locked: unlock first\n", status=401, mimetype="text/plain")
+
+
+def security_headers(response: Response) -> Response:
+    """``after_request``: the headers every response carries."""
+    headers = response.headers
+    headers.setdefault("Content-Security-Policy", CSP)
+    headers["X-Content-Type-Options"] = "nosniff"
+    headers["Referrer-Policy"] = "no-referrer"
+    headers["X-Frame-Options"] = "DENY"
+    headers["Cross-Origin-Opener-Policy"] = "same-origin"
+    headers["Cross-Origin-Resource-Policy"] = "same-origin"
+    headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=(), interest-cohort=()"
+    if current_app.extensions["doorbell"].config.web.tls:
+        headers["Strict-Transport-Security"] = "max-age=31536000"
+    if request.endpoint != "static":
+        headers["Cache-Control"] = "no-store"
+        headers["Pragma"] = "no-cache"
+    return response
+
+
+@dataclass
+class _Failures:
+    count: int = 0
+    last_failure: float = 0.0
+
+
+class UnlockThrottle:
+    """Growing delay after failed unlocks: 1 s, 2 s, 4 s ... up to ``max_delay_s``.
+
+    After ``n`` failures from one address, its next attempt is refused unanswered (no
+    passphrase check) until ``min(2**(n-1), max_delay_s)`` seconds after the last failure.
+    The same rule on all failures together (with a gentler curve) slows a guesser that
+    spreads over many addresses. A success clears that address's count.
+    """
+
+    def __init__(self, clock: Callable[[], float], max_delay_s: float = 300.0) -> None:
+        self._clock = clock
+        self.max_delay_s = max_delay_s
+        self._by_client: dict[str, _Failures] = {}
+        self._overall = _Failures()
+        self._lock = threading.Lock()
+
+    def _delay(self, failures: _Failures, free: int) -> float:
+        extra = failures.count - free
+        if extra <= 0:
+            return 0.0
+        return min(2.0 ** (extra - 1), self.max_delay_s)
+
+    def wait_s(self, client: str) -> float:
+        """Seconds ``client`` must still wait before its next attempt (0: may try now)."""
+        now = self._clock()
+        with self._lock:
+            waits = [0.0]
+            mine = self._by_client.get(client)
+            if mine is not None:
+                waits.append(mine.last_failure + self._delay(mine, 0) - now)
+            overall = self._overall
+            waits.append(overall.last_failure + self._delay(overall, 10) - now)
+            return max(waits)
+
+    def failed(self, client: str) -> int:
+        """Record a failure; return that client's failure count."""
+        now = self._clock()
+        with self._lock:
+            if len(self._by_client) > 4096:  # bounded memory: forget the oldest half
+                for key in sorted(self._by_client, key=lambda k: self._by_client[k].last_failure)[
+                    :2048
+                ]:
+                    del self._by_client[key]
+            mine = self._by_client.setdefault(client, _Failures())
+            mine.count += 1
+            mine.last_failure = now
+            self._overall.count += 1
+            self._overall.last_failure = now
+            return mine.count
+
+    def succeeded(self, client: str) -> None:
+        with self._lock:
+            self._by_client.pop(client, None)
+            self._overall = _Failures()

@@ -1,0 +1,190 @@
+"""Server-side sessions held in this process's memory only.
+
+The browser's cookie carries one thing: an opaque random id (32 bytes from :mod:`secrets`).
+Everything else (the CSRF token, the unlocked owner identity, the last activity time) stays
+in a :class:`MemorySession` in this process. So a restart locks every session (nothing to
+resume from), a stolen cookie jar holds no key material, and the cookie is useless once the
+session is locked or the server restarts.
+
+Flask's own ``session`` object *is* our :class:`MemorySession` (through
+:class:`MemorySessionInterface`), so flask-wtf keeps its CSRF token server-side too.
+
+Anonymous sessions (someone who only loaded the unlock page) are capped in number and age,
+so a flood of requests cannot grow memory without bound.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask, Request, Response
+from flask.sessions import SessionInterface, SessionMixin
+from werkzeug.datastructures import CallbackDict
+
+#: Anonymous (never unlocked) sessions kept at most; the oldest go first.
+MAX_ANONYMOUS_SESSIONS = 512
+#: An anonymous session unused for this long (seconds) is forgotten.
+ANONYMOUS_TTL_S = 3600.0
+#: Unlocked sessions kept at most (one owner, a few devices); the oldest are locked first.
+MAX_UNLOCKED_SESSIONS = 16
+
+
+@dataclass
+class UnlockedOwner:
+    """What an unlocked session holds: the owner's age identity and cosigning key.
+
+    ``identity`` decrypts clips and thumbnails; ``cosigning_key`` (Ed25519) cosigns audit
+    checkpoints. Both live only here, in memory, until the session locks.
+    """
+
+    identity: Any
+    cosigning_key: Any
+    unlocked_at: float
+    #: the checkpoint cosigned at this unlock: {"size": int, "root": hex, "note": str}
+    checkpoint: dict[str, Any] = field(default_factory=dict)
+
+
+class MemorySession(CallbackDict, SessionMixin):  # type: ignore[misc]
+    """One server-side session: a dict (for Flask and flask-wtf) plus the owner slot."""
+
+    def __init__(self, sid: str, now: float, initial: dict[str, Any] | None = None) -> None:
+        def on_update(_: CallbackDict) -> None:
+            self.modified = True
+
+        super().__init__(initial or {}, on_update)
+        self.sid = sid
+        self.created_at = now
+        self.last_seen = now
+        #: last time the owner did something (passive polling does not count)
+        self.last_active = now
+        self.owner: UnlockedOwner | None = None
+        self.modified = False
+        #: the cookie must be (re)sent: new session or a rotated id
+        self.send_cookie = False
+
+    @property
+    def unlocked(self) -> bool:
+        return self.owner is not None
+
+
+def current_session() -> MemorySession:
+    """This request's :class:`MemorySession` itself (not Flask's proxy to it)."""
+    from flask import session
+
+    record = session._get_current_object()  # type: ignore[attr-defined]
+    if not isinstance(record, MemorySession):  # pragma: no cover - our interface made it
+        raise TypeError("the session is not a doorbell MemorySession")
+    return record
+
+
+class SessionStore:
+    """All sessions of this process, by id. Thread-safe."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._sessions: OrderedDict[str, MemorySession] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, sid: str) -> MemorySession | None:
+        """The live session with this id, or None (unknown, or an expired anonymous one)."""
+        now = self._clock()
+        with self._lock:
+            found = self._sessions.get(sid)
+            if found is None:
+                return None
+            if found.owner is None and now - found.last_seen > ANONYMOUS_TTL_S:
+                del self._sessions[sid]
+                return None
+            found.last_seen = now
+            self._sessions.move_to_end(sid)
+            return found
+
+    def new(self) -> MemorySession:
+        """A fresh, not yet stored session with a new random id."""
+        created = MemorySession(secrets.token_urlsafe(32), self._clock())
+        created.send_cookie = True
+        return created
+
+    def keep(self, record: MemorySession) -> None:
+        """Store ``record`` (again) under its id, evicting the oldest beyond the caps."""
+        with self._lock:
+            self._sessions[record.sid] = record
+            self._sessions.move_to_end(record.sid)
+            self._evict()
+
+    def rotate(self, record: MemorySession) -> None:
+        """Give ``record`` a new id (at unlock and lock: no session fixation)."""
+        with self._lock:
+            self._sessions.pop(record.sid, None)
+            record.sid = secrets.token_urlsafe(32)
+            record.send_cookie = True
+            self._sessions[record.sid] = record
+
+    def drop(self, record: MemorySession) -> None:
+        with self._lock:
+            self._sessions.pop(record.sid, None)
+
+    def lock_all(self) -> int:
+        """Lock every unlocked session; return how many were unlocked."""
+        with self._lock:
+            count = 0
+            for record in self._sessions.values():
+                if record.owner is not None:
+                    record.owner = None
+                    count += 1
+            return count
+
+    def unlocked_sessions(self) -> list[MemorySession]:
+        with self._lock:
+            return [s for s in self._sessions.values() if s.owner is not None]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._sessions)
+
+    def _evict(self) -> None:
+        anonymous = [sid for sid, s in self._sessions.items() if s.owner is None]
+        for sid in anonymous[: max(0, len(anonymous) - MAX_ANONYMOUS_SESSIONS)]:
+            del self._sessions[sid]
+        unlocked = [sid for sid, s in self._sessions.items() if s.owner is not None]
+        for sid in unlocked[: max(0, len(unlocked) - MAX_UNLOCKED_SESSIONS)]:
+            self._sessions[sid].owner = None
+
+
+class MemorySessionInterface(SessionInterface):
+    """Flask session interface over a :class:`SessionStore`: the cookie holds the id only."""
+
+    def __init__(self, store: SessionStore) -> None:
+        self.store = store
+
+    def open_session(self, app: Flask, request: Request) -> MemorySession:
+        sid = request.cookies.get(self.get_cookie_name(app))
+        if sid:
+            found = self.store.get(sid)
+            if found is not None:
+                return found
+        return self.store.new()
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        if not isinstance(session, MemorySession):  # pragma: no cover - Flask gave us ours
+            return
+        name = self.get_cookie_name(app)
+        if not session and session.owner is None and session.send_cookie:
+            return  # nothing worth a cookie (a static file, a refused request)
+        self.store.keep(session)
+        if session.send_cookie:
+            response.set_cookie(
+                name,
+                session.sid,
+                httponly=True,
+                secure=self.get_cookie_secure(app),
+                samesite=self.get_cookie_samesite(app),
+                path="/",
+            )
+            session.send_cookie = False
+        response.vary.add("Cookie")

@@ -1,0 +1,182 @@
+"""Settings: retention, quota, motion sensitivity, zones and masks, and the passphrase.
+
+Saving validates the whole configuration again (:func:`doorbell.config.parse_config`),
+replaces the file atomically (:mod:`doorbell.ui.configfile`) and writes one
+``settings.changed`` audit entry naming each changed key with its old and new value
+(polygons by count). Only keys whose value differs from the running configuration are
+written, so untouched defaults stay out of the file.
+
+The recorder reads its configuration at start; until it learns to reload (a follow-up),
+the page says that recording settings apply at its next restart.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+
+from doorbell.errors import ConfigError, KeyFileError, PassphraseError, StorageError
+from doorbell.ui.configfile import polygons_to_document, save_changes
+
+bp = Blueprint("settings", __name__)
+
+MIN_PASSPHRASE_CHARS = 8
+
+#: form field -> (section, key, type)
+FIELDS: dict[str, tuple[str, str, type]] = {
+    "retention_days": ("storage", "retention_days", int),
+    "quota_gb": ("storage", "quota_gb", float),
+    "min_free_gb": ("storage", "min_free_gb", float),
+    "motion_threshold": ("motion", "threshold", int),
+    "motion_min_area_px": ("motion", "min_area_px", int),
+}
+POLYGON_FIELDS: dict[str, tuple[str, str]] = {
+    "motion_zones": ("motion", "zones"),
+    "motion_masks": ("motion", "masks"),
+    "privacy_masks": ("privacy", "masks"),
+}
+
+
+def _state() -> Any:
+    return current_app.extensions["doorbell"]
+
+
+def _current(section: str, key: str) -> Any:
+    return getattr(getattr(_state().config, section), key)
+
+
+def _render(errors: list[str], status: int = 200) -> Any:
+    config = _state().config
+    polygons = {
+        field: json.dumps(polygons_to_document(_current(section, key)))
+        for field, (section, key) in POLYGON_FIELDS.items()
+    }
+    page = render_template(
+        "settings/settings.html",
+        config=config,
+        polygons=polygons,
+        errors=errors,
+        config_path=str(config.source) if config.source else "",
+    )
+    return page, status
+
+
+@bp.get("/settings")
+def settings_page() -> Any:
+    return _render([])
+
+
+def _parse_polygons(text: str, where: str) -> list[dict[str, Any]]:
+    try:
+        value = json.loads(text or "[]")
+    except ValueError as exc:
+        raise ConfigError(f"{where}: not valid polygon data ({exc})") from exc
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}: want a list of polygons")
+    result = []
+    for item in value:
+        if not isinstance(item, dict) or not isinstance(item.get("points"), list):
+            raise ConfigError(f"{where}: each polygon needs points")
+        table: dict[str, Any] = {"points": item["points"]}
+        if item.get("name"):
+            table["name"] = str(item["name"])[:100]
+        result.append(table)
+    return result
+
+
+def _form_changes() -> dict[tuple[str, str], Any]:
+    changes: dict[tuple[str, str], Any] = {}
+    for field, (section, key, kind) in FIELDS.items():
+        raw = request.form.get(field, "").strip()
+        if raw == "":
+            continue
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise ConfigError(f"{section}.{key}: {raw!r} is not a number") from None
+        if value != _current(section, key):
+            changes[(section, key)] = value
+    enabled = request.form.get("motion_enabled") == "on"
+    if enabled != _current("motion", "enabled"):
+        changes[("motion", "enabled")] = enabled
+    for field, (section, key) in POLYGON_FIELDS.items():
+        if field not in request.form:
+            continue
+        tables = _parse_polygons(request.form[field], f"{section}.{key}")
+        if tables != polygons_to_document(_current(section, key)):
+            changes[(section, key)] = tables
+    return changes
+
+
+def _audit_value(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return {"polygons": len(value)}
+    return value
+
+
+@bp.post("/settings")
+def settings_save() -> Any:
+    state = _state()
+    path = state.config.source
+    if path is None:
+        return _render(
+            ["The web UI was started without a config file (--config); nothing to save."], 409
+        )
+    try:
+        changes = _form_changes()
+        if not changes:
+            flash("Nothing changed.")
+            return redirect(url_for("settings.settings_page"))
+        with state.config_lock:
+            config, changed = save_changes(path, changes)
+            state.config = config.with_data_dir(state.data_dir)
+    except ConfigError as exc:
+        return _render(list(exc.problems), 400)
+    except StorageError as exc:
+        return _render([str(exc)], 500)
+    details = {key: {"old": _audit_value(old), "new": _audit_value(new)}
+               for key, (old, new) in changed.items()}  # fmt: skip
+    state.record("owner", "settings.changed", str(path), details)
+    flash(f"Saved {len(changed)} change(s). The recorder applies them when it restarts.")
+    return redirect(url_for("settings.settings_page"))
+
+
+@bp.get("/settings/passphrase")
+def passphrase_page() -> Any:
+    return render_template("settings/passphrase.html", errors=[])
+
+
+@bp.post("/settings/passphrase")
+def passphrase_change() -> Any:
+    state = _state()
+    old = request.form.get("old_passphrase", "")
+    new = request.form.get("new_passphrase", "")
+    confirm = request.form.get("confirm_passphrase", "")
+    errors = []
+    if new != confirm:
+        errors.append("The new passphrase and its confirmation differ.")
+    if len(new) < MIN_PASSPHRASE_CHARS:
+        errors.append(f"Choose a new passphrase of at least {MIN_PASSPHRASE_CHARS} characters.")
+    if not errors:
+        try:
+            state.vault.change_passphrase(old, new)
+        except (PassphraseError, KeyFileError) as exc:
+            state.record(
+                "owner", "owner.passphrase_change_failed", "", {"reason": type(exc).__name__}
+            )
+            errors.append(f"Not changed: {exc}")
+    if errors:
+        return render_template("settings/passphrase.html", errors=errors), 400
+    state.record("owner", "owner.passphrase_changed", "keys/owner.key.age", {})
+    flash("Passphrase changed. Use the new one next time you unlock.")
+    return redirect(url_for("settings.settings_page"))
