@@ -30,6 +30,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "demo": "doorbell.commands.demo:demo",
     "init": "doorbell.commands.init:init",
     "keys": "doorbell.commands.keys:keys",
+    "motion-preview": "doorbell.commands.motion_preview:motion_preview",
     "recorder": "doorbell.commands.recorder:recorder",
 }
 
