@@ -155,6 +155,7 @@ class Recorder:
         self._wall_offset: float | None = None
         self._last_live_t = -1e18
         self._last_retention_t = -1e18
+        self._last_checkpoint_t = -1e18
         self._ready = False
         self.sealed_clips: list[str] = []
         self.frames_processed = 0
@@ -389,6 +390,14 @@ class Recorder:
             self._notify("READY=1")
             self._notify(f"STATUS=recording from {self.config.camera.backend} camera")
         self._notify("WATCHDOG=1")
+        if (
+            getattr(self._audit, "signer", None) is not None
+            and frame.timestamp - self._last_checkpoint_t >= self.config.audit.checkpoint_interval_s
+        ):
+            # The recorder holds the device key; the web process appends without signing, so
+            # its entries get a signed checkpoint here within the configured interval.
+            self._last_checkpoint_t = frame.timestamp
+            self._audit.checkpoint()  # type: ignore[attr-defined]
         if frame.timestamp - self._last_retention_t >= RETENTION_EVERY_S:
             self._last_retention_t = frame.timestamp
             self._apply_retention()

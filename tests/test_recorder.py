@@ -228,3 +228,41 @@ def test_camera_fault_reconnects_and_audits_once(data_dir: Path, faults: int) ->
     logged = actions(data_dir)
     assert logged.count("camera.fault") == 1
     assert logged.count("camera.recovered") == 1
+
+
+def test_recorder_signs_checkpoints_for_entries_other_processes_append(data_dir: Path) -> None:
+    from doorbell.audit.devicekey import load_device_signer
+
+    make_owner(data_dir)
+    signer = load_device_signer(data_dir / "keys")
+    AuditLog.open(data_dir, signer=signer).close()  # as `doorbell init` leaves it
+    with AuditLog.open(data_dir) as web:  # the web process: appends, holds no device key
+        web.append("owner", "login.ok")
+    config = recorder_config(data_dir, audit={"checkpoint_interval_s": 1.0})
+    clock = [0.0]
+    with AuditLog.open(data_dir, signer=signer, clock=lambda: clock[0]) as audit:
+        with AuditLog.open(data_dir) as web:
+            camera = IndexCamera(
+                40, on_frame=lambda i: web.append("owner", "clip.viewed") if i == 20 else None
+            )
+            with Store.open(data_dir) as store:
+                Recorder(
+                    config,
+                    camera_factory=lambda: camera,
+                    detector=ScriptedMotion(set()),
+                    store=store,
+                    audit=audit,
+                    recipients=parse_recipients_file(data_dir / "keys" / "owner.recipients"),
+                ).run()
+        import sqlite3
+
+        db = sqlite3.connect(data_dir / "audit.sqlite3")
+        signed_sizes = [row[0] for row in db.execute("SELECT size FROM checkpoints ORDER BY size")]
+        db.close()
+    assert actions(data_dir)[:5] == [
+        "audit.log_created", "login.ok", "recorder.start", "clip.viewed", "recorder.stop"
+    ]  # fmt: skip
+    # clip.viewed is entry 3: a checkpoint of size 4 covers it, signed by the recorder
+    assert 4 in signed_sizes, (
+        f"the web's clip.viewed got a checkpoint during recording: {signed_sizes}"
+    )
