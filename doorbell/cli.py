@@ -28,6 +28,7 @@ EXIT_USAGE = 2
 LAZY_COMMANDS: dict[str, str] = {
     "audit": "doorbell.commands.audit:audit",
     "demo": "doorbell.commands.demo:demo",
+    "doctor": "doorbell.commands.doctor:doctor",
     "init": "doorbell.commands.init:init",
     "keys": "doorbell.commands.keys:keys",
     "motion-preview": "doorbell.commands.motion_preview:motion_preview",
