@@ -13,6 +13,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from age_tty import run_with_tty
 from conftest import require_tool
 from recorder_helpers import (
     HEIGHT,
@@ -42,6 +43,12 @@ def doorbell(*args: str, **kwargs) -> subprocess.Popen:
         text=True,
         **kwargs,
     )
+
+
+def run_doorbell(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    process = doorbell(*args)
+    out, err = process.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
 def write_config(path: Path, data_dir: Path, camera: str, **recording: float) -> Path:
@@ -134,22 +141,32 @@ def test_kill_9_mid_clip_keeps_a_playable_interrupted_clip(tmp_path: Path, data_
     assert plaintext_hits(data_dir) == []
 
 
-def test_stock_age_decrypts_a_recorded_clip(tmp_path: Path, data_dir: Path) -> None:
+def test_stock_age_opens_a_recorded_clip_with_the_owner_key_file(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    """The owner never needs doorbell: `age -d -i keys/owner.key.age clip.mp4.age` works."""
     age = require_tool("age")
-    identity = make_owner(data_dir)
+    passphrase = "quiet-lantern-maple-orbit-7"
+    passphrase_file = tmp_path / "passphrase"
+    passphrase_file.write_text(passphrase + "\n")
+    passphrase_file.chmod(0o600)
+    init = run_doorbell(
+        "init", "--data-dir", str(data_dir), "--passphrase-file", str(passphrase_file),
+        "--owner-key-work-factor", "10",
+    )  # fmt: skip
+    assert init.returncode == 0, init.stderr
     video = tmp_path / "input.mp4"
     write_video(video, 80)
     camera = f'backend = "file"\npath = "{video}"\nrealtime = false'
     config = write_config(tmp_path / "doorbell.toml", data_dir, camera)
-    process = doorbell("recorder", "--config", str(config), "--no-live")
-    assert process.wait(timeout=120) == 0
+    process = run_doorbell("recorder", "--config", str(config), "--no-live")
+    assert process.returncode == 0, process.stderr
     with Store.open(data_dir) as store:
         (clip,) = store.clips()
-    result = subprocess.run(
-        [age, "-d", "-i", str(data_dir / "keys" / "owner.identity"), str(data_dir / clip.path)],
-        capture_output=True,
-        timeout=60,
-        check=True,
-    )
-    frames = list(decode_frames(result.stdout))
-    assert len(frames) == len(clip_indexes(data_dir / clip.path, identity)) > 10
+    out = tmp_path / "clip.mp4"
+    key_file = data_dir / "keys" / "owner.key.age"
+    code, shown = run_with_tty([age, "-d", "-i", str(key_file), "-o", str(out),
+                                str(data_dir / clip.path)], [passphrase])  # fmt: skip
+    assert code == 0, shown
+    frames = list(decode_frames(out.read_bytes()))
+    assert len(frames) >= 40
