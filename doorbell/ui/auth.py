@@ -38,14 +38,13 @@ from flask import (
 from doorbell.audit.merkle import verify_consistency
 from doorbell.audit.note import parse_checkpoint, parse_note
 from doorbell.errors import AgeError, AuditError, KeyFileError, PassphraseError
+from doorbell.keys import OWNER_COSIGNER_NAME
 from doorbell.ui.guard import passive, public
 from doorbell.ui.sessions import UnlockedOwner, current_session
 
 log = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__)
 
-#: Name of the owner's cosignature lines in checkpoints (a signed-note key name).
-COSIGNER_NAME = "doorbell-owner"
 MAX_PASSPHRASE_CHARS = 1024
 
 
@@ -108,7 +107,7 @@ def unlock_post() -> Any:
 def _cosign(state: Any, cosigning_key: Any) -> dict[str, Any]:
     """Cosign the current checkpoint; a refusal (rollback, fork) is kept to show loudly."""
     try:
-        note = state.audit.cosign(cosigning_key, COSIGNER_NAME)
+        note = state.audit.cosign(cosigning_key, OWNER_COSIGNER_NAME)
     except AuditError as exc:
         state.record("owner", "audit.cosign_refused", "", {"reason": str(exc)[:500]})
         return {"error": str(exc)}

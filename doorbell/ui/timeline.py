@@ -28,9 +28,11 @@ from doorbell.errors import StorageError
 FILTERS = ("all", "motion", "ring", "interrupted")
 PAGE_SIZE = 48
 
+# A non-correlated IN (subquery) is materialised once per query as a temporary index, so
+# this stays cheap on deep pages (a correlated EXISTS scanned the events once per clip).
 _RING = (
-    "(c.trigger = 'ring' OR e.kind = 'ring' OR EXISTS "
-    "(SELECT 1 FROM events r WHERE r.kind = 'ring' AND r.clip_id = c.id))"
+    "(c.trigger = 'ring' OR e.kind = 'ring' OR c.id IN "
+    "(SELECT clip_id FROM events WHERE kind = 'ring' AND clip_id IS NOT NULL))"
 )
 _WHERE = {
     "all": "1",

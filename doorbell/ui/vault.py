@@ -53,9 +53,11 @@ class KeyFileVault:
         return OwnerKeys(identity, keys.derive_owner_cosigning_key(identity))
 
     def change_passphrase(self, old: str, new: str) -> None:
+        """Rewrap under ``new`` with the scrypt work factor the file already uses."""
         from doorbell import keys
 
-        keys.change_passphrase(self.data_dir, old, new)
+        work_factor = keys.owner_key_work_factor(self.data_dir)
+        keys.change_owner_passphrase(self.data_dir, old, new, work_factor=work_factor)
 
 
 @dataclass

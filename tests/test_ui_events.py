@@ -1,0 +1,222 @@
+"""Web UI: timeline, thumbnails, and playback with HTTP Range, byte-exact against the plaintext."""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+import pytest
+from ui_helpers import (
+    T0,
+    Clock,
+    FakeVault,
+    make_clip,
+    plaintext_of,
+    prepare_data_dir,
+    ui_config,
+    unlock,
+)
+
+from doorbell.audit.entries import decode_entry
+from doorbell.store import Store
+from doorbell.ui import close_app, create_app
+from doorbell.ui.ranges import RangeNotSatisfiable, parse_range
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory):
+    """A data dir with a multi-chunk clip, a ring clip and an interrupted clip (made once)."""
+    data_dir = tmp_path_factory.mktemp("ui-events") / "data"
+    data_dir.mkdir()
+    prepare_data_dir(data_dir)
+    vault = FakeVault()
+    recipients = [vault.identity.recipient]
+    with Store.open(data_dir) as store:
+        big = make_clip(store, recipients, T0, seconds=3, size=(320, 240), bitrate_kbps=3000)
+        ring = make_clip(store, recipients, T0 + 3600, trigger="ring", seed=1)
+        cut = make_clip(store, recipients, T0 + 7200, seconds=4, size=(320, 240),
+                        bitrate_kbps=3000, interrupted=True, seed=2)  # fmt: skip
+        plain = {
+            big: plaintext_of(store, big, vault.identity),
+            ring: plaintext_of(store, ring, vault.identity),
+            cut: plaintext_of(store, cut, vault.identity, allow_truncated=True),
+        }
+    return data_dir, vault, {"big": big, "ring": ring, "cut": cut}, plain
+
+
+@pytest.fixture
+def client_and_app(library):
+    data_dir, vault, _, _ = library
+    app = create_app(ui_config(data_dir), vault=vault, clock=Clock())
+    client = app.test_client()
+    unlock(client)
+    yield client, app
+    close_app(app)
+
+
+def entries(app, start: int = 0) -> list[dict]:
+    return [decode_entry(leaf) for _, leaf in app.extensions["doorbell"].audit.entries(start)]
+
+
+def audit_size(app) -> int:
+    return app.extensions["doorbell"].audit.size
+
+
+def test_parse_range_rules() -> None:
+    assert parse_range(None, 100) is None
+    assert parse_range("bytes=0-9", 100) == (0, 9)
+    assert parse_range("bytes=90-", 100) == (90, 99)
+    assert parse_range("bytes=90-1000", 100) == (90, 99)
+    assert parse_range("bytes=-10", 100) == (90, 99)
+    assert parse_range("bytes=-1000", 100) == (0, 99)
+    assert parse_range("bytes=5-3", 100) is None  # invalid: ignored
+    assert parse_range("items=0-3", 100) is None
+    assert parse_range("bytes=0-1,5-6", 100) is None  # several: the whole file
+    for bad in ("bytes=100-", "bytes=100-200", "bytes=-0"):
+        with pytest.raises(RangeNotSatisfiable):
+            parse_range(bad, 100)
+    with pytest.raises(RangeNotSatisfiable):
+        parse_range("bytes=-5", 0)
+
+
+def test_whole_clip_without_range_is_the_plaintext(client_and_app, library) -> None:
+    client, _ = client_and_app
+    _, _, ids, plain = library
+    response = client.get(f"/clips/{ids['big']}/video")
+    assert response.status_code == 200
+    assert response.headers["Accept-Ranges"] == "bytes"
+    assert response.mimetype == "video/mp4"
+    assert response.data == plain[ids["big"]]
+    assert len(plain[ids["big"]]) > 3 * 65536  # several age chunks: seeking is exercised
+
+
+def test_random_ranges_are_byte_exact(client_and_app, library) -> None:
+    client, _ = client_and_app
+    _, _, ids, plain = library
+    data = plain[ids["big"]]
+    size = len(data)
+    rng = random.Random(8)
+    boundaries = [65535, 65536, 65537, 131071, 131072, size - 1]
+    cases = [(b, min(size - 1, b + rng.randint(0, 70000))) for b in boundaries]
+    cases += [tuple(sorted((rng.randrange(size), rng.randrange(size)))) for _ in range(60)]
+    for first, last in cases:
+        response = client.get(
+            f"/clips/{ids['big']}/video", headers={"Range": f"bytes={first}-{last}"}
+        )
+        assert response.status_code == 206
+        assert response.headers["Content-Range"] == f"bytes {first}-{last}/{size}"
+        assert int(response.headers["Content-Length"]) == last - first + 1
+        assert response.data == data[first : last + 1], (first, last)
+
+
+def test_open_ended_suffix_and_unsatisfiable_ranges(client_and_app, library) -> None:
+    client, _ = client_and_app
+    _, _, ids, plain = library
+    data = plain[ids["big"]]
+    size = len(data)
+    url = f"/clips/{ids['big']}/video"
+    for suffix in (1, 100, 65536, 70000, size, size + 5):
+        response = client.get(url, headers={"Range": f"bytes=-{suffix}"})
+        assert response.status_code == 206
+        assert response.data == data[-suffix:]
+    response = client.get(url, headers={"Range": f"bytes={size - 10}-"})
+    assert response.status_code == 206 and response.data == data[-10:]
+    for bad in (f"bytes={size}-", f"bytes={size + 100}-{size + 200}", "bytes=-0"):
+        response = client.get(url, headers={"Range": bad})
+        assert response.status_code == 416
+        assert response.headers["Content-Range"] == f"bytes */{size}"
+        assert response.data == b""
+    response = client.get(url, headers={"Range": "bytes=9-2"})  # invalid: ignored
+    assert response.status_code == 200 and response.data == data
+
+
+def test_interrupted_clip_plays_its_authenticated_prefix_and_says_so(
+    client_and_app, library
+) -> None:
+    client, _ = client_and_app
+    _, _, ids, plain = library
+    page = client.get(f"/clips/{ids['cut']}")
+    assert b"interrupted" in page.data
+    response = client.get(f"/clips/{ids['cut']}/video")
+    assert response.status_code == 200
+    assert response.data == plain[ids["cut"]]
+    assert len(response.data) > 0
+    tail = client.get(f"/clips/{ids['cut']}/video", headers={"Range": "bytes=-1000"})
+    assert tail.data == plain[ids["cut"]][-1000:]
+
+
+def test_views_and_downloads_are_audited(client_and_app, library) -> None:
+    client, app = client_and_app
+    _, _, ids, plain = library
+    mark = audit_size(app)
+    for _ in range(3):  # one view, however many range requests the player makes
+        client.get(f"/clips/{ids['ring']}/video", headers={"Range": "bytes=0-99"})
+    viewed = [e for e in entries(app, mark) if e["action"] == "clip.viewed"]
+    assert [e["object"] for e in viewed] == [ids["ring"]]
+    download = client.get(f"/clips/{ids['ring']}/download")
+    assert download.data == plain[ids["ring"]]
+    assert "attachment" in download.headers["Content-Disposition"]
+    downloaded = [e for e in entries(app) if e["action"] == "clip.downloaded"]
+    assert downloaded[-1]["object"] == ids["ring"]
+    assert downloaded[-1]["actor"] == "owner"
+
+
+def test_timeline_filters_and_thumbnails(client_and_app, library) -> None:
+    client, app = client_and_app
+    _, _, ids, _ = library
+    mark = audit_size(app)
+    page = client.get("/timeline")
+    assert page.status_code == 200
+    for clip_id in ids.values():
+        assert clip_id.encode() in page.data
+    assert b"<svg" in page.data and b"events in the last 24 hours" in page.data
+    ring = client.get("/timeline?kind=ring").data
+    assert ids["ring"].encode() in ring and ids["big"].encode() not in ring
+    motion = client.get("/timeline?kind=motion").data
+    assert ids["big"].encode() in motion and ids["ring"].encode() not in motion
+    cut = client.get("/timeline?kind=interrupted").data
+    assert ids["cut"].encode() in cut and ids["big"].encode() not in cut
+    thumb = client.get(f"/thumbs/{ids['big']}.jpg")
+    assert thumb.status_code == 200 and thumb.data[:2] == b"\xff\xd8"
+    assert thumb.headers["Cache-Control"] == "no-store"
+    assert client.get("/thumbs/20990101T000000Z-00000000.jpg").status_code == 404
+    assert client.get("/clips/not-a-clip/video").status_code == 404
+    views = [e for e in entries(app, mark) if e["action"] == "timeline.viewed"]
+    assert len(views) == 4
+
+
+def test_timeline_pages_fast_with_10000_events(data_dir: Path) -> None:
+    prepare_data_dir(data_dir)
+    with Store.open(data_dir) as store:
+        db = store._db
+        db.execute("BEGIN")
+        for i in range(10_000):
+            started = T0 + i * 60
+            clip_id = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(started))}-{i:08x}"
+            event_id = f"e{i}"
+            kind = "ring" if i % 10 == 0 else "motion"
+            db.execute("INSERT INTO events (id, kind, started_at) VALUES (?, ?, ?)",
+                       (event_id, kind, started))  # fmt: skip
+            db.execute(
+                "INSERT INTO clips (id, event_id, started_at, duration_s, size_bytes, trigger,"
+                " sealed, interrupted, path) VALUES (?, ?, ?, 10, 1000000, ?, 1, ?, ?)",
+                (clip_id, event_id, started, kind, int(i % 97 == 0), f"clips/x/{clip_id}.mp4.age"),
+            )
+        db.execute("COMMIT")
+    app = create_app(ui_config(data_dir), vault=FakeVault(), clock=Clock(),
+                     wall_clock=lambda: T0 + 10_000 * 60)  # fmt: skip
+    try:
+        client = app.test_client()
+        unlock(client)
+        timings = []
+        for url in ("/timeline", "/timeline?page=100", "/timeline?page=208",
+                    "/timeline?kind=ring&page=20", "/timeline?kind=interrupted"):  # fmt: skip
+            started = time.perf_counter()
+            response = client.get(url)
+            timings.append(time.perf_counter() - started)
+            assert response.status_code == 200
+        assert b"Page 100 of 209" in client.get("/timeline?page=100").data
+        assert max(timings) < 0.5, timings
+    finally:
+        close_app(app)
