@@ -116,6 +116,7 @@ class DecryptReader(io.RawIOBase):
         self._error: PayloadError | None = None
         self._payload_start = payload_start
         self._payload_size = 0
+        self._source_position = -1
         if payload_start is not None:
             end = source.seek(0, os.SEEK_END)  # type: ignore[attr-defined]
             self._payload_size = end - payload_start
@@ -233,8 +234,11 @@ class DecryptReader(io.RawIOBase):
         if self._payload_start is not None:
             start = index * ENCRYPTED_CHUNK_SIZE
             length = max(0, min(ENCRYPTED_CHUNK_SIZE, self._payload_size - start))
-            self._source.seek(self._payload_start + start)  # type: ignore[attr-defined]
+            offset = self._payload_start + start
+            if offset != self._source_position:  # sequential reads need no seek
+                self._source.seek(offset)  # type: ignore[attr-defined]
             got = self._fill(buffer[:length])
+            self._source_position = offset + got
             if got != length:
                 raise TruncatedError("the file shrank while it was being read")
             return buffer[:length], start + length < self._payload_size

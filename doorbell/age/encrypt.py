@@ -49,6 +49,9 @@ class EncryptWriter:
         self._aead = ChaCha20Poly1305(key)
         self._buffer = bytearray(CHUNK_SIZE)
         self._filled = 0
+        # A full chunk taken by reference from an immutable ``bytes`` write (no copy); it is
+        # sealed as non-final when more data comes, or as final by close().
+        self._held: memoryview | None = None
         self._counter = 0
         self._written = 0
         self.closed = False
@@ -77,9 +80,16 @@ class EncryptWriter:
             raise ValueError("write to a closed age writer")
         view = memoryview(data).cast("B")
         size = len(view)
+        if size and self._held is not None:  # more data follows the held chunk: not the last
+            self._seal(self._held, final=False)
+            self._held = None
         position = 0
         buffer = self._buffer
+        immutable = isinstance(view.obj, bytes)
         while position < size:
+            if self._filled == 0 and immutable and size - position == CHUNK_SIZE:
+                self._held = view[position:]
+                break
             if self._filled == CHUNK_SIZE:  # more data follows a full chunk: not the last
                 self._seal(buffer, final=False)
                 self._filled = 0
@@ -103,7 +113,9 @@ class EncryptWriter:
         """Seal the final chunk, finish the armor, flush ``dst``. Idempotent."""
         if self.closed:
             return
-        self._seal(memoryview(self._buffer)[: self._filled], final=True)
+        last = self._held if self._held is not None else memoryview(self._buffer)[: self._filled]
+        self._seal(last, final=True)
+        self._held = None
         self.closed = True
         if self._armor is not None:
             self._armor.close()
@@ -112,6 +124,7 @@ class EncryptWriter:
     def abort(self) -> None:
         """Stop without sealing: the output stays a truncated age file. Idempotent."""
         self.closed = True
+        self._held = None
 
     def __enter__(self) -> EncryptWriter:
         return self
