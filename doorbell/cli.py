@@ -33,6 +33,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "keys": "doorbell.commands.keys:keys",
     "motion-preview": "doorbell.commands.motion_preview:motion_preview",
     "recorder": "doorbell.commands.recorder:recorder",
+    "web": "doorbell.commands.web:web",
 }
 
 

@@ -85,16 +85,12 @@ class WebState:
 
 
 def _tls_fingerprint(data_dir: Path) -> str:
-    cert = data_dir / "tls" / "cert.pem"
-    try:
-        from cryptography import x509
-        from cryptography.hazmat.primitives import hashes
+    from doorbell.tls import CERT_FILE, TLS_DIR, certificate_fingerprint
 
-        loaded = x509.load_pem_x509_certificate(cert.read_bytes())
+    try:
+        return certificate_fingerprint(data_dir / TLS_DIR / CERT_FILE)
     except (OSError, ValueError):
         return ""
-    digest = loaded.fingerprint(hashes.SHA256()).hex().upper()
-    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
 
 
 def _open_audit(data_dir: Path, config: Config, clock: Callable[[], float]) -> Any:
