@@ -221,6 +221,8 @@ class DecryptReader(io.RawIOBase):
         elif index != self._index + 1:  # pragma: no cover - sequential reads move forward
             raise io.UnsupportedOperation("non-seekable age stream read out of order")
         self._load(index)
+        if index == self._index:
+            return self._end_check(self._plain, position - index * CHUNK_SIZE)
         return self._chunk_at(position)
 
     def _end_check(self, plain: bytes, offset: int) -> tuple[bytes, int]:
@@ -237,7 +239,10 @@ class DecryptReader(io.RawIOBase):
             offset = self._payload_start + start
             if offset != self._source_position:  # sequential reads need no seek
                 self._source.seek(offset)  # type: ignore[attr-defined]
-            got = self._fill(buffer[:length])
+            target = buffer[:length]
+            got = self._source.readinto(target) if not self._pending else 0  # type: ignore[attr-defined]
+            if got != length:
+                got = got + self._fill(target[got:])
             self._source_position = offset + got
             if got != length:
                 raise TruncatedError("the file shrank while it was being read")
