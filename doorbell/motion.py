@@ -9,7 +9,9 @@ Per frame (:meth:`MotionDetector.update`):
    uint8 saturates, so there is no wrap-around.
 3. When much of the picture changed at once, **compensate lighting first**: a smooth gain
    field (block medians of frame / background) explains a porch light, the infrared switch,
-   auto-exposure or a cloud's shadow, but not a person.
+   auto-exposure or a cloud's shadow, but not a person. (A person filling most of the frame
+   bends the field too; what remains of them still fails the structure test below, so they
+   are kept, though ``score`` then underestimates how much of the zone they cover.)
 4. **Threshold, morphology** (open, then dilate) and **contours** of at least
    ``min_area_px``; each region is an object unless it *looks like the background*, only
    brighter or darker (its pixels correlate with the background's at

@@ -1,0 +1,172 @@
+"""Each rule of the motion detector on small synthetic frames (80x60)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from doorbell.config import MotionConfig, Polygon
+from doorbell.motion import MotionDetector, MotionError
+
+W, H = 80, 60
+FPS = 10.0
+
+
+def textured(seed: int = 1) -> np.ndarray:
+    """A background with structure (stripes plus mottling), like siding and paving."""
+    rng = np.random.default_rng(seed)
+    ys, xs = np.mgrid[0:H, 0:W]
+    base = 100 + 30 * np.sin(xs / 3.0) + 20 * np.sin(ys / 4.0) + rng.normal(0, 4, (H, W))
+    return np.clip(base, 0, 255).astype(np.uint8)
+
+
+def config(**changes) -> MotionConfig:
+    base = MotionConfig(min_area_px=20, trigger_frames=1, cooldown_s=1.0, background_alpha=0.05)
+    return dataclasses.replace(base, **changes)
+
+
+def warmed(cfg: MotionConfig, background: np.ndarray, frames: int = 5) -> MotionDetector:
+    detector = MotionDetector(cfg, (W, H))
+    for i in range(frames):
+        detector.update_image(background, i / FPS)
+    return detector
+
+
+def with_square(background: np.ndarray, x: int, y: int, size: int = 12, value: int = 20):
+    image = background.copy()
+    image[y : y + size, x : x + size] = value
+    return image
+
+
+def test_person_sized_blob_is_motion_with_box():
+    bg = textured()
+    detector = warmed(config(), bg)
+    result = detector.update_image(with_square(bg, 30, 20), 1.0)
+    assert result.motion and result.in_zone and result.is_active and result.started
+    x, y, w, h = result.boxes[0]
+    assert abs(x - 30) <= 3 and abs(y - 20) <= 3 and 10 <= w <= 16 and 10 <= h <= 16
+    assert 0 < result.score < 0.1
+
+
+def test_blob_below_min_area_is_ignored():
+    bg = textured()
+    detector = warmed(config(min_area_px=400), bg)
+    assert not detector.update_image(with_square(bg, 30, 20), 1.0).motion
+
+
+def test_motion_mask_ignores_movement_inside_it():
+    mask = Polygon(points=((0.25, 0.2), (0.75, 0.2), (0.75, 0.8), (0.25, 0.8)))
+    bg = textured()
+    detector = warmed(config(masks=(mask,)), bg)
+    assert not detector.update_image(with_square(bg, 30, 20), 1.0).motion
+    assert detector.update_image(with_square(bg, 2, 2), 1.1).motion  # outside the mask
+
+
+def test_zone_flag_only_for_movement_inside_the_zone():
+    zone = Polygon(points=((0.0, 0.0), (0.4, 0.0), (0.4, 1.0), (0.0, 1.0)))
+    bg = textured()
+    detector = warmed(config(zones=(zone,)), bg)
+    outside = detector.update_image(with_square(bg, 55, 20), 1.0)
+    assert outside.boxes and not outside.in_zone and not outside.motion
+    inside = detector.update_image(with_square(bg, 5, 20), 1.1)
+    assert inside.in_zone and inside.motion
+
+
+def test_no_uint8_wrap_around():
+    # background 250, object 5: a wrapping subtraction would give 11, below the threshold
+    bg = np.full((H, W), 250, np.uint8)
+    bg[::2, :] = 240  # some texture
+    detector = warmed(config(threshold=25), bg)
+    assert detector.update_image(with_square(bg, 30, 20, value=5), 1.0).motion
+    dark = np.full((H, W), 5, np.uint8)
+    dark[::2, :] = 12
+    detector = warmed(config(threshold=25, dark_threshold=25), dark)
+    assert detector.update_image(with_square(dark, 30, 20, value=250), 1.0).motion
+
+
+@pytest.mark.parametrize("gain", [0.45, 1.8])
+def test_global_light_change_is_not_motion(gain):
+    bg = textured()
+    detector = warmed(config(), bg)
+    relit = np.clip(bg.astype(np.float32) * gain, 0, 255).astype(np.uint8)
+    for i in range(5):
+        result = detector.update_image(relit, 1.0 + i / FPS)
+        assert not result.motion, i
+    assert not detector.is_active
+
+
+def test_local_smooth_light_change_is_not_motion():
+    bg = textured()
+    detector = warmed(config(), bg)
+    ys, xs = np.mgrid[0:H, 0:W]
+    glow = 1.0 + 0.8 * np.exp(-((xs - 10) ** 2 + (ys - 10) ** 2) / 600.0)
+    lit = np.clip(bg * glow, 0, 255).astype(np.uint8)
+    assert not detector.update_image(lit, 1.0).motion
+
+
+def test_close_up_person_filling_most_of_the_frame_is_kept():
+    # the guard must not mistake a person right at the lens for a light change
+    bg = textured()
+    detector = warmed(config(global_change_ratio=0.3), bg)
+    close = bg.copy()
+    rng = np.random.default_rng(5)
+    close[:, 8:72] = np.clip(60 + rng.normal(0, 3, (H, 64)), 0, 255).astype(np.uint8)  # 80 %
+    result = detector.update_image(close, 1.0)
+    assert not result.global_change
+    assert result.motion and result.in_zone
+    # what survives the lighting compensation still spans the person
+    left = min(x for x, _, _, _ in result.boxes)
+    right = max(x + w for x, _, w, _ in result.boxes)
+    assert left <= 20 and right >= 60  # the person covers columns 8..72
+
+
+def test_close_up_person_while_the_light_switches_is_kept():
+    bg = textured()
+    detector = warmed(config(global_change_ratio=0.3), bg)
+    frame = np.clip(bg.astype(np.float32) * 1.6, 0, 255).astype(np.uint8)
+    frame[:, 15:65] = 35  # a dark coat covering 60 % of the frame
+    assert detector.update_image(frame, 1.0).motion
+
+
+def test_debounce_needs_consecutive_frames():
+    bg = textured()
+    detector = warmed(config(trigger_frames=3), bg)
+    moving = [with_square(bg, 10 + 4 * i, 20) for i in range(4)]
+    first = detector.update_image(moving[0], 1.0)
+    assert first.motion and not first.is_active
+    assert not detector.update_image(bg, 1.1).is_active  # the run is broken
+    states = [detector.update_image(m, 1.2 + i / FPS).is_active for i, m in enumerate(moving[1:])]
+    assert states == [False, False, True]
+
+
+def test_cooldown_uses_frame_timestamps_and_callbacks_fire():
+    bg = textured()
+    detector = warmed(config(cooldown_s=2.0), bg)
+    seen: list[str] = []
+    detector.when_motion_started = lambda r: seen.append(f"start@{r.timestamp}")
+    detector.when_motion_stopped = lambda r: seen.append(f"stop@{r.timestamp}")
+    assert detector.update_image(with_square(bg, 30, 20), 10.0).started
+    assert detector.started_at == 10.0
+    assert detector.update_image(bg, 11.9).is_active  # 1.9 s without motion: still on
+    result = detector.update_image(bg, 12.0)
+    assert result.stopped and not detector.is_active
+    assert seen == ["start@10.0", "stop@12.0"]
+
+
+def test_wrong_frame_size_or_type_is_refused():
+    detector = MotionDetector(config(), (W, H))
+    with pytest.raises(MotionError):
+        detector.update_image(np.zeros((H + 1, W), np.uint8), 0.0)
+    with pytest.raises(MotionError):
+        detector.update_image(np.zeros((H, W, 3), np.uint8), 0.0)
+
+
+def test_noise_alone_is_not_motion():
+    bg = textured()
+    detector = warmed(config(), bg)
+    rng = np.random.default_rng(3)
+    for i in range(20):
+        noisy = np.clip(bg + rng.normal(0, 6, bg.shape), 0, 255).astype(np.uint8)
+        assert not detector.update_image(noisy, 1.0 + i / FPS).motion
