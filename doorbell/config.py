@@ -207,6 +207,30 @@ class AuditConfig:
 
 
 @dataclass(frozen=True)
+class ExportsConfig:
+    request_expiry_days: float = _key(
+        14.0, "undecided export requests expire (as a denial) after this many days",
+        min=0.01, max=365.0,
+    )  # fmt: skip
+    bundle_expiry_days: float = _key(
+        3.0, "default lifetime of an approved bundle before it is deleted", min=0.01, max=90.0
+    )
+    download_limit: int = _key(3, "default number of downloads allowed per bundle", min=1, max=100)
+    invitation_expiry_days: float = _key(
+        7.0, "how long a requester invitation link stays usable", min=0.01, max=90.0
+    )
+    max_window_days: float = _key(
+        31.0, "longest time window one request may ask for", min=0.01, max=366.0
+    )
+    passphrase_work_factor: int = _key(
+        18, "scrypt work factor (log2 N) of passphrase-delivered bundles", min=10, max=22
+    )
+    checkpoint_wait_s: float = _key(
+        60.0, "how long a bundle waits for the recorder to sign a checkpoint", min=1.0, max=3600.0
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     camera: CameraConfig = field(default_factory=CameraConfig)
     motion: MotionConfig = field(default_factory=MotionConfig)
@@ -217,6 +241,7 @@ class Config:
     gpio: GpioConfig = field(default_factory=GpioConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
+    exports: ExportsConfig = field(default_factory=ExportsConfig)
     #: the file this configuration was read from (None: built-in defaults)
     source: Path | None = field(default=None, compare=False)
 
