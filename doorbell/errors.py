@@ -84,6 +84,10 @@ class VideoError(DoorbellError, RuntimeError):
     """Encoding or decoding video failed."""
 
 
+class RedactionError(DoorbellError, ValueError):
+    """A redaction spec is invalid, or the face detector's packaged model cannot be loaded."""
+
+
 # --- requests and exports ----------------------------------------------------------------
 
 
