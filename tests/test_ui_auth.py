@@ -271,3 +271,20 @@ def test_consistency_check_accepts_growth_and_flags_rollback_and_fork(world) -> 
     bad = client.get("/checkpoint/consistency?size=x&root=y")
     assert bad.status_code == 400
     assert json.loads(bad.data)["verdict"] == "bad-request"
+
+
+def test_unlock_over_tls_works_without_a_referer(data_dir: Path) -> None:
+    """Referrer-Policy: no-referrer means browsers send none; the CSRF check must not need it."""
+    prepare_data_dir(data_dir)
+    vault = FakeVault()
+    app = create_app(ui_config(data_dir, tls=True), vault=vault, clock=Clock())
+    try:
+        client = app.test_client()
+        base = "https://localhost"
+        token = csrf_from(client.get("/unlock", base_url=base).data)
+        response = client.post(
+            "/unlock", base_url=base, data={"csrf_token": token, "passphrase": PASSPHRASE}
+        )
+        assert response.status_code == 302 and vault.unlocks == 1
+    finally:
+        close_app(app)

@@ -153,7 +153,9 @@ def create_app(
         MAX_CONTENT_LENGTH=MAX_CONTENT_LENGTH,
         MAX_FORM_MEMORY_SIZE=MAX_CONTENT_LENGTH,
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the server-side session
-        WTF_CSRF_SSL_STRICT=config.web.tls,
+        # The referrer check of flask-wtf cannot work with Referrer-Policy: no-referrer; the
+        # token plus the SameSite=Strict session cookie stop cross-site posts.
+        WTF_CSRF_SSL_STRICT=False,
         SEND_FILE_MAX_AGE_DEFAULT=300,
         TEMPLATES_AUTO_RELOAD=False,
     )
