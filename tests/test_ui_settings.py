@@ -1,0 +1,141 @@
+"""Web UI: settings saved atomically and audited, passphrase change, the audit page."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import pytest
+from ui_helpers import PASSPHRASE, Clock, FakeVault, csrf_from, prepare_data_dir, ui_config, unlock
+
+from doorbell.audit.entries import decode_entry
+from doorbell.config import load_config
+from doorbell.keys import create_owner_keys, unlock_owner_identity
+from doorbell.ui import close_app, create_app
+from doorbell.ui.configfile import to_toml
+from doorbell.ui.vault import KeyFileVault
+
+ZONE = [{"name": "path", "points": [[0.1, 0.2], [0.5, 0.2], [0.5, 0.9]]}]
+
+
+@pytest.fixture
+def configured(data_dir: Path, tmp_path: Path):
+    prepare_data_dir(data_dir)
+    config_path = tmp_path / "doorbell.toml"
+    config_path.write_text(
+        f'# mine\n[storage]\ndata_dir = "{data_dir}"\n[web]\ntls = false\n'
+        '[[privacy.masks]]\nname = "street"\npoints = [[0, 0], [1, 0], [1, 0.1]]\n'
+    )
+    vault = FakeVault()
+    app = create_app(load_config(config_path), vault=vault, clock=Clock())
+    client = app.test_client()
+    unlock(client)
+    yield app, client, config_path, vault
+    close_app(app)
+
+
+def entries(app) -> list[dict]:
+    return [decode_entry(leaf) for _, leaf in app.extensions["doorbell"].audit.entries(0)]
+
+
+def form(client, **values) -> dict:
+    page = client.get("/settings").data
+    return {"csrf_token": csrf_from(page), "motion_enabled": "on", **values}
+
+
+def test_settings_change_is_saved_validated_and_audited(configured) -> None:
+    app, client, config_path, _ = configured
+    response = client.post(
+        "/settings",
+        data=form(client, retention_days="7", motion_threshold="30", motion_zones=json.dumps(ZONE)),
+    )
+    assert response.status_code == 302
+    saved = load_config(config_path)  # the file still validates the normal way
+    assert saved.storage.retention_days == 7
+    assert saved.motion.threshold == 30
+    assert saved.motion.zones[0].points == ((0.1, 0.2), (0.5, 0.2), (0.5, 0.9))
+    assert saved.privacy.masks[0].name == "street"  # untouched keys are kept
+    assert saved.web.tls is False
+    assert app.extensions["doorbell"].config.storage.retention_days == 7
+    [change] = [e for e in entries(app) if e["action"] == "settings.changed"]
+    assert change["details"]["storage.retention_days"] == {"old": None, "new": 7}
+    assert change["details"]["motion.zones"] == {"old": None, "new": {"polygons": 1}}
+    assert list(config_path.parent.glob(".*tmp-doorbell*")) == []
+
+
+def test_invalid_settings_are_refused_and_the_file_is_untouched(configured) -> None:
+    app, client, config_path, _ = configured
+    before = config_path.read_bytes()
+    bad_zone = json.dumps([{"points": [[0.1, 0.2], [2.0, 0.2], [0.5, 0.9]]}])
+    response = client.post("/settings", data=form(client, motion_zones=bad_zone))
+    assert response.status_code == 400
+    assert b"outside 0..1" in response.data
+    response = client.post("/settings", data=form(client, motion_threshold="0"))
+    assert response.status_code == 400 and b"below 1" in response.data
+    response = client.post("/settings", data=form(client, quota_gb="lots"))
+    assert response.status_code == 400
+    assert config_path.read_bytes() == before
+    assert not [e for e in entries(app) if e["action"] == "settings.changed"]
+
+
+def test_toml_writer_round_trips_every_value_type() -> None:
+    document = {
+        "camera": {"backend": "file", "path": 'a "quoted" \\ path\n', "realtime": False},
+        "storage": {"quota_gb": 1e-05, "retention_days": 0},
+        "privacy": {"masks": [{"name": "é", "points": [[0.0, 1.0], [0.5, 0.5], [1.0, 0.0]]}]},
+    }
+    assert tomllib.loads(to_toml(document)) == document
+
+
+def test_passphrase_change_with_the_real_key_file(data_dir: Path) -> None:
+    prepare_data_dir(data_dir)
+    create_owner_keys(data_dir, PASSPHRASE, work_factor=10)
+    app = create_app(ui_config(data_dir), vault=KeyFileVault(data_dir), clock=Clock())
+    try:
+        client = app.test_client()
+        assert unlock(client).status_code == 302
+        new = "a completely different passphrase 42"
+        token = csrf_from(client.get("/settings/passphrase").data)
+        wrong = client.post("/settings/passphrase", data={
+            "csrf_token": token, "old_passphrase": "nope", "new_passphrase": new,
+            "confirm_passphrase": new})  # fmt: skip
+        assert wrong.status_code == 400
+        mismatch = client.post("/settings/passphrase", data={
+            "csrf_token": token, "old_passphrase": PASSPHRASE, "new_passphrase": new,
+            "confirm_passphrase": new + "x"})  # fmt: skip
+        assert mismatch.status_code == 400
+        response = client.post("/settings/passphrase", data={
+            "csrf_token": token, "old_passphrase": PASSPHRASE, "new_passphrase": new,
+            "confirm_passphrase": new})  # fmt: skip
+        assert response.status_code == 302
+        unlock_owner_identity(data_dir, new)
+        actions = [e["action"] for e in entries(app)]
+        assert "owner.passphrase_changed" in actions
+        assert "owner.passphrase_change_failed" in actions
+    finally:
+        close_app(app)
+
+
+def test_audit_page_shows_entries_verdict_and_checkpoint(configured) -> None:
+    _, client, _, _ = configured
+    page = client.get("/audit")
+    assert page.status_code == 200
+    assert b"web.unlocked" in page.data
+    assert b"The log verifies" in page.data
+    assert b"doorbell.test/ui" in page.data  # the checkpoint's origin line
+    assert b"doorbell-owner" in page.data  # the owner's cosignature
+    filtered = client.get("/audit?action=web.unlocked").data
+    assert b"web.unlocked" in filtered and b"audit.log_created" not in filtered
+
+
+def test_settings_without_a_config_file_cannot_save(data_dir: Path) -> None:
+    prepare_data_dir(data_dir)
+    app = create_app(ui_config(data_dir), vault=FakeVault(), clock=Clock())
+    try:
+        client = app.test_client()
+        unlock(client)
+        response = client.post("/settings", data=form(client, retention_days="3"))
+        assert response.status_code == 409
+    finally:
+        close_app(app)
