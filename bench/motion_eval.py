@@ -5,8 +5,8 @@ to our :class:`doorbell.motion.MotionDetector` and to a plain previous-frame-dif
 baseline with the same threshold, minimum area, zone and debounce/cool-down. Reported per
 scenario:
 
-* event recall: share of person visits (runs of ``truth.event_active``) during which the
-  detector was active;
+* event recall: share of person visits (runs of ``truth.event_active`` in which the person
+  covers at least 0.5 % of the zone) during which the detector was active;
 * false triggers per hour: activations starting while no person is in view;
 * onset latency: frames from the first frame the person's box covers 0.5 % of the zone to the
   activation (median and worst);
@@ -98,7 +98,9 @@ class Tally:
 
     def add_run(self, truth: list[bool], active: list[bool], covered: list[bool]) -> None:
         self.frames += len(truth)
-        spans = _runs(truth)
+        # an event is a person visit that reaches the zone (covers 0.5 % of it); a walk along
+        # the sidewalk, or one cut off by the end of the footage before the path, is not
+        spans = [(a, b) for a, b in _runs(truth) if any(covered[a:b])]
         self.events += len(spans)
         for start, end in spans:
             if any(active[start:end]):
@@ -120,6 +122,7 @@ class Tally:
             "false_per_hour": round(self.false_triggers / hours, 2),
             "onset_median": statistics.median(self.onsets) if self.onsets else None,
             "onset_max": max(self.onsets) if self.onsets else None,
+            "onset_p90": float(np.percentile(self.onsets, 90)) if self.onsets else None,
             "ms_per_frame": round(1000 * self.seconds / self.frames, 4) if self.frames else None,
         }
 
