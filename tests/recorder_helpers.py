@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -148,23 +147,17 @@ SIGNATURES_ANYWHERE = {
 
 
 def plaintext_hits(*roots: Path) -> list[str]:
-    """Files below ``roots`` holding an image or video signature (there should be none)."""
-    hits = []
+    """Files (or files below directories) in ``roots`` holding an image or video signature."""
+    files = [Path(root) for root in roots if Path(root).is_file()]
     for root in roots:
-        for dirpath, _dirs, files in os.walk(root):
-            for name in files:
-                path = Path(dirpath) / name
-                try:
-                    data = path.read_bytes()
-                except OSError:
-                    continue
-                hits += [
-                    f"{path}: {kind}" for kind, sig in SIGNATURES_ANYWHERE.items() if sig in data
-                ]
-                if data.startswith(b"\xff\xd8\xff") or data[4:8] == b"ftyp":
-                    hits.append(f"{path}: image or video header at offset 0")
+        files += [Path(d) / name for d, _dirs, names in os.walk(root) for name in names]
+    hits = []
+    for path in files:
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        hits += [f"{path}: {kind}" for kind, sig in SIGNATURES_ANYWHERE.items() if sig in data]
+        if data.startswith(b"\xff\xd8\xff") or data[4:8] == b"ftyp":
+            hits.append(f"{path}: image or video header at offset 0")
     return hits
-
-
-def temp_dir() -> Path:
-    return Path(tempfile.gettempdir())

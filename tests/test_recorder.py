@@ -17,7 +17,6 @@ from recorder_helpers import (
     make_owner,
     plaintext_hits,
     recorder_config,
-    temp_dir,
 )
 
 from doorbell.age.recipients import parse_recipients_file
@@ -126,23 +125,33 @@ def test_led_follows_recording_and_live_gets_masked_frames(data_dir: Path) -> No
     assert "frame" in published and "clip_sealed" in published and "motion_start" in published
 
 
-def test_no_plaintext_on_disk_during_and_after_recording(data_dir: Path) -> None:
+def test_no_plaintext_on_disk_during_and_after_recording(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Scan the data dir, the temp dir every library would use, and /dev/shm, mid-recording
+    and after: no JPEG, PNG, MP4 or H.264 anywhere."""
+    import tempfile
+
     make_owner(data_dir)
-    before = set(plaintext_hits(temp_dir()))
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(private_tmp))
+    monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))
+    shm = Path("/dev/shm")
+    shm_before = set(shm.iterdir()) if shm.is_dir() else set()
     during: list[str] = []
-    scan_at = {45, 70, 95}
 
     def scan(index: int) -> None:
-        if index in scan_at:
-            during.extend(plaintext_hits(data_dir))
-            during.extend(set(plaintext_hits(temp_dir())) - before)
+        if index in {45, 70, 95}:
+            during.extend(plaintext_hits(data_dir, private_tmp))
 
     record(data_dir, IndexCamera(120, on_frame=scan), ScriptedMotion(set(range(40, 100))))
     with Store.open(data_dir) as store:
         assert len(store.clips()) == 1
     assert during == []
-    assert plaintext_hits(data_dir) == []
-    assert set(plaintext_hits(temp_dir())) - before == set()
+    assert plaintext_hits(data_dir, private_tmp) == []
+    shm_new = (set(shm.iterdir()) if shm.is_dir() else set()) - shm_before
+    assert plaintext_hits(*shm_new) == []
 
 
 def test_scanner_would_catch_plaintext(data_dir: Path) -> None:
