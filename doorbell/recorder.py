@@ -20,12 +20,15 @@ The recorder holds only public keys: it can encrypt to the owner but never decry
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+import numpy as np
 
 from doorbell.age.recipients import Recipient
 from doorbell.camera import Camera, Frame
@@ -200,7 +203,7 @@ class Recorder:
                 except CameraEnded:
                     break
                 except CameraError as error:
-                    self._seal_open_clip()
+                    self._camera_lost()
                     log.error("camera fault: %s; retrying in %.0f s", error, backoff)
                     self._notify(f"STATUS=camera fault: {error}")
                     self._emit("camera_fault", {"error": str(error)[:200]})
@@ -225,7 +228,12 @@ class Recorder:
         return 0
 
     def process_frame(self, frame: Frame) -> None:
-        """One step of the pipeline for one frame (see the module docstring)."""
+        """One step of the pipeline for one frame (see the module docstring).
+
+        Raises :class:`CameraError` for a frame that is not what the camera promised (wrong
+        size or type, a timestamp that is not a number): a broken camera, handled like one.
+        """
+        self._check_frame(frame)
         if self._encoder is None:
             self._encoder = H264Encoder.from_config(self.config.camera, self.config.recording)
         if self._wall_offset is None:
@@ -266,6 +274,41 @@ class Recorder:
         self.frames_processed += 1
 
     # --- pieces -------------------------------------------------------------------------
+
+    def _check_frame(self, frame: Any) -> None:
+        camera = self.config.camera
+        main, lores = getattr(frame, "main", None), getattr(frame, "lores", None)
+        timestamp = getattr(frame, "timestamp", None)
+        problem = ""
+        if not isinstance(main, np.ndarray) or not isinstance(lores, np.ndarray):
+            problem = f"not a frame: {type(frame).__name__}"
+        elif main.shape != (camera.height, camera.width, 3) or main.dtype != np.uint8:
+            problem = f"main image {main.shape} {main.dtype}"
+        elif lores.shape != (camera.lores_height, camera.lores_width) or lores.dtype != np.uint8:
+            problem = f"lores image {lores.shape} {lores.dtype}"
+        elif not isinstance(timestamp, int | float) or not math.isfinite(timestamp):
+            problem = f"timestamp {timestamp!r}"
+        if problem:
+            raise CameraError(
+                f"camera delivered a bad frame ({problem}); expected {camera.width}x"
+                f"{camera.height} BGR and {camera.lores_width}x{camera.lores_height} grey uint8"
+            )
+
+    def _camera_lost(self) -> None:
+        """Seal what was recorded and forget the old camera's timeline.
+
+        Packets in the pre-roll ring come from before the outage: a clip started after the
+        camera is back must not begin with them (they may even be in the clip just sealed),
+        and the next camera's frames start a fresh H.264 stream at a keyframe.
+        """
+        self._seal_open_clip()
+        if self._encoder is not None:
+            self._encoder.close()
+            self._encoder = None
+        self._ring = PacketRing(self.config.recording.pre_roll_s)
+        self._machine.recording = False
+        self._wall_offset = None
+        self._last_live_t = self._last_retention_t = self._last_checkpoint_t = -1e18
 
     def _wall(self, t: float) -> float:
         return (self._wall_offset or 0.0) + t
