@@ -33,6 +33,8 @@ LAZY_COMMANDS: dict[str, str] = {
     "keys": "doorbell.commands.keys:keys",
     "motion-preview": "doorbell.commands.motion_preview:motion_preview",
     "recorder": "doorbell.commands.recorder:recorder",
+    "requests": "doorbell.commands.requests:requests",
+    "verify-bundle": "doorbell.commands.verify_bundle:verify_bundle",
     "web": "doorbell.commands.web:web",
 }
 

@@ -1,0 +1,284 @@
+"""Build an export bundle: a streamed tar, age-encrypted to the requester, written atomically.
+
+The bundle ``exports/<request>.tar.age`` is an age file (to the requester's ``age1...``
+recipient, or to the passphrase the owner set at approval) whose plaintext is a tar of::
+
+    clips/<clip id>.mp4    the approved clips (redacted where the owner chose)
+    manifest.json          request, decision, per-clip SHA-256 (delivered file and on-device
+                           ciphertext), time range, redactions, device verifier key
+    audit/entries.jsonl    this request's audit entries (exact RFC 6962 leaves), including
+                           ``export.bundle_sealed`` which records the SHA-256 of manifest.json
+    audit/checkpoint.note  a checkpoint signed by the device AND cosigned by the owner
+    audit/proofs.json      an RFC 6962 inclusion proof of every entry in that checkpoint
+    audit/device.vkey, audit/cosigner.vkey   the verifier keys
+    VERIFY.txt             how to check all of it with the stock age tool and the specs
+
+Plaintext exists only inside the stream: clips are decrypted chunk by chunk straight into
+``tarfile`` (stream mode ``w|``), whose output goes straight into the age encryptor, whose
+ciphertext goes to a temporary file in ``exports/`` that is fsynced and renamed into place.
+A redacted clip's size is unknown until it is encoded, and a tar header needs it first, so it
+is spooled through a temporary file encrypted to a one-time key held only in memory (still
+ciphertext on disk), then streamed into the tar.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import tarfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from doorbell.errors import DoorbellError, RequestError
+from doorbell.fsutil import fsync_dir, temp_path_for
+
+BUNDLE_FORMAT = "doorbell-export/1"
+BUNDLE_MODE = 0o640
+#: ``progress(stage, done_bytes, total_bytes)``; stages: clips, audit, sealing, done.
+ProgressCallback = Callable[[str, int, int], None]
+
+
+class BundleError(DoorbellError, RuntimeError):
+    """A bundle could not be built (clip missing or altered, no checkpoint in time, ...)."""
+
+
+@dataclass(frozen=True)
+class BundleResult:
+    path: Path
+    size: int
+    sha256: str
+    manifest_sha256: str
+    clips: int
+
+
+class _HashingSink:
+    """Write-only: counts and hashes the ciphertext on its way to the file."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self._handle = handle
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        self.sha256.update(data)
+        self.size += len(data)
+        self._handle.write(data)
+        return len(data)
+
+    def flush(self) -> None:
+        self._handle.flush()
+
+
+class _HashingReader:
+    """Read-only view of a plaintext reader that hashes and reports what passes."""
+
+    def __init__(self, source: Any, on_bytes: Callable[[int], None]) -> None:
+        self._source = source
+        self._on_bytes = on_bytes
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._source.read(size)
+        self.sha256.update(data)
+        self.size += len(data)
+        self._on_bytes(len(data))
+        return data
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes, mtime: float) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = len(data), int(mtime), 0o644
+    tar.addfile(info, io.BytesIO(data))
+
+
+def verify_guide() -> bytes:
+    """The VERIFY.txt shipped in every bundle."""
+    return resources.files("doorbell.exports").joinpath("VERIFY.txt").read_bytes()
+
+
+def _recipients(request: Any, passphrase: str | None, work_factor: int) -> list[Any]:
+    from doorbell.age.recipients import ScryptRecipient, parse_recipient
+
+    if request.fields.delivery == "recipient":
+        return [parse_recipient(request.fields.recipient or "")]
+    if not passphrase:
+        raise RequestError("this request is delivered with a passphrase: set one to approve it")
+    return [ScryptRecipient(passphrase, work_factor=work_factor)]
+
+
+@contextlib.contextmanager
+def _redacted_spool(directory: Path, source: Any, spec: Any) -> Any:
+    """Redact ``source`` into a one-time-key ciphertext spool; yield (reader, size, result)."""
+    from doorbell.age.decrypt import decrypt
+    from doorbell.age.encrypt import encrypt
+    from doorbell.age.identities import X25519Identity
+    from doorbell.redact import redact_clip
+
+    key = X25519Identity.generate()
+    spool = temp_path_for(directory / "redacted.spool")
+    fd = os.open(spool, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        with os.fdopen(fd, "w+b") as handle:
+            with encrypt(handle, [key.recipient]) as sink:
+                result = redact_clip(source, sink, spec)
+            handle.flush()
+            handle.seek(0)
+            reader = decrypt(handle, [key])
+            yield reader, reader.size, result
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            spool.unlink()
+
+
+def build_bundle(*, registry: Any, store: Any, audit: Any, request_id: str, identity: Any,
+                 cosigning_key: Any, passphrase: str | None = None, work_factor: int = 18,
+                 progress: ProgressCallback | None = None, checkpoint_wait_s: float = 60.0,
+                 sleep: Callable[[float], None] = time.sleep) -> BundleResult:  # fmt: skip
+    """Build the bundle of an approved request (bundle state ``building``) and mark it ready.
+
+    ``identity`` decrypts the owner's clips; ``cosigning_key`` cosigns the checkpoint;
+    ``passphrase`` (delivery "passphrase" only) encrypts the bundle with scrypt at
+    ``work_factor``. Without the device key in this process, waits up to
+    ``checkpoint_wait_s`` for the recorder to sign a checkpoint covering the manifest entry.
+    On any failure the temporary file is removed, the request's bundle is marked failed
+    (audited) and the error re-raised (:class:`BundleError`, RequestError, AgeError ...).
+    """
+    from doorbell.age.encrypt import encrypt
+
+    request = registry.get(request_id)
+    if request.status != "approved" or request.bundle_state != "building":
+        raise RequestError(f"request {request_id}: not approved and awaiting its bundle")
+    report = progress or (lambda _stage, _done, _total: None)
+    target = registry.bundle_path(request_id)
+    tmp = temp_path_for(target)
+    try:
+        recipients = _recipients(request, passphrase, work_factor)
+        clips = [store.get_clip(clip_id) for clip_id in request.clip_ids]
+        total = sum(max(c.size_bytes, 1) for c in clips)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, BUNDLE_MODE)
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), BUNDLE_MODE)
+            sink = _HashingSink(handle)
+            with encrypt(sink, recipients) as writer:  # type: ignore[arg-type]
+                # closed explicitly below: only a clean close may finish the tar
+                tar = tarfile.open(fileobj=writer, mode="w|", format=tarfile.PAX_FORMAT)  # noqa: SIM115
+                manifest_sha256 = _write_contents(tar, registry, store, audit, request, clips,
+                                                  identity, cosigning_key, report, total,
+                                                  checkpoint_wait_s, sleep)  # fmt: skip
+                tar.close()
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+        fsync_dir(target.parent)
+    except BaseException as exc:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        with contextlib.suppress(Exception):
+            registry.bundle_failed(request_id, f"{type(exc).__name__}: {exc}")
+        raise
+    result = BundleResult(target, sink.size, sink.sha256.hexdigest(), manifest_sha256, len(clips))
+    registry.bundle_ready(request_id, size=result.size, sha256=result.sha256,
+                          manifest_sha256=manifest_sha256)  # fmt: skip
+    report("done", total, total)
+    return result
+
+
+def _write_contents(tar: tarfile.TarFile, registry: Any, store: Any, audit: Any, request: Any,
+                    clips: list[Any], identity: Any, cosigning_key: Any,
+                    report: ProgressCallback, total: int, checkpoint_wait_s: float,
+                    sleep: Callable[[float], None]) -> str:  # fmt: skip
+    from doorbell.age.decrypt import decrypt
+
+    done = 0
+
+    def advance(count: int) -> None:
+        nonlocal done
+        done += count
+        report("clips", min(done, total), total)
+
+    spec = None
+    if request.redaction:
+        from doorbell.redact import RedactionSpec
+
+        spec = RedactionSpec.from_dict(request.redaction)
+    entries: list[dict[str, Any]] = []
+    for clip in sorted(clips, key=lambda c: (c.started_at, c.id)):
+        path = store.absolute(clip.path)
+        source_sha256 = _file_sha256(path)
+        if clip.sha256 and clip.sha256 != source_sha256:
+            raise BundleError(f"clip {clip.id}: the file on disk does not match its index hash")
+        name = f"clips/{clip.id}.mp4"
+        with open(path, "rb") as raw:
+            plain = decrypt(raw, [identity], allow_truncated=clip.interrupted)
+            redaction = None
+            if spec is not None and not spec.is_empty():
+                spool_dir = registry.bundle_path(request.id).parent
+                with _redacted_spool(spool_dir, plain, spec) as (reader, size, result):
+                    hashing = _HashingReader(reader, lambda _n: None)
+                    info = tarfile.TarInfo(name)
+                    info.size, info.mtime, info.mode = size, int(clip.started_at), 0o644
+                    tar.addfile(info, hashing)  # type: ignore[arg-type]
+                    redaction = result.manifest()
+                advance(max(clip.size_bytes, 1))
+            else:
+                hashing = _HashingReader(plain, advance)
+                info = tarfile.TarInfo(name)
+                info.size, info.mtime, info.mode = plain.size, int(clip.started_at), 0o644
+                tar.addfile(info, hashing)  # type: ignore[arg-type]
+        entries.append({
+            "id": clip.id, "file": name, "sha256": hashing.sha256.hexdigest(),
+            "size": hashing.size, "started_at": clip.started_at, "ended_at": clip.ended_at,
+            "duration_s": clip.duration_s, "interrupted": clip.interrupted,
+            "trigger": clip.trigger, "source_sha256": source_sha256,
+            "source_size": path.stat().st_size, "redaction": redaction,
+        })  # fmt: skip
+    report("audit", total, total)
+    device_vkey = audit.device_verifier().vkey
+    manifest = {
+        "format": BUNDLE_FORMAT,
+        "request": request.public_fields(),
+        "decision": {
+            "outcome": "approved", "by": "owner", "decided_at": request.decided_at,
+            "clips": list(request.clip_ids), "bundle_expires_at": request.bundle_expires_at,
+            "download_limit": request.download_limit, "redaction": request.redaction,
+        },
+        "clips": entries,
+        "time_range": {
+            "start": min(e["started_at"] for e in entries),
+            "end": max((e["ended_at"] or e["started_at"]) for e in entries),
+        },
+        "device_vkey": device_vkey,
+        "audit": {"entries": "audit/entries.jsonl", "checkpoint": "audit/checkpoint.note",
+                  "proofs": "audit/proofs.json"},
+    }  # fmt: skip
+    manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n"
+    manifest_sha256 = hashlib.sha256(manifest_bytes).hexdigest()
+    now = registry._clock()
+    _add_bytes(tar, "manifest.json", manifest_bytes, now)
+    sealed_index = registry.record("system", "export.bundle_sealed", request.id, {
+        "manifest_sha256": manifest_sha256, "clips": len(entries),
+    })  # fmt: skip
+    from doorbell.exports.proofs import audit_files
+
+    for name, data in audit_files(audit, registry.audit_indexes(request.id), sealed_index,
+                                  cosigning_key, checkpoint_wait_s, sleep):  # fmt: skip
+        _add_bytes(tar, name, data, now)
+    report("sealing", total, total)
+    _add_bytes(tar, "VERIFY.txt", verify_guide(), now)
+    return manifest_sha256

@@ -1,0 +1,438 @@
+"""The export requests of a data dir: tables, lifecycle transitions, each one audited.
+
+Tables (in ``index.sqlite3``, created here with ``CREATE TABLE IF NOT EXISTS``; the clip
+index of :mod:`doorbell.store` is untouched): ``export_requests``, ``export_invitations``,
+``export_settings`` (the open-form and public-transparency switches) and ``export_audit``
+(which audit entry indexes belong to which request, so a bundle can carry them).
+
+Every transition is one audit entry whose ``object`` is ``request/<id>``, by actor
+``owner``, ``requester:<id>`` or ``system``. A transition is a guarded ``UPDATE ... WHERE
+status = ...`` in one transaction, so two processes (web and CLI) cannot both decide the same
+request. The clock (UTC epoch seconds) is injected.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from doorbell.config import ExportsConfig
+from doorbell.errors import NotPermitted, RequestError, StorageError
+from doorbell.exports.delivery import DeliveryMixin
+from doorbell.exports.invitations import Invitation, InvitationsMixin
+from doorbell.exports.model import (
+    LIMITS,
+    RequestFields,
+    clean_text,
+    is_request_id,
+    new_request_id,
+    new_token,
+    token_hash,
+    validate_request,
+)
+
+INDEX_NAME = "index.sqlite3"
+EXPORTS_DIR = "exports"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS export_requests (
+    id TEXT PRIMARY KEY,
+    created_at REAL NOT NULL,
+    source TEXT NOT NULL,
+    invitation_id TEXT,
+    status TEXT NOT NULL,
+    decision TEXT,
+    requester TEXT NOT NULL, organisation TEXT NOT NULL, contact TEXT NOT NULL,
+    kind TEXT NOT NULL, legal_basis TEXT NOT NULL, legal_reference TEXT NOT NULL,
+    window_start REAL NOT NULL, window_end REAL NOT NULL, reason TEXT NOT NULL,
+    delivery TEXT NOT NULL, recipient TEXT,
+    access_hash TEXT UNIQUE,
+    decide_by REAL NOT NULL,
+    decided_at REAL,
+    deny_reason TEXT NOT NULL DEFAULT '',
+    clip_ids TEXT NOT NULL DEFAULT '[]',
+    redaction TEXT,
+    bundle_expires_at REAL,
+    download_limit INTEGER NOT NULL DEFAULT 0,
+    downloads INTEGER NOT NULL DEFAULT 0,
+    bundle_state TEXT NOT NULL DEFAULT 'none',
+    bundle_error TEXT NOT NULL DEFAULT '',
+    bundle_bytes INTEGER NOT NULL DEFAULT 0,
+    bundle_sha256 TEXT,
+    manifest_sha256 TEXT,
+    closed_at REAL
+);
+CREATE INDEX IF NOT EXISTS export_requests_status ON export_requests (status);
+CREATE TABLE IF NOT EXISTS export_invitations (
+    id TEXT PRIMARY KEY,
+    access_hash TEXT NOT NULL UNIQUE,
+    label TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    used_by TEXT,
+    revoked INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS export_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS export_audit (
+    request_id TEXT NOT NULL, idx INTEGER NOT NULL, PRIMARY KEY (request_id, idx));
+"""
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    """One row of ``export_requests`` (times: UTC epoch seconds)."""
+
+    id: str
+    created_at: float
+    source: str
+    status: str
+    decision: str | None
+    fields: RequestFields
+    decide_by: float
+    decided_at: float | None
+    deny_reason: str
+    clip_ids: tuple[str, ...]
+    redaction: dict | None
+    bundle_expires_at: float | None
+    download_limit: int
+    downloads: int
+    bundle_state: str
+    bundle_error: str
+    bundle_bytes: int
+    bundle_sha256: str | None
+    manifest_sha256: str | None
+
+    @property
+    def actor(self) -> str:
+        """The audit actor standing for this request's requester."""
+        return f"requester:{self.id}"
+
+    def public_fields(self) -> dict[str, Any]:
+        """The request as stated (goes into the manifest): no token, no internal state."""
+        f = self.fields
+        return {
+            "id": self.id,
+            "submitted_at": self.created_at,
+            "source": self.source,
+            "requester": f.requester,
+            "organisation": f.organisation,
+            "contact": f.contact,
+            "kind": f.kind,
+            "legal_basis": f.legal_basis,
+            "legal_reference": f.legal_reference,
+            "window": {"start": f.window_start, "end": f.window_end},
+            "reason": f.reason,
+            "delivery": f.delivery,
+            "recipient": f.recipient,
+        }
+
+
+def _request_from_row(row: sqlite3.Row) -> ExportRequest:
+    fields = RequestFields(
+        requester=row["requester"], organisation=row["organisation"], contact=row["contact"],
+        kind=row["kind"], legal_basis=row["legal_basis"], legal_reference=row["legal_reference"],
+        window_start=row["window_start"], window_end=row["window_end"], reason=row["reason"],
+        delivery=row["delivery"], recipient=row["recipient"],
+    )  # fmt: skip
+    return ExportRequest(
+        id=row["id"], created_at=row["created_at"], source=row["source"], status=row["status"],
+        decision=row["decision"], fields=fields, decide_by=row["decide_by"],
+        decided_at=row["decided_at"], deny_reason=row["deny_reason"],
+        clip_ids=tuple(json.loads(row["clip_ids"])),
+        redaction=json.loads(row["redaction"]) if row["redaction"] else None,
+        bundle_expires_at=row["bundle_expires_at"], download_limit=row["download_limit"],
+        downloads=row["downloads"], bundle_state=row["bundle_state"],
+        bundle_error=row["bundle_error"], bundle_bytes=row["bundle_bytes"],
+        bundle_sha256=row["bundle_sha256"], manifest_sha256=row["manifest_sha256"],
+    )  # fmt: skip
+
+
+class ExportRegistry(InvitationsMixin, DeliveryMixin):
+    """Requests, invitations and switches of one data dir. Thread-safe; use :meth:`open`.
+
+    ``audit`` is an open :class:`doorbell.audit.log.AuditLog` (or anything with ``append``).
+    """
+
+    def __init__(self, data_dir: Path, connection: sqlite3.Connection, audit: Any,
+                 clock: Callable[[], float], config: ExportsConfig) -> None:  # fmt: skip
+        self.data_dir = data_dir
+        self._db = connection
+        self._audit = audit
+        self._clock = clock
+        self.config = config
+        self._lock = threading.RLock()
+
+    @classmethod
+    def open(cls, data_dir: str | Path, audit: Any, *, clock: Callable[[], float] = time.time,
+             config: ExportsConfig | None = None) -> ExportRegistry:  # fmt: skip
+        """Open the export tables of ``data_dir`` (creating them); raises StorageError."""
+        root = Path(data_dir)
+        if not root.is_dir():
+            raise StorageError(f"{root}: data directory does not exist; run `doorbell init` first")
+        try:
+            db = sqlite3.connect(root / INDEX_NAME, timeout=30, isolation_level=None,
+                                 check_same_thread=False)  # fmt: skip
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise StorageError(
+                f"{root / INDEX_NAME}: cannot open the export tables: {exc}"
+            ) from exc
+        (root / EXPORTS_DIR).mkdir(mode=0o750, exist_ok=True)
+        return cls(root, db, audit, clock, config or ExportsConfig())
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> ExportRegistry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def record(self, actor: str, action: str, request_id: str, details: dict | None = None) -> int:
+        """Append an audit entry about ``request_id`` and remember its index for the bundle."""
+        index = self._audit.append(actor, action, f"request/{request_id}", details or {})
+        with self._transaction() as db:
+            db.execute("INSERT OR IGNORE INTO export_audit VALUES (?, ?)", (request_id, index))
+        return index
+
+    def audit_indexes(self, request_id: str) -> list[int]:
+        """Audit entry indexes recorded about ``request_id``, ascending."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT idx FROM export_audit WHERE request_id = ? ORDER BY idx", (request_id,)
+            )
+            return [r[0] for r in rows]
+
+    # --- switches ---------------------------------------------------------------------------
+
+    def _setting(self, key: str) -> bool:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM export_settings WHERE key = ?", (key,))
+            found = row.fetchone()
+        return found is not None and found[0] == "1"
+
+    def _set(self, key: str, enabled: bool, action: str) -> None:
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO export_settings VALUES (?, ?)",
+                       (key, "1" if enabled else "0"))  # fmt: skip
+        self._audit.append("owner", action, "exports", {"enabled": bool(enabled)})
+
+    def open_form_enabled(self) -> bool:
+        """Whether anyone may submit a request without an invitation (off by default)."""
+        return self._setting("open_form")
+
+    def set_open_form(self, enabled: bool) -> None:
+        self._set("open_form", enabled, "export.open_form_changed")
+
+    def transparency_public(self) -> bool:
+        """Whether the counts-only transparency page is public (off by default)."""
+        return self._setting("transparency_public")
+
+    def set_transparency_public(self, enabled: bool) -> None:
+        self._set("transparency_public", enabled, "export.transparency_changed")
+
+    # --- requests in ------------------------------------------------------------------------
+
+    def submit(self, raw: dict[str, object], *, source: str,
+               invitation_token: str | None = None) -> tuple[ExportRequest, str]:  # fmt: skip
+        """A request from the portal (``invitation`` or ``open_form``) or the owner (``owner``).
+
+        Returns the request and the requester's access token (status page and download;
+        shown once). Raises :class:`RequestInvalid` for bad fields and :class:`NotPermitted`
+        for an unusable invitation or a closed open form.
+        """
+        now = self._clock()
+        fields = validate_request(raw, now=now, max_window_s=self.config.max_window_days * 86400)
+        invitation: Invitation | None = None
+        if source == "invitation":
+            invitation = self.invitation_for(invitation_token or "")
+        elif source == "open_form":
+            if not self.open_form_enabled():
+                raise NotPermitted("the open request form is switched off")
+        elif source != "owner":
+            raise RequestError(f"source {source!r}: use invitation, open_form or owner")
+        request_id = new_request_id()
+        token = new_token()
+        with self._transaction() as db:
+            if invitation is not None:
+                used = db.execute(
+                    "UPDATE export_invitations SET used_by = ? WHERE id = ? AND used_by IS NULL"
+                    " AND revoked = 0 AND expires_at > ?", (request_id, invitation.id, now),
+                ).rowcount  # fmt: skip
+                if used != 1:
+                    raise NotPermitted("this invitation is used, revoked or expired")
+            self._insert(db, request_id, now, source, invitation, fields, token)
+        actor = "owner" if source == "owner" else f"requester:{request_id}"
+        self.record(actor, "export.request_submitted", request_id, {
+            "source": source, "invitation": invitation.id if invitation else None,
+            "kind": fields.kind, "legal_basis": fields.legal_basis,
+            "legal_reference": fields.legal_reference,
+            "window": [fields.window_start, fields.window_end], "delivery": fields.delivery,
+            "recipient": fields.recipient,
+        })  # fmt: skip
+        return self.get(request_id), token
+
+    def _insert(self, db: sqlite3.Connection, request_id: str, now: float, source: str,
+                invitation: Invitation | None, fields: RequestFields,
+                token: str) -> None:  # fmt: skip
+        db.execute(
+            "INSERT INTO export_requests (id, created_at, source, invitation_id, status,"
+            " requester, organisation, contact, kind, legal_basis, legal_reference,"
+            " window_start, window_end, reason, delivery, recipient, access_hash, decide_by)"
+            " VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (request_id, now, source, invitation.id if invitation else None, fields.requester,
+             fields.organisation, fields.contact, fields.kind, fields.legal_basis,
+             fields.legal_reference, fields.window_start, fields.window_end, fields.reason,
+             fields.delivery, fields.recipient, token_hash(token),
+             now + self.config.request_expiry_days * 86400),
+        )  # fmt: skip
+
+    def add_self_export(self, *, window_start: float, window_end: float, recipient: str,
+                        reason: str = "owner's own download") -> ExportRequest:  # fmt: skip
+        """The owner's own download as a request (source ``self``, delivered to the owner's
+        recipient). The caller approves it right away with :meth:`approve`."""
+        fields = RequestFields("owner", "", "owner", "household", "voluntary", "", window_start,
+                               window_end, reason, "recipient", recipient)  # fmt: skip
+        request_id = new_request_id()
+        now = self._clock()
+        with self._transaction() as db:
+            self._insert(db, request_id, now, "self", None, fields, new_token())
+        self.record("owner", "export.request_submitted", request_id, {
+            "source": "self", "window": [window_start, window_end], "delivery": "recipient",
+            "recipient": recipient,
+        })  # fmt: skip
+        return self.get(request_id)
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def get(self, request_id: str) -> ExportRequest:
+        """The request with this id; raises :class:`RequestError` if there is none."""
+        with self._lock:
+            row = None if not is_request_id(request_id) else self._db.execute(
+                "SELECT * FROM export_requests WHERE id = ?", (request_id,)
+            ).fetchone()  # fmt: skip
+        if row is None:
+            raise RequestError(f"request {request_id!r}: no such request")
+        return _request_from_row(row)
+
+    def by_token(self, token: str) -> ExportRequest:
+        """The request whose requester holds ``token``; :class:`NotPermitted` otherwise."""
+        digest = token_hash(token)
+        with self._lock:
+            row = None if digest is None else self._db.execute(
+                "SELECT * FROM export_requests WHERE access_hash = ? AND source != 'self'",
+                (digest,),
+            ).fetchone()  # fmt: skip
+        if row is None:
+            raise NotPermitted("unknown request link")
+        return _request_from_row(row)
+
+    def requests(self, *, status: str | None = None, include_self: bool = True
+                 ) -> list[ExportRequest]:  # fmt: skip
+        """Requests, newest first, optionally of one status."""
+        query = "SELECT * FROM export_requests WHERE (? IS NULL OR status = ?)"
+        if not include_self:
+            query += " AND source != 'self'"
+        with self._lock:
+            rows = self._db.execute(query + " ORDER BY created_at DESC", (status, status))
+            return [_request_from_row(r) for r in rows]
+
+    def bundle_path(self, request_id: str) -> Path:
+        """``<data_dir>/exports/<request>.tar.age`` (ciphertext only)."""
+        if not is_request_id(request_id):
+            raise RequestError(f"request {request_id!r}: not a request id")
+        return self.data_dir / EXPORTS_DIR / f"{request_id}.tar.age"
+
+    # --- decisions ---------------------------------------------------------------------------
+
+    def approve(self, request_id: str, *, clip_ids: list[str], expires_in_s: float | None = None,
+                download_limit: int | None = None, redaction: dict | None = None,
+                step_up: bool = True) -> ExportRequest:  # fmt: skip
+        """Approve ``clip_ids`` (a non-empty subset of the clips in the window, checked by the
+        caller against the index) for a pending request. The caller has re-checked the
+        owner's passphrase (``step_up``) and then builds the bundle. Raises RequestError."""
+        expires_in_s = (
+            expires_in_s if expires_in_s is not None else (self.config.bundle_expiry_days * 86400)
+        )
+        limit = download_limit if download_limit is not None else self.config.download_limit
+        if not clip_ids or len(clip_ids) != len(set(clip_ids)) or len(clip_ids) > 1000:
+            raise RequestError("approve: choose at least one clip (each once, at most 1000)")
+        if not 60 <= expires_in_s <= 90 * 86400:
+            raise RequestError("approve: the bundle must expire between 1 minute and 90 days")
+        if not 1 <= limit <= 100:
+            raise RequestError("approve: download limit between 1 and 100")
+        now = self._clock()
+        with self._transaction() as db:
+            changed = db.execute(
+                "UPDATE export_requests SET status = 'approved', decision = 'approved',"
+                " decided_at = ?, clip_ids = ?, redaction = ?, bundle_expires_at = ?,"
+                " download_limit = ?, bundle_state = 'building' WHERE id = ? AND status = 'pending'"
+                " AND decide_by > ?",
+                (now, json.dumps(sorted(clip_ids)), json.dumps(redaction) if redaction else None,
+                 now + expires_in_s, limit, request_id, now),
+            ).rowcount  # fmt: skip
+        if changed != 1:
+            raise RequestError(f"request {request_id}: not pending (or past its decision time)")
+        self.record("owner", "export.request_approved", request_id, {
+            "clips": sorted(clip_ids), "bundle_expires_at": now + expires_in_s,
+            "download_limit": limit, "redaction": redaction, "step_up": step_up,
+        })  # fmt: skip
+        return self.get(request_id)
+
+    def deny(self, request_id: str, reason: str) -> ExportRequest:
+        """Deny a pending request with a reason the requester will see."""
+        problems: list[str] = []
+        reason = clean_text(reason, "deny_reason", problems, multiline=True)
+        if problems:
+            raise RequestError("; ".join(problems))
+        with self._transaction() as db:
+            changed = db.execute(
+                "UPDATE export_requests SET status = 'denied', decision = 'denied',"
+                " decided_at = ?, deny_reason = ? WHERE id = ? AND status = 'pending'",
+                (self._clock(), reason, request_id),
+            ).rowcount
+        if changed != 1:
+            raise RequestError(f"request {request_id}: not pending; cannot deny it")
+        self.record("owner", "export.request_denied", request_id, {"reason": reason})
+        return self.get(request_id)
+
+    # --- transparency ----------------------------------------------------------------------
+
+    def monthly_counts(self) -> list[dict[str, Any]]:
+        """Requests per month (UTC) by kind, legal basis and outcome; owner's own excluded.
+
+        Counts only: no names, contacts, reasons or references.
+        """
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT strftime('%Y-%m', created_at, 'unixepoch') AS month, kind, legal_basis,"
+                " COALESCE(decision, 'pending') AS outcome, COUNT(*) AS n FROM export_requests"
+                " WHERE source != 'self' GROUP BY month, kind, legal_basis, outcome"
+                " ORDER BY month DESC, kind, legal_basis, outcome"
+            ).fetchall()
+        return [dict(r) for r in rows]
+
+
+__all__ = ["LIMITS", "ExportRegistry", "ExportRequest", "Invitation"]

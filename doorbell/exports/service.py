@@ -1,0 +1,141 @@
+"""What the web UI and the CLI share: clips of a request, approval, bundles in the background.
+
+- :func:`clips_for_request`: the clips overlapping a request's time window (what the owner
+  reviews; approval may choose only among them).
+- :func:`approve_and_build`: approve (checked choice), then build the bundle in this thread.
+- :class:`BundleJobs`: the same, with the build in a named background thread and progress
+  the UI polls. The owner's identity and the passphrase for the bundle live in that thread's
+  memory only until the build ends.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from doorbell.errors import RequestError
+from doorbell.exports.bundle import BundleResult, build_bundle
+
+#: Clips may be this long at most (config.recording.max_clip_s is capped lower), so a clip
+#: that started this much before the window may still overlap it.
+_LONGEST_CLIP_S = 3600.0
+
+
+def clips_for_request(store: Any, request: Any) -> list[Any]:
+    """Sealed clips overlapping ``[window_start, window_end)``, oldest first."""
+    start, end = request.fields.window_start, request.fields.window_end
+    found = store.clips(since=start - _LONGEST_CLIP_S, until=end, newest_first=False)
+    return [c for c in found if c.sealed and (c.ended_at or c.started_at) >= start]
+
+
+def check_clip_choice(store: Any, request: Any, clip_ids: list[str]) -> None:
+    """Raise :class:`RequestError` unless every id is a clip in the request's window."""
+    allowed = {c.id for c in clips_for_request(store, request)}
+    outside = sorted(set(clip_ids) - allowed)
+    if outside:
+        raise RequestError(f"clips not in the request's time window: {', '.join(outside)[:300]}")
+
+
+def approve(registry: Any, store: Any, request_id: str, *, clip_ids: list[str],
+            expires_in_s: float | None = None, download_limit: int | None = None,
+            redaction: dict | None = None, passphrase: str | None = None) -> Any:  # fmt: skip
+    """Check the choice and approve (audited). ``passphrase`` must be given (not stored)
+    when the request is delivered with one. Returns the approved request."""
+    request = registry.get(request_id)
+    check_clip_choice(store, request, clip_ids)
+    if request.fields.delivery == "passphrase" and not passphrase:
+        raise RequestError("this request is delivered with a passphrase: set one to approve it")
+    if passphrase is not None and request.fields.delivery == "passphrase" and len(passphrase) < 12:
+        raise RequestError("the bundle passphrase must be at least 12 characters")
+    if redaction:
+        from doorbell.redact import RedactionSpec
+
+        redaction = RedactionSpec.from_dict(redaction).to_dict()
+    return registry.approve(request_id, clip_ids=clip_ids, expires_in_s=expires_in_s,
+                            download_limit=download_limit, redaction=redaction)  # fmt: skip
+
+
+def approve_and_build(registry: Any, store: Any, audit: Any, request_id: str, *, identity: Any,
+                      cosigning_key: Any, clip_ids: list[str], passphrase: str | None = None,
+                      progress: Any = None, work_factor: int | None = None,
+                      **decision: Any) -> BundleResult:  # fmt: skip
+    """Approve and build the bundle in this thread (the CLI). Raises like both steps."""
+    approve(registry, store, request_id, clip_ids=clip_ids, passphrase=passphrase, **decision)
+    config = registry.config
+    return build_bundle(
+        registry=registry, store=store, audit=audit, request_id=request_id, identity=identity,
+        cosigning_key=cosigning_key, passphrase=passphrase,
+        work_factor=work_factor or config.passphrase_work_factor, progress=progress,
+        checkpoint_wait_s=config.checkpoint_wait_s,
+    )  # fmt: skip
+
+
+@dataclass
+class JobProgress:
+    stage: str = "queued"
+    done: int = 0
+    total: int = 0
+    error: str = ""
+    finished: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        percent = 100 if self.finished and not self.error else (
+            int(100 * self.done / self.total) if self.total else 0)  # fmt: skip
+        return {
+            "stage": self.stage,
+            "done": self.done,
+            "total": self.total,
+            "percent": min(percent, 100),
+            "error": self.error,
+            "finished": self.finished,
+        }
+
+
+class BundleJobs:
+    """Bundles built in background threads (named ``bundle-<request>``, non-daemon)."""
+
+    def __init__(self, *, registry: Any, store: Any, audit: Any, work_factor: int | None = None
+                 ) -> None:  # fmt: skip
+        self.registry, self.store, self.audit = registry, store, audit
+        self.work_factor = work_factor or registry.config.passphrase_work_factor
+        self._jobs: dict[str, tuple[threading.Thread, JobProgress]] = {}
+        self._lock = threading.Lock()
+
+    def start(self, request_id: str, *, identity: Any, cosigning_key: Any,
+              passphrase: str | None = None) -> None:  # fmt: skip
+        """Build the bundle of an approved request in the background."""
+        progress = JobProgress()
+
+        def report(stage: str, done: int, total: int) -> None:
+            progress.stage, progress.done, progress.total = stage, done, total
+
+        def run() -> None:
+            try:
+                build_bundle(
+                    registry=self.registry, store=self.store, audit=self.audit,
+                    request_id=request_id, identity=identity, cosigning_key=cosigning_key,
+                    passphrase=passphrase, work_factor=self.work_factor, progress=report,
+                    checkpoint_wait_s=self.registry.config.checkpoint_wait_s,
+                )  # fmt: skip
+            except Exception as exc:  # reported on the page and in the audit log
+                progress.error = f"{type(exc).__name__}: {exc}"
+            finally:
+                progress.finished = True
+
+        thread = threading.Thread(target=run, name=f"bundle-{request_id}", daemon=False)
+        with self._lock:
+            self._jobs[request_id] = (thread, progress)
+        thread.start()
+
+    def progress(self, request_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            job = self._jobs.get(request_id)
+        return None if job is None else job[1].as_dict()
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for every running build (shutdown, tests)."""
+        with self._lock:
+            threads = [thread for thread, _progress in self._jobs.values()]
+        for thread in threads:
+            thread.join(timeout)

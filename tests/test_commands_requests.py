@@ -1,0 +1,95 @@
+"""``doorbell requests`` and ``doorbell verify-bundle`` end to end on a real data dir."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from doorbell.age.identities import X25519Identity
+from doorbell.audit.devicekey import create_device_key
+from doorbell.cli import cli
+from doorbell.keys import create_owner_keys
+from doorbell.store import Store
+from tests.ui_helpers import T0, make_clip
+
+PASSPHRASE = "owner passphrase for tests"
+
+
+def _setup(data_dir: Path) -> list[str]:
+    identity = create_owner_keys(data_dir, PASSPHRASE, work_factor=10)
+    create_device_key(data_dir / "keys", "doorbell.test/cli")
+    with Store.open(data_dir) as store:
+        return [make_clip(store, [identity.recipient], T0 + 60 * (i + 1), seconds=1.0, seed=i)
+                for i in range(3)]  # fmt: skip
+
+
+def _run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def test_add_list_show_approve_verify_deny(data_dir: Path, tmp_path: Path) -> None:
+    clips = _setup(data_dir)
+    requester = X25519Identity.generate()
+    key_file = tmp_path / "requester.txt"
+    key_file.write_text(f"{requester}\n")
+    base = ["--data-dir", str(data_dir)]
+    code, out = _run("requests", "add", *base, "--requester", "PC Smith", "--contact",
+                     "pc@police.example", "--kind", "police", "--legal-basis", "warrant",
+                     "--reference", "W-1", "--from", "2026-01-01T00:00", "--to",
+                     "2026-01-01T01:00", "--reason", "Burglary at number 12 that night.",
+                     "--recipient", str(requester.recipient))  # fmt: skip
+    assert code == 0, out
+    request_id = re.search(r"added (req-[0-9a-f]{12})", out).group(1)
+    code, out = _run("requests", "list", *base)
+    assert request_id in out and "pending" in out
+    code, out = _run("requests", "show", *base, request_id)
+    assert all(c in out for c in clips)
+    wrong = tmp_path / "wrong.txt"
+    wrong.write_text("not the passphrase\n")
+    code, out = _run("requests", "approve", *base, request_id, "--clip", clips[0],
+                     "--passphrase-file", str(wrong))  # fmt: skip
+    assert code == 1 and "wrong passphrase" in out
+    good = tmp_path / "good.txt"
+    good.write_text(PASSPHRASE + "\n")
+    code, out = _run("requests", "approve", *base, request_id, "--clip", clips[0], "--clip",
+                     clips[2], "--download-limit", "1", "--passphrase-file", str(good))  # fmt: skip
+    assert code == 0, out
+    bundle = data_dir / "exports" / f"{request_id}.tar.age"
+    code, out = _run("verify-bundle", str(bundle), "-i", str(key_file))
+    assert code == 0, out
+    assert "OK: bundle for request" in out and "clips: 2" in out
+    # A second decision is refused; a flipped byte fails verification.
+    code, out = _run("requests", "deny", *base, request_id, "--reason", "changed my mind")
+    assert code == 1 and "not pending" in out
+    data = bytearray(bundle.read_bytes())
+    data[-100] ^= 1
+    bundle.write_bytes(bytes(data))
+    code, out = _run("verify-bundle", str(bundle), "-i", str(key_file))
+    assert code == 1 and "age" in out
+
+
+def test_deny_and_invite(data_dir: Path) -> None:
+    _setup(data_dir)
+    base = ["--data-dir", str(data_dir)]
+    code, out = _run("requests", "invite", *base, "--label", "insurer", "--days", "2")
+    assert code == 0 and re.search(r"/requests/invite/[A-Za-z0-9_-]{43}$", out.strip())
+    code, out = _run("requests", "add", *base, "--requester", "Neighbour", "--contact",
+                     "n@example.org", "--kind", "neighbour", "--legal-basis", "voluntary",
+                     "--from", "2026-01-01T00:00", "--to", "2026-01-01T01:00",
+                     "--reason", "My bike was stolen from the front.")  # fmt: skip
+    request_id = re.search(r"(req-[0-9a-f]{12})", out).group(1)
+    code, out = _run("requests", "deny", *base, request_id, "--reason", "Not my camera's view.")
+    assert code == 0
+    code, out = _run("requests", "show", *base, request_id)
+    assert "denied: Not my camera's view." in out
+    assert not (data_dir / "exports" / f"{request_id}.tar.age").exists()
+
+
+def test_verify_bundle_needs_exactly_one_key(tmp_path: Path) -> None:
+    bundle = tmp_path / "b.tar.age"
+    bundle.write_bytes(b"x")
+    code, out = _run("verify-bundle", str(bundle))
+    assert code == 2 and "exactly one" in out

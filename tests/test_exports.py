@@ -1,0 +1,312 @@
+"""Export requests: validation, lifecycle, audit entries, downloads, expiry, bundles, tamper."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from doorbell.age.identities import ScryptIdentity
+from doorbell.audit.entries import decode_entry
+from doorbell.errors import NotPermitted, RequestError
+from doorbell.exports.model import RequestInvalid, token_hash
+from doorbell.exports.service import approve_and_build, clips_for_request
+from doorbell.exports.verify import BundleVerifyError, verify_bundle
+from doorbell.fsutil import TEMP_MARKER
+from tests.exports_helpers import World, bundle_members, make_world, rewrite_bundle
+
+
+@pytest.fixture
+def world(data_dir: Path) -> Iterator[World]:
+    yield from make_world(data_dir)
+
+
+def entries_about(world: World, request_id: str) -> list[dict]:
+    return [
+        decode_entry(leaf)
+        for _i, leaf in world.audit.entries()
+        if decode_entry(leaf)["object"] == f"request/{request_id}"
+    ]
+
+
+def approved_bundle(world: World, clips: int = 2, **decision: object) -> tuple:
+    request, token = world.registry.submit(world.raw_request(), source="owner")
+    result = approve_and_build(
+        world.registry, world.store, world.audit, request.id, identity=world.owner,
+        cosigning_key=world.cosigning_key, clip_ids=world.clip_ids[:clips], **decision,
+    )  # fmt: skip
+    return request, token, result
+
+
+# --- validation ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"requester": ""}, "requester"),
+        ({"requester": "x" * 121}, "requester"),
+        ({"requester": "Eve\u202egnp.exe"}, "requester"),
+        ({"contact": "a\nb"}, "contact"),
+        ({"kind": "journalist"}, "kind"),
+        ({"legal_basis": "because"}, "legal_basis"),
+        ({"legal_reference": ""}, "legal_reference"),
+        ({"legal_reference": "<script>"}, "legal_reference"),
+        ({"window_start": "yesterday"}, "window_start"),
+        ({"window_end": "2025-12-31T23:00"}, "window_end"),
+        ({"window_end": "2026-03-01T00:00"}, "window"),
+        ({"window_start": "2030-01-01T00:00", "window_end": "2030-01-01T01:00"}, "window_start"),
+        ({"reason": "short"}, "reason"),
+        ({"reason": "y" * 2001}, "reason"),
+        ({"delivery": "email"}, "delivery"),
+        ({"recipient": "AGE-SECRET-KEY-1QQQ"}, "recipient"),
+        ({"recipient": "age1notakey"}, "recipient"),
+        ({"extra": "field"}, "unknown fields"),
+    ],
+)
+def test_invalid_fields_are_refused_by_name(world: World, change: dict, field: str) -> None:
+    with pytest.raises(RequestInvalid) as caught:
+        world.registry.submit(world.raw_request(**change), source="owner")
+    assert any(p.startswith(field) for p in caught.value.problems), caught.value.problems
+    assert world.registry.requests() == []
+
+
+def test_voluntary_needs_no_reference_and_passphrase_needs_no_recipient(world: World) -> None:
+    raw = world.raw_request(legal_basis="voluntary", legal_reference="", delivery="passphrase")
+    raw.pop("recipient")
+    request, token = world.registry.submit(raw, source="owner")
+    assert request.fields.recipient is None and request.fields.legal_reference == ""
+    assert world.registry.by_token(token).id == request.id
+
+
+def test_tokens_are_stored_hashed_only(world: World) -> None:
+    _request, token = world.registry.submit(world.raw_request(), source="owner")
+    database = (world.data_dir / "index.sqlite3").read_bytes()
+    wal = world.data_dir / "index.sqlite3-wal"
+    everything = database + (wal.read_bytes() if wal.exists() else b"")
+    assert token.encode() not in everything
+    assert token_hash(token).encode() in everything
+
+
+# --- lifecycle ------------------------------------------------------------------------------
+
+
+def test_every_transition_is_audited_with_the_request_id(world: World) -> None:
+    request, token, _result = approved_bundle(world, download_limit=1)
+    world.registry.open_download(token, client="10.0.0.9")[1].close()
+    actions = [e["action"] for e in entries_about(world, request.id)]
+    assert actions == [
+        "export.request_submitted", "export.request_approved", "export.bundle_sealed",
+        "export.bundle_ready", "export.downloaded", "export.bundle_deleted",
+    ]  # fmt: skip
+    approved = entries_about(world, request.id)[1]
+    assert approved["actor"] == "owner" and approved["details"]["step_up"] is True
+
+
+def test_deny_keeps_reason_and_makes_no_bundle(world: World) -> None:
+    request, token = world.registry.submit(world.raw_request(), source="owner")
+    world.registry.deny(request.id, "No warrant attached.")
+    assert world.registry.by_token(token).deny_reason == "No warrant attached."
+    assert not world.registry.bundle_path(request.id).exists()
+    with pytest.raises(RequestError):
+        world.registry.approve(request.id, clip_ids=world.clip_ids[:1])
+    with pytest.raises(NotPermitted):
+        world.registry.open_download(token)
+    assert list((world.data_dir / "exports").iterdir()) == []
+
+
+def test_undecided_requests_expire_as_denial(world: World) -> None:
+    request, _token = world.registry.submit(world.raw_request(), source="owner")
+    world.clock.advance(15 * 86400)
+    assert world.registry.sweep() == [request.id]
+    assert world.registry.get(request.id).status == "expired"
+    assert entries_about(world, request.id)[-1]["actor"] == "system"
+    with pytest.raises(RequestError):
+        world.registry.approve(request.id, clip_ids=world.clip_ids[:1])
+    assert not world.registry.bundle_path(request.id).exists()
+
+
+def test_bundle_is_deleted_after_expiry_and_download_refused(world: World) -> None:
+    request, token, result = approved_bundle(world, expires_in_s=3600)
+    assert result.path.exists()
+    world.clock.advance(3601)
+    with pytest.raises(NotPermitted):
+        world.registry.open_download(token)
+    assert not result.path.exists()
+    assert world.registry.get(request.id).status == "closed"
+    deleted, refused = entries_about(world, request.id)[-2:]
+    assert deleted["action"] == "export.bundle_deleted"
+    assert deleted["details"] == {"reason": "bundle expired"}
+    assert refused["action"] == "export.download_refused"
+
+
+def test_download_limit_then_refused_and_audited(world: World) -> None:
+    request, token, result = approved_bundle(world, download_limit=2)
+    for _ in range(2):
+        _request, handle = world.registry.open_download(token, client="c")
+        with handle:
+            assert hashlib.sha256(handle.read()).hexdigest() == result.sha256
+    assert not result.path.exists()  # used up: deleted
+    with pytest.raises(NotPermitted):
+        world.registry.open_download(token, client="c")
+    assert entries_about(world, request.id)[-1]["action"] == "export.download_refused"
+
+
+def test_other_tokens_never_open_a_bundle(world: World) -> None:
+    _request, token, _result = approved_bundle(world)
+    _other, other_token = world.registry.submit(world.raw_request(), source="owner")
+    with pytest.raises(NotPermitted):
+        world.registry.open_download(other_token)  # pending: nothing to download
+    for forged in ("", "x", token[:-1] + ("A" if token[-1] != "A" else "B"), "../" * 15):
+        with pytest.raises(NotPermitted):
+            world.registry.open_download(forged)
+
+
+def test_approval_only_among_clips_in_the_window(world: World) -> None:
+    request, _token = world.registry.submit(
+        world.raw_request(window_start="2026-01-01T00:00", window_end="2026-01-01T00:01:30"),
+        source="owner",
+    )
+    assert [c.id for c in clips_for_request(world.store, request)] == world.clip_ids[:1]
+    with pytest.raises(RequestError, match="not in the request's time window"):
+        approve_and_build(world.registry, world.store, world.audit, request.id,
+                          identity=world.owner, cosigning_key=world.cosigning_key,
+                          clip_ids=world.clip_ids[1:2])  # fmt: skip
+    assert world.registry.get(request.id).status == "pending"
+
+
+def test_invitation_single_use_and_expiring(world: World) -> None:
+    _invitation, token = world.registry.create_invitation("PC Smith", expires_in_s=3600)
+    request, _t = world.registry.submit(world.raw_request(), source="invitation",
+                                        invitation_token=token)  # fmt: skip
+    assert request.source == "invitation"
+    with pytest.raises(NotPermitted):
+        world.registry.submit(world.raw_request(), source="invitation", invitation_token=token)
+    _invitation, late = world.registry.create_invitation("late", expires_in_s=60)
+    world.clock.advance(61)
+    with pytest.raises(NotPermitted):
+        world.registry.submit(world.raw_request(), source="invitation", invitation_token=late)
+    with pytest.raises(NotPermitted):
+        world.registry.submit(world.raw_request(), source="open_form")
+    world.registry.set_open_form(True)
+    assert world.registry.submit(world.raw_request(), source="open_form")[0].source == "open_form"
+
+
+def test_monthly_counts_have_no_personal_data(world: World) -> None:
+    approved_bundle(world)
+    denied, _t = world.registry.submit(world.raw_request(kind="insurer"), source="owner")
+    world.registry.deny(denied.id, "no")
+    counts = world.registry.monthly_counts()
+    assert {(c["kind"], c["outcome"]) for c in counts} == {("police", "approved"),
+                                                           ("insurer", "denied")}  # fmt: skip
+    assert "Jane" not in json.dumps(counts)
+
+
+# --- bundles ---------------------------------------------------------------------------------
+
+
+def test_bundle_round_trip_verifies_and_holds_the_approved_clips(world: World) -> None:
+    request, _token, result = approved_bundle(world)
+    report = verify_bundle(result.path, [world.last_requester])
+    assert report.request_id == request.id and len(report.clips) == 2
+    names = [m.name for m, _d in bundle_members(result.path, world.last_requester)]
+    assert names[:2] == [f"clips/{c}.mp4" for c in world.clip_ids[:2]]
+    assert set(names[2:]) == {"manifest.json", "audit/entries.jsonl", "audit/checkpoint.note",
+                              "audit/proofs.json", "audit/device.vkey", "audit/cosigner.vkey",
+                              "VERIFY.txt"}  # fmt: skip
+    manifest = json.loads(dict((m.name, d) for m, d in bundle_members(
+        result.path, world.last_requester))["manifest.json"])  # fmt: skip
+    source = manifest["clips"][0]
+    assert source["source_sha256"] == world.store.get_clip(source["id"]).sha256
+    # Ciphertext only: no temp files, nothing but the bundle in exports/.
+    assert [p.name for p in (world.data_dir / "exports").iterdir()] == [result.path.name]
+    assert not any(TEMP_MARKER in p.name for p in world.data_dir.rglob("*"))
+
+
+def test_passphrase_bundle_round_trip(world: World) -> None:
+    raw = world.raw_request(delivery="passphrase")
+    raw.pop("recipient")
+    request, _token = world.registry.submit(raw, source="owner")
+    with pytest.raises(RequestError, match="passphrase"):
+        approve_and_build(world.registry, world.store, world.audit, request.id,
+                          identity=world.owner, cosigning_key=world.cosigning_key,
+                          clip_ids=world.clip_ids[:1])  # fmt: skip
+    result = approve_and_build(world.registry, world.store, world.audit, request.id,
+                               identity=world.owner, cosigning_key=world.cosigning_key,
+                               clip_ids=world.clip_ids[:1], passphrase="tulip kettle orbit 42",
+                               work_factor=10)  # fmt: skip
+    assert verify_bundle(result.path, [ScryptIdentity("tulip kettle orbit 42")]).clips
+    with pytest.raises(BundleVerifyError, match="age"):
+        verify_bundle(result.path, [ScryptIdentity("wrong passphrase entirely")])
+
+
+def _tamper(world: World, path: Path, name: str, change) -> None:  # type: ignore[no-untyped-def]
+    members = bundle_members(path, world.last_requester)
+    changed = [(m, change(d) if m.name == name else d) for m, d in members]
+    rewrite_bundle(path, world.last_requester, changed)
+
+
+@pytest.mark.parametrize(
+    ("member", "change", "named"),
+    [
+        ("clip", lambda d: d[:-1] + bytes([d[-1] ^ 1]), "clips/"),
+        ("manifest.json", lambda d: d.replace(b"Jane", b"John"), "manifest.json"),
+        (
+            "audit/proofs.json",
+            lambda d: d.replace(b'"path": [\n        "', b'"path": [\n        "A'),
+            "audit/",
+        ),
+        (
+            "audit/checkpoint.note",
+            lambda d: d.replace(b"\n\n", b"\n\n", 1)[:-10] + b"AAAAAAAAA\n",
+            "audit/checkpoint.note",
+        ),
+        (
+            "audit/entries.jsonl",
+            lambda d: d.replace(b"W-2026/0042", b"W-2026/0043"),
+            "audit/entries.jsonl",
+        ),
+    ],
+)
+def test_tampering_fails_naming_what(world: World, member: str, change, named: str) -> None:  # type: ignore[no-untyped-def]
+    _request, _token, result = approved_bundle(world)
+    name = f"clips/{world.clip_ids[0]}.mp4" if member == "clip" else member
+    _tamper(world, result.path, name, change)
+    with pytest.raises(BundleVerifyError) as caught:
+        verify_bundle(result.path, [world.last_requester])
+    assert caught.value.what.startswith(named), str(caught.value)
+
+
+def test_removed_or_extra_clip_fails(world: World) -> None:
+    _request, _token, result = approved_bundle(world)
+    members = bundle_members(result.path, world.last_requester)
+    rewrite_bundle(result.path, world.last_requester, members[1:])
+    with pytest.raises(BundleVerifyError, match="missing from the bundle"):
+        verify_bundle(result.path, [world.last_requester])
+
+
+def test_pinned_keys_must_match(world: World) -> None:
+    _request, _token, result = approved_bundle(world)
+    device = world.audit.device_verifier().vkey
+    report = verify_bundle(result.path, [world.last_requester], device_vkey=device)
+    assert report.device_key
+    with pytest.raises(BundleVerifyError, match=r"audit/device\.vkey"):
+        verify_bundle(result.path, [world.last_requester],
+                      device_vkey=device.replace("doorbell.test", "doorbell.evil"))  # fmt: skip
+
+
+def test_failed_build_leaves_no_file_and_is_audited(world: World) -> None:
+    request, _token = world.registry.submit(world.raw_request(), source="owner")
+    clip = world.store.get_clip(world.clip_ids[0])
+    path = world.store.absolute(clip.path)
+    path.write_bytes(path.read_bytes()[:-5] + b"xxxxx")  # altered on disk
+    with pytest.raises(Exception, match="does not match its index hash"):
+        approve_and_build(world.registry, world.store, world.audit, request.id,
+                          identity=world.owner, cosigning_key=world.cosigning_key,
+                          clip_ids=world.clip_ids[:1])  # fmt: skip
+    assert world.registry.get(request.id).bundle_state == "failed"
+    assert list((world.data_dir / "exports").iterdir()) == []
+    assert entries_about(world, request.id)[-1]["action"] == "export.bundle_failed"
