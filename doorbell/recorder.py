@@ -19,9 +19,12 @@ The recorder holds only public keys: it can encrypt to the owner but never decry
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import math
 import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -41,9 +44,25 @@ from doorbell.video import EncodedPacket, H264Encoder, PacketRing, encode_jpeg
 log = logging.getLogger(__name__)
 
 RETENTION_EVERY_S = 60.0
+#: after a write failed for lack of space, delete oldest clips until this much is free (or
+#: ``storage.min_free_gb``, if larger): room for a few clips before the next retention pass
+EMERGENCY_FREE_BYTES = 2 << 20
 #: frame times are floats: 16.9 - 11.9 must count as 5 seconds
 _EPSILON_S = 1e-6
 GIB = 1 << 30
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """True for "no space left" (ENOSPC, EDQUOT) from a file write or from SQLite."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if isinstance(error, sqlite3.OperationalError) and "full" in str(error):
+            return True
+        error = error.__cause__ or error.__context__  # type: ignore[assignment]
+    return False
 
 
 class AuditSink(Protocol):
@@ -160,6 +179,7 @@ class Recorder:
         self._last_retention_t = -1e18
         self._last_checkpoint_t = -1e18
         self._ready = False
+        self._storage_alert = False
         self.sealed_clips: list[str] = []
         self.frames_processed = 0
 
@@ -218,7 +238,7 @@ class Recorder:
                         self._sleep(backoff)
                     backoff = min(backoff * 2, 30.0)
         finally:
-            self._seal_open_clip()
+            self._seal_or_abandon()
             if self._encoder is not None:
                 self._encoder.close()
             self._audit.append(
@@ -250,6 +270,23 @@ class Recorder:
             ring=rang,
             keyframe=keyframe,
         )
+        try:
+            self._write_clip(frame, packets, decision, motion)
+        except (OSError, sqlite3.OperationalError, DoorbellError) as error:
+            if not is_disk_full(error):
+                raise
+            self._storage_full(error)
+        if rang:
+            self._record_ring(frame)
+        self._publish_live(frame)
+        self._housekeeping(frame)
+        self.frames_processed += 1
+
+    # --- pieces -------------------------------------------------------------------------
+
+    def _write_clip(
+        self, frame: Frame, packets: list[EncodedPacket], decision: str | None, motion: Any
+    ) -> None:
         if decision == "start":
             self._open_clip(frame, self._ring.take(), trigger=self._machine.trigger)
         elif decision == "split" and self._clip is not None:
@@ -267,13 +304,56 @@ class Recorder:
             if frame.timestamp - self._clip.last_sync_t >= self.config.recording.fsync_interval_s:
                 self._clip.writer.sync()
                 self._clip.last_sync_t = frame.timestamp
-        if rang:
-            self._record_ring(frame)
-        self._publish_live(frame)
-        self._housekeeping(frame)
-        self.frames_processed += 1
 
-    # --- pieces -------------------------------------------------------------------------
+    def _seal_or_abandon(self) -> None:
+        """Seal the open clip; if the disk is full, keep its prefix as an interrupted clip."""
+        try:
+            self._seal_open_clip()
+        except (OSError, sqlite3.OperationalError, DoorbellError) as error:
+            if not is_disk_full(error):
+                raise
+            self._storage_full(error)
+
+    def _storage_full(self, error: BaseException) -> None:
+        """The disk is full: keep the prefix of the open clip, free space, tell the owner.
+
+        The open clip is abandoned (its authenticated prefix stays, flagged interrupted, so
+        nothing half-written is left unmarked), the oldest sealed clips are deleted until
+        :data:`EMERGENCY_FREE_BYTES` (or ``storage.min_free_gb``, if larger) are free, and
+        the first failure of an episode is an audit entry ``storage.full``, a live event
+        ``storage_full`` and a systemd status line. The next sealed clip ends the episode
+        (``storage.recovered``, ``storage_ok``). Nothing sealed is touched except by the
+        retention rules, oldest first.
+        """
+        clip, self._clip = self._clip, None
+        log.error("disk full while recording: %s", error)
+        if clip is not None:
+            with contextlib.suppress(OSError):
+                clip.writer.abandon()
+            self._machine.recording = False
+            self._on_recording(False)
+        freed = self._apply_retention(
+            min_free_bytes=max(int(self.config.storage.min_free_gb * GIB), EMERGENCY_FREE_BYTES)
+        )
+        interrupted = None
+        if clip is not None:
+            try:
+                self._store.mark_interrupted(clip.id, thumb_path=f"thumbs/{clip.id}.jpg.age")
+                interrupted = clip.id
+                self._store.end_event(clip.event_id, ended_at=self._wall_clock())
+            except (OSError, sqlite3.OperationalError) as again:
+                log.error("cannot flag clip %s interrupted yet: %s", clip.id, again)
+        if self._storage_alert:
+            return
+        self._storage_alert = True
+        details = {"error": str(error)[:200], "clip": interrupted, "deleted": freed}
+        self._notify("STATUS=storage full: deleting oldest clips")
+        self._emit("storage_full", details)
+        try:
+            self._audit.append("recorder", "storage.full", details=details)
+        except (OSError, sqlite3.OperationalError) as again:
+            self._storage_alert = False  # try to say it again next time
+            log.error("cannot audit storage.full: %s", again)
 
     def _check_frame(self, frame: Any) -> None:
         camera = self.config.camera
@@ -301,7 +381,7 @@ class Recorder:
         camera is back must not begin with them (they may even be in the clip just sealed),
         and the next camera's frames start a fresh H.264 stream at a keyframe.
         """
-        self._seal_open_clip()
+        self._seal_or_abandon()
         if self._encoder is not None:
             self._encoder.close()
             self._encoder = None
@@ -343,13 +423,17 @@ class Recorder:
         path = self._store.begin_clip(
             clip_id, started_at=started_at, trigger=trigger, event_id=event_id
         )
-        writer = EncryptedClipWriter(path, self._recipients, self._encoder.stream_info)  # type: ignore[union-attr]
-        for packet in packets:
-            writer.write(packet)
-        self._machine.clip_started(packets[0].time_s)
+        try:
+            writer = EncryptedClipWriter(path, self._recipients, self._encoder.stream_info)  # type: ignore[union-attr]
+        except BaseException:
+            self._store.mark_interrupted(clip_id)  # never leave an unsealed row behind
+            raise
         self._clip = _OpenClip(
             clip_id, event_id, trigger, writer, started_at, frame.timestamp, set()
         )
+        for packet in packets:
+            writer.write(packet)
+        self._machine.clip_started(packets[0].time_s)
         self._write_thumbnail(clip_id, frame)
         self._on_recording(True)
         self._emit("motion_start", {"clip": clip_id, "trigger": trigger})
@@ -362,7 +446,7 @@ class Recorder:
         write_encrypted_file(path, jpeg, self._recipients)
 
     def _seal_open_clip(self, *, end_event: bool = True) -> None:
-        clip, self._clip = self._clip, None
+        clip = self._clip
         if clip is None:
             return
         sealed = clip.writer.seal()
@@ -377,6 +461,7 @@ class Recorder:
             thumb_path=f"thumbs/{clip.id}.jpg.age",
             zones=zones,
         )
+        self._clip = None  # only now: a failure above leaves it for _storage_full to flag
         if end_event:
             self._store.end_event(clip.event_id, ended_at=ended_at, score=clip.score, zones=zones)
             self._machine.recording = False
@@ -393,6 +478,10 @@ class Recorder:
             },
         )
         self.sealed_clips.append(clip.id)
+        if self._storage_alert:
+            self._storage_alert = False
+            self._audit.append("recorder", "storage.recovered", clip.id)
+            self._emit("storage_ok", {"clip": clip.id})
         self._on_recording(False)
         self._emit("clip_sealed", {"clip": clip.id, "duration_s": round(sealed.duration_s, 3)})
         if end_event:
@@ -445,13 +534,16 @@ class Recorder:
             self._last_retention_t = frame.timestamp
             self._apply_retention()
 
-    def _apply_retention(self) -> None:
+    def _apply_retention(self, *, min_free_bytes: int | None = None) -> int:
+        """Delete what the retention rules choose (oldest first); return how many clips."""
         storage = self.config.storage
         keep = {self._clip.id} if self._clip is not None else set()
+        if min_free_bytes is None:
+            min_free_bytes = int(storage.min_free_gb * GIB)
         victims = self._store.retention_victims(
             retention_days=storage.retention_days,
             quota_bytes=int(storage.quota_gb * GIB),
-            min_free_bytes=int(storage.min_free_gb * GIB),
+            min_free_bytes=min_free_bytes,
             free_bytes=free_bytes(self._store.data_dir),
             keep=keep,
         )
@@ -460,3 +552,4 @@ class Recorder:
             self._audit.append(
                 "recorder", "clip.deleted", clip.id, {"reason": reason, "sha256": clip.sha256 or ""}
             )
+        return len(victims)

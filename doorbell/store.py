@@ -279,6 +279,30 @@ class Store:
             raise StorageError(f"clip {clip_id}: not in the index; cannot seal it")
         return self.get_clip(clip_id)
 
+    def mark_interrupted(self, clip_id: str, *, thumb_path: str | None = None) -> Clip | None:
+        """Flag an unsealed clip the recorder had to abandon (disk full) as interrupted.
+
+        Does what :meth:`reconcile` does for one row, without waiting for a restart: the row
+        gets the size found on disk and ``interrupted = 1``; a row whose file was never
+        created is dropped (returns None). ``thumb_path`` is recorded if that file exists.
+        """
+        clip = self.get_clip(clip_id)
+        path = self.absolute(clip.path)
+        if not path.exists():
+            with self._transaction() as db:
+                db.execute("DELETE FROM clips WHERE id = ?", (clip_id,))
+            return None
+        stat = path.stat()
+        thumb = thumb_path if thumb_path and self.absolute(thumb_path).exists() else None
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE clips SET sealed = 1, interrupted = 1, size_bytes = ?, ended_at = ?,"
+                " duration_s = MAX(0, ? - started_at), thumb_path = COALESCE(?, thumb_path)"
+                " WHERE id = ?",
+                (stat.st_size, stat.st_mtime, stat.st_mtime, thumb, clip_id),
+            )
+        return self.get_clip(clip_id)
+
     def get_clip(self, clip_id: str) -> Clip:
         """The clip with this id; raises :class:`StorageError` if there is none."""
         with self._lock:

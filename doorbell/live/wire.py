@@ -25,6 +25,8 @@ EVENT_KINDS = (
     "clip_sealed",
     "camera_fault",
     "camera_ok",
+    "storage_full",
+    "storage_ok",
 )
 FRAME = "frame"
 PREFIX = struct.Struct(">II")
