@@ -478,6 +478,8 @@ def load_config(path: str | Path | None = None, *, required: bool = True) -> Con
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{config_path}: not valid TOML: {exc}") from None
+    except (RecursionError, ValueError) as exc:  # arrays nested too deep, a 5000-digit number
+        raise ConfigError(f"{config_path}: not a usable TOML file: {exc}") from None
     return parse_config(document, source=config_path)
 
 
