@@ -192,6 +192,9 @@ def create_app(
     app.after_request(security_headers)
     for blueprint in (auth.bp, events.bp, live_view.bp, audit.bp, settings.bp):
         app.register_blueprint(blueprint)
+    from doorbell.ui import exports as exports_view
+
+    exports_view.install(app)  # requests (portal), exports, transparency
 
     @app.context_processor
     def globals_for_templates() -> dict[str, Any]:
@@ -233,6 +236,8 @@ def close_app(app: Flask) -> None:
     """Lock every session and close the live feed, the audit log and the index."""
     state: WebState = app.extensions["doorbell"]
     state.sessions.lock_all()
+    if "doorbell_exports" in app.extensions:
+        app.extensions["doorbell_exports"].close()
     if state.live is not None:
         state.live.close()
     state.audit.close()

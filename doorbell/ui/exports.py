@@ -1,0 +1,253 @@
+"""The owner's side of export requests (blueprint ``exports``) and the transparency page.
+
+- ``/exports``: requests (pending first), invitations (create one: the link is shown once),
+  the open-form and public-transparency switches.
+- ``/exports/<id>``: a request beside the clips in its window (thumbnails, times); approve
+  some or all clips with optional redaction, an expiry and a download limit (the passphrase
+  is asked again: step-up, throttled like unlock), or deny with a reason the requester sees.
+  The bundle is then built in a background thread; ``/exports/<id>/progress`` reports it.
+- ``/exports/self``: the owner's own download as an export (a self-request approved in one
+  step with the unlocked identity); ``/exports/<id>/download`` fetches it (audited).
+- ``/transparency`` (owner) and ``/transparency/public`` (only if published): requests per
+  month by kind, legal basis and outcome; counts only.
+
+:func:`install` opens the export registry and the bundle jobs on an app built by
+:func:`doorbell.ui.create_app` and registers the three blueprints.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+
+from doorbell.errors import AgeError, KeyFileError, NotPermitted, PassphraseError, RequestError
+from doorbell.exports.model import format_time
+from doorbell.ui.guard import passive, public
+
+bp = Blueprint("exports", __name__, url_prefix="/exports")
+transparency_bp = Blueprint("transparency", __name__)
+
+
+class ExportsState:
+    """The registry and background bundle jobs of a web app."""
+
+    def __init__(self, registry: Any, jobs: Any) -> None:
+        self.registry = registry
+        self.jobs = jobs
+
+    def close(self) -> None:
+        self.jobs.join()
+        self.registry.close()
+
+
+def install(app: Flask) -> None:
+    """Open the export registry for ``app`` and register the export blueprints."""
+    from doorbell.exports.registry import ExportRegistry
+    from doorbell.exports.service import BundleJobs
+    from doorbell.ui import requests_portal
+
+    state = app.extensions["doorbell"]
+    registry = ExportRegistry.open(state.data_dir, state.audit, clock=state.wall_clock,
+                                   config=state.config.exports)  # fmt: skip
+    jobs = BundleJobs(registry=registry, store=state.store, audit=state.audit)
+    app.extensions["doorbell_exports"] = ExportsState(registry, jobs)
+    for blueprint in (requests_portal.bp, bp, transparency_bp):
+        app.register_blueprint(blueprint)
+
+
+def _state() -> Any:
+    return current_app.extensions["doorbell"]
+
+
+def _exports() -> Any:
+    return current_app.extensions["doorbell_exports"]
+
+
+def _request_or_404(request_id: str) -> Any:
+    try:
+        return _exports().registry.get(request_id)
+    except RequestError:
+        abort(404)
+
+
+@bp.get("")
+def index() -> Any:
+    registry = _exports().registry
+    registry.sweep()
+    found = registry.requests()
+    found.sort(key=lambda r: (r.status != "pending", -r.created_at))
+    return render_template("exports/index.html", requests=found,
+                           invitations=registry.invitations(),
+                           open_form=registry.open_form_enabled(),
+                           public=registry.transparency_public(), format_time=format_time,
+                           new_link=None, now=_state().wall_clock())  # fmt: skip
+
+
+@bp.post("/invitations")
+def create_invitation() -> Any:
+    registry = _exports().registry
+    try:
+        days = float(request.form.get("days") or registry.config.invitation_expiry_days)
+        _invitation, token = registry.create_invitation(request.form.get("label", ""),
+                                                        expires_in_s=days * 86400)  # fmt: skip
+    except (ValueError, RequestError) as exc:
+        return render_template("error.html", status=400, message=str(exc)), 400
+    link = url_for("requests.invite", token=token, _external=True)
+    return render_template("exports/invitation.html", link=link)
+
+
+@bp.post("/switches")
+def switches() -> Any:
+    registry = _exports().registry
+    if "open_form" in request.form:
+        registry.set_open_form(request.form["open_form"] == "on")
+    if "public" in request.form:
+        registry.set_transparency_public(request.form["public"] == "on")
+    return redirect(url_for("exports.index"))
+
+
+@bp.get("/<request_id>")
+def review(request_id: str, *, error: str = "", status: int = 200) -> Any:
+    from doorbell.exports.service import clips_for_request
+
+    found = _request_or_404(request_id)
+    clips = clips_for_request(_state().store, found)
+    _state().record("owner", "export.request_viewed", f"request/{found.id}", {})
+    config = _exports().registry.config
+    page = render_template("exports/review.html", r=found, clips=clips, error=error,
+                           format_time=format_time, progress=_exports().jobs.progress(found.id),
+                           default_days=config.bundle_expiry_days,
+                           default_limit=config.download_limit)  # fmt: skip
+    return page, status
+
+
+def _step_up() -> Any:
+    """The owner keys if the passphrase typed on the form unlocks them (throttled)."""
+    state = _state()
+    client = request.remote_addr or "unknown"
+    if state.throttle.wait_s(client) > 0:
+        raise PassphraseError("too many wrong passphrases; wait and try again")
+    try:
+        keys = state.vault.unlock(request.form.get("passphrase", "")[:1024])
+    except (PassphraseError, AgeError, KeyFileError) as exc:
+        state.throttle.failed(client)
+        state.record("owner", "export.step_up_failed", "", {"client": client})
+        raise PassphraseError("the passphrase is not right") from exc
+    state.throttle.succeeded(client)
+    return keys
+
+
+@bp.post("/<request_id>/approve")
+def approve(request_id: str) -> Any:
+    from doorbell.exports.service import approve as approve_request
+
+    found = _request_or_404(request_id)
+    try:
+        keys = _step_up()
+        days = float(request.form.get("days", "3"))
+        limit = int(request.form.get("download_limit", "1"))
+        redaction = None
+        if request.form.get("redact_faces") == "on":
+            redaction = {"faces": True, "method": request.form.get("method", "pixelate")}
+        bundle_passphrase = request.form.get("bundle_passphrase") or None
+        approve_request(_exports().registry, _state().store, found.id,
+                        clip_ids=request.form.getlist("clip"), expires_in_s=days * 86400,
+                        download_limit=limit, redaction=redaction,
+                        passphrase=bundle_passphrase)  # fmt: skip
+    except (ValueError, RequestError, PassphraseError) as exc:
+        return review(request_id, error=str(exc), status=400)
+    _exports().jobs.start(found.id, identity=keys.identity, cosigning_key=keys.cosigning_key,
+                          passphrase=bundle_passphrase)  # fmt: skip
+    return redirect(url_for("exports.review", request_id=found.id))
+
+
+@bp.post("/<request_id>/deny")
+def deny(request_id: str) -> Any:
+    found = _request_or_404(request_id)
+    try:
+        _exports().registry.deny(found.id, request.form.get("reason", ""))
+    except RequestError as exc:
+        return review(request_id, error=str(exc), status=400)
+    return redirect(url_for("exports.review", request_id=found.id))
+
+
+@bp.get("/<request_id>/progress")
+@passive
+def progress(request_id: str) -> Any:
+    found = _request_or_404(request_id)
+    job = _exports().jobs.progress(found.id) or {}
+    return jsonify(bundle_state=found.bundle_state, **job)
+
+
+@bp.post("/self")
+def self_export() -> Any:
+    from doorbell.exports.model import parse_time
+    from doorbell.exports.service import clips_for_request
+    from doorbell.pubkeys import load_owner_recipients
+
+    owner = session.owner  # type: ignore[attr-defined]
+    problems: list[str] = []
+    start = parse_time(request.form.get("window_start"), "window_start", problems)
+    end = parse_time(request.form.get("window_end"), "window_end", problems)
+    if problems or start is None or end is None or end <= start:
+        return render_template("error.html", status=400, message="; ".join(problems)
+                               or "the window must end after it starts"), 400  # fmt: skip
+    registry = _exports().registry
+    recipient = str(load_owner_recipients(_state().data_dir)[0])
+    found = registry.add_self_export(window_start=start, window_end=end, recipient=recipient)
+    clip_ids = [c.id for c in clips_for_request(_state().store, found)]
+    try:
+        registry.approve(found.id, clip_ids=clip_ids, download_limit=3, step_up=False)
+    except RequestError as exc:
+        registry.deny(found.id, f"nothing to export: {exc}")
+        return render_template("error.html", status=400, message=str(exc)), 400
+    _exports().jobs.start(found.id, identity=owner.identity, cosigning_key=owner.cosigning_key)
+    return redirect(url_for("exports.review", request_id=found.id))
+
+
+@bp.get("/<request_id>/download")
+def owner_download(request_id: str) -> Any:
+    try:
+        found, handle = _exports().registry.open_owner_download(request_id)
+    except (NotPermitted, RequestError) as exc:
+        return render_template("error.html", status=403, message=str(exc)), 403
+
+    def stream() -> Any:
+        with handle:
+            while chunk := handle.read(1 << 16):
+                yield chunk
+
+    headers = {"Content-Disposition": f'attachment; filename="{found.id}.tar.age"'}
+    return Response(stream(), mimetype="application/octet-stream", headers=headers)
+
+
+def _table() -> list[dict[str, Any]]:
+    return _exports().registry.monthly_counts()
+
+
+@transparency_bp.get("/transparency")
+def transparency() -> Any:
+    return render_template("transparency/counts.html", rows=_table(), public_page=False,
+                           published=_exports().registry.transparency_public())  # fmt: skip
+
+
+@transparency_bp.get("/transparency/public")
+@public
+def transparency_public() -> Any:
+    if not _exports().registry.transparency_public():
+        abort(404)
+    return render_template("transparency/counts.html", rows=_table(), public_page=True,
+                           published=True)  # fmt: skip

@@ -1,0 +1,223 @@
+"""Web: the requester portal, the owner's review/approval, downloads, transparency.
+
+Nothing leaves without approval: every portal and download route is driven with missing,
+forged, expired, over-limit and other-requester tokens, and all are refused.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ui_helpers import T0, Clock, FakeVault, csrf_from, make_clip, prepare_data_dir, ui_config
+from ui_helpers import unlock as unlock_owner
+
+from doorbell.age.identities import X25519Identity
+from doorbell.audit.entries import decode_entry
+from doorbell.exports.verify import verify_bundle
+from doorbell.store import Store
+from doorbell.ui import close_app, create_app
+from tests.exports_helpers import NOW, WallClock
+
+
+@pytest.fixture
+def site(data_dir: Path) -> Iterator[dict[str, Any]]:
+    prepare_data_dir(data_dir)
+    vault = FakeVault()
+    (data_dir / "keys" / "owner.recipients").write_text(f"{vault.identity.recipient}\n")
+    with Store.open(data_dir) as store:
+        clips = [make_clip(store, [vault.identity.recipient], T0 + 60 * (i + 1), seconds=1.0,
+                           seed=i) for i in range(3)]  # fmt: skip
+    wall = WallClock(NOW)
+    app = create_app(ui_config(data_dir), vault=vault, clock=Clock(), wall_clock=wall)
+    owner = app.test_client()
+    unlock_owner(owner)
+    yield {"app": app, "owner": owner, "clips": clips, "wall": wall, "data_dir": data_dir,
+           "exports": app.extensions["doorbell_exports"]}  # fmt: skip
+    close_app(app)
+
+
+def actions(app: Any) -> list[dict]:
+    return [decode_entry(leaf) for _i, leaf in app.extensions["doorbell"].audit.entries()]
+
+
+def form_fields(recipient: str, **changes: str) -> dict[str, str]:
+    fields = {
+        "requester": "PC Jane Smith", "organisation": "Example Police",
+        "contact": "jane@police.example", "kind": "police", "legal_basis": "warrant",
+        "legal_reference": "W-7", "window_start": "2026-01-01T00:00",
+        "window_end": "2026-01-01T01:00", "reason": "Burglary at number 12 that night.",
+        "delivery": "recipient", "recipient": recipient,
+    }  # fmt: skip
+    fields.update(changes)
+    return fields
+
+
+def invite(site: dict) -> str:
+    page = site["owner"].get("/exports")
+    response = site["owner"].post("/exports/invitations", data={
+        "csrf_token": csrf_from(page.data), "label": "PC Smith", "days": "2"})  # fmt: skip
+    return re.search(r"/requests/invite/([A-Za-z0-9_-]{43})", response.text).group(1)
+
+
+def submit(site: dict, token: str, recipient: str, **changes: str) -> tuple[Any, str]:
+    requester = site["app"].test_client()
+    page = requester.get(f"/requests/invite/{token}")
+    assert page.status_code == 200
+    response = requester.post(f"/requests/invite/{token}",
+                              data={"csrf_token": csrf_from(page.data),
+                                    **form_fields(recipient, **changes)})  # fmt: skip
+    match = re.search(r"/requests/status/([A-Za-z0-9_-]{43})", response.text)
+    return requester, match.group(1) if match else ""
+
+
+def approve(site: dict, request_id: str, clip_ids: list[str], passphrase: str, **extra: str):  # type: ignore[no-untyped-def]
+    page = site["owner"].get(f"/exports/{request_id}")
+    data = {"csrf_token": csrf_from(page.data), "clip": clip_ids, "passphrase": passphrase,
+            "days": "3", "download_limit": "1", **extra}  # fmt: skip
+    return site["owner"].post(f"/exports/{request_id}/approve", data=data)
+
+
+def test_full_flow_invitation_approval_one_download_transparency(site: dict) -> None:
+    requester_key = X25519Identity.generate()
+    token = invite(site)
+    requester, status_token = submit(site, token, str(requester_key.recipient))
+    assert status_token
+    request_id = site["exports"].registry.by_token(status_token).id
+    # The portal says nothing about footage: no clip ids, no thumbnails.
+    status_page = requester.get(f"/requests/status/{status_token}")
+    assert "pending" in status_page.text
+    assert (
+        not any(c in status_page.text for c in site["clips"]) and "thumbs" not in status_page.text
+    )
+    assert requester.get(f"/requests/status/{status_token}/bundle").status_code == 403
+    # The invitation is single use.
+    assert requester.get(f"/requests/invite/{token}").status_code == 404
+    # Owner reviews beside the clips; a wrong step-up passphrase approves nothing.
+    review = site["owner"].get(f"/exports/{request_id}")
+    assert all(c in review.text for c in site["clips"])
+    assert approve(site, request_id, site["clips"][:2], "wrong").status_code == 400
+    assert "export.step_up_failed" in [e["action"] for e in actions(site["app"])[-2:]]
+    assert site["exports"].registry.get(request_id).status == "pending"
+    site["app"].extensions["doorbell"].clock.advance(2)  # the unlock throttle's delay
+    response = approve(site, request_id, site["clips"][:2], FakeVault().passphrase)
+    assert response.status_code == 302
+    site["exports"].jobs.join(30)
+    assert site["exports"].registry.get(request_id).bundle_state == "ready"
+    progress = site["owner"].get(f"/exports/{request_id}/progress").get_json()
+    assert progress["finished"] and progress["percent"] == 100
+    first = requester.get(f"/requests/status/{status_token}/bundle")
+    assert first.status_code == 200
+    bundle = site["data_dir"] / "downloaded.tar.age"
+    bundle.write_bytes(first.data)
+    assert len(verify_bundle(bundle, [requester_key]).clips) == 2
+    assert requester.get(f"/requests/status/{status_token}/bundle").status_code == 403
+    assert not (site["data_dir"] / "exports" / f"{request_id}.tar.age").exists()
+    mine = [e["action"] for e in actions(site["app"]) if e["object"] == f"request/{request_id}"]
+    assert "export.downloaded" in mine and mine.count("export.downloaded") == 1
+    # Transparency: private until published, then counts only.
+    assert site["app"].test_client().get("/transparency/public").status_code == 404
+    counts = site["owner"].get("/transparency")
+    assert "police" in counts.text and "approved" in counts.text
+    page = site["owner"].get("/exports")
+    site["owner"].post("/exports/switches", data={"csrf_token": csrf_from(page.data),
+                                                  "public": "on"})  # fmt: skip
+    public = site["app"].test_client().get("/transparency/public")
+    assert public.status_code == 200 and "approved" in public.text and "Jane" not in public.text
+
+
+@pytest.mark.parametrize("path", [
+    "/requests/invite/", "/requests/invite/x", "/requests/invite/" + "A" * 43,
+    "/requests/new", "/requests/status/" + "B" * 43, "/requests/status/../../etc/passwd",
+])  # fmt: skip
+def test_forged_or_missing_portal_links_are_404(site: dict, path: str) -> None:
+    assert site["app"].test_client().get(path).status_code == 404
+
+
+def test_forged_download_tokens_refused(site: dict) -> None:
+    client = site["app"].test_client()
+    for token in ("C" * 43, "short", ""):
+        response = client.get(f"/requests/status/{token}/bundle", follow_redirects=True)
+        assert response.status_code in (403, 404)
+
+
+def test_other_requester_and_expired_tokens_refused(site: dict) -> None:
+    key = X25519Identity.generate()
+    _r1, first = submit(site, invite(site), str(key.recipient))
+    _r2, second = submit(site, invite(site), str(key.recipient))
+    first_id = site["exports"].registry.by_token(first).id
+    approve(site, first_id, site["clips"][:1], FakeVault().passphrase)
+    site["exports"].jobs.join(30)
+    client = site["app"].test_client()
+    assert client.get(f"/requests/status/{second}/bundle").status_code == 403  # pending
+    assert first_id not in client.get(f"/requests/status/{second}").text
+    site["wall"].advance(4 * 86400)  # past the 3-day bundle expiry
+    assert client.get(f"/requests/status/{first}/bundle").status_code == 403
+    assert not (site["data_dir"] / "exports" / f"{first_id}.tar.age").exists()
+    site["wall"].advance(15 * 86400)  # the undecided one expires as a denial
+    assert "expired" in client.get(f"/requests/status/{second}").text
+
+
+def test_invalid_submission_is_refused_with_reasons(site: dict) -> None:
+    token = invite(site)
+    _client, status = submit(site, token, "age1bogus", requester="")
+    assert status == ""
+    assert site["exports"].registry.requests() == []
+
+
+def test_open_form_only_when_switched_on(site: dict) -> None:
+    client = site["app"].test_client()
+    assert client.get("/requests/new").status_code == 404
+    page = site["owner"].get("/exports")
+    site["owner"].post("/exports/switches", data={"csrf_token": csrf_from(page.data),
+                                                  "open_form": "on"})  # fmt: skip
+    assert client.get("/requests/new").status_code == 200
+
+
+def test_owner_pages_need_a_session(site: dict) -> None:
+    client = site["app"].test_client()
+    for path in ("/exports", f"/exports/req-{'0' * 12}", "/transparency"):
+        assert client.get(path, headers={"Accept": "application/json"}).status_code == 401
+
+
+def test_deny_shows_reason_and_makes_no_bundle(site: dict) -> None:
+    key = X25519Identity.generate()
+    requester, status = submit(site, invite(site), str(key.recipient))
+    request_id = site["exports"].registry.by_token(status).id
+    page = site["owner"].get(f"/exports/{request_id}")
+    reason = "Please send the warrant first."
+    site["owner"].post(f"/exports/{request_id}/deny",
+                       data={"csrf_token": csrf_from(page.data), "reason": reason})  # fmt: skip
+    assert "Please send the warrant first." in requester.get(f"/requests/status/{status}").text
+    assert list((site["data_dir"] / "exports").iterdir()) == []
+
+
+def test_self_export_in_one_step(site: dict) -> None:
+    page = site["owner"].get("/exports")
+    response = site["owner"].post("/exports/self", data={
+        "csrf_token": csrf_from(page.data), "window_start": "2026-01-01T00:00",
+        "window_end": "2026-01-01T00:02:30"})  # fmt: skip
+    assert response.status_code == 302
+    site["exports"].jobs.join(30)
+    request_id = response.headers["Location"].rsplit("/", 1)[-1]
+    download = site["owner"].get(f"/exports/{request_id}/download")
+    assert download.status_code == 200
+    bundle = site["data_dir"] / "self.tar.age"
+    bundle.write_bytes(download.data)
+    assert (
+        len(verify_bundle(bundle, [site["app"].extensions["doorbell"].vault.identity]).clips) == 2
+    )
+
+
+def test_public_export_routes_are_exactly_the_portal_and_published_counts(site: dict) -> None:
+    from doorbell.ui.guard import is_public
+
+    app = site["app"]
+    with app.test_request_context():
+        public = {r.endpoint for r in app.url_map.iter_rules() if is_public(r.endpoint)}
+    mine = {e for e in public if e.split(".")[0] in ("requests", "exports", "transparency")}
+    assert mine == {"requests.invite", "requests.open_form", "requests.status",
+                    "requests.download", "transparency.transparency_public"}  # fmt: skip
