@@ -74,7 +74,17 @@ def test_public_routes_are_only_unlock_session_and_static(world) -> None:
     app, _, _ = world
     with app.test_request_context():
         public = {r.endpoint for r in app.url_map.iter_rules() if is_public(r.endpoint)}
-    assert public == {"static", "auth.unlock", "auth.unlock_post", "auth.session_state"}
+    owner_side = {"static", "auth.unlock", "auth.unlock_post", "auth.session_state"}
+    # the requester portal: reachable only with an invitation, the open form (off by default),
+    # or a requester's own token; the transparency page only once the owner publishes it
+    requester_side = {
+        "requests.invite",
+        "requests.open_form",
+        "requests.status",
+        "requests.download",
+        "transparency.transparency_public",
+    }
+    assert public == owner_side | requester_side
 
 
 def test_unlock_gives_an_opaque_rotated_cookie_and_a_cosigned_checkpoint(world) -> None:
