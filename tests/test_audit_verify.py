@@ -223,3 +223,22 @@ def test_export_truncated_and_key_swapped(export_dir: Path, tmp_path: Path) -> N
     other = create_device_key(tmp_path / "keys", "doorbell.local/tamper")
     (export_dir / "device.vkey").write_text(other + "\n")
     assert verify_export(export_dir).first_bad_index == 0
+
+
+def test_pinned_cosigner_with_every_cosignature_deleted_fails(log_dir: Path) -> None:
+    """Review finding 1: an attacker rebuilds the log and drops the owner's cosignatures."""
+    _rewrite_everything(log_dir, _leaves(log_dir)[:5])
+    _sql(log_dir, ("DELETE FROM cosignatures",))
+    pinned = CosignatureSigner(OWNER, OWNER_KEY).vkey
+    result = verify_data_dir(log_dir, [pinned])
+    assert not result.ok
+    assert "no cosignature" in result.problem and OWNER in result.problem
+    assert verify_data_dir(log_dir).ok  # unpinned it cannot tell (the anchor check can)
+
+
+def test_pinned_cosigner_needs_a_cosignature_by_each_pinned_key(log_dir: Path) -> None:
+    ours = CosignatureSigner(OWNER, OWNER_KEY).vkey
+    other = CosignatureSigner("someone-else", Ed25519PrivateKey.generate()).vkey
+    assert verify_data_dir(log_dir, [ours]).ok
+    result = verify_data_dir(log_dir, [ours, other])
+    assert not result.ok and "someone-else" in result.problem

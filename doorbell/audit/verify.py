@@ -12,6 +12,8 @@ cosignature a valid tlog-cosignature; none may name a size beyond the log (rollb
 the entries do not produce (rewritten history: with the device key stolen from the SD card an
 attacker can re-sign device checkpoints, but not the owner's cosignature on the old head).
 Entry 0 (``audit.log_created``) names the device key; a different ``device.vkey`` is a swap.
+A pinned owner key (``--cosigner``) with no cosignature at all fails: `doorbell init`
+always cosigns, so none means they were deleted.
 
 A rewritten range can only be located between the last cosigned head that still matches and
 the first that does not: the old entries are gone, so the report gives that range.
@@ -90,13 +92,22 @@ def verify_source(source: LogSource, cosigner_vkeys: Iterable[str] = ()) -> Veri
     pinned = [Verifier.from_vkey(v) for v in cosigner_vkeys]
     if not pinned and source.cosignatures:
         warnings.append("owner cosigner keys not pinned (--cosigner): trusted as recorded")
+    seen_by: set[tuple[str, bytes]] = set()
     for note, recorded in source.cosignatures:
         try:
             verifiers = pinned or [Verifier.from_vkey(recorded)]
             opened = open_note(note, [v for v in verifiers if v.sig_type == 0x04])
             cosignatures.append(parse_checkpoint(opened.text))
+            seen_by.update((s.name, s.key_id) for s in opened.verified)
         except NoteError as exc:
             problems.append((None, f"a stored owner cosignature does not verify: {exc}"))
+    for verifier in pinned:
+        if (verifier.name, verifier.key_id) not in seen_by:
+            # A pinned owner key that never cosigned: every cosignature was deleted (and the
+            # log maybe rebuilt with the stolen device key). `doorbell init` always cosigns.
+            message = (f"no cosignature by the pinned owner key {verifier.name} "
+                       f"({verifier.vkey}): its cosignatures were deleted")  # fmt: skip
+            problems.append((None, message))
     wanted = {c.size for c in checkpoints} | {c.size for c in cosignatures}
     roots, compact, first_leaf, stopped = _stream_tree(source.rows, wanted, problems)
     size = compact.size
