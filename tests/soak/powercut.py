@@ -225,7 +225,9 @@ def _check_after_cut(
     for clip_id in sorted(pending_interrupted):
         row = by_id.get(clip_id)
         if row is None:
-            if clip_id not in deleted:
+            # cut between the index row and the file's creation: nothing was recorded, and
+            # the restart dropped the row and said so (index.reconciled rows_without_file)
+            if clip_id not in deleted and clip_id not in reconciled_missing:
                 report.problems.append(f"cycle {cycle}: interrupted {clip_id} vanished")
             continue
         if not (row["sealed"] and row["interrupted"]):
