@@ -10,7 +10,9 @@ Files in ``<data_dir>/keys/``:
 
 The owner's audit cosigning key (Ed25519) is not stored anywhere: it is derived from the
 identity with HKDF-SHA-256 and the fixed label :data:`COSIGNING_KEY_INFO`, so a backup of the
-identity is a backup of both. This module is decryption side: the recorder never imports it.
+identity is a backup of both. So is the key sealing the owner anchor (label
+:data:`ANCHOR_KEY_INFO`, see :mod:`doorbell.audit.anchor`). This module is decryption side:
+the recorder never imports it.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ OWNER_KEY_FILE = "owner.key.age"
 OWNER_KEY_WORK_FACTOR = 16
 #: HKDF-SHA-256 info label deriving the owner's audit cosigning key from the identity.
 COSIGNING_KEY_INFO = b"doorbell.owner-cosigning-key.v1"
+#: HKDF-SHA-256 info label deriving the key that seals ``<data_dir>/owner-anchor``.
+ANCHOR_KEY_INFO = b"doorbell.owner-anchor-key.v1"
 #: The key name under which the owner cosigns audit checkpoints.
 OWNER_COSIGNER_NAME = "doorbell-owner"
 _MAX_KEY_FILE_BYTES = 64 * 1024
@@ -60,6 +64,15 @@ def derive_owner_cosigning_key(identity: X25519Identity) -> Ed25519PrivateKey:
     return Ed25519PrivateKey.from_private_bytes(
         hkdf_sha256(identity.secret_bytes, b"", COSIGNING_KEY_INFO)
     )
+
+
+def derive_owner_anchor_key(identity: X25519Identity) -> bytes:
+    """The 32-byte ChaCha20-Poly1305 key sealing the owner anchor (:mod:`doorbell.audit.anchor`).
+
+    HKDF-SHA-256(ikm = 32 secret bytes, salt = empty, info = ``doorbell.owner-anchor-key.v1``).
+    Deterministic, and independent of the cosigning key (a different label).
+    """
+    return hkdf_sha256(identity.secret_bytes, b"", ANCHOR_KEY_INFO)
 
 
 def fingerprint(text: str) -> str:

@@ -18,7 +18,7 @@ from doorbell.audit.devicekey import create_device_key, load_device_signer
 from doorbell.audit.log import AuditLog
 from doorbell.config import ExportsConfig
 from doorbell.exports.registry import ExportRegistry
-from doorbell.keys import derive_owner_cosigning_key
+from doorbell.keys import OWNER_COSIGNER_NAME, derive_owner_cosigning_key
 from doorbell.store import Store
 from tests.ui_helpers import T0, make_clip
 
@@ -75,6 +75,9 @@ def make_world(data_dir: Path, *, clips: int = 3, signer: bool = True) -> Iterat
     store = Store.open(data_dir, clock=clock)
     ids = [make_clip(store, [owner.recipient], T0 + 60 * (i + 1), seconds=1.0, seed=i)
            for i in range(clips)]  # fmt: skip
+    with AuditLog.open(data_dir, signer=load_device_signer(data_dir / "keys")) as setup:
+        # what `doorbell init` does: the owner's first cosignature
+        setup.cosign(derive_owner_cosigning_key(owner), OWNER_COSIGNER_NAME, first=True)
     audit = AuditLog.open(data_dir, signer=load_device_signer(data_dir / "keys") if signer
                           else None, clock=clock, checkpoint_interval_s=0.1)  # fmt: skip
     registry = ExportRegistry.open(data_dir, audit, clock=clock, config=ExportsConfig(

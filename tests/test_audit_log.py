@@ -140,7 +140,7 @@ def test_owner_cosigns_and_refuses_a_rewritten_history(keyed_dir: Path) -> None:
     ) as log:
         for _ in range(5):
             log.append("owner", "login")
-        cosigned = log.cosign(owner, OWNER)
+        cosigned = log.cosign(owner, OWNER, first=True)
         log.append("owner", "clip.viewed")
         again = log.cosign(owner, OWNER)
     from doorbell.audit.note import CosignatureSigner
@@ -227,3 +227,28 @@ def test_kill_9_mid_append_leaves_a_verifiable_log(keyed_dir: Path) -> None:
     result = verify_data_dir(keyed_dir)
     assert result.ok, result.summary()
     assert result.entries == size + 1 and result.unsigned_entries == 0
+
+
+def test_cosign_refuses_without_anything_to_check_against(keyed_dir: Path) -> None:
+    """Review finding 1: "no previous cosignature" must not be a pass once init cosigned."""
+    owner = Ed25519PrivateKey.generate()
+    with AuditLog.open(keyed_dir, signer=load_device_signer(keyed_dir / "keys")) as log:
+        log.append("owner", "login")
+        with pytest.raises(AuditError, match="nothing to check"):
+            log.cosign(owner, OWNER)
+        first = log.cosign(owner, OWNER, first=True)  # doorbell init, or an explicit re-anchor
+        log.append("owner", "clip.viewed")
+        assert log.cosign(owner, OWNER) != first  # the previous cosignature is the reference
+
+
+def test_cosign_checks_a_trusted_head(keyed_dir: Path) -> None:
+    owner = Ed25519PrivateKey.generate()
+    with AuditLog.open(keyed_dir, signer=load_device_signer(keyed_dir / "keys")) as log:
+        for _ in range(4):
+            log.append("owner", "login")
+        trusted = (3, log.root_at(3))
+        log.cosign(owner, OWNER, trusted=trusted)
+        with pytest.raises(AuditError, match="rewritten"):
+            log.cosign(owner, OWNER, trusted=(3, bytes(32)))
+        with pytest.raises(AuditError, match="shrank"):
+            log.cosign(owner, OWNER, trusted=(log.size + 5, bytes(32)))

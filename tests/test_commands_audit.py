@@ -18,7 +18,7 @@ def _make_log(data_dir: Path) -> None:
     with AuditLog.open(data_dir, signer=load_device_signer(data_dir / "keys")) as log:
         for i in range(6):
             log.append("owner", "clip.viewed" if i % 2 else "login", f"clip/{i}", {"n": i})
-        log.cosign(Ed25519PrivateKey.generate(), "doorbell.local/owner")
+        log.cosign(Ed25519PrivateKey.generate(), "doorbell.local/owner", first=True)
 
 
 def test_verify_export_show(data_dir: Path, tmp_path: Path, capsys) -> None:

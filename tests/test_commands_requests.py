@@ -10,9 +10,10 @@ from click.testing import CliRunner
 from doorbell.age.identities import X25519Identity
 from doorbell.audit.devicekey import create_device_key
 from doorbell.cli import cli
-from doorbell.keys import create_owner_keys
+from doorbell.keys import create_owner_keys, derive_owner_cosigning_key
 from doorbell.store import Store
-from tests.ui_helpers import T0, make_clip
+from doorbell.ui.vault import OwnerKeys
+from tests.ui_helpers import T0, make_clip, owner_init
 
 PASSPHRASE = "owner passphrase for tests"
 
@@ -20,6 +21,7 @@ PASSPHRASE = "owner passphrase for tests"
 def _setup(data_dir: Path) -> list[str]:
     identity = create_owner_keys(data_dir, PASSPHRASE, work_factor=10)
     create_device_key(data_dir / "keys", "doorbell.test/cli")
+    owner_init(data_dir, OwnerKeys(identity, derive_owner_cosigning_key(identity)))  # as init does
     with Store.open(data_dir) as store:
         return [make_clip(store, [identity.recipient], T0 + 60 * (i + 1), seconds=1.0, seed=i)
                 for i in range(3)]  # fmt: skip

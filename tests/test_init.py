@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from age_tty import run_with_tty
 
+from doorbell.audit.anchor import read_anchor
 from doorbell.audit.log import AuditLog
 from doorbell.cli import main
-from doorbell.keys import unlock_owner_identity
+from doorbell.keys import derive_owner_anchor_key, unlock_owner_identity
 from doorbell.pubkeys import load_owner_recipients
 from doorbell.tls import certificate_fingerprint
 
@@ -57,6 +58,12 @@ def test_init_creates_keys_tls_and_audit_entries(
         assert log.verify().cosignatures >= 1
     created = [e for e in entries if "keys.created" in json.dumps(e)]
     assert created and str(recipient) in json.dumps(created[0])
+    # the owner anchor (review finding 1): sealed to the owner, at the cosigned head
+    assert created[0]["details"]["owner_anchor"] is True
+    identity = unlock_owner_identity(data, PASSPHRASE)
+    anchor = read_anchor(data, derive_owner_anchor_key(identity))
+    assert anchor.size == len(entries) and b"doorbell-owner" in anchor.note
+    assert mode(data / "owner-anchor") == 0o640
 
 
 def test_init_refuses_to_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -24,6 +24,7 @@ from doorbell.keys import (
     OWNER_KEY_WORK_FACTOR,
     change_owner_passphrase,
     create_owner_keys,
+    derive_owner_anchor_key,
     derive_owner_cosigning_key,
     owner_key_path,
     owner_key_work_factor,
@@ -102,6 +103,15 @@ def test_cosigning_key_is_derived_deterministically(data_dir: Path) -> None:
     again = derive_owner_cosigning_key(unlock_owner_identity(data_dir, PASSPHRASE))
     assert again.public_key().public_bytes_raw() == first
     assert first != identity.recipient.public_bytes
+
+
+def test_anchor_key_is_derived_deterministically_and_apart(data_dir: Path) -> None:
+    identity = create_owner_keys(data_dir, PASSPHRASE, work_factor=FAST)
+    key = derive_owner_anchor_key(identity)
+    assert len(key) == 32
+    assert derive_owner_anchor_key(unlock_owner_identity(data_dir, PASSPHRASE)) == key
+    cosigning = derive_owner_cosigning_key(identity).private_bytes_raw()
+    assert key != cosigning and key != identity.secret_bytes
 
 
 def test_owner_key_default_work_factor_fits_a_pi_zero(data_dir: Path) -> None:

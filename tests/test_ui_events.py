@@ -29,8 +29,8 @@ def library(tmp_path_factory):
     """A data dir with a multi-chunk clip, a ring clip and an interrupted clip (made once)."""
     data_dir = tmp_path_factory.mktemp("ui-events") / "data"
     data_dir.mkdir()
-    prepare_data_dir(data_dir)
     vault = FakeVault()
+    prepare_data_dir(data_dir, vault)
     recipients = [vault.identity.recipient]
     with Store.open(data_dir) as store:
         big = make_clip(store, recipients, T0, seconds=3, size=(320, 240), bitrate_kbps=3000)

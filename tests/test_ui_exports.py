@@ -25,8 +25,8 @@ from tests.exports_helpers import NOW, WallClock
 
 @pytest.fixture
 def site(data_dir: Path) -> Iterator[dict[str, Any]]:
-    prepare_data_dir(data_dir)
     vault = FakeVault()
+    prepare_data_dir(data_dir, vault)
     (data_dir / "keys" / "owner.recipients").write_text(f"{vault.identity.recipient}\n")
     with Store.open(data_dir) as store:
         clips = [make_clip(store, [vault.identity.recipient], T0 + 60 * (i + 1), seconds=1.0,

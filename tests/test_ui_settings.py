@@ -7,27 +7,36 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from ui_helpers import PASSPHRASE, Clock, FakeVault, csrf_from, prepare_data_dir, ui_config, unlock
+from ui_helpers import (
+    PASSPHRASE,
+    Clock,
+    FakeVault,
+    csrf_from,
+    owner_init,
+    prepare_data_dir,
+    ui_config,
+    unlock,
+)
 
 from doorbell.audit.entries import decode_entry
 from doorbell.config import load_config
-from doorbell.keys import create_owner_keys, unlock_owner_identity
+from doorbell.keys import create_owner_keys, derive_owner_cosigning_key, unlock_owner_identity
 from doorbell.ui import close_app, create_app
 from doorbell.ui.configfile import to_toml
-from doorbell.ui.vault import KeyFileVault
+from doorbell.ui.vault import KeyFileVault, OwnerKeys
 
 ZONE = [{"name": "path", "points": [[0.1, 0.2], [0.5, 0.2], [0.5, 0.9]]}]
 
 
 @pytest.fixture
 def configured(data_dir: Path, tmp_path: Path):
-    prepare_data_dir(data_dir)
+    vault = FakeVault()
+    prepare_data_dir(data_dir, vault)
     config_path = tmp_path / "doorbell.toml"
     config_path.write_text(
         f'# mine\n[storage]\ndata_dir = "{data_dir}"\n[web]\ntls = false\n'
         '[[privacy.masks]]\nname = "street"\npoints = [[0, 0], [1, 0], [1, 0.1]]\n'
     )
-    vault = FakeVault()
     app = create_app(load_config(config_path), vault=vault, clock=Clock())
     client = app.test_client()
     unlock(client)
@@ -90,7 +99,8 @@ def test_toml_writer_round_trips_every_value_type() -> None:
 
 def test_passphrase_change_with_the_real_key_file(data_dir: Path) -> None:
     prepare_data_dir(data_dir)
-    create_owner_keys(data_dir, PASSPHRASE, work_factor=10)
+    identity = create_owner_keys(data_dir, PASSPHRASE, work_factor=10)
+    owner_init(data_dir, OwnerKeys(identity, derive_owner_cosigning_key(identity)))
     app = create_app(ui_config(data_dir), vault=KeyFileVault(data_dir), clock=Clock())
     try:
         client = app.test_client()
@@ -130,8 +140,9 @@ def test_audit_page_shows_entries_verdict_and_checkpoint(configured) -> None:
 
 
 def test_settings_without_a_config_file_cannot_save(data_dir: Path) -> None:
-    prepare_data_dir(data_dir)
-    app = create_app(ui_config(data_dir), vault=FakeVault(), clock=Clock())
+    vault = FakeVault()
+    prepare_data_dir(data_dir, vault)
+    app = create_app(ui_config(data_dir), vault=vault, clock=Clock())
     try:
         client = app.test_client()
         unlock(client)

@@ -18,10 +18,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from doorbell.age.decrypt import decrypt
 from doorbell.age.identities import X25519Identity
-from doorbell.audit.devicekey import create_device_key
+from doorbell.audit.anchor import anchor_from_cosignature, write_anchor
+from doorbell.audit.devicekey import create_device_key, load_device_signer
+from doorbell.audit.log import AuditLog
 from doorbell.clipfile import EncryptedClipWriter, write_encrypted_file
 from doorbell.config import Config, parse_config
 from doorbell.errors import PassphraseError
+from doorbell.keys import OWNER_COSIGNER_NAME, derive_owner_anchor_key
 from doorbell.store import Store, new_clip_id
 from doorbell.ui.vault import OwnerKeys
 from doorbell.video import H264Encoder, encode_jpeg
@@ -129,9 +132,22 @@ def ui_config(data_dir: Path, config_path: Path | None = None, **web: Any) -> Co
     return parse_config(document, source=config_path)
 
 
-def prepare_data_dir(data_dir: Path) -> None:
+def prepare_data_dir(data_dir: Path, vault: FakeVault | None = None) -> None:
+    """Device key; with ``vault``, also what `doorbell init` does for the owner: the first
+    cosignature and the owner anchor."""
     (data_dir / "keys").mkdir(exist_ok=True)
     create_device_key(data_dir / "keys", "doorbell.test/ui")
+    if vault is not None:
+        owner_init(data_dir, vault)
+
+
+def owner_init(data_dir: Path, vault: FakeVault | OwnerKeys) -> None:
+    """The owner's part of `doorbell init`: cosign the log and write the owner anchor."""
+    with AuditLog.open(data_dir, signer=load_device_signer(data_dir / "keys")) as log:
+        log.append("owner", "keys.created", "keys", {"owner_anchor": True})
+        note = log.cosign(vault.cosigning_key, OWNER_COSIGNER_NAME, first=True)
+    key = derive_owner_anchor_key(vault.identity)
+    write_anchor(data_dir, anchor_from_cosignature(note), key)
 
 
 def csrf_from(html: str | bytes) -> str:

@@ -259,14 +259,20 @@ class AuditLog:
             return load_device_verifier(self.data_dir / "keys")
         return self.signer.verifier()
 
-    def cosign(self, owner_key: Ed25519PrivateKey, name: str) -> bytes:
+    def cosign(self, owner_key: Ed25519PrivateKey, name: str, *,
+               trusted: tuple[int, bytes] | None = None, first: bool = False) -> bytes:  # fmt: skip
         """Cosign the current checkpoint as the owner; return the cosignature note.
 
         The checkpoint must carry a valid device signature and be consistent (by a consistency
-        proof from stored hashes) with this cosigner's previous cosignature; otherwise nothing
-        is signed and :class:`AuditError` says what is wrong. The timestamp comes from the
-        injected clock. The note stored and returned is the checkpoint text, a blank line and
-        the owner's ``— <name> ...`` tlog-cosignature/v1 line.
+        proof from stored hashes) with this cosigner's previous cosignature in the log and
+        with ``trusted`` (size, root), a head kept outside the log (the owner anchor,
+        :mod:`doorbell.audit.anchor`); otherwise nothing is signed and :class:`AuditError`
+        says what is wrong. With neither a previous cosignature nor ``trusted`` there is
+        nothing to check against, and only ``first=True`` (``doorbell init``, or the owner
+        explicitly accepting the log as it is) signs: a log whose cosignatures were all
+        deleted is never cosigned silently. The timestamp comes from the injected clock.
+        The note stored and returned is the checkpoint text, a blank line and the owner's
+        ``— <name> ...`` tlog-cosignature/v1 line.
         """
         cosigner = CosignatureSigner(name, owner_key)
         note = self.checkpoint() if self.signer is not None else self.latest_checkpoint()
@@ -277,7 +283,14 @@ class AuditLog:
             checkpoint = parse_checkpoint(opened.text)
         except NoteError as exc:
             raise AuditError(f"refusing to cosign: the checkpoint does not verify ({exc})") from exc
-        self._check_consistent_with_previous(cosigner, checkpoint)
+        previous = self._check_consistent_with_previous(cosigner, checkpoint)
+        if trusted is not None:
+            self._check_consistent(trusted[0], trusted[1], checkpoint, "the owner anchor")
+        elif not previous and not first:
+            raise AuditError(
+                "refusing to cosign: nothing to check the log against (no previous cosignature "
+                "by this key and no owner anchor); the cosignatures may have been deleted"
+            )
         timestamp = int(self._clock())
         signature = NoteSignature(name, cosigner.key_id, cosigner.sign_at(opened.text, timestamp))
         cosigned = opened.text + b"\n" + signature.line().encode()
@@ -288,35 +301,41 @@ class AuditLog:
             )
         return cosigned
 
-    def _check_consistent_with_previous(self, cosigner: Signer, checkpoint: Checkpoint) -> None:
+    def _check_consistent_with_previous(self, cosigner: Signer, checkpoint: Checkpoint) -> bool:
+        """Check against this cosigner's latest cosignature; False when there is none."""
         with self._lock:
             row = self._conn.execute(
                 "SELECT note FROM cosignatures WHERE cosigner_vkey = ? ORDER BY size DESC LIMIT 1",
                 (cosigner.vkey,),
             ).fetchone()
         if row is None:
-            return
+            return False
         try:
             previous = parse_checkpoint(open_note(bytes(row[0]), [cosigner.verifier()]).text)
         except NoteError as exc:
             raise AuditError(
                 f"refusing to cosign: your previous cosignature is bad ({exc})"
             ) from exc
-        if previous.size > checkpoint.size:
+        self._check_consistent(previous.size, previous.root_hash, checkpoint, "you cosigned")
+        return True
+
+    def _check_consistent(self, size: int, root: bytes, checkpoint: Checkpoint,
+                          what: str) -> None:  # fmt: skip
+        """Raise :class:`AuditError` unless ``checkpoint`` extends the head (size, root)."""
+        if size > checkpoint.size:
             raise AuditError(
-                f"refusing to cosign: the log shrank from {previous.size} (cosigned) to "
+                f"refusing to cosign: the log shrank from {size} ({what}) to "
                 f"{checkpoint.size} entries; it was rolled back"
             )
-        if previous.size == 0:
+        if size == 0:
             return
         try:
-            proof = self.consistency_proof(previous.size, checkpoint.size)
-            merkle.verify_consistency(previous.size, checkpoint.size, previous.root_hash,
-                                      checkpoint.root_hash, proof)  # fmt: skip
+            proof = self.consistency_proof(size, checkpoint.size)
+            merkle.verify_consistency(size, checkpoint.size, root, checkpoint.root_hash, proof)
         except AuditError as exc:
             raise AuditError(
-                f"refusing to cosign: the log is not consistent with the checkpoint you cosigned "
-                f"at size {previous.size}; history was rewritten ({exc})"
+                f"refusing to cosign: the log is not consistent with the checkpoint {what} "
+                f"at size {size}; history was rewritten ({exc})"
             ) from exc
 
     # --- reading, proofs, verification ----------------------------------------------------

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 
+from doorbell.audit.anchor import anchor_from_cosignature, write_anchor
 from doorbell.audit.devicekey import (
     DEVICE_KEY_FILE,
     DEVICE_VKEY_FILE,
@@ -29,6 +30,7 @@ from doorbell.keys import (
     OWNER_KEY_FILE,
     OWNER_KEY_WORK_FACTOR,
     create_owner_keys,
+    derive_owner_anchor_key,
     derive_owner_cosigning_key,
     fingerprint,
 )
@@ -71,8 +73,9 @@ def init(config_path: Path | None, data_dir: Path | None, passphrase_file: Path 
     """Create keys for a new doorbell: owner identity, device key, TLS certificate.
 
     Writes keys/owner.recipients, keys/owner.key.age (passphrase-protected, opens with the
-    stock `age` tool), keys/device.key and device.vkey, tls/cert.pem and tls/key.pem, and the
-    first audit log entries. Refuses to overwrite existing keys.
+    stock `age` tool), keys/device.key and device.vkey, tls/cert.pem and tls/key.pem, the
+    first audit log entries, cosigned, and the owner anchor (owner-anchor). Refuses to
+    overwrite existing keys.
     """
     config = load_cli_config(config_path, data_dir)
     root = config.data_dir
@@ -107,9 +110,12 @@ def init(config_path: Path | None, data_dir: Path | None, passphrase_file: Path 
                 "owner_key_work_factor": owner_key_work_factor,
                 "device_vkey": device_vkey,
                 "tls_sha256": tls_fingerprint,
+                # says, inside every cosigned prefix, that this data dir has an owner anchor
+                "owner_anchor": True,
             },
         )
-        log.cosign(derive_owner_cosigning_key(identity), OWNER_COSIGNER_NAME)
+        note = log.cosign(derive_owner_cosigning_key(identity), OWNER_COSIGNER_NAME, first=True)
+        write_anchor(root, anchor_from_cosignature(note), derive_owner_anchor_key(identity))
     click.echo(f"Initialised {root}")
     click.echo(f"  owner recipient:   {recipient}  (fingerprint {fingerprint(recipient)})")
     click.echo(

@@ -1,0 +1,153 @@
+"""The owner anchor: sealed last-cosigned head; unlock refuses a log that does not match it."""
+
+from __future__ import annotations
+
+import shutil
+import stat
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from doorbell.age.identities import X25519Identity
+from doorbell.audit.anchor import (
+    ANCHOR_FILE,
+    AnchorError,
+    AnchorMissing,
+    check_log,
+    cosign_anchored,
+    read_anchor,
+)
+from doorbell.audit.devicekey import create_device_key, load_device_signer
+from doorbell.audit.entries import decode_entry
+from doorbell.audit.log import AuditLog
+from doorbell.audit.note import CosignatureSigner
+from doorbell.audit.verify import verify_data_dir
+from doorbell.keys import (
+    OWNER_COSIGNER_NAME,
+    derive_owner_anchor_key,
+    derive_owner_cosigning_key,
+)
+
+IDENTITY = X25519Identity.generate()
+ANCHOR_KEY = derive_owner_anchor_key(IDENTITY)
+COSIGN_KEY = derive_owner_cosigning_key(IDENTITY)
+
+
+def _open(data_dir: Path) -> AuditLog:
+    return AuditLog.open(data_dir, signer=load_device_signer(data_dir / "keys"))
+
+
+def _init(data_dir: Path, *, with_anchor: bool = True) -> None:
+    """What `doorbell init` does (with_anchor=False: as it did before anchors existed)."""
+    (data_dir / "keys").mkdir()
+    create_device_key(data_dir / "keys", "doorbell.test/anchor")
+    with _open(data_dir) as log:
+        log.append("owner", "keys.created", "keys", {"owner_anchor": with_anchor})
+        if with_anchor:
+            cosign_anchored_first(log)
+        else:
+            log.cosign(COSIGN_KEY, OWNER_COSIGNER_NAME, first=True)
+
+
+def cosign_anchored_first(log: AuditLog) -> None:
+    from doorbell.audit.anchor import anchor_from_cosignature, write_anchor
+
+    note = log.cosign(COSIGN_KEY, OWNER_COSIGNER_NAME, first=True)
+    write_anchor(log.data_dir, anchor_from_cosignature(note), ANCHOR_KEY)
+
+
+def _visit(data_dir: Path) -> None:
+    """The owner unlocks, views two clips, locks."""
+    with _open(data_dir) as log:
+        log.append("owner", "web.unlocked")
+        cosign_anchored(log, ANCHOR_KEY, COSIGN_KEY, OWNER_COSIGNER_NAME)
+        log.append("owner", "clip.viewed", "20260101T000000Z-deadbeef")
+        log.append("owner", "clip.downloaded", "20260101T000000Z-deadbeef")
+        log.append("owner", "web.locked")
+
+
+def _rewrite_without_clip_entries(data_dir: Path) -> None:
+    """The attack of review finding 1: rebuild audit.sqlite3 with the stolen device key,
+    without the clip entries, and no owner cosignatures at all."""
+    with AuditLog.open(data_dir) as log:
+        old = [decode_entry(leaf) for _, leaf in log.entries()]
+    scratch = Path(tempfile.mkdtemp(dir=data_dir.parent))
+    shutil.copytree(data_dir / "keys", scratch / "keys")
+    with _open(scratch) as log:
+        for entry in old[1:]:
+            if not entry["action"].startswith("clip."):
+                log.append(entry["actor"], entry["action"], entry["object"], entry["details"])
+    for suffix in ("", "-wal", "-shm"):
+        (data_dir / f"audit.sqlite3{suffix}").unlink(missing_ok=True)
+    shutil.copy(scratch / "audit.sqlite3", data_dir / "audit.sqlite3")
+
+
+def _cosignatures(data_dir: Path) -> int:
+    with AuditLog.open(data_dir) as log:
+        return log._conn.execute("SELECT count(*) FROM cosignatures").fetchone()[0]
+
+
+def test_anchor_is_sealed_mode_0640_and_follows_each_cosignature(data_dir: Path) -> None:
+    _init(data_dir)
+    first = read_anchor(data_dir, ANCHOR_KEY)
+    _visit(data_dir)
+    second = read_anchor(data_dir, ANCHOR_KEY)
+    assert second.size > first.size and b"doorbell-owner" in second.note
+    path = data_dir / ANCHOR_FILE
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert b"root" not in path.read_bytes()  # sealed, not readable
+    other = derive_owner_anchor_key(X25519Identity.generate())
+    with pytest.raises(AnchorError, match="does not open"):
+        read_anchor(data_dir, other)
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1
+    path.write_bytes(bytes(data))
+    with pytest.raises(AnchorError, match="does not open"):
+        read_anchor(data_dir, ANCHOR_KEY)
+
+
+def test_rewritten_log_without_cosignatures_is_refused_and_not_cosigned(data_dir: Path) -> None:
+    _init(data_dir)
+    _visit(data_dir)
+    _visit(data_dir)
+    _rewrite_without_clip_entries(data_dir)
+    assert verify_data_dir(data_dir).ok  # the log alone cannot tell ...
+    with _open(data_dir) as log, pytest.raises(AnchorError, match=r"rewritten|rolled back"):
+        cosign_anchored(log, ANCHOR_KEY, COSIGN_KEY, OWNER_COSIGNER_NAME)  # ... the anchor can
+    assert _cosignatures(data_dir) == 0
+
+
+def test_deleted_anchor_is_not_recreated_on_a_new_data_dir(data_dir: Path) -> None:
+    _init(data_dir)
+    _visit(data_dir)
+    (data_dir / ANCHOR_FILE).unlink()
+    with _open(data_dir) as log, pytest.raises(AnchorMissing, match="made at setup is gone"):
+        cosign_anchored(log, ANCHOR_KEY, COSIGN_KEY, OWNER_COSIGNER_NAME)
+
+
+def test_rollback_below_the_anchor(data_dir: Path) -> None:
+    _init(data_dir)
+    _visit(data_dir)
+    anchor = read_anchor(data_dir, ANCHOR_KEY)
+    with pytest.raises(AnchorError, match="rolled back"):
+        check_log(anchor.size - 1, lambda n: b"", anchor)
+
+
+def test_older_data_dir_gets_an_anchor_when_its_log_verifies(data_dir: Path) -> None:
+    _init(data_dir, with_anchor=False)
+    with _open(data_dir) as log:
+        log.append("owner", "clip.viewed")
+        done = cosign_anchored(log, ANCHOR_KEY, COSIGN_KEY, OWNER_COSIGNER_NAME)
+    assert done.status == "created"
+    assert read_anchor(data_dir, ANCHOR_KEY).size == 3
+    vkey = CosignatureSigner(OWNER_COSIGNER_NAME, COSIGN_KEY).vkey
+    assert verify_data_dir(data_dir, [vkey]).ok
+
+
+def test_older_data_dir_with_its_cosignatures_deleted_gets_no_anchor(data_dir: Path) -> None:
+    _init(data_dir, with_anchor=False)
+    _rewrite_without_clip_entries(data_dir)
+    with _open(data_dir) as log, pytest.raises(AnchorMissing, match="does not verify"):
+        cosign_anchored(log, ANCHOR_KEY, COSIGN_KEY, OWNER_COSIGNER_NAME)
+    assert _cosignatures(data_dir) == 0 and not (data_dir / ANCHOR_FILE).exists()
