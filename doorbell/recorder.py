@@ -38,7 +38,7 @@ from doorbell.camera import Camera, Frame
 from doorbell.clipfile import EncryptedClipWriter, write_encrypted_file
 from doorbell.config import Config
 from doorbell.errors import CameraEnded, CameraError, DoorbellError
-from doorbell.store import Store, free_bytes, new_clip_id
+from doorbell.store import Store, free_bytes, new_clip_id, thumb_relative_path
 from doorbell.video import EncodedPacket, H264Encoder, PacketRing, encode_jpeg
 
 log = logging.getLogger(__name__)
@@ -338,7 +338,7 @@ class Recorder:
         interrupted = None
         if clip is not None:
             try:
-                self._store.mark_interrupted(clip.id, thumb_path=f"thumbs/{clip.id}.jpg.age")
+                self._store.mark_interrupted(clip.id, thumb_path=thumb_relative_path(clip.id))
                 interrupted = clip.id
                 self._store.end_event(clip.event_id, ended_at=self._wall_clock())
             except (OSError, sqlite3.OperationalError) as again:
@@ -440,7 +440,7 @@ class Recorder:
 
     def _write_thumbnail(self, clip_id: str, frame: Frame) -> None:
         jpeg = encode_jpeg(frame.main, self.config.recording.thumbnail_width)
-        relative = f"thumbs/{clip_id}.jpg.age"
+        relative = thumb_relative_path(clip_id)
         path = self._store.absolute(relative)
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
         write_encrypted_file(path, jpeg, self._recipients)
@@ -458,7 +458,7 @@ class Recorder:
             duration_s=sealed.duration_s,
             size_bytes=sealed.size_bytes,
             sha256=sealed.sha256,
-            thumb_path=f"thumbs/{clip.id}.jpg.age",
+            thumb_path=thumb_relative_path(clip.id),
             zones=zones,
         )
         self._clip = None  # only now: a failure above leaves it for _storage_full to flag

@@ -104,6 +104,12 @@ class ReconcileReport:
     clips_marked_interrupted: tuple[str, ...]
     rows_without_file: tuple[str, ...]
     files_without_row: tuple[str, ...]
+    thumbnails_removed: int = 0
+
+
+def thumb_relative_path(clip_id: str) -> str:
+    """Where a clip's encrypted thumbnail lives, relative to the data dir."""
+    return f"thumbs/{clip_id}.jpg.age"
 
 
 def new_clip_id(started_at: float) -> str:
@@ -436,14 +442,7 @@ class Store:
                     db.execute("DELETE FROM clips WHERE id = ?", (clip.id,))
                 continue
             if not clip.sealed:
-                size = path.stat().st_size
-                ended = path.stat().st_mtime
-                with self._transaction() as db:
-                    db.execute(
-                        "UPDATE clips SET sealed = 1, interrupted = 1, size_bytes = ?,"
-                        " ended_at = ?, duration_s = MAX(0, ? - started_at) WHERE id = ?",
-                        (size, ended, ended, clip.id),
-                    )
+                self.mark_interrupted(clip.id, thumb_path=thumb_relative_path(clip.id))
                 interrupted.append(clip.id)
         orphans: list[str] = []
         clips_root = self.data_dir / "clips"
@@ -458,8 +457,8 @@ class Store:
                 with self._transaction() as db:
                     db.execute(
                         "INSERT INTO clips (id, started_at, ended_at, duration_s, size_bytes,"
-                        " trigger, sealed, interrupted, path)"
-                        " VALUES (?, ?, ?, ?, ?, 'recovered', 1, 1, ?)",
+                        " trigger, sealed, interrupted, path, thumb_path)"
+                        " VALUES (?, ?, ?, ?, ?, 'recovered', 1, 1, ?, ?)",
                         (
                             clip_id,
                             started.timestamp(),
@@ -467,10 +466,35 @@ class Store:
                             max(0.0, stat.st_mtime - started.timestamp()),
                             stat.st_size,
                             relative,
+                            thumb
+                            if self.absolute(thumb := thumb_relative_path(clip_id)).exists()
+                            else None,
                         ),
                     )
                 orphans.append(clip_id)
-        return ReconcileReport(len(removed), tuple(interrupted), tuple(missing), tuple(orphans))
+        return ReconcileReport(
+            len(removed),
+            tuple(interrupted),
+            tuple(missing),
+            tuple(orphans),
+            self._remove_thumbnails_without_clips(),
+        )
+
+    def _remove_thumbnails_without_clips(self) -> int:
+        """Thumbnails are derived from clips: one whose clip is gone only wastes space."""
+        thumbs_root = self.data_dir / "thumbs"
+        if not thumbs_root.is_dir():
+            return 0
+        with self._lock:
+            known = {row[0] for row in self._db.execute("SELECT id FROM clips")}
+        removed = 0
+        for path in thumbs_root.glob("*.jpg.age"):
+            if path.name.removesuffix(".jpg.age") not in known:
+                path.unlink(missing_ok=True)
+                removed += 1
+        if removed:
+            fsync_dir(thumbs_root)
+        return removed
 
     def retention_victims(
         self,

@@ -128,3 +128,19 @@ def test_missing_data_dir_and_newer_schema_are_clear_errors(tmp_path: Path) -> N
     db.close()
     with pytest.raises(StorageError, match="newer than this doorbell"):
         Store.open(tmp_path)
+
+
+def test_reconcile_keeps_thumbnails_of_cut_clips_and_drops_orphaned_ones(data_dir: Path) -> None:
+    with Store.open(data_dir) as store:
+        cut = record(store, T0, seal=False)
+        (data_dir / "thumbs").mkdir()
+        (data_dir / "thumbs" / f"{cut}.jpg.age").write_bytes(b"ciphertext")
+        stray = data_dir / "thumbs" / f"{new_clip_id(T0 + 50)}.jpg.age"
+        stray.write_bytes(b"ciphertext of a deleted clip")
+        report = store.reconcile()
+        assert report.clips_marked_interrupted == (cut,)
+        assert report.thumbnails_removed == 1 and not stray.exists()
+        clip = store.get_clip(cut)
+        assert clip.thumb_path == f"thumbs/{cut}.jpg.age"
+        store.delete_clip(cut)  # retention of a cut clip takes its thumbnail with it
+        assert not (data_dir / "thumbs" / f"{cut}.jpg.age").exists()
