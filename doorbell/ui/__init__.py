@@ -68,6 +68,11 @@ class WebState:
     live: Any = None
     tls_fingerprint: str = ""
     config_lock: threading.Lock = field(default_factory=threading.Lock)
+    #: admits one owner-passphrase check (scrypt, 64 MiB) at a time: see ui/stepup.py
+    passphrase_gate: threading.BoundedSemaphore = field(
+        default_factory=lambda: threading.BoundedSemaphore(1)
+    )
+    sweeper: Any = None
 
     def record(
         self, actor: str, action: str, object: str = "", details: dict | None = None
@@ -82,6 +87,50 @@ class WebState:
         record.owner = None
         record.clear()  # new CSRF token too
         self.record("owner", "web.locked", "", {"reason": reason})
+
+    def session_locked(self, record: MemorySession, reason: str) -> None:
+        """The session store locked ``record`` by itself (evicted, shutdown): audit it."""
+        record.clear()
+        self.record("owner", "web.locked", "", {"reason": reason})
+
+    def sweep_idle(self) -> int:
+        """Lock every session idle for longer than ``web.idle_lock_s``; return how many.
+
+        Run periodically by :class:`IdleSweeper`, so an idle identity leaves memory without
+        waiting for that browser's next request.
+        """
+        now = self.clock()
+        count = 0
+        for record in self.sessions.unlocked_sessions():
+            if now - record.last_active > self.config.web.idle_lock_s:
+                self.lock_session(record, reason="idle")
+                count += 1
+        return count
+
+
+class IdleSweeper:
+    """A named daemon thread calling :meth:`WebState.sweep_idle` every ``interval_s``."""
+
+    def __init__(self, state: WebState, interval_s: float) -> None:
+        self._state = state
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="web-idle-sweep", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            try:
+                self._state.sweep_idle()
+            except Exception:  # an audit failure must not end the sweeping
+                log.exception("idle sweep failed")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
 
 
 def _tls_fingerprint(data_dir: Path) -> str:
@@ -189,6 +238,9 @@ def create_app(
         tls_fingerprint=_tls_fingerprint(root),
     )
     app.extensions["doorbell"] = state
+    sessions.on_lock = state.session_locked
+    state.sweeper = IdleSweeper(state, max(1.0, min(30.0, config.web.idle_lock_s / 4)))
+    state.sweeper.start()
     app.after_request(security_headers)
     for blueprint in (auth.bp, events.bp, live_view.bp, audit.bp, settings.bp):
         app.register_blueprint(blueprint)
@@ -235,7 +287,9 @@ def _client_address() -> str:
 def close_app(app: Flask) -> None:
     """Lock every session and close the live feed, the audit log and the index."""
     state: WebState = app.extensions["doorbell"]
-    state.sessions.lock_all()
+    if state.sweeper is not None:
+        state.sweeper.stop()
+    state.sessions.lock_all("shutdown")
     if "doorbell_exports" in app.extensions:
         app.extensions["doorbell_exports"].close()
     if state.live is not None:

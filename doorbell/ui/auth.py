@@ -1,9 +1,14 @@
 """Unlock, lock, and the browser's check that the audit log never shrank or forked.
 
 Unlock: the passphrase unwraps the owner key (in this process's memory, for this session
-only); the session id is rotated; the owner cosigns the current audit checkpoint. Failures
-are audited with the client address and slow the next attempt down (see
-:class:`doorbell.ui.guard.UnlockThrottle`), under a flat flask-limiter rate limit.
+only; checked through :mod:`doorbell.ui.stepup`: one scrypt at a time, throttled, audited);
+the session id is rotated; ``web.unlocked`` is audited *before* the session holds the key.
+Then the log is checked against the owner anchor (:mod:`doorbell.audit.anchor`) and only
+if it matches does the owner cosign the current checkpoint and the anchor move on. If the
+anchor is missing or the log does not match it, nothing is cosigned, ``audit.anchor_missing``
+or ``audit.anchor_mismatch`` is audited and every page shows a warning for this session;
+the footage stays reachable. ``POST /audit/accept`` (passphrase again) lets the owner take
+the log as it is as the new reference (``audit.anchor_reset``).
 
 Consistency: the browser keeps the last cosigned checkpoint it saw (size and root, in
 ``localStorage``) and asks ``/checkpoint/consistency?size=&root=`` after each unlock. The
@@ -22,7 +27,9 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
@@ -37,24 +44,37 @@ from flask import (
 
 from doorbell.audit.merkle import verify_consistency
 from doorbell.audit.note import parse_checkpoint, parse_note
-from doorbell.errors import AgeError, AuditError, KeyFileError, PassphraseError
+from doorbell.errors import AuditError, PassphraseError, StorageError
 from doorbell.keys import OWNER_COSIGNER_NAME
 from doorbell.ui.guard import passive, public
 from doorbell.ui.sessions import UnlockedOwner, current_session
+from doorbell.ui.stepup import PassphraseRefused, check_passphrase
 
 log = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__)
 
-MAX_PASSPHRASE_CHARS = 1024
+ANCHOR_OBJECT = "owner-anchor"
 
 
 def _state() -> Any:
     return current_app.extensions["doorbell"]
 
 
+#: What a ``next`` target may be: a local absolute path (and query), printable ASCII only.
+_LOCAL_PATH = re.compile(r"/(?![/\\])[!-~]*")
+
+
 def _safe_next(target: str | None) -> str:
-    """Only local paths: never an open redirect."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """Only local paths: never an open redirect.
+
+    Browsers drop tabs and newlines inside URLs and read ``\\`` as ``/``, so ``/\t/evil``
+    would become ``//evil``: the target must be ``/`` followed by printable ASCII without
+    whitespace or backslash, not ``//``, with no scheme or host once parsed.
+    """
+    if not target or _LOCAL_PATH.fullmatch(target) is None or "\\" in target:
+        return url_for("events.timeline")
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
         return url_for("events.timeline")
     return target
 
@@ -73,50 +93,95 @@ def unlock_post() -> Any:
     state = _state()
     client = request.remote_addr or "unknown"
     next_url = request.form.get("next", "")
-    with state.limiter.limit(current_app.config.get("DOORBELL_UNLOCK_RATE", "10 per minute")):
-        wait = state.throttle.wait_s(client)
-        if wait > 0:
-            message = f"Too many wrong passphrases. Wait {int(wait) + 1} s and try again."
-            page = render_template("auth/unlock.html", next=next_url, error=message)
-            return page, 429, {"Retry-After": str(int(wait) + 1)}
-        passphrase = request.form.get("passphrase", "")
-        try:
-            if not passphrase or len(passphrase) > MAX_PASSPHRASE_CHARS:
-                raise PassphraseError("empty or overlong passphrase")
-            keys = state.vault.unlock(passphrase)
-        except (PassphraseError, AgeError, KeyFileError) as exc:
-            failures = state.throttle.failed(client)
-            state.record(
-                "unknown", "web.unlock_failed", "", {"client": client, "failures": failures}
-            )
-            log.info("unlock failed from %s (%s)", client, type(exc).__name__)
-            message = "That passphrase did not unlock the owner key."
-            return render_template("auth/unlock.html", next=next_url, error=message), 401
-    state.throttle.succeeded(client)
+    try:
+        keys = check_passphrase(state, request.form.get("passphrase", ""), client,
+                                actor="unknown", failed_action="web.unlock_failed",
+                                refused_action="web.unlock_refused")  # fmt: skip
+    except PassphraseRefused as exc:
+        page = render_template("auth/unlock.html", next=next_url, error=str(exc))
+        return page, 429, {"Retry-After": str(int(exc.retry_s) + 1)}
+    except PassphraseError:
+        log.info("unlock failed from %s", client)
+        message = "That passphrase did not unlock the owner key."
+        return render_template("auth/unlock.html", next=next_url, error=message), 401
     record = current_session()
     state.sessions.rotate(record)
     record.clear()
+    # Audit first: if the entry cannot be written, the session must not be unlocked.
+    state.record("owner", "web.unlocked", "", {"client": client})
     owner = UnlockedOwner(keys.identity, keys.cosigning_key, state.clock())
     record.owner = owner
     record.last_active = state.clock()
-    state.record("owner", "web.unlocked", "", {"client": client})
-    owner.checkpoint = _cosign(state, keys.cosigning_key)
+    owner.checkpoint = _cosign(state, keys)
     return redirect(_safe_next(next_url))
 
 
-def _cosign(state: Any, cosigning_key: Any) -> dict[str, Any]:
-    """Cosign the current checkpoint; a refusal (rollback, fork) is kept to show loudly."""
+def _cosign(state: Any, keys: Any, *, accept: bool = False) -> dict[str, Any]:
+    """Check the log against the owner anchor, cosign, move the anchor on.
+
+    Any refusal (anchor missing, log rewritten or rolled back, fork) is audited loudly and
+    kept in the session to show as a warning on every page; nothing is cosigned then.
+    ``accept``: the owner explicitly takes the log as it is now as the new reference.
+    """
+    from doorbell.audit.anchor import (
+        AnchorError,
+        AnchorMissing,
+        anchor_from_cosignature,
+        cosign_anchored,
+        write_anchor,
+    )
+    from doorbell.keys import derive_owner_anchor_key
+
+    anchor_key = derive_owner_anchor_key(keys.identity)
     try:
-        note = state.audit.cosign(cosigning_key, OWNER_COSIGNER_NAME)
-    except AuditError as exc:
+        if accept:
+            note = state.audit.cosign(keys.cosigning_key, OWNER_COSIGNER_NAME, first=True)
+            write_anchor(state.data_dir, anchor_from_cosignature(note, state.wall_clock),
+                         anchor_key)  # fmt: skip
+        else:
+            done = cosign_anchored(state.audit, anchor_key, keys.cosigning_key,
+                                   OWNER_COSIGNER_NAME, clock=state.wall_clock)  # fmt: skip
+            note = done.note
+            if done.status == "created":
+                state.record("owner", "audit.anchor_created", ANCHOR_OBJECT, {})
+    except AnchorMissing as exc:
+        state.record("owner", "audit.anchor_missing", ANCHOR_OBJECT, {"reason": str(exc)[:500]})
+        log.warning("owner anchor missing: %s", exc)
+        return {"error": str(exc), "anchor": "missing"}
+    except AnchorError as exc:
+        state.record("owner", "audit.anchor_mismatch", ANCHOR_OBJECT, {"reason": str(exc)[:500]})
+        log.error("audit log does not match the owner anchor: %s", exc)
+        return {"error": str(exc), "anchor": "mismatch"}
+    except (AuditError, StorageError) as exc:
         state.record("owner", "audit.cosign_refused", "", {"reason": str(exc)[:500]})
-        return {"error": str(exc)}
+        return {"error": str(exc), "anchor": "refused"}
     checkpoint = parse_checkpoint(parse_note(note).text)
     return {
         "size": checkpoint.size,
         "root": base64.b64encode(checkpoint.root_hash).decode(),
         "note": note.decode(),
     }
+
+
+@bp.post("/audit/accept")
+def accept_log() -> Any:
+    """After a warning: the owner (passphrase again) takes the log as it is as the reference."""
+    state = _state()
+    client = request.remote_addr or "unknown"
+    owner = session.owner
+    try:
+        keys = check_passphrase(state, request.form.get("passphrase", ""), client,
+                                actor="owner", failed_action="audit.accept_failed",
+                                refused_action="audit.accept_refused")  # fmt: skip
+    except PassphraseRefused as exc:
+        return render_template("error.html", status=429, message=str(exc)), 429
+    except PassphraseError as exc:
+        return render_template("error.html", status=401, message=str(exc)), 401
+    previous = owner.checkpoint.get("error", "")
+    state.record("owner", "audit.anchor_reset", ANCHOR_OBJECT,
+                 {"client": client, "previous_problem": previous[:500]})  # fmt: skip
+    owner.checkpoint = _cosign(state, keys, accept=True)
+    return redirect(url_for("audit.audit_log"))
 
 
 @bp.post("/lock")

@@ -33,7 +33,7 @@ from flask import (
     url_for,
 )
 
-from doorbell.errors import AgeError, KeyFileError, NotPermitted, PassphraseError, RequestError
+from doorbell.errors import NotPermitted, PassphraseError, RequestError
 from doorbell.exports.model import format_time
 from doorbell.ui.guard import passive, public
 
@@ -135,19 +135,14 @@ def review(request_id: str, *, error: str = "", status: int = 200) -> Any:
 
 
 def _step_up() -> Any:
-    """The owner keys if the passphrase typed on the form unlocks them (throttled)."""
-    state = _state()
-    client = request.remote_addr or "unknown"
-    if state.throttle.wait_s(client) > 0:
-        raise PassphraseError("too many wrong passphrases; wait and try again")
-    try:
-        keys = state.vault.unlock(request.form.get("passphrase", "")[:1024])
-    except (PassphraseError, AgeError, KeyFileError) as exc:
-        state.throttle.failed(client)
-        state.record("owner", "export.step_up_failed", "", {"client": client})
-        raise PassphraseError("the passphrase is not right") from exc
-    state.throttle.succeeded(client)
-    return keys
+    """The owner keys if the passphrase typed on the form unlocks them (throttled, one
+    scrypt check at a time: :mod:`doorbell.ui.stepup`)."""
+    from doorbell.ui.stepup import check_passphrase
+
+    return check_passphrase(_state(), request.form.get("passphrase", ""),
+                            request.remote_addr or "unknown", actor="owner",
+                            failed_action="export.step_up_failed",
+                            refused_action="export.step_up_refused")  # fmt: skip
 
 
 @bp.post("/<request_id>/approve")

@@ -9,8 +9,8 @@
 - Headers: a strict Content-Security-Policy with no inline script, ``frame-ancestors
   'none'``, no referrer, nosniff, HSTS when serving TLS, and no caching of anything but
   static files.
-- :class:`UnlockThrottle`: a growing delay after failed unlocks, per client address and
-  overall (flask-limiter adds a flat rate limit on top).
+- :class:`UnlockThrottle`: a growing delay after failed unlocks, per client address
+  (flask-limiter adds a flat rate limit on top; :mod:`doorbell.ui.stepup` one check at a time).
 """
 
 from __future__ import annotations
@@ -109,56 +109,72 @@ class _Failures:
 
 
 class UnlockThrottle:
-    """Growing delay after failed unlocks: 1 s, 2 s, 4 s ... up to ``max_delay_s``.
+    """Growing delay after failed passphrase checks, per client address: 1 s, 2 s, 4 s ...
 
     After ``n`` failures from one address, its next attempt is refused unanswered (no
     passphrase check) until ``min(2**(n-1), max_delay_s)`` seconds after the last failure.
-    The same rule on all failures together (with a gentler curve) slows a guesser that
-    spreads over many addresses. A success clears that address's count.
+    :meth:`begin` counts an attempt as a failure before the check runs (so parallel
+    requests cannot share one free slot); :meth:`succeeded` clears the address.
+
+    There is deliberately no delay on all failures together: one LAN host guessing slowly
+    would keep the owner out (review finding 6). A guesser spread over many addresses is
+    bounded instead by :mod:`doorbell.ui.stepup` admitting one scrypt check at a time.
     """
 
     def __init__(self, clock: Callable[[], float], max_delay_s: float = 300.0) -> None:
         self._clock = clock
         self.max_delay_s = max_delay_s
         self._by_client: dict[str, _Failures] = {}
-        self._overall = _Failures()
         self._lock = threading.Lock()
 
-    def _delay(self, failures: _Failures, free: int) -> float:
-        extra = failures.count - free
-        if extra <= 0:
+    def _delay(self, failures: _Failures) -> float:
+        if failures.count <= 0:
             return 0.0
-        return min(2.0 ** (extra - 1), self.max_delay_s)
+        return min(2.0 ** (failures.count - 1), self.max_delay_s)
+
+    def _wait_locked(self, client: str, now: float) -> float:
+        mine = self._by_client.get(client)
+        if mine is None:
+            return 0.0
+        return max(0.0, mine.last_failure + self._delay(mine) - now)
 
     def wait_s(self, client: str) -> float:
         """Seconds ``client`` must still wait before its next attempt (0: may try now)."""
-        now = self._clock()
         with self._lock:
-            waits = [0.0]
-            mine = self._by_client.get(client)
-            if mine is not None:
-                waits.append(mine.last_failure + self._delay(mine, 0) - now)
-            overall = self._overall
-            waits.append(overall.last_failure + self._delay(overall, 10) - now)
-            return max(waits)
+            return self._wait_locked(client, self._clock())
 
-    def failed(self, client: str) -> int:
-        """Record a failure; return that client's failure count."""
+    def begin(self, client: str) -> float:
+        """Start an attempt: the seconds to wait (nothing counted), or 0 after counting this
+        attempt as a failure until :meth:`succeeded` says otherwise."""
         now = self._clock()
         with self._lock:
+            wait = self._wait_locked(client, now)
+            if wait > 0:
+                return wait
             if len(self._by_client) > 4096:  # bounded memory: forget the oldest half
-                for key in sorted(self._by_client, key=lambda k: self._by_client[k].last_failure)[
-                    :2048
-                ]:
+                oldest = sorted(self._by_client, key=lambda k: self._by_client[k].last_failure)
+                for key in oldest[:2048]:
                     del self._by_client[key]
             mine = self._by_client.setdefault(client, _Failures())
             mine.count += 1
             mine.last_failure = now
-            self._overall.count += 1
-            self._overall.last_failure = now
+            return 0.0
+
+    def failures(self, client: str) -> int:
+        """How many failures ``client`` has on record."""
+        with self._lock:
+            mine = self._by_client.get(client)
+            return 0 if mine is None else mine.count
+
+    def failed(self, client: str) -> int:
+        """Record a failure outside :meth:`begin`; return that client's failure count."""
+        now = self._clock()
+        with self._lock:
+            mine = self._by_client.setdefault(client, _Failures())
+            mine.count += 1
+            mine.last_failure = now
             return mine.count
 
     def succeeded(self, client: str) -> None:
         with self._lock:
             self._by_client.pop(client, None)
-            self._overall = _Failures()

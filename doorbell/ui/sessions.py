@@ -85,10 +85,18 @@ def current_session() -> MemorySession:
 class SessionStore:
     """All sessions of this process, by id. Thread-safe."""
 
-    def __init__(self, clock: Callable[[], float]) -> None:
+    def __init__(self, clock: Callable[[], float],
+                 on_lock: Callable[[MemorySession, str], None] | None = None) -> None:  # fmt: skip
         self._clock = clock
         self._sessions: OrderedDict[str, MemorySession] = OrderedDict()
         self._lock = threading.Lock()
+        #: called (outside the store's lock) for every session this store locks by itself
+        self.on_lock = on_lock
+
+    def _locked(self, records: list[MemorySession], reason: str) -> None:
+        if self.on_lock is not None:
+            for record in records:
+                self.on_lock(record, reason)
 
     def get(self, sid: str) -> MemorySession | None:
         """The live session with this id, or None (unknown, or an expired anonymous one)."""
@@ -115,7 +123,8 @@ class SessionStore:
         with self._lock:
             self._sessions[record.sid] = record
             self._sessions.move_to_end(record.sid)
-            self._evict()
+            evicted = self._evict()
+        self._locked(evicted, "evicted")
 
     def rotate(self, record: MemorySession) -> None:
         """Give ``record`` a new id (at unlock and lock: no session fixation)."""
@@ -129,15 +138,16 @@ class SessionStore:
         with self._lock:
             self._sessions.pop(record.sid, None)
 
-    def lock_all(self) -> int:
-        """Lock every unlocked session; return how many were unlocked."""
+    def lock_all(self, reason: str = "shutdown") -> int:
+        """Lock every unlocked session (each reported to ``on_lock``); return how many."""
         with self._lock:
-            count = 0
+            locked = []
             for record in self._sessions.values():
                 if record.owner is not None:
                     record.owner = None
-                    count += 1
-            return count
+                    locked.append(record)
+        self._locked(locked, reason)
+        return len(locked)
 
     def unlocked_sessions(self) -> list[MemorySession]:
         with self._lock:
@@ -147,13 +157,16 @@ class SessionStore:
         with self._lock:
             return len(self._sessions)
 
-    def _evict(self) -> None:
+    def _evict(self) -> list[MemorySession]:
         anonymous = [sid for sid, s in self._sessions.items() if s.owner is None]
         for sid in anonymous[: max(0, len(anonymous) - MAX_ANONYMOUS_SESSIONS)]:
             del self._sessions[sid]
         unlocked = [sid for sid, s in self._sessions.items() if s.owner is not None]
+        evicted = []
         for sid in unlocked[: max(0, len(unlocked) - MAX_UNLOCKED_SESSIONS)]:
             self._sessions[sid].owner = None
+            evicted.append(self._sessions[sid])
+        return evicted
 
 
 class MemorySessionInterface(SessionInterface):

@@ -25,15 +25,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import require_tool
-from ui_helpers import Clock, make_clip
+from ui_helpers import Clock, make_clip, owner_init
 
 from doorbell.audit.devicekey import create_device_key
 from doorbell.audit.entries import decode_entry
 from doorbell.audit.log import AuditLog
 from doorbell.config import load_config
-from doorbell.keys import create_owner_keys
+from doorbell.keys import create_owner_keys, derive_owner_cosigning_key
 from doorbell.store import Store
 from doorbell.tls import create_self_signed_certificate
+from doorbell.ui.vault import OwnerKeys
 
 PASSPHRASE = "purple-otter canvas 7 migrate lantern"
 CHROMIUM_ARGS = [
@@ -57,6 +58,7 @@ def site(tmp_path_factory):
     data_dir.mkdir()
     identity = create_owner_keys(data_dir, PASSPHRASE, work_factor=10)
     create_device_key(data_dir / "keys", "doorbell.test/e2e")
+    owner_init(data_dir, OwnerKeys(identity, derive_owner_cosigning_key(identity)))
     create_self_signed_certificate(data_dir, ["localhost"], clock=time.time)
     now = time.time()
     with Store.open(data_dir) as store:
