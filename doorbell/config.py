@@ -122,6 +122,14 @@ class MotionConfig:
         0.8, "a changed region whose pixels correlate this much with the background is a "
         "light or exposure change, not an object (0..1)", min=0.1, max=1.0,
     )  # fmt: skip
+    persist_frames: int = _key(
+        2, "frames in a row a pixel must keep changing to count as part of an object (rain, "
+        "snow and sensor grain do not stay put)", min=1, max=20,
+    )  # fmt: skip
+    persist_share: float = _key(
+        0.5, "share of min_area_px a region must hold in persisting pixels to be an object",
+        min=0.0, max=1.0,
+    )  # fmt: skip
     zones: tuple[Polygon, ...] = _key((), "where motion counts; empty means the whole frame")
     masks: tuple[Polygon, ...] = _key((), "areas where motion is ignored (street, tree)")
 

@@ -50,6 +50,10 @@ _LIGHT_CHECK_RATIO = 0.02  # share of the picture changed before lighting is com
 _MIN_TEXTURE = 3.0  # grey levels of background spread needed to judge a region's structure
 _OBJECT_ALPHA_FACTOR = 0.125  # objects melt into the background 8x slower than the rest
 _BRIGHT_REFERENCE = 100.0  # mean grey level at which the full threshold applies
+_DESPECKLE_PASSES = 2  # 3x3 median passes before the blur
+_FINE_WINDOW = (7, 7)  # local mean removed before comparing fine structure, lores pixels
+_PERSIST_REACH_PX = 2  # how far a changed pixel may move between frames and keep its age
+_RELIGHT_RESET_RATIO = 0.15  # share of the picture changed by a switch that restarts the model
 
 
 class MotionError(DoorbellError, ValueError):
@@ -106,6 +110,9 @@ class MotionDetector:
         self._blur = (k, k)
         self._kernel = np.ones((3, 3), np.uint8)
         self._background: np.ndarray | None = None
+        self._age = np.zeros((height, width), np.uint8)
+        reach = 2 * _PERSIST_REACH_PX + 1
+        self._reach = np.ones((reach, reach), np.uint8)
         self._threshold = config.threshold
         self._run = 0
         self._active = False
@@ -129,6 +136,7 @@ class MotionDetector:
     def reset(self) -> None:
         """Forget the background and any event (the next frame seeds a new background)."""
         self._background = None
+        self._age.fill(0)
         self._run = 0
         self._active = False
         self._last_motion_s = None
@@ -150,7 +158,11 @@ class MotionDetector:
                 f"expected a {self.width}x{self.height} uint8 grey image, "
                 f"got {grey.dtype} {grey.shape}"
             )
-        smooth = cv2.GaussianBlur(grey, self._blur, 0)
+        # a grey-level opening erases bright specks and streaks under 3 pixels across
+        # (raindrops and snowflakes lit by the infrared LEDs, insects, hot pixels) and keeps
+        # dark lines (siding, paving joints), which the lighting guard needs as structure
+        smooth = cv2.morphologyEx(grey, cv2.MORPH_OPEN, self._kernel) if _DESPECKLE_PASSES else grey
+        smooth = cv2.GaussianBlur(smooth, self._blur, 0)
         if self._background is None:
             self._background = smooth.astype(np.float32)
             return self._debounce(timestamp, 0.0, (), False, False)
@@ -162,27 +174,35 @@ class MotionDetector:
         high, low = self.config.threshold, min(self.config.dark_threshold, self.config.threshold)
         self._threshold = int(min(high, max(low, round(high * brightness / _BRIGHT_REFERENCE))))
         changed = self._changed(smooth, reference)
-        global_change = False
-        if cv2.countNonZero(changed) >= _LIGHT_CHECK_RATIO * self._valid_area:
+        global_change = relit = False
+        changed_before = cv2.countNonZero(changed)
+        if changed_before >= _LIGHT_CHECK_RATIO * self._valid_area:
             reference = self._relit(smooth, background)
             changed = self._changed(smooth, reference)
-            global_change = cv2.countNonZero(
-                changed
-            ) >= self.config.global_change_ratio * self._valid_area and self._looks_like_background(
-                smooth, reference, changed
+            changed_after = cv2.countNonZero(changed)
+            global_change = changed_after >= self.config.global_change_ratio * (
+                self._valid_area
+            ) and self._looks_like_background(smooth, reference, changed)
+            # the gain field explained most of a big change: a switch (porch light, infrared
+            # cut filter, exposure), whose leftovers are compensation errors, not objects
+            relit = (
+                changed_before >= _RELIGHT_RESET_RATIO * self._valid_area
+                and changed_after <= 0.5 * changed_before
             )
         if global_change:
             # the whole picture is the old one under new light: start over from it
-            self._background = smooth.astype(np.float32)
-            return self._debounce(timestamp, 0.0, (), False, True)
+            self._restart(smooth)
+            return self._debounce(timestamp, 0.0, (), False, True, hold=True)
 
         changed = cv2.morphologyEx(changed, cv2.MORPH_OPEN, self._kernel)
         changed = cv2.dilate(changed, self._kernel)
+        steady = self._persisting(changed)
         boxes: list[Box] = []
         zone_pixels = 0
         objects = None
         if cv2.countNonZero(changed):
             contours, _ = cv2.findContours(changed, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+            needed = self.config.min_area_px * self.config.persist_share
             for contour in contours:
                 x, y, w, h = cv2.boundingRect(contour)
                 if w * h < self.config.min_area_px:
@@ -191,6 +211,10 @@ class MotionDetector:
                 region = changed[window] > 0
                 if int(np.count_nonzero(region)) < self.config.min_area_px:
                     continue
+                # rain streaks, snowflakes and sensor grain are somewhere else every frame;
+                # an object is (mostly) where it was a moment ago
+                if int(np.count_nonzero(steady[window] & region)) < needed:
+                    continue
                 if self._is_lighting(smooth[window], reference[window], region):
                     continue
                 boxes.append((x, y, w, h))
@@ -198,12 +222,34 @@ class MotionDetector:
                 if objects is None:
                     objects = np.zeros_like(changed)
                 cv2.drawContours(objects, [contour], -1, 255, cv2.FILLED)
-        self._learn(smooth, objects)
         in_zone = zone_pixels > 0
         score = min(1.0, zone_pixels / self._zone_area)
+        if relit and objects is None:
+            self._restart(smooth)
+            return self._debounce(timestamp, 0.0, (), False, True, hold=True)
+        if relit:
+            # take the new light everywhere but under the objects (a person may be standing
+            # there as the light switches: they must not melt into the background)
+            np.copyto(self._background, smooth, where=objects == 0, casting="unsafe")
+        self._learn(smooth, objects)
         return self._debounce(timestamp, score, tuple(boxes), in_zone, False)
 
     # --- steps -----------------------------------------------------------------------------
+
+    def _restart(self, smooth: np.ndarray) -> None:
+        """Take the current picture as the background and forget how long pixels changed."""
+        self._background = smooth.astype(np.float32)
+        self._age.fill(0)
+
+    def _persisting(self, changed: np.ndarray) -> np.ndarray:
+        """Pixels changed for ``persist_frames`` frames in a row (0 or 1 per pixel, uint8).
+
+        Each changed pixel's age is one more than the oldest changed pixel within two pixels of
+        it in the previous frame, so a walker moving a few pixels per frame keeps their age.
+        """
+        grown = cv2.dilate(self._age, self._reach)
+        self._age = cv2.bitwise_and(cv2.add(grown, 1), changed)  # changed is 0 or 255
+        return (self._age >= self.config.persist_frames).view(np.uint8)
 
     def _changed(self, smooth: np.ndarray, reference: np.ndarray) -> np.ndarray:
         difference = cv2.absdiff(smooth, reference)  # saturating: no uint8 wrap-around
@@ -221,10 +267,21 @@ class MotionDetector:
         return cv2.convertScaleAbs(cv2.multiply(background, field))
 
     def _is_lighting(self, now: np.ndarray, before: np.ndarray, region: np.ndarray) -> bool:
-        """True when a changed region is the background, brighter or darker, not an object."""
+        """True when a changed region is the background, brighter or darker, not an object.
+
+        First on the pixels as they are (one gain over the region); failing that, on their
+        fine structure alone (each minus its local mean), which a soft shadow's edge or a
+        lamp's falloff (a gain that varies across the region) leaves in place and a person,
+        who brings their own texture, does not.
+        """
+        similarity = self.config.light_change_similarity
         a = now[region].astype(np.float32)
         b = before[region].astype(np.float32)
-        return _correlation(a, b) >= self.config.light_change_similarity
+        if _correlation(a, b) >= similarity:
+            return True
+        now_fine = now.astype(np.float32) - cv2.blur(now, _FINE_WINDOW).astype(np.float32)
+        before_fine = before.astype(np.float32) - cv2.blur(before, _FINE_WINDOW).astype(np.float32)
+        return _correlation(now_fine[region], before_fine[region]) >= similarity
 
     def _looks_like_background(
         self, now: np.ndarray, before: np.ndarray, changed: np.ndarray
@@ -255,10 +312,15 @@ class MotionDetector:
         boxes: tuple[Box, ...],
         in_zone: bool,
         global_change: bool,
+        *,
+        hold: bool = False,
     ) -> MotionResult:
-        motion = in_zone and not global_change
+        """Debounce and cool-down; ``hold`` leaves both as they were (a frame that says nothing)."""
+        motion = in_zone and not (global_change and hold)
         started = stopped = False
-        if motion:
+        if hold:
+            pass
+        elif motion:
             self._run += 1
             self._last_motion_s = timestamp
             if not self._active and self._run >= self.config.trigger_frames:

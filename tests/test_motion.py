@@ -23,7 +23,10 @@ def textured(seed: int = 1) -> np.ndarray:
 
 
 def config(**changes) -> MotionConfig:
-    base = MotionConfig(min_area_px=20, trigger_frames=1, cooldown_s=1.0, background_alpha=0.05)
+    # persistence off unless a test is about it: the other rules are judged on single frames
+    base = MotionConfig(
+        min_area_px=20, trigger_frames=1, cooldown_s=1.0, background_alpha=0.05, persist_frames=1
+    )
     return dataclasses.replace(base, **changes)
 
 
@@ -170,3 +173,72 @@ def test_noise_alone_is_not_motion():
     for i in range(20):
         noisy = np.clip(bg + rng.normal(0, 6, bg.shape), 0, 255).astype(np.uint8)
         assert not detector.update_image(noisy, 1.0 + i / FPS).motion
+
+
+def test_persistence_rejects_flicker_that_moves_every_frame():
+    bg = textured()
+    detector = warmed(config(persist_frames=2), bg)
+    # a blob that jumps somewhere else every frame (a splash, a moth in the infrared light)
+    spots = [(5, 5), (50, 35), (10, 40), (55, 5), (30, 25)]
+    results = [detector.update_image(with_square(bg, x, y), 1.0 + i / FPS)
+               for i, (x, y) in enumerate(spots)]  # fmt: skip
+    assert not any(r.motion for r in results)
+
+
+def test_persistence_keeps_an_object_moving_a_few_pixels_per_frame():
+    bg = textured()
+    detector = warmed(config(persist_frames=2), bg)
+    first = detector.update_image(with_square(bg, 20, 20), 1.0)
+    assert not first.motion  # new this frame: not yet an object
+    second = detector.update_image(with_square(bg, 23, 21), 1.1)
+    assert second.motion and second.is_active
+
+
+def test_close_up_person_with_persistence_on_is_detected():
+    # someone steps in from the side right at the lens until they cover 80 % of the frame
+    bg = textured()
+    detector = warmed(config(persist_frames=2, global_change_ratio=0.3), bg)
+    rng = np.random.default_rng(5)
+    states = []
+    for i, right in enumerate((20, 36, 52, 68, 72, 72)):
+        close = bg.copy()
+        close[:, 8:right] = np.clip(60 + rng.normal(0, 3, (H, right - 8)), 0, 255).astype(np.uint8)
+        states.append(detector.update_image(close, 1.0 + i / FPS).is_active)
+    assert states[1] and all(states[1:]), states
+
+
+def test_thin_bright_streaks_are_not_motion():
+    # rain or snow lit by the infrared LEDs: 1-pixel bright lines, somewhere new each frame
+    bg = textured()
+    detector = warmed(config(), bg)
+    rng = np.random.default_rng(9)
+    for i in range(10):
+        frame = bg.copy()
+        for _ in range(40):
+            x, y = int(rng.integers(0, W - 3)), int(rng.integers(0, H - 8))
+            for k in range(8):
+                frame[y + k, x + k // 3] = 230
+        assert not detector.update_image(frame, 1.0 + i / FPS).motion, i
+
+
+def test_soft_shadow_edge_across_a_region_is_not_motion():
+    # a cloud's shadow edge: the gain falls from 1 to 0.6 across the picture, not uniformly
+    bg = textured()
+    detector = warmed(config(), bg)
+    ramp = np.clip((np.arange(W) - 20) / 30.0, 0.0, 1.0)[None, :]
+    shaded = np.clip(bg * (1.0 - 0.4 * ramp), 0, 255).astype(np.uint8)
+    assert not detector.update_image(shaded, 1.0).motion
+
+
+def test_a_switch_restarts_the_background_and_holds_the_debounce():
+    bg = textured()
+    detector = warmed(config(trigger_frames=2), bg)
+    assert detector.update_image(with_square(bg, 30, 20), 1.0).motion  # run = 1
+    # the infrared cut filter flips: the whole picture under a new, uneven light
+    ys = np.mgrid[0:H, 0:W][0]
+    night = np.clip(bg * (0.3 + 0.5 * ys / H) + 10, 0, 255).astype(np.uint8)
+    switched = detector.update_image(night, 1.1)
+    assert switched.global_change and not switched.is_active
+    # the model restarted from the new picture: the same picture is quiet afterwards
+    for i in range(3):
+        assert not detector.update_image(night, 1.2 + i / FPS).motion
