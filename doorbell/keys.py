@@ -184,9 +184,15 @@ def change_owner_passphrase(data_dir: Path, old_passphrase: str, new_passphrase:
                             clock: Callable[[], float] = time.time) -> X25519Identity:  # fmt: skip
     """Re-seal ``owner.key.age`` under a new passphrase (atomic replace); same identity.
 
-    The caller has already judged the new passphrase. Raises like
+    The new passphrase must pass :func:`doorbell.passphrase.require_strong` and differ from
+    the old one (:class:`PassphraseError` otherwise, before any scrypt runs). Raises like
     :func:`unlock_owner_identity` when the old passphrase does not open the file.
     """
+    from doorbell.passphrase import require_strong
+
+    if new_passphrase == old_passphrase:
+        raise PassphraseError("the new passphrase must differ from the old one")
+    require_strong(new_passphrase)
     identity = unlock_owner_identity(data_dir, old_passphrase)
     sealed = _seal_identity(identity, new_passphrase, work_factor, clock())
     write_file_atomic(owner_key_path(data_dir), sealed, mode=0o600, overwrite=True)

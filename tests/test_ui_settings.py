@@ -101,7 +101,8 @@ def test_passphrase_change_with_the_real_key_file(data_dir: Path) -> None:
     prepare_data_dir(data_dir)
     identity = create_owner_keys(data_dir, PASSPHRASE, work_factor=10)
     owner_init(data_dir, OwnerKeys(identity, derive_owner_cosigning_key(identity)))
-    app = create_app(ui_config(data_dir), vault=KeyFileVault(data_dir), clock=Clock())
+    clock = Clock()
+    app = create_app(ui_config(data_dir), vault=KeyFileVault(data_dir), clock=clock)
     try:
         client = app.test_client()
         assert unlock(client).status_code == 302
@@ -111,6 +112,7 @@ def test_passphrase_change_with_the_real_key_file(data_dir: Path) -> None:
             "csrf_token": token, "old_passphrase": "nope", "new_passphrase": new,
             "confirm_passphrase": new})  # fmt: skip
         assert wrong.status_code == 400
+        clock.advance(2)  # past the delay after a wrong passphrase
         mismatch = client.post("/settings/passphrase", data={
             "csrf_token": token, "old_passphrase": PASSPHRASE, "new_passphrase": new,
             "confirm_passphrase": new + "x"})  # fmt: skip
@@ -150,3 +152,39 @@ def test_settings_without_a_config_file_cannot_save(data_dir: Path) -> None:
         assert response.status_code == 409
     finally:
         close_app(app)
+
+
+def _change(client, old: str, new: str, confirm: str | None = None):
+    token = csrf_from(client.get("/settings/passphrase").data)
+    return client.post("/settings/passphrase", data={
+        "csrf_token": token, "old_passphrase": old, "new_passphrase": new,
+        "confirm_passphrase": new if confirm is None else confirm})  # fmt: skip
+
+
+def test_passphrase_change_applies_the_strength_policy_and_refuses_the_same(configured) -> None:
+    """Review finding 4: "doorbell" was accepted as the new passphrase."""
+    _, client, _, vault = configured
+    weak = _change(client, PASSPHRASE, "doorbell")
+    assert weak.status_code == 400 and vault.passphrase == PASSPHRASE
+    same = _change(client, PASSPHRASE, PASSPHRASE)
+    assert same.status_code == 400 and b"differ" in same.data
+
+
+def test_wrong_old_passphrase_is_throttled(configured) -> None:
+    app, client, _, vault = configured
+    new = "a completely different passphrase 42"
+    assert _change(client, "wrong", new).status_code == 400
+    again = _change(client, PASSPHRASE, new)  # right, but too soon after a wrong one
+    assert again.status_code == 429 and vault.passphrase == PASSPHRASE
+    refused = [e for e in entries(app) if e["action"] == "owner.passphrase_change_refused"]
+    assert refused and refused[-1]["details"]["reason"] == "throttled"
+
+
+def test_change_owner_passphrase_itself_refuses_a_weak_one(data_dir: Path) -> None:
+    from doorbell.errors import PassphraseError
+    from doorbell.keys import change_owner_passphrase
+
+    create_owner_keys(data_dir, PASSPHRASE, work_factor=10)
+    with pytest.raises(PassphraseError, match="rejected"):
+        change_owner_passphrase(data_dir, PASSPHRASE, "doorbell", work_factor=10)
+    unlock_owner_identity(data_dir, PASSPHRASE)

@@ -30,8 +30,6 @@ from doorbell.ui.configfile import polygons_to_document, save_changes
 
 bp = Blueprint("settings", __name__)
 
-MIN_PASSPHRASE_CHARS = 8
-
 #: form field -> (section, key, type)
 FIELDS: dict[str, tuple[str, str, type]] = {
     "retention_days": ("storage", "retention_days", int),
@@ -158,6 +156,11 @@ def passphrase_page() -> Any:
 
 @bp.post("/settings/passphrase")
 def passphrase_change() -> Any:
+    """Change the passphrase: the new one must be strong and new; the old one is checked
+    through :mod:`doorbell.ui.stepup` (throttled, one at a time, audited) before rewrapping."""
+    from doorbell.passphrase import require_strong
+    from doorbell.ui.stepup import PassphraseRefused, check_passphrase
+
     state = _state()
     old = request.form.get("old_passphrase", "")
     new = request.form.get("new_passphrase", "")
@@ -165,18 +168,25 @@ def passphrase_change() -> Any:
     errors = []
     if new != confirm:
         errors.append("The new passphrase and its confirmation differ.")
-    if len(new) < MIN_PASSPHRASE_CHARS:
-        errors.append(f"Choose a new passphrase of at least {MIN_PASSPHRASE_CHARS} characters.")
-    if not errors:
+    elif new == old:
+        errors.append("The new passphrase must differ from the old one.")
+    else:
         try:
-            state.vault.change_passphrase(old, new)
-        except (PassphraseError, KeyFileError) as exc:
-            state.record(
-                "owner", "owner.passphrase_change_failed", "", {"reason": type(exc).__name__}
-            )
-            errors.append(f"Not changed: {exc}")
+            require_strong(new)
+        except PassphraseError as exc:
+            errors.append(f"Choose a stronger passphrase: {exc}")
     if errors:
         return render_template("settings/passphrase.html", errors=errors), 400
+    client = request.remote_addr or "unknown"
+    try:
+        check_passphrase(state, old, client, actor="owner",
+                         failed_action="owner.passphrase_change_failed",
+                         refused_action="owner.passphrase_change_refused")  # fmt: skip
+        state.vault.change_passphrase(old, new)
+    except PassphraseRefused as exc:
+        return render_template("settings/passphrase.html", errors=[str(exc)]), 429
+    except (PassphraseError, KeyFileError) as exc:
+        return render_template("settings/passphrase.html", errors=[f"Not changed: {exc}"]), 400
     state.record("owner", "owner.passphrase_changed", "keys/owner.key.age", {})
     flash("Passphrase changed. Use the new one next time you unlock.")
     return redirect(url_for("settings.settings_page"))
