@@ -220,3 +220,19 @@ def test_timeline_pages_fast_with_10000_events(data_dir: Path) -> None:
         assert max(timings) < 0.5, timings
     finally:
         close_app(app)
+
+
+@pytest.mark.parametrize("header", [
+    "bytes=-" + "9" * 5000, "bytes=0-" + "9" * 4400, "bytes=" + "9" * 5000 + "-",
+])  # fmt: skip
+def test_absurdly_long_range_numbers_are_ignored_not_a_500(header: str) -> None:
+    """Review finding 7: int() of 4300+ digits raised ValueError (a 500)."""
+    assert parse_range(header, 1000) is None
+
+
+def test_long_range_header_on_a_real_clip(client_and_app, library) -> None:
+    client, _ = client_and_app
+    clip = library[2]["ring"]
+    response = client.get(f"/clips/{clip}/video", headers={"Range": "bytes=-" + "9" * 5000})
+    assert response.status_code == 200
+    response.close()

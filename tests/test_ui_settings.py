@@ -188,3 +188,23 @@ def test_change_owner_passphrase_itself_refuses_a_weak_one(data_dir: Path) -> No
     with pytest.raises(PassphraseError, match="rejected"):
         change_owner_passphrase(data_dir, PASSPHRASE, "doorbell", work_factor=10)
     unlock_owner_identity(data_dir, PASSPHRASE)
+
+
+def test_non_bmp_polygon_name_saves_and_reads_back(configured) -> None:
+    """Review finding 7: json.dumps wrote a surrogate pair escape that TOML forbids (500)."""
+    app, client, _, _ = configured
+    masks = json.dumps([{"name": "door 🚪\x7f", "points": [[0, 0], [0.5, 0], [0.5, 0.5]]}])
+    response = client.post("/settings", data=form(client, privacy_masks=masks))
+    assert response.status_code == 400  # DEL is a control character in a name
+    masks = json.dumps([{"name": "door 🚪", "points": [[0, 0], [0.5, 0], [0.5, 0.5]]}])
+    response = client.post("/settings", data=form(client, privacy_masks=masks))
+    assert response.status_code == 302
+    assert app.extensions["doorbell"].config.privacy.masks[0].name == "door 🚪"
+    document = {"camera": {"path": "🚪\x7f"}}
+    assert tomllib.loads(to_toml(document)) == document
+
+
+def test_control_characters_in_names_are_refused(configured) -> None:
+    _, client, _, _ = configured
+    masks = json.dumps([{"name": "a\x07b", "points": [[0, 0], [0.5, 0], [0.5, 0.5]]}])
+    assert client.post("/settings", data=form(client, privacy_masks=masks)).status_code == 400

@@ -40,7 +40,11 @@ def _scalar(value: Any, where: str) -> str:
             raise ConfigError(f"{where}: {value} is not a finite number")
         return repr(value)
     if isinstance(value, str):
-        return json.dumps(value)  # JSON string escapes are all valid TOML basic-string escapes
+        # Non-ASCII verbatim: with ensure_ascii JSON would write a character beyond U+FFFF as
+        # a surrogate-pair escape, which TOML forbids. What JSON still escapes (quote,
+        # backslash, U+0000..U+001F) are valid TOML escapes; DEL, which TOML also wants
+        # escaped, JSON leaves raw, so escape it here.
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
     raise ConfigError(f"{where}: cannot write a {type(value).__name__} to the config file")
 
 

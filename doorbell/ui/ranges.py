@@ -18,7 +18,9 @@ from typing import Any
 from flask import Response
 
 PIECE_SIZE = 64 * 1024
-_SINGLE = re.compile(r"^bytes[ \t]*=[ \t]*(\d*)[ \t]*-[ \t]*(\d*)[ \t]*$", re.IGNORECASE)
+#: Positions of at most 64 digits: int() refuses 4300+ digit strings (ValueError, a 500), and
+#: anything longer than any file is ignored like any other invalid header.
+_SINGLE = re.compile(r"^bytes[ \t]*=[ \t]*(\d{0,64})[ \t]*-[ \t]*(\d{0,64})[ \t]*$", re.IGNORECASE)
 
 
 class RangeNotSatisfiable(Exception):

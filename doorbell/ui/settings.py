@@ -87,7 +87,10 @@ def _parse_polygons(text: str, where: str) -> list[dict[str, Any]]:
             raise ConfigError(f"{where}: each polygon needs points")
         table: dict[str, Any] = {"points": item["points"]}
         if item.get("name"):
-            table["name"] = str(item["name"])[:100]
+            name = str(item["name"])[:100]
+            if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in name):
+                raise ConfigError(f"{where}: a polygon name holds a control character")
+            table["name"] = name
         result.append(table)
     return result
 
