@@ -249,7 +249,8 @@ class MotionDetector:
         """
         grown = cv2.dilate(self._age, self._reach)
         self._age = cv2.bitwise_and(cv2.add(grown, 1), changed)  # changed is 0 or 255
-        return (self._age >= self.config.persist_frames).view(np.uint8)
+        _, steady = cv2.threshold(self._age, self.config.persist_frames - 1, 1, cv2.THRESH_BINARY)
+        return steady
 
     def _changed(self, smooth: np.ndarray, reference: np.ndarray) -> np.ndarray:
         difference = cv2.absdiff(smooth, reference)  # saturating: no uint8 wrap-around
