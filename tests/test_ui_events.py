@@ -236,3 +236,64 @@ def test_long_range_header_on_a_real_clip(client_and_app, library) -> None:
     response = client.get(f"/clips/{clip}/video", headers={"Range": "bytes=-" + "9" * 5000})
     assert response.status_code == 200
     response.close()
+
+
+def test_timeline_entry_names_the_clips_shown_and_other_thumbnails_are_audited(
+    client_and_app, library
+) -> None:
+    """Review finding 5: thumbnails were served with no audit entry naming them."""
+    client, app = client_and_app
+    ids = library[2]
+    start = len(entries(app))
+    assert client.get("/timeline?kind=ring").status_code == 200
+    [viewed] = [e for e in entries(app, start) if e["action"] == "timeline.viewed"]
+    assert viewed["details"]["clips"] == [ids["ring"]]
+    assert client.get(f"/thumbs/{ids['ring']}.jpg").status_code == 200  # covered by the page
+    assert client.get(f"/thumbs/{ids['big']}.jpg").status_code == 200  # not on it
+    thumbs = [e for e in entries(app, start) if e["action"] == "thumbnail.viewed"]
+    assert [e["object"] for e in thumbs] == [ids["big"]]
+
+
+class _Hub:
+    recording = False
+    last_event = None
+
+    def frame(self, after, timeout):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(payload=b"\\xff\\xd8jpeg", seq=after + 1)
+
+    def connected(self):
+        return True
+
+    def close(self):
+        pass
+
+
+def test_live_view_is_audited_at_open_and_after_a_gap(library) -> None:
+    """Review finding 5: live frames were served with no audit entry."""
+    from doorbell.ui.live import LIVE_AUDIT_GAP_S
+
+    data_dir, vault, _, _ = library
+    clock = Clock()
+    app = create_app(ui_config(data_dir), vault=vault, clock=clock, live=_Hub())
+    try:
+        client = app.test_client()
+        unlock(client)
+        start = len(entries(app))
+
+        def live_entries():
+            return [e for e in entries(app, start) if e["action"] == "live.viewed"]
+
+        assert client.get("/live").status_code == 200
+        assert len(live_entries()) == 1
+        for _ in range(3):
+            clock.advance(1)
+            assert client.get("/live/frame.jpg?after=1").status_code == 200
+        assert len(live_entries()) == 1  # polls right after the page: the same viewing
+        clock.advance(LIVE_AUDIT_GAP_S + 1)
+        client.get("/timeline")  # activity, so the idle lock does not interfere
+        assert client.get("/live/frame.jpg?after=1").status_code == 200
+        assert len(live_entries()) == 2  # watching again after a gap
+    finally:
+        close_app(app)

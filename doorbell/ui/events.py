@@ -2,8 +2,9 @@
 
 - ``/timeline``: clips by day with thumbnails, filters, an events-per-hour chart and a
   storage gauge. Each page view is one audit entry (``timeline.viewed``), which stands for
-  the batch of thumbnails it shows.
-- ``/thumbs/<id>.jpg``: a thumbnail decrypted into memory, sent with ``no-store``.
+  the batch of thumbnails it shows and names their clip ids.
+- ``/thumbs/<id>.jpg``: a thumbnail decrypted into memory, sent with ``no-store``; one of a
+  clip not on the session's last audited timeline page is audited as ``thumbnail.viewed``.
 - ``/clips/<id>``: the playback page; ``/clips/<id>/video``: the MP4, decrypted per request
   with HTTP Range (206, suffix ranges, 416), seeking without decrypting what comes before.
   The first video request of a clip in a session is audited as ``clip.viewed``.
@@ -71,12 +72,14 @@ def timeline() -> Any:
         from doorbell.store import free_bytes
 
         gauge = storage_gauge_svg(used, used + free_bytes(state.data_dir), "disk space")
+    shown = [item.clip_id for item in page.items]
     state.record(
         "owner",
         "timeline.viewed",
         "",
-        {"filter": kind, "page": page.page, "clips_shown": len(page.items)},
+        {"filter": kind, "page": page.page, "clips_shown": len(page.items), "clips": shown},
     )
+    flask_session["timeline_clips"] = shown  # thumbnails of these are covered by this entry
     return render_template(
         "events/timeline.html",
         page=page,
@@ -100,6 +103,8 @@ def thumbnail(clip_id: str) -> Any:
     except (StorageError, AgeError) as exc:
         log.warning("thumbnail %s: %s", clip_id, exc)
         abort(404)
+    if clip.id not in flask_session.get("timeline_clips", ()):
+        state.record("owner", "thumbnail.viewed", clip.id, {})  # not on the audited page
     return Response(jpeg, mimetype="image/jpeg")
 
 

@@ -8,8 +8,10 @@ unmasked one.
 Frames are fetched by the page with a long poll (``/live/frame.jpg?after=<seq>`` waits up to
 a few seconds for a newer frame) rather than one endless MJPEG response: each request is
 short, passes the session gate again (so the idle lock and the lock button take effect at
-once), and a slow phone simply asks less often. Event streams end after
-:data:`SSE_MAX_S` seconds (the browser's EventSource reconnects, through the gate again).
+once), and a slow phone simply asks less often. Opening the page is audited as
+``live.viewed``, and so is a frame poll after a gap of :data:`LIVE_AUDIT_GAP_S`. Event
+streams end after :data:`SSE_MAX_S` seconds (the browser's EventSource reconnects, through
+the gate again).
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ SSE_MAX_S = 60.0
 MAX_SSE_CLIENTS = 8
 #: Longest wait for a newer frame in one request.
 FRAME_WAIT_S = 5.0
+#: A frame poll this long (seconds) after the session's previous one is a new viewing,
+#: audited again as ``live.viewed`` (the page itself always is).
+LIVE_AUDIT_GAP_S = 60.0
 #: Events the browser hears about.
 FORWARDED = ("ring", "motion_start", "motion_stop", "clip_sealed", "camera_fault", "camera_ok")
 
@@ -114,9 +119,22 @@ def _hub() -> LiveHub:
     return current_app.extensions["doorbell"].live
 
 
+def _audit_live(via: str, *, always: bool) -> None:
+    """Audit ``live.viewed`` at the page, and for frame polls after a gap of
+    :data:`LIVE_AUDIT_GAP_S` (so a page left open, or frames fetched directly, are seen)."""
+    state = current_app.extensions["doorbell"]
+    record = current_session()
+    now = state.clock()
+    last = record.get("live_last_poll")
+    if always or last is None or now - last > LIVE_AUDIT_GAP_S:
+        state.record("owner", "live.viewed", "", {"via": via})
+    record["live_last_poll"] = now
+
+
 @bp.get("/live")
 def live_page() -> Any:
     state = current_app.extensions["doorbell"]
+    _audit_live("page", always=True)
     return render_template("live/live.html", fps=state.config.live.fps)
 
 
@@ -131,6 +149,7 @@ def live_frame() -> Any:
     if frame is None:
         return Response("no live frame yet\n", status=503, mimetype="text/plain",
                         headers={"Retry-After": "1"})  # fmt: skip
+    _audit_live("frame", always=False)
     response = Response(frame.payload, mimetype="image/jpeg")
     response.headers["X-Frame-Seq"] = str(frame.seq)
     return response
