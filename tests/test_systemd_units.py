@@ -371,3 +371,9 @@ def test_runtime_stack_needs_no_writable_executable_memory() -> None:
         missing("this kernel has no PR_SET_MDWE (Linux >= 6.3 needed for the W^X check)")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "decoded 8" in result.stdout
+
+
+@pytest.mark.parametrize("unit", ["doorbell-recorder.service", "doorbell-web.service"])
+def test_no_core_dumps(unit: str) -> None:
+    """Review hardening note: a core dump of the web process would hold the owner identity."""
+    assert _settings(SYSTEMD_DIR / unit)["LimitCORE"] == ["0"]
