@@ -49,3 +49,50 @@ def test_verify_fails_with_the_index(data_dir: Path, capsys) -> None:
     assert main(["audit", "verify", "--data-dir", str(data_dir)]) == 1
     assert capsys.readouterr().out.startswith("FAILED at entry 3: entry 3 is missing")
     assert main(["audit", "verify", "--data-dir", str(data_dir), "--from", str(data_dir)]) == 2
+
+
+def _init(tmp_path: Path) -> tuple[Path, Path]:
+    from test_init import passphrase_file, run_init
+
+    data = tmp_path / "data"
+    secret = passphrase_file(tmp_path)
+    assert run_init(data, "--passphrase-file", str(secret)) == 0
+    return data, secret
+
+
+def test_owner_check_passes_on_a_fresh_data_dir(tmp_path: Path, capsys) -> None:
+    data, secret = _init(tmp_path)
+    capsys.readouterr()
+    args = ["audit", "verify", "--data-dir", str(data), "--owner-check",
+            "--passphrase-file", str(secret)]  # fmt: skip
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("OK:") and "owner anchor: OK" in out
+
+
+def test_owner_check_catches_a_log_rebuilt_without_cosignatures(tmp_path: Path, capsys) -> None:
+    """Review finding 1: the rebuilt log verified OK; the owner check must fail it."""
+    data, secret = _init(tmp_path)
+    with AuditLog.open(data, signer=load_device_signer(data / "keys")) as log:
+        log.append("owner", "clip.viewed", "x")
+    conn = sqlite3.connect(data / "audit.sqlite3")
+    conn.execute("DELETE FROM cosignatures")
+    conn.commit()
+    conn.close()
+    # rebuild: keep only entry 0 (the attacker re-creates the rest differently)
+    leaves = [bytes(r[0]) for r in sqlite3.connect(data / "audit.sqlite3").execute(
+        "SELECT leaf FROM entries ORDER BY idx")]  # fmt: skip
+    for suffix in ("", "-wal", "-shm"):
+        (data / f"audit.sqlite3{suffix}").unlink(missing_ok=True)
+    with AuditLog.open(data, signer=load_device_signer(data / "keys")) as log:
+        log.append("owner", "something.else")
+    assert len(leaves) > 2
+    capsys.readouterr()
+    args = ["audit", "verify", "--data-dir", str(data), "--owner-check",
+            "--passphrase-file", str(secret)]  # fmt: skip
+    assert main(args) == 1
+    out = capsys.readouterr().out
+    assert "FAILED" in out and "owner" in out
+    (data / "owner-anchor").unlink()
+    assert main(args) == 1
+    assert "no owner anchor" in capsys.readouterr().out

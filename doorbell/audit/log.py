@@ -134,6 +134,17 @@ class AuditLog:
             log.checkpoint()
         return log
 
+    @classmethod
+    def open_readonly(cls, data_dir: Path) -> AuditLog:
+        """Open an existing ``audit.sqlite3`` for reading (sizes, roots, proofs) only.
+
+        Raises :class:`StorageError` when there is no log.
+        """
+        path = Path(data_dir) / AUDIT_DB_FILE
+        if not path.exists():
+            raise StorageError(f"{path}: no audit log here")
+        return cls(connect(path, readonly=True), Path(data_dir), None, time.time, 5.0)
+
     # --- lifecycle ----------------------------------------------------------------------
 
     def __enter__(self) -> AuditLog:

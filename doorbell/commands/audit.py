@@ -33,27 +33,90 @@ def audit() -> None:
     metavar="VKEY",
     help="Owner cosigner verifier key to trust (repeatable); default: the keys the log records.",
 )
+@click.option(
+    "--owner-check",
+    is_flag=True,
+    help="Also check the log against the owner anchor (asks the owner passphrase).",
+)
+@click.option(
+    "--passphrase-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="With --owner-check: read the owner passphrase from this file (mode 0600).",
+)
 def verify(config_path: Path | None, data_dir: Path | None, export_dir: Path | None,
-           cosigners: tuple[str, ...]) -> None:  # fmt: skip
+           cosigners: tuple[str, ...], owner_check: bool,
+           passphrase_file: Path | None) -> None:  # fmt: skip
     """Recompute the tree and check every checkpoint and owner cosignature.
 
     Prints a one-line verdict with counts. Exit 0 when everything holds, 1 with the first bad
-    entry index and what failed otherwise.
+    entry index and what failed otherwise. A pinned --cosigner with no cosignature fails.
+    --owner-check unlocks the owner key (passphrase on the terminal, or --passphrase-file),
+    pins the owner's cosigner key and checks that the log still produces the head the owner
+    last cosigned, as sealed in <data_dir>/owner-anchor (see docs/audit.md).
     """
     from doorbell.audit.verify import verify_data_dir, verify_export
 
     if export_dir is not None and (data_dir is not None or config_path is not None):
         raise UsageError("give either --from EXPORT_DIR or --data-dir/--config, not both")
+    if passphrase_file is not None and not owner_check:
+        raise UsageError("--passphrase-file goes with --owner-check")
+    if owner_check and export_dir is not None:
+        raise UsageError("--owner-check checks a data dir, not an export")
+    anchor_line = None
     if export_dir is not None:
         result = verify_export(export_dir, cosigners)
     else:
         config = load_cli_config(config_path, data_dir)
+        if owner_check:
+            vkey, anchor_ok, anchor_line = _owner_check(config.data_dir, passphrase_file)
+            cosigners = (*cosigners, vkey)
         result = verify_data_dir(config.data_dir, cosigners)
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     click.echo(result.summary())
-    if not result.ok:
+    if anchor_line is not None:
+        click.echo(anchor_line)
+    if not result.ok or (owner_check and not anchor_ok):
         click.get_current_context().exit(1)
+
+
+def _owner_check(data_dir: Path, passphrase_file: Path | None) -> tuple[str, bool, str]:
+    """(owner cosigner vkey, anchor ok?, the line to print) for ``--owner-check``."""
+    import datetime
+    import getpass
+    import sys
+
+    from doorbell.audit.anchor import AnchorError, AnchorMissing, check_log, read_anchor
+    from doorbell.audit.log import AuditLog
+    from doorbell.audit.note import CosignatureSigner
+    from doorbell.keys import (
+        OWNER_COSIGNER_NAME,
+        derive_owner_anchor_key,
+        derive_owner_cosigning_key,
+        unlock_owner_identity,
+    )
+    from doorbell.passphrase import read_passphrase_file
+
+    if passphrase_file is not None:
+        passphrase = read_passphrase_file(passphrase_file)
+    elif sys.stdin is not None and sys.stdin.isatty():
+        passphrase = getpass.getpass("Owner passphrase: ")
+    else:
+        raise UsageError("no terminal to ask the passphrase on; use --passphrase-file F")
+    identity = unlock_owner_identity(data_dir, passphrase)
+    vkey = CosignatureSigner(OWNER_COSIGNER_NAME, derive_owner_cosigning_key(identity)).vkey
+    try:
+        anchor = read_anchor(data_dir, derive_owner_anchor_key(identity))
+        with AuditLog.open_readonly(data_dir) as log:
+            check_log(log.size, log.root_at, anchor)
+    except AnchorMissing as exc:
+        return vkey, False, f"owner anchor: FAILED: no owner anchor ({exc})"
+    except AnchorError as exc:
+        return vkey, False, f"owner anchor: FAILED: {exc}"
+    when = datetime.datetime.fromtimestamp(anchor.time, tz=datetime.UTC).isoformat()
+    return vkey, True, (f"owner anchor: OK: the log extends the head you cosigned at size "
+                        f"{anchor.size} ({when})")  # fmt: skip
 
 
 @audit.command("export")
