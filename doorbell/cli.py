@@ -101,12 +101,15 @@ def load_cli_config(config_path: Path | None, data_dir: Path | None) -> Config:
     """Load the configuration the way every command does.
 
     An explicit ``--config`` must exist; the default path may be absent (built-in defaults).
-    ``--data-dir`` overrides ``storage.data_dir``.
+    ``--data-dir`` overrides ``storage.data_dir``. ``<data_dir>/settings.toml`` (owner
+    settings saved by the web UI) is laid over it (:mod:`doorbell.settingsfile`).
     """
     config = load_config(config_path, required=config_path is not None)
     if data_dir is not None:
         config = config.with_data_dir(data_dir)
-    return config
+    from doorbell.settingsfile import with_owner_settings  # the web UI's owner settings
+
+    return with_owner_settings(config)
 
 
 @click.group(cls=DoorbellGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -19,6 +19,7 @@ from ui_helpers import (
 )
 
 from doorbell.audit.entries import decode_entry
+from doorbell.cli import load_cli_config
 from doorbell.config import load_config
 from doorbell.keys import create_owner_keys, derive_owner_cosigning_key, unlock_owner_identity
 from doorbell.ui import close_app, create_app
@@ -55,12 +56,14 @@ def form(client, **values) -> dict:
 
 def test_settings_change_is_saved_validated_and_audited(configured) -> None:
     app, client, config_path, _ = configured
+    before = config_path.read_bytes()
     response = client.post(
         "/settings",
         data=form(client, retention_days="7", motion_threshold="30", motion_zones=json.dumps(ZONE)),
     )
     assert response.status_code == 302
-    saved = load_config(config_path)  # the file still validates the normal way
+    assert config_path.read_bytes() == before  # the main file is root's: never written
+    saved = load_cli_config(config_path, None)  # main file + <data_dir>/settings.toml
     assert saved.storage.retention_days == 7
     assert saved.motion.threshold == 30
     assert saved.motion.zones[0].points == ((0.1, 0.2), (0.5, 0.2), (0.5, 0.9))
@@ -70,7 +73,9 @@ def test_settings_change_is_saved_validated_and_audited(configured) -> None:
     [change] = [e for e in entries(app) if e["action"] == "settings.changed"]
     assert change["details"]["storage.retention_days"] == {"old": None, "new": 7}
     assert change["details"]["motion.zones"] == {"old": None, "new": {"polygons": 1}}
-    assert list(config_path.parent.glob(".*tmp-doorbell*")) == []
+    data_dir = app.extensions["doorbell"].data_dir
+    assert list(data_dir.glob(".*tmp-doorbell*")) == []
+    assert "retention_days = 7" in (data_dir / "settings.toml").read_text()
 
 
 def test_invalid_settings_are_refused_and_the_file_is_untouched(configured) -> None:
@@ -141,7 +146,7 @@ def test_audit_page_shows_entries_verdict_and_checkpoint(configured) -> None:
     assert b"web.unlocked" in filtered and b"audit.log_created" not in filtered
 
 
-def test_settings_without_a_config_file_cannot_save(data_dir: Path) -> None:
+def test_settings_without_a_config_file_save_to_the_data_dir(data_dir: Path) -> None:
     vault = FakeVault()
     prepare_data_dir(data_dir, vault)
     app = create_app(ui_config(data_dir), vault=vault, clock=Clock())
@@ -149,9 +154,46 @@ def test_settings_without_a_config_file_cannot_save(data_dir: Path) -> None:
         client = app.test_client()
         unlock(client)
         response = client.post("/settings", data=form(client, retention_days="3"))
-        assert response.status_code == 409
+        assert response.status_code == 302
     finally:
         close_app(app)
+    restarted = create_app(ui_config(data_dir), vault=vault, clock=Clock())
+    try:  # the next start (web, or recorder through load_cli_config) sees the saved value
+        assert restarted.extensions["doorbell"].config.storage.retention_days == 3
+    finally:
+        close_app(restarted)
+
+
+def test_unwritable_settings_file_is_a_clear_error_not_a_500(configured, monkeypatch) -> None:
+    """Review finding 7: PermissionError on the root-owned config file was a 500."""
+    from doorbell.ui import configfile
+
+    app, client, _, _ = configured
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(configfile, "write_file_atomic", denied)
+    response = client.post("/settings", data=form(client, retention_days="9"))
+    assert response.status_code == 503
+    assert b"cannot be written" in response.data and b"tmpfiles" in response.data
+    assert app.extensions["doorbell"].config.storage.retention_days != 9
+
+
+def test_settings_file_may_hold_owner_settings_only(data_dir: Path, tmp_path: Path) -> None:
+    from doorbell.errors import ConfigError
+
+    config_path = tmp_path / "doorbell.toml"
+    config_path.write_text(f'[storage]\ndata_dir = "{data_dir}"\n[web]\nport = 8443\n')
+    (data_dir / "settings.toml").write_text("[storage]\nretention_days = 5\n")
+    config = load_cli_config(config_path, None)
+    assert config.storage.retention_days == 5 and config.web.port == 8443
+    (data_dir / "settings.toml").write_text("[web]\nport = 80\n")
+    with pytest.raises(ConfigError, match="not an owner setting"):
+        load_cli_config(config_path, None)
+    (data_dir / "settings.toml").write_text("[motion]\nthreshold = 0\n")
+    with pytest.raises(ConfigError, match="below 1"):
+        load_cli_config(config_path, None)
 
 
 def _change(client, old: str, new: str, confirm: str | None = None):

@@ -176,6 +176,7 @@ def create_app(
     the data dir; ``live`` to a subscriber of ``config.live.socket_path`` (started lazily).
     Raises :class:`doorbell.errors.StorageError` if the data dir or its index is unusable.
     """
+    from doorbell.settingsfile import with_owner_settings
     from doorbell.store import Store
     from doorbell.ui import audit, auth, events, settings
     from doorbell.ui import live as live_view
@@ -185,6 +186,7 @@ def create_app(
     root = Path(data_dir) if data_dir is not None else config.data_dir
     if data_dir is not None:
         config = config.with_data_dir(root)
+    config = with_owner_settings(config)  # <data_dir>/settings.toml, saved by this UI
     assets = web_root()
     app = Flask(
         "doorbell.ui",

@@ -1,9 +1,11 @@
-"""Write changes to the configuration file: validate, serialise as TOML, replace atomically.
+"""Save owner settings: validate, serialise as TOML, replace ``<data_dir>/settings.toml``.
 
-The file is read as a TOML document, the changed keys are set in it, the result is
-validated with :func:`doorbell.config.parse_config` (the same checks as at start-up) and
-written with :func:`doorbell.fsutil.write_file_atomic`: a crash leaves the old file or the
-new one. Keys the owner did not touch keep their values; comments in the file are not kept
+The owner settings file (:mod:`doorbell.settingsfile`) is read as a TOML document, the
+changed keys are set in it, the result laid over the main configuration is validated with
+:func:`doorbell.config.parse_config` (the same checks as at start-up) and written with
+:func:`doorbell.fsutil.write_file_atomic`: a crash leaves the old file or the new one. The
+main configuration file (root's, read-only to the web unit) is never written. Keys the
+owner did not touch keep their values; comments in the file are not kept
 (Python's standard library reads TOML but does not write it), which the written header says.
 
 The serialiser covers exactly the value types the configuration allows: booleans, integers,
@@ -15,14 +17,20 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import tomllib
-from pathlib import Path
 from typing import Any
 
-from doorbell.config import MAX_CONFIG_BYTES, Config, Polygon, parse_config
-from doorbell.errors import ConfigError
+from doorbell.config import Config, Polygon
+from doorbell.errors import ConfigError, StorageError
 from doorbell.fsutil import write_file_atomic
+from doorbell.settingsfile import layered_config, read_toml, settings_path
+
+#: settings.toml: the web user writes it, the recorder (group doorbell) reads it.
+SETTINGS_MODE = 0o640
+OWNER_HEADER = (
+    "# doorbell owner settings, saved by the web UI and laid over the main configuration\n"
+    "# file (see docs/web.md). Only owner settings may appear here. Comments are not kept.\n"
+)
 
 HEADER = (
     "# doorbell configuration (see `doorbell check-config`).\n"
@@ -84,29 +92,17 @@ def polygons_to_document(polygons: tuple[Polygon, ...]) -> list[dict[str, Any]]:
     return result
 
 
-def read_document(path: Path) -> dict[str, Any]:
-    """The TOML document of ``path`` ({} if the file does not exist)."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return {}
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
-    if len(raw) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES} bytes")
-    try:
-        return tomllib.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+def save_changes(config: Config, changes: dict[tuple[str, str], Any]) -> tuple[Config, dict]:
+    """Apply ``changes`` ({(section, key): value}) to ``<data_dir>/settings.toml`` atomically.
 
-
-def save_changes(path: Path, changes: dict[tuple[str, str], Any]) -> tuple[Config, dict]:
-    """Apply ``changes`` ({(section, key): value}) to the file at ``path`` atomically.
-
-    Returns the new validated :class:`Config` and {dotted key: (old, new)} of what changed.
-    Raises :class:`ConfigError` (nothing written) if the result does not validate.
+    The owner settings file is laid over the main configuration
+    (:mod:`doorbell.settingsfile`); the main file is never written. Returns the new
+    validated :class:`Config` and {dotted key: (old, new)} of what changed. Raises
+    :class:`ConfigError` (nothing written) if the result does not validate or a key is not
+    an owner setting, :class:`StorageError` if the file cannot be written.
     """
-    document = read_document(path)
+    path = settings_path(config.data_dir)
+    document = read_toml(path)
     changed: dict[str, tuple[Any, Any]] = {}
     for (section, key), value in changes.items():
         table = document.setdefault(section, {})
@@ -114,10 +110,16 @@ def save_changes(path: Path, changes: dict[tuple[str, str], Any]) -> tuple[Confi
         if old != value:
             changed[f"{section}.{key}"] = (old, value)
             table[key] = value
-    config = parse_config(document, source=path)
-    text = to_toml(document)
+    new_config = layered_config(config, document)
+    text = OWNER_HEADER + to_toml(document)[len(HEADER) :]
     if tomllib.loads(text) != document:  # pragma: no cover - the serialiser proves itself
         raise ConfigError(f"{path}: internal error: the TOML written would not read back")
-    mode = os.stat(path).st_mode & 0o777 if path.exists() else 0o640
-    write_file_atomic(path, text.encode("utf-8"), mode=mode)
-    return config, changed
+    try:
+        write_file_atomic(path, text.encode("utf-8"), mode=SETTINGS_MODE)
+    except OSError as exc:
+        raise StorageError(
+            f"{path}: cannot be written ({exc.strerror or exc}). The web UI saves settings "
+            "in the data dir: it must be writable by the web user (group doorbell; run "
+            "`systemd-tmpfiles --create /etc/tmpfiles.d/doorbell.conf`)."
+        ) from exc
+    return new_config, changed

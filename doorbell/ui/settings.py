@@ -1,7 +1,10 @@
 """Settings: retention, quota, motion sensitivity, zones and masks, and the passphrase.
 
-Saving validates the whole configuration again (:func:`doorbell.config.parse_config`),
-replaces the file atomically (:mod:`doorbell.ui.configfile`) and writes one
+Saving writes ``<data_dir>/settings.toml`` (:mod:`doorbell.settingsfile`: laid over the
+main configuration file, which belongs to root and is never written by the web UI),
+validates the whole configuration again (:func:`doorbell.config.parse_config`), replaces
+the file atomically (:mod:`doorbell.ui.configfile`; a file that cannot be written is a
+clear 503, not a 500) and writes one
 ``settings.changed`` audit entry naming each changed key with its old and new value
 (polygons by count). Only keys whose value differs from the running configuration are
 written, so untouched defaults stay out of the file.
@@ -26,6 +29,7 @@ from flask import (
 )
 
 from doorbell.errors import ConfigError, KeyFileError, PassphraseError, StorageError
+from doorbell.settingsfile import settings_path
 from doorbell.ui.configfile import polygons_to_document, save_changes
 
 bp = Blueprint("settings", __name__)
@@ -64,7 +68,7 @@ def _render(errors: list[str], status: int = 200) -> Any:
         config=config,
         polygons=polygons,
         errors=errors,
-        config_path=str(config.source) if config.source else "",
+        config_path=str(settings_path(_state().data_dir)),
     )
     return page, status
 
@@ -128,25 +132,21 @@ def _audit_value(value: Any) -> Any:
 @bp.post("/settings")
 def settings_save() -> Any:
     state = _state()
-    path = state.config.source
-    if path is None:
-        return _render(
-            ["The web UI was started without a config file (--config); nothing to save."], 409
-        )
     try:
         changes = _form_changes()
         if not changes:
             flash("Nothing changed.")
             return redirect(url_for("settings.settings_page"))
         with state.config_lock:
-            config, changed = save_changes(path, changes)
-            state.config = config.with_data_dir(state.data_dir)
+            config, changed = save_changes(state.config, changes)
+            state.config = config
     except ConfigError as exc:
         return _render(list(exc.problems), 400)
     except StorageError as exc:
-        return _render([str(exc)], 500)
+        return _render([str(exc)], 503)
     details = {key: {"old": _audit_value(old), "new": _audit_value(new)}
                for key, (old, new) in changed.items()}  # fmt: skip
+    path = settings_path(state.data_dir)
     state.record("owner", "settings.changed", str(path), details)
     flash(f"Saved {len(changed)} change(s). The recorder applies them when it restarts.")
     return redirect(url_for("settings.settings_page"))
