@@ -113,3 +113,20 @@ def rewrite_bundle(path: Path, identity: Any, members: list[tuple[tarfile.TarInf
             tar.addfile(info, io.BytesIO(data))
     with open(path, "wb") as handle, encrypt(handle, [identity.recipient]) as writer:
         writer.write(buffer.getvalue())
+
+
+def decoded_frames(mp4: bytes) -> list[Any]:
+    """Every frame of an MP4 (bytes, in memory) as BGR arrays, decoded with PyAV."""
+    import av
+
+    with av.open(io.BytesIO(mp4), "r") as container:
+        return [f.to_ndarray(format="bgr24") for f in container.decode(container.streams.video[0])]
+
+
+def bundle_clips(path: Path, identity: Any) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """The manifest and the clip files (name -> MP4 bytes) of a bundle, decrypted in memory."""
+    import json
+
+    members = dict((info.name, data) for info, data in bundle_members(path, identity))
+    clips = {name: data for name, data in members.items() if name.startswith("clips/")}
+    return json.loads(members["manifest.json"]), clips

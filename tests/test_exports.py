@@ -310,3 +310,46 @@ def test_failed_build_leaves_no_file_and_is_audited(world: World) -> None:
     assert world.registry.get(request.id).bundle_state == "failed"
     assert list((world.data_dir / "exports").iterdir()) == []
     assert entries_about(world, request.id)[-1]["action"] == "export.bundle_failed"
+
+
+# --- redaction and interrupted clips in bundles -------------------------------------------
+
+
+def test_interrupted_clip_is_delivered_as_its_playable_prefix(world: World) -> None:
+    from doorbell.age.identities import X25519Identity
+    from tests.exports_helpers import bundle_clips, decoded_frames
+    from tests.ui_helpers import T0, make_clip
+
+    cut = make_clip(world.store, [world.owner.recipient], T0 + 600, seconds=4.0,
+                    bitrate_kbps=3000, interrupted=True, seed=7)  # fmt: skip
+    clip = world.store.get_clip(cut)
+    assert clip.interrupted
+    requester = X25519Identity.generate()
+    request, _token = world.registry.submit(
+        world.raw_request(recipient=str(requester.recipient)), source="owner")  # fmt: skip
+    for redaction in (None, {"keep": [((0.0, 0.0), (0.5, 0.0), (0.5, 1.0), (0.0, 1.0))]}):
+        if redaction is not None:  # a second request: the same clip, redacted outside a keep
+            from doorbell.redact import RedactionSpec
+
+            request, _token = world.registry.submit(
+                world.raw_request(recipient=str(requester.recipient)), source="owner")  # fmt: skip
+            redaction = RedactionSpec(faces=False, method="fill", **redaction).to_dict()
+        result = approve_and_build(
+            world.registry, world.store, world.audit, request.id, identity=world.owner,
+            cosigning_key=world.cosigning_key, clip_ids=[world.clip_ids[0], cut],
+            redaction=redaction,
+        )  # fmt: skip
+        report = verify_bundle(result.path, [requester])
+        assert "INTERRUPTED" in report.summary()
+        manifest, clips = bundle_clips(result.path, requester)
+        entry = next(e for e in manifest["clips"] if e["id"] == cut)
+        prefix = entry["interrupted_prefix"]
+        assert entry["interrupted"] and 0 < prefix["playable_bytes"] < prefix["authenticated_bytes"]
+        frames = decoded_frames(clips[entry["file"]])  # decodes to the end without an error
+        assert 0 < len(frames) < 40
+        if redaction is None:
+            assert entry["size"] == prefix["playable_bytes"] and entry["redaction"] is None
+        else:
+            assert entry["redaction"]["result"]["frames"] == len(frames)
+            assert all(f[2:-2, 82:-2].max() <= 12 for f in frames)  # outside the kept half
+            assert "everything outside 1 kept region(s)" in report.summary()

@@ -3,7 +3,10 @@
 The bundle ``exports/<request>.tar.age`` is an age file (to the requester's ``age1...``
 recipient, or to the passphrase the owner set at approval) whose plaintext is a tar of::
 
-    clips/<clip id>.mp4    the approved clips (redacted where the owner chose)
+    clips/<clip id>.mp4    the approved clips (redacted where the owner chose; a clip cut by
+                           a power loss or full disk as its playable prefix: whole fragments
+                           of the authenticated plaintext, ``interrupted_prefix`` in the
+                           manifest)
     manifest.json          request, decision, per-clip SHA-256 (delivered file and on-device
                            ciphertext), time range, redactions, device verifier key
     audit/entries.jsonl    this request's audit entries (exact RFC 6962 leaves), including
@@ -41,7 +44,8 @@ from doorbell.fsutil import fsync_dir, temp_path_for
 
 BUNDLE_FORMAT = "doorbell-export/1"
 BUNDLE_MODE = 0o640
-#: ``progress(stage, done_bytes, total_bytes)``; stages: clips, audit, sealing, done.
+#: ``progress(stage, done_bytes, total_bytes)``; stages: clips, redacting, audit, sealing,
+#: done (a redacted clip counts its source bytes in proportion to the frames done).
 ProgressCallback = Callable[[str, int, int], None]
 
 
@@ -93,6 +97,56 @@ class _HashingReader:
         return data
 
 
+class _Bounded:
+    """A seekable read-only view of the first ``size`` bytes of a seekable reader."""
+
+    def __init__(self, source: Any, size: int) -> None:
+        self._source = source
+        self.size = size
+        self._position = 0
+        source.seek(0)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._position, os.SEEK_END: self.size}[whence]
+        if base + offset < 0:
+            raise ValueError(f"negative seek position {base + offset}")
+        self._position = base + offset
+        return self._position
+
+    def read(self, size: int = -1) -> bytes:
+        left = max(0, self.size - self._position)
+        wanted = left if size is None or size < 0 else min(size, left)
+        if not wanted:
+            return b""
+        self._source.seek(self._position)
+        data = self._source.read(wanted)
+        self._position += len(data)
+        return data
+
+
+def playable_prefix(plain: Any, clip_id: str) -> _Bounded:
+    """The playable prefix of an interrupted clip's authenticated plaintext (whole fragments),
+    as a seekable reader with a ``size``. ``plain`` must be seekable with a ``size``.
+
+    Raises :class:`BundleError` when not even the MP4 header survived.
+    """
+    from doorbell.fmp4 import playable_prefix_length
+
+    length = playable_prefix_length(plain, plain.size)
+    if length <= 0:
+        raise BundleError(f"clip {clip_id}: interrupted before any playable video was written")
+    return _Bounded(plain, length)
+
+
 def _file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -123,7 +177,8 @@ def _recipients(request: Any, passphrase: str | None, work_factor: int) -> list[
 
 
 @contextlib.contextmanager
-def _redacted_spool(directory: Path, source: Any, spec: Any) -> Any:
+def _redacted_spool(directory: Path, source: Any, spec: Any,
+                    progress: Callable[[int, int | None], None] | None = None) -> Any:  # fmt: skip
     """Redact ``source`` into a one-time-key ciphertext spool; yield (reader, size, result)."""
     from doorbell.age.decrypt import decrypt
     from doorbell.age.encrypt import encrypt
@@ -136,7 +191,7 @@ def _redacted_spool(directory: Path, source: Any, spec: Any) -> Any:
     try:
         with os.fdopen(fd, "w+b") as handle:
             with encrypt(handle, [key.recipient]) as sink:
-                result = redact_clip(source, sink, spec)
+                result = redact_clip(source, sink, spec, progress=progress)
             handle.flush()
             handle.seek(0)
             reader = decrypt(handle, [key])
@@ -226,27 +281,42 @@ def _write_contents(tar: tarfile.TarFile, registry: Any, store: Any, audit: Any,
         name = f"clips/{clip.id}.mp4"
         with open(path, "rb") as raw:
             plain = decrypt(raw, [identity], allow_truncated=clip.interrupted)
+            delivered = playable_prefix(plain, clip.id) if clip.interrupted else plain
             redaction = None
-            if spec is not None and not spec.is_empty():
+            if spec is not None and not spec.is_empty:
                 spool_dir = registry.bundle_path(request.id).parent
-                with _redacted_spool(spool_dir, plain, spec) as (reader, size, result):
+                weight, base = max(clip.size_bytes, 1), done
+
+                def frames(count: int, frames_total: int | None, weight: int = weight,
+                           base: int = base) -> None:  # fmt: skip
+                    if frames_total:  # redaction progress, in this clip's share of the bytes
+                        share = weight * min(count, frames_total) // frames_total
+                        report("redacting", min(base + share, total), total)
+
+                with _redacted_spool(spool_dir, delivered, spec, frames) as (
+                    reader, size, result,
+                ):  # fmt: skip
                     hashing = _HashingReader(reader, lambda _n: None)
                     info = tarfile.TarInfo(name)
                     info.size, info.mtime, info.mode = size, int(clip.started_at), 0o644
                     tar.addfile(info, hashing)  # type: ignore[arg-type]
                     redaction = result.manifest()
-                advance(max(clip.size_bytes, 1))
+                advance(weight)
             else:
-                hashing = _HashingReader(plain, advance)
+                hashing = _HashingReader(delivered, advance)
                 info = tarfile.TarInfo(name)
-                info.size, info.mtime, info.mode = plain.size, int(clip.started_at), 0o644
+                info.size, info.mtime, info.mode = delivered.size, int(clip.started_at), 0o644
                 tar.addfile(info, hashing)  # type: ignore[arg-type]
+            prefix = None
+            if clip.interrupted:
+                prefix = {"authenticated_bytes": plain.size, "playable_bytes": delivered.size}
         entries.append({
             "id": clip.id, "file": name, "sha256": hashing.sha256.hexdigest(),
             "size": hashing.size, "started_at": clip.started_at, "ended_at": clip.ended_at,
             "duration_s": clip.duration_s, "interrupted": clip.interrupted,
             "trigger": clip.trigger, "source_sha256": source_sha256,
             "source_size": path.stat().st_size, "redaction": redaction,
+            "interrupted_prefix": prefix,
         })  # fmt: skip
     report("audit", total, total)
     device_vkey = audit.device_verifier().vkey

@@ -67,7 +67,38 @@ class BundleReport:
             f"  {self.entries} audit entries included in checkpoint of size {self.tree_size}, "
             f"signed by device {self.device_key} and cosigned by owner {self.cosigner_key}",
         ]
+        lines += [f"  {line}" for clip in self.clips for line in clip_lines(clip)]
         return "\n".join(lines + [f"  note: {w}" for w in self.warnings])
+
+
+def clip_lines(entry: dict[str, Any]) -> list[str]:
+    """What the manifest says about one clip: redaction (what, method, detector, frame
+    counts) and whether it is the playable prefix of an interrupted clip. Untrusted text from
+    the manifest is shown with ``repr`` so it cannot forge lines."""
+    lines = [f"clip {entry.get('id')!r}: {entry.get('size')} bytes"]
+    prefix = entry.get("interrupted_prefix")
+    if entry.get("interrupted"):
+        detail = ""
+        if isinstance(prefix, dict):
+            detail = (f" ({prefix.get('playable_bytes')} playable of "
+                      f"{prefix.get('authenticated_bytes')} authenticated bytes)")  # fmt: skip
+        lines.append(f"  INTERRUPTED: the recording was cut; this is its playable prefix{detail}")
+    redaction = entry.get("redaction")
+    if not isinstance(redaction, dict):
+        lines.append("  not redacted")
+        return lines
+    what = redaction.get("what") or {}
+    method = redaction.get("method") or {}
+    faces = redaction.get("faces") or {}
+    result = redaction.get("result") or {}
+    parts = [f"{len(what.get('regions') or [])} region(s)"]
+    if what.get("keep"):
+        parts.append(f"everything outside {len(what['keep'])} kept region(s)")
+    if what.get("faces"):
+        parts.append(f"faces by {faces.get('detector')!r} {faces.get('detector_version')!r}")
+    lines.append(f"  redacted: {', '.join(parts)}; method {method.get('name')!r}")
+    lines.append(f"  frames: {result.get('frames')}, with faces: {result.get('frames_with_faces')}")
+    return lines
 
 
 def _read_small(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
