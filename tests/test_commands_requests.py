@@ -95,3 +95,48 @@ def test_verify_bundle_needs_exactly_one_key(tmp_path: Path) -> None:
     bundle.write_bytes(b"x")
     code, out = _run("verify-bundle", str(bundle))
     assert code == 2 and "exactly one" in out
+
+
+def _add(base: list[str], recipient: str) -> str:
+    code, out = _run("requests", "add", *base, "--requester", "PC Smith", "--contact",
+                     "pc@police.example", "--kind", "police", "--legal-basis", "voluntary",
+                     "--from", "2026-01-01T00:00", "--to", "2026-01-01T01:00", "--reason",
+                     "Parcel taken from the doorstep.", "--recipient", recipient)  # fmt: skip
+    assert code == 0, out
+    return re.search(r"added (req-[0-9a-f]{12})", out).group(1)
+
+
+def test_approve_with_redaction_flags(data_dir: Path, tmp_path: Path) -> None:
+    from tests.exports_helpers import bundle_clips, decoded_frames
+
+    clips = _setup(data_dir)
+    requester = X25519Identity.generate()
+    key_file = tmp_path / "requester.txt"
+    key_file.write_text(f"{requester}\n")
+    good = tmp_path / "good.txt"
+    good.write_text(PASSPHRASE + "\n")
+    base = ["--data-dir", str(data_dir)]
+    request_id = _add(base, str(requester.recipient))
+    for bad, message in ((["--redact-region", "0.5,0.1,0.2,0.3"], "left must be < right"),
+                         (["--keep-region", "0,0,1"], "want x0,y0,x1,y1"),
+                         (["--redact-method", "blur"], "blur")):  # fmt: skip
+        code, out = _run("requests", "approve", *base, request_id, "--all",
+                         "--passphrase-file", str(good), *bad)  # fmt: skip
+        assert code == 2 and message in out, out
+    code, out = _run("requests", "approve", *base, request_id, "--clip", clips[0],
+                     "--passphrase-file", str(good), "--redact-region", "0.05,0.05,0.3,0.4",
+                     "--redact-region", "0.6,0.5,0.95,0.95", "--keep-region", "0,0,0.97,1",
+                     "--redact-method", "fill")  # fmt: skip
+    assert code == 0, out
+    assert "redaction: faces off, 2 region(s), 1 kept region(s), fill" in out
+    assert "redacting: 100%" in out and "clips: 100%" in out  # progress printed
+    bundle = data_dir / "exports" / f"{request_id}.tar.age"
+    code, out = _run("verify-bundle", str(bundle), "-i", str(key_file))
+    assert code == 0, out
+    assert "redacted: 2 region(s), everything outside 1 kept region(s); method 'fill'" in out
+    assert "frames: 10, with faces: 0" in out
+    manifest, members = bundle_clips(bundle, requester)
+    assert manifest["clips"][0]["redaction"]["what"]["keep"] == [
+        [[0, 0], [0.97, 0], [0.97, 1], [0, 1]]]  # fmt: skip
+    for frame in decoded_frames(members[f"clips/{clips[0]}.mp4"]):
+        assert frame[10:44, 12:44].max() <= 12 and frame[:, 157:].max() <= 12

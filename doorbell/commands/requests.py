@@ -154,16 +154,46 @@ def show(config_path: Path | None, data_dir: Path | None, request_id: str) -> No
     type=click.Path(dir_okay=False, path_type=Path),
     help="For passphrase delivery: the bundle passphrase (else prompted).",
 )
+@click.option("--redact-faces", is_flag=True, help="Blur faces (detected automatically).")
+@click.option("--redact-region", "redact_regions", multiple=True, metavar="X0,Y0,X1,Y1",
+              help="Redact this box in every frame (relative 0..1: left,top,right,bottom; "
+              "repeatable).")  # fmt: skip
+@click.option(
+    "--keep-region",
+    "keep_regions",
+    multiple=True,
+    metavar="X0,Y0,X1,Y1",
+    help="Redact everything outside this box (repeatable: outside all of them).",
+)
+@click.option("--redact-method", type=click.Choice(["pixelate", "fill"]), default="pixelate",
+              show_default=True, help="How redacted areas are made unrecognisable.")  # fmt: skip
 def approve(config_path: Path | None, data_dir: Path | None, request_id: str,
             clip_ids: tuple[str, ...], all_clips: bool, expires_days: float | None,
             download_limit: int | None, passphrase_file: Path | None,
-            bundle_passphrase_file: Path | None) -> None:  # fmt: skip
-    """Approve a request (asks the owner passphrase again) and build its bundle."""
+            bundle_passphrase_file: Path | None, redact_faces: bool,
+            redact_regions: tuple[str, ...], keep_regions: tuple[str, ...],
+            redact_method: str) -> None:  # fmt: skip
+    """Approve a request (asks the owner passphrase again) and build its bundle.
+
+    Redaction (optional, the same as the web page): --redact-faces, --redact-region and
+    --keep-region boxes in relative coordinates, --redact-method. Progress goes to stderr.
+    """
+    from doorbell.errors import RedactionError
     from doorbell.exports.service import approve_and_build, clips_for_request
     from doorbell.keys import derive_owner_cosigning_key, unlock_owner_identity
+    from doorbell.redact.parse import spec_from_cli
 
     if bool(clip_ids) == all_clips:
         raise UsageError("give --clip ID (repeatable) or --all, not both")
+    try:
+        spec = spec_from_cli(faces=redact_faces, regions=redact_regions, keep=keep_regions,
+                             method=redact_method)  # fmt: skip
+    except RedactionError as exc:
+        raise UsageError(str(exc)) from None
+    if not spec.is_empty:
+        click.echo(f"redaction: faces {'on' if spec.faces else 'off'}, "
+                   f"{len(spec.regions)} region(s), {len(spec.keep)} kept region(s), "
+                   f"{spec.method}", err=True)  # fmt: skip
     with _opened(config_path, data_dir) as opened:
         registry, store = opened["registry"], opened["store"]
         request = registry.get(request_id)
@@ -176,9 +206,14 @@ def approve(config_path: Path | None, data_dir: Path | None, request_id: str,
         owner_passphrase = _secret_from(passphrase_file, "Owner passphrase (step-up)")
         identity = unlock_owner_identity(opened["config"].data_dir, owner_passphrase)
 
+        shown = {"line": ""}
+
         def progress(stage: str, done: int, total: int) -> None:
             percent = int(100 * done / total) if total else 100
-            click.echo(f"\r  {stage}: {percent:3d}%", nl=False, err=True)
+            line = f"  {stage}: {percent:3d}%"
+            if line != shown["line"]:  # one line per change, not per chunk
+                shown["line"] = line
+                click.echo(f"\r{line}", nl=False, err=True)
 
         result = approve_and_build(
             registry, store, opened["audit"], request_id, identity=identity,
@@ -186,6 +221,7 @@ def approve(config_path: Path | None, data_dir: Path | None, request_id: str,
             passphrase=bundle_passphrase, progress=progress,
             expires_in_s=None if expires_days is None else expires_days * 86400,
             download_limit=download_limit,
+            redaction=None if spec.is_empty else spec.to_dict(),
         )  # fmt: skip
     click.echo("", err=True)
     click.echo(f"approved {request_id}: {result.clips} clip(s), bundle {result.path} "
