@@ -6,6 +6,8 @@ forged, expired, over-limit and other-requester tokens, and all are refused.
 
 from __future__ import annotations
 
+import html
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -221,3 +223,99 @@ def test_public_export_routes_are_exactly_the_portal_and_published_counts(site: 
     mine = {e for e in public if e.split(".")[0] in ("requests", "exports", "transparency")}
     assert mine == {"requests.invite", "requests.open_form", "requests.status",
                     "requests.download", "transparency.transparency_public"}  # fmt: skip
+
+
+# --- redaction on the approval page -----------------------------------------------------
+
+DRAWN = [[[0.05, 0.05], [0.3, 0.05], [0.3, 0.4], [0.05, 0.4]]]  # x 8..48, y 6..48 of 160x120
+
+
+def _interior(frame: Any, x0: float, y0: float, x1: float, y1: float, inset: int = 4) -> Any:
+    height, width = frame.shape[:2]
+    return frame[int(y0 * height) + inset : int(y1 * height) - inset,
+                 int(x0 * width) + inset : int(x1 * width) - inset]  # fmt: skip
+
+
+def test_approval_with_regions_redacts_every_frame_of_the_bundle(site: dict) -> None:
+    from tests.exports_helpers import bundle_clips, decoded_frames
+
+    key = X25519Identity.generate()
+    requester, status = submit(site, invite(site), str(key.recipient))
+    request_id = site["exports"].registry.by_token(status).id
+    response = approve(site, request_id, site["clips"][:2], FakeVault().passphrase,
+                       regions=json.dumps(DRAWN), redact_method="fill", box_x0="0.6",
+                       box_y0="0.5", box_x1="0.95", box_y1="0.95", box_kind="redact")  # fmt: skip
+    assert response.status_code == 302
+    site["exports"].jobs.join(60)
+    assert site["exports"].registry.get(request_id).bundle_state == "ready"
+    bundle = site["data_dir"] / "redacted.tar.age"
+    bundle.write_bytes(requester.get(f"/requests/status/{status}/bundle").data)
+    report = verify_bundle(bundle, [key])
+    assert "redacted: 2 region(s)" in report.summary() and "'fill'" in report.summary()
+    manifest, clips = bundle_clips(bundle, key)
+    assert len(clips) == 2
+    for entry in manifest["clips"]:
+        redaction = entry["redaction"]
+        assert redaction["what"]["regions"][0] == DRAWN[0]
+        assert redaction["method"]["name"] == "fill" and redaction["what"]["faces"] is False
+        assert redaction["result"]["frames"] == 10
+    for data in clips.values():
+        frames = decoded_frames(data)
+        assert len(frames) == 10
+        for frame in frames:  # fully replaced (black, up to codec ringing) in every frame
+            assert _interior(frame, 0.05, 0.05, 0.3, 0.4, inset=2).max() <= 12
+            assert _interior(frame, 0.6, 0.5, 0.95, 0.95, inset=2).max() <= 12
+        assert max(_interior(f, 0.4, 0.1, 0.55, 0.35).std() for f in frames) > 30  # not all
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"regions": "[[[0.1, 0.1], [0.5, 0.1]]]"}, "regions shape 1: want a list of 3"),
+    ({"regions": "[[[0.1, 0.1], [0.5, 0.1], [1.7, 0.5]]]"}, "outside 0..1"),
+    ({"keep": "not json"}, "keep: not valid JSON"),
+    ({"box_x0": "0.5", "box_y0": "0.1", "box_x1": "0.2", "box_y1": "0.3"}, "left must be"),
+    ({"box_x0": "0.5"}, "all four"),
+    ({"redact_method": "blur"}, "redact_method"),
+])  # fmt: skip
+def test_bad_region_input_is_refused_before_the_step_up(site: dict, fields: dict,
+                                                        message: str) -> None:  # fmt: skip
+    key = X25519Identity.generate()
+    _requester, status = submit(site, invite(site), str(key.recipient))
+    request_id = site["exports"].registry.by_token(status).id
+    before = len(actions(site["app"]))
+    response = approve(site, request_id, site["clips"][:1], FakeVault().passphrase, **fields)
+    assert response.status_code == 400
+    assert "Redaction: " in response.text and message in html.unescape(response.text)
+    assert site["exports"].registry.get(request_id).status == "pending"
+    assert "export.step_up_failed" not in [e["action"] for e in actions(site["app"])[before:]]
+
+
+def test_preview_needs_a_session_is_audited_and_masks_the_region(site: dict) -> None:
+    import cv2
+    import numpy as np
+
+    key = X25519Identity.generate()
+    _requester, status = submit(site, invite(site), str(key.recipient))
+    request_id = site["exports"].registry.by_token(status).id
+    clip = site["clips"][1]
+    review_page = site["owner"].get(f"/exports/{request_id}")
+    assert "exports.js" in review_page.text and 'id="redact-tools"' in review_page.text
+    url = f"/exports/{request_id}/preview.jpg"
+    query = {"clip": clip, "at": "0.5", "regions": json.dumps(DRAWN), "redact_method": "fill"}
+    stranger = site["app"].test_client()
+    assert stranger.get(url, query_string=query,
+                        headers={"Accept": "application/json"}).status_code == 401  # fmt: skip
+    before = len(actions(site["app"]))
+    response = site["owner"].get(url, query_string=query)
+    assert response.status_code == 200 and response.mimetype == "image/jpeg"
+    assert "no-store" in response.headers["Cache-Control"]
+    image = cv2.imdecode(np.frombuffer(response.data, np.uint8), cv2.IMREAD_COLOR)
+    assert _interior(image, 0.05, 0.05, 0.3, 0.4, inset=8).max() <= 24
+    assert _interior(image, 0.4, 0.1, 0.55, 0.35, inset=8).std() > 30  # the rest is the clip
+    viewed = [e for e in actions(site["app"])[before:] if e["action"] == "export.preview_viewed"]
+    assert len(viewed) == 1 and viewed[0]["object"] == clip
+    assert viewed[0]["details"]["request"] == request_id and viewed[0]["details"]["regions"] == 1
+    # Bad input: a clear 400; a clip outside the request's window: 404.
+    bad = site["owner"].get(url, query_string={**query, "regions": "[[[0,0],[2,0],[1,1]]]"})
+    assert bad.status_code == 400 and "outside 0..1" in bad.text
+    assert site["owner"].get(url, query_string={**query, "at": "nan"}).status_code == 400
+    assert site["owner"].get(url, query_string={**query, "clip": "nope"}).status_code == 404

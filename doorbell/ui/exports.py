@@ -3,9 +3,14 @@
 - ``/exports``: requests (pending first), invitations (create one: the link is shown once),
   the open-form and public-transparency switches.
 - ``/exports/<id>``: a request beside the clips in its window (thumbnails, times); approve
-  some or all clips with optional redaction, an expiry and a download limit (the passphrase
-  is asked again: step-up, throttled like unlock), or deny with a reason the requester sees.
-  The bundle is then built in a background thread; ``/exports/<id>/progress`` reports it.
+  some or all clips with optional redaction (faces, owner-drawn regions, "keep only this
+  region", pixelate or fill: :mod:`doorbell.redact.parse` validates the form), an expiry and
+  a download limit (the passphrase is asked again: step-up, throttled like unlock), or deny
+  with a reason the requester sees. The bundle is then built in a background thread;
+  ``/exports/<id>/progress`` reports it.
+- ``/exports/<id>/preview.jpg?clip=...&at=...`` + the redaction fields: one frame of a clip in
+  the request's window, decrypted in memory and redacted as the export would be (owner
+  session only, ``no-store``, audited as ``export.preview_viewed``; one preview at a time).
 - ``/exports/self``: the owner's own download as an export (a self-request approved in one
   step with the unlocked identity); ``/exports/<id>/download`` fetches it (audited).
 - ``/transparency`` (owner) and ``/transparency/public`` (only if published): requests per
@@ -17,6 +22,8 @@
 
 from __future__ import annotations
 
+import math
+import threading
 from typing import Any
 
 from flask import (
@@ -33,7 +40,15 @@ from flask import (
     url_for,
 )
 
-from doorbell.errors import NotPermitted, PassphraseError, RequestError
+from doorbell.errors import (
+    AgeError,
+    NotPermitted,
+    PassphraseError,
+    RedactionError,
+    RequestError,
+    StorageError,
+    VideoError,
+)
 from doorbell.exports.model import format_time
 from doorbell.ui.guard import passive, public
 
@@ -47,6 +62,8 @@ class ExportsState:
     def __init__(self, registry: Any, jobs: Any) -> None:
         self.registry = registry
         self.jobs = jobs
+        #: one preview decode at a time (each holds a decoded clip's frames and a detector)
+        self.preview_gate = threading.BoundedSemaphore(1)
 
     def close(self) -> None:
         self.jobs.join()
@@ -148,25 +165,82 @@ def _step_up() -> Any:
 @bp.post("/<request_id>/approve")
 def approve(request_id: str) -> Any:
     from doorbell.exports.service import approve as approve_request
+    from doorbell.redact.parse import spec_from_form
 
     found = _request_or_404(request_id)
     try:
+        spec = spec_from_form(request.form)  # refused before the passphrase costs a check
+        redaction = None if spec.is_empty else spec.to_dict()
         keys = _step_up()
         days = float(request.form.get("days", "3"))
         limit = int(request.form.get("download_limit", "1"))
-        redaction = None
-        if request.form.get("redact_faces") == "on":
-            redaction = {"faces": True, "method": request.form.get("method", "pixelate")}
         bundle_passphrase = request.form.get("bundle_passphrase") or None
         approve_request(_exports().registry, _state().store, found.id,
                         clip_ids=request.form.getlist("clip"), expires_in_s=days * 86400,
                         download_limit=limit, redaction=redaction,
                         passphrase=bundle_passphrase)  # fmt: skip
+    except RedactionError as exc:
+        return review(request_id, error=f"Redaction: {exc}", status=400)
     except (ValueError, RequestError, PassphraseError) as exc:
         return review(request_id, error=str(exc), status=400)
     _exports().jobs.start(found.id, identity=keys.identity, cosigning_key=keys.cosigning_key,
                           passphrase=bundle_passphrase)  # fmt: skip
     return redirect(url_for("exports.review", request_id=found.id))
+
+
+#: Longest clip offset a preview may ask for (seconds).
+_MAX_PREVIEW_AT_S = 3600.0
+
+
+def _plain_error(message: str, status: int) -> Response:
+    return Response(message + "\n", status=status, mimetype="text/plain")
+
+
+@bp.get("/<request_id>/preview.jpg")
+def preview(request_id: str) -> Any:
+    """One redacted frame of a clip in the request's window, as JPEG bytes from memory."""
+    from doorbell.exports.bundle import BundleError, playable_prefix
+    from doorbell.exports.service import clips_for_request
+    from doorbell.redact import preview_jpeg
+    from doorbell.redact.parse import spec_from_form
+    from doorbell.ui.vault import open_encrypted
+
+    found = _request_or_404(request_id)
+    state = _state()
+    clip = {c.id: c for c in clips_for_request(state.store, found)}.get(request.args.get("clip"))
+    if clip is None:
+        abort(404)
+    try:
+        spec = spec_from_form(request.args)
+        at_s = float(request.args.get("at") or 0)
+        if not math.isfinite(at_s) or not 0 <= at_s <= _MAX_PREVIEW_AT_S:
+            raise ValueError(f"at: seconds into the clip, 0..{_MAX_PREVIEW_AT_S:g}")
+    except (ValueError, RedactionError) as exc:
+        return _plain_error(str(exc), 400)
+    gate = _exports().preview_gate
+    if not gate.acquire(blocking=False):
+        return _plain_error("Another preview is being made. Try again.", 429)
+    try:
+        opened = open_encrypted(state.store.absolute(clip.path), session.owner.identity,  # type: ignore[attr-defined]
+                                allow_truncated=clip.interrupted)  # fmt: skip
+        try:
+            source = playable_prefix(opened.reader, clip.id) if clip.interrupted else opened.reader
+            jpeg = preview_jpeg(source, spec, at_s=at_s, width=640)
+        finally:
+            opened.close()
+    except RedactionError as exc:
+        return _plain_error(f"Redaction: {exc}", 400)
+    except (StorageError, AgeError, VideoError, BundleError) as exc:
+        return _plain_error(f"This clip cannot be previewed: {exc}", 422)
+    finally:
+        gate.release()
+    state.record("owner", "export.preview_viewed", clip.id, {
+        "request": found.id, "at_s": round(at_s, 3), "faces": spec.faces,
+        "regions": len(spec.regions), "keep": len(spec.keep), "method": spec.method,
+    })  # fmt: skip
+    response = Response(jpeg, mimetype="image/jpeg")
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.post("/<request_id>/deny")

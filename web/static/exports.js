@@ -20,3 +20,146 @@
   }
   if (state.textContent.trim() === "building") poll();
 })();
+
+// Redaction editor on the approval form: boxes (drag) and polygons (click corners) drawn over a
+// frame of a clip, in relative coordinates (0..1) like the server expects. The shapes go into
+// the hidden "regions"/"keep" fields as JSON; the server validates them strictly. Keyboard:
+// the typed box fields (with "Add this box"), or arrows + Enter on the drawing area.
+(function () {
+  const tools = document.getElementById("redact-tools");
+  if (!tools) return;
+  tools.hidden = false;
+  const NS = "http://www.w3.org/2000/svg";
+  const svg = document.getElementById("redact-canvas");
+  const frame = document.getElementById("redact-frame");
+  const stage = frame.parentElement;
+  const summary = document.getElementById("redact-summary");
+  const status = document.getElementById("redact-preview-status");
+  const previewButton = document.getElementById("redact-preview");
+  const form = document.getElementById("approve-form");
+  const shapes = { regions: [], keep: [] };
+  let draft = [], drag = null, cursor = [0.5, 0.5], frameUrl = null;
+
+  function round(v) { return Math.round(Math.min(1, Math.max(0, v)) * 10000) / 10000; }
+  function kind() { return form.querySelector("input[name=draw_kind]:checked").value; }
+  function box(x0, y0, x1, y1) {
+    const l = Math.min(x0, x1), r = Math.max(x0, x1), t = Math.min(y0, y1), b = Math.max(y0, y1);
+    return [[l, t], [r, t], [r, b], [l, b]].map(function (p) { return [round(p[0]), round(p[1])]; });
+  }
+  function poly(points, cls, open) {
+    const p = document.createElementNS(NS, open ? "polyline" : "polygon");
+    p.setAttribute("points", points.map(function (pt) { return pt[0] + "," + pt[1]; }).join(" "));
+    p.setAttribute("class", cls);
+    svg.appendChild(p);
+  }
+  function save() {
+    ["regions", "keep"].forEach(function (n) {
+      document.getElementById(n).value = shapes[n].length ? JSON.stringify(shapes[n]) : "";
+    });
+  }
+  function draw() {
+    while (svg.firstChild) svg.removeChild(svg.firstChild);
+    ["regions", "keep"].forEach(function (n) { shapes[n].forEach(function (s) { poly(s, n, false); }); });
+    if (drag) poly(box(drag[0], drag[1], drag[2], drag[3]), "draft", false);
+    if (draft.length) poly(draft, "draft", true);
+    const c = document.createElementNS(NS, "circle");
+    c.setAttribute("cx", cursor[0]); c.setAttribute("cy", cursor[1]); c.setAttribute("r", 0.008);
+    c.setAttribute("class", "cursor"); svg.appendChild(c);
+    summary.textContent = "Redacted areas: " + shapes.regions.length + " · kept areas: " + shapes.keep.length +
+      (draft.length ? " · unfinished polygon: " + draft.length + " corner(s)" : "");
+    save();
+  }
+  function at(ev) {
+    const r = svg.getBoundingClientRect();
+    return [round((ev.clientX - r.left) / r.width), round((ev.clientY - r.top) / r.height)];
+  }
+  svg.addEventListener("pointerdown", function (ev) {
+    const p = at(ev); drag = [p[0], p[1], p[0], p[1]]; svg.setPointerCapture(ev.pointerId);
+  });
+  svg.addEventListener("pointermove", function (ev) {
+    if (!drag) return; const p = at(ev); drag[2] = p[0]; drag[3] = p[1]; draw();
+  });
+  svg.addEventListener("pointerup", function (ev) {
+    if (!drag) return;
+    const d = drag; drag = null; cursor = at(ev);
+    if (Math.abs(d[2] - d[0]) > 0.01 && Math.abs(d[3] - d[1]) > 0.01) {
+      shapes[kind()].push(box(d[0], d[1], d[2], d[3])); draft = [];
+    } else {
+      draft.push(cursor); // a click: one polygon corner
+    }
+    draw();
+  });
+  svg.addEventListener("keydown", function (ev) {
+    const step = ev.shiftKey ? 0.05 : 0.01;
+    if (ev.key === "ArrowLeft") cursor[0] = round(cursor[0] - step);
+    else if (ev.key === "ArrowRight") cursor[0] = round(cursor[0] + step);
+    else if (ev.key === "ArrowUp") cursor[1] = round(cursor[1] - step);
+    else if (ev.key === "ArrowDown") cursor[1] = round(cursor[1] + step);
+    else if (ev.key === "Enter") draft.push([cursor[0], cursor[1]]);
+    else if (ev.key === "Escape") draft = [];
+    else return;
+    ev.preventDefault(); draw();
+  });
+  document.getElementById("redact-close").addEventListener("click", function () {
+    if (draft.length < 3) { summary.textContent = "A polygon needs at least 3 corners."; return; }
+    shapes[kind()].push(draft); draft = []; draw();
+  });
+  document.getElementById("redact-undo").addEventListener("click", function () {
+    if (draft.length) draft.pop(); else if (shapes[kind()].length) shapes[kind()].pop();
+    draw();
+  });
+  document.getElementById("redact-clear").addEventListener("click", function () {
+    shapes.regions = []; shapes.keep = []; draft = []; draw();
+  });
+  const boxFields = ["box_x0", "box_y0", "box_x1", "box_y1"].map(function (id) { return document.getElementById(id); });
+  const addBox = document.getElementById("box-add");
+  addBox.hidden = false;
+  addBox.addEventListener("click", function () {
+    const v = boxFields.map(function (f) { return parseFloat(f.value); });
+    if (v.some(function (x) { return !(x >= 0 && x <= 1); }) || !(v[0] < v[2] && v[1] < v[3])) {
+      summary.textContent = "A box needs four numbers from 0 to 1, left < right and top < bottom.";
+      return;
+    }
+    const target = document.getElementById("box_kind").value === "keep" ? "keep" : "regions";
+    shapes[target].push(box(v[0], v[1], v[2], v[3]));
+    boxFields.forEach(function (f) { f.value = ""; });
+    draw();
+  });
+
+  function previewQuery() {
+    const q = new URLSearchParams();
+    q.set("clip", document.getElementById("preview_clip").value);
+    q.set("at", document.getElementById("preview_at").value || "0");
+    ["regions", "keep", "redact_method", "box_x0", "box_y0", "box_x1", "box_y1", "box_kind"].forEach(function (n) {
+      const field = document.getElementById(n);
+      if (field && field.value) q.set(n, field.value);
+    });
+    if (document.getElementById("redact_faces").checked) q.set("redact_faces", "on");
+    return q;
+  }
+  async function preview() {
+    previewButton.disabled = true;
+    status.textContent = "Making the preview…";
+    try {
+      const response = await fetch(tools.dataset.previewUrl + "?" + previewQuery().toString(),
+        { credentials: "same-origin", cache: "no-store" });
+      if (!response.ok) { status.textContent = "Preview refused: " + (await response.text()); return; }
+      const blob = await response.blob();
+      if (frameUrl) URL.revokeObjectURL(frameUrl);
+      frameUrl = URL.createObjectURL(blob);
+      frame.src = frameUrl;
+      status.textContent = "Preview shows the export's redaction (faces as detected in this frame).";
+    } catch (e) {
+      status.textContent = "Preview failed: " + e;
+    } finally {
+      previewButton.disabled = false;
+    }
+  }
+  frame.addEventListener("load", function () {
+    if (frame.naturalWidth && frame.naturalHeight) stage.style.aspectRatio = frame.naturalWidth + " / " + frame.naturalHeight;
+  });
+  previewButton.addEventListener("click", preview);
+  document.getElementById("preview_clip").addEventListener("change", preview);
+  draw();
+  preview();
+})();
