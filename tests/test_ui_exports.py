@@ -319,3 +319,26 @@ def test_preview_needs_a_session_is_audited_and_masks_the_region(site: dict) -> 
     assert bad.status_code == 400 and "outside 0..1" in bad.text
     assert site["owner"].get(url, query_string={**query, "at": "nan"}).status_code == 400
     assert site["owner"].get(url, query_string={**query, "clip": "nope"}).status_code == 404
+
+
+def test_blur_faces_choice_reaches_the_manifest_and_the_preview(site: dict) -> None:
+    from tests.exports_helpers import bundle_clips
+
+    key = X25519Identity.generate()
+    requester, status = submit(site, invite(site), str(key.recipient))
+    request_id = site["exports"].registry.by_token(status).id
+    query = {"clip": site["clips"][0], "redact_faces": "on"}
+    preview = site["owner"].get(f"/exports/{request_id}/preview.jpg", query_string=query)
+    assert preview.status_code == 200 and preview.data[:2] == b"\xff\xd8"
+    response = approve(site, request_id, site["clips"][:1], FakeVault().passphrase,
+                       redact_faces="on")  # fmt: skip
+    assert response.status_code == 302
+    site["exports"].jobs.join(60)
+    assert site["exports"].registry.get(request_id).bundle_state == "ready"
+    bundle = site["data_dir"] / "faces.tar.age"
+    bundle.write_bytes(requester.get(f"/requests/status/{status}/bundle").data)
+    manifest, _clips = bundle_clips(bundle, key)
+    faces = manifest["clips"][0]["redaction"]["faces"]
+    assert faces["detector"] == "centerface" and faces["detector_version"]
+    assert manifest["clips"][0]["redaction"]["result"]["frames"] == 10
+    assert "faces by 'centerface'" in verify_bundle(bundle, [key]).summary()

@@ -132,6 +132,31 @@ def test_invitation_approval_one_download_verify_and_transparency(
     boxes = owner.locator("input[name=clip]")
     assert boxes.count() == 3
     boxes.nth(2).uncheck()
+    # Redaction: one box typed (keyboard path), one dragged on the frame, then a preview.
+    console_errors: list[str] = []
+    owner.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+    for field, value in (("#box_x0", "0.1"), ("#box_y0", "0.1"), ("#box_x1", "0.3"),
+                         ("#box_y1", "0.4")):  # fmt: skip
+        owner.fill(field, value)
+    owner.click("#box-add")
+    owner.locator("#redact-canvas").scroll_into_view_if_needed()
+    canvas = owner.locator("#redact-canvas").bounding_box()
+    assert canvas is not None
+    owner.mouse.move(canvas["x"] + canvas["width"] * 0.6, canvas["y"] + canvas["height"] * 0.5)
+    owner.mouse.down()
+    owner.mouse.move(canvas["x"] + canvas["width"] * 0.9, canvas["y"] + canvas["height"] * 0.9)
+    owner.mouse.up()
+    assert "Redacted areas: 2" in owner.inner_text("#redact-summary")
+    owner.select_option("#redact_method", "fill")
+    owner.click("#redact-preview")
+    deadline = time.monotonic() + 30  # wait_for_function would need 'unsafe-eval' (CSP)
+    while time.monotonic() < deadline and not owner.inner_text("#redact-preview-status").startswith(
+        "Preview shows"
+    ):
+        time.sleep(0.2)
+    assert owner.inner_text("#redact-preview-status").startswith("Preview shows")
+    assert owner.locator("#redact-frame").evaluate("img => img.naturalWidth") > 0
+    assert not console_errors, console_errors
     owner.fill("#download_limit", "1")
     owner.fill("#passphrase", PASSPHRASE)
     owner.screenshot(path=str(tmp_path / "02-owner-review.png"), full_page=True)
@@ -163,6 +188,7 @@ def test_invitation_approval_one_download_verify_and_transparency(
     )  # fmt: skip
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "  clips: 2 (" in verified.stdout
+    assert verified.stdout.count("redacted: 2 region(s); method 'fill'") == 2, verified.stdout
 
     # The owner's transparency page counts it.
     owner.goto(base + "/transparency")
