@@ -37,6 +37,8 @@ def test_empty_form_is_an_empty_spec() -> None:
     ({"regions": '{"a": 1}'}, "want a list of polygons"),
     ({"keep": "[" + ",".join(["[[0,0],[1,0],[1,1]]"] * (MAX_SHAPES + 1)) + "]"}, "at most"),
     ({"regions": "[" + " " * 9000 + "]"}, "too long"),
+    ({"regions": "[" * 5000}, "too many shapes or corners"),  # no RecursionError
+    ({"regions": "[[[" + "9" * 5000 + ",0],[0,0],[1,1]]]"}, "not valid JSON"),
     ({"box_x0": "0.1", "box_y0": "0.1", "box_x1": "0.5"}, "all four"),
     ({"box_x0": "0.5", "box_y0": "0.1", "box_x1": "0.2", "box_y1": "0.3"}, "left must be < right"),
     ({"box_x0": "0.1", "box_y0": "0.1", "box_x1": "0.5", "box_y1": "2"}, "outside 0..1"),

@@ -88,10 +88,12 @@ def parse_polygons(text: str | None, what: str) -> tuple[PolygonPoints, ...]:
         return ()
     if len(text) > MAX_JSON_CHARS:
         raise RedactionError(f"{what}: too long (at most {MAX_JSON_CHARS} characters)")
+    if text.count("[") - text.count("[]") > 1 + MAX_SHAPES * (1 + MAX_CORNERS):
+        raise RedactionError(f"{what}: too many shapes or corners")
     try:
         data = json.loads(text)
-    except ValueError as error:
-        raise RedactionError(f"{what}: not valid JSON ({error.msg})") from None
+    except (ValueError, RecursionError) as error:  # RecursionError: absurd nesting
+        raise RedactionError(f"{what}: not valid JSON ({str(error)[:80]})") from None
     if not isinstance(data, list):
         raise RedactionError(f"{what}: want a list of polygons")
     if len(data) > MAX_SHAPES:
