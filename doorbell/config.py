@@ -86,6 +86,10 @@ class CameraConfig:
                  "snow", "exposure"),
     )  # fmt: skip
     seed: int = _key(0, "mock backend: random seed (same seed, same frames)", min=0, max=2**31 - 1)
+    hardware_encoder: bool = _key(
+        True, "picamera2 backend: H.264 from the camera's hardware encoder where the Pi has "
+        "one (not the Pi 5); false: libx264 in software",
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,9 @@ One straight line per frame, in :meth:`Recorder.process_frame`:
 
 1. the camera delivers a :class:`~doorbell.camera.Frame` with privacy masks already burned
    into both images (so nothing downstream, pre-roll and live view included, sees them);
-2. the main image is encoded to H.264 *continuously*, and every packet enters the GOP-aligned
-   pre-roll ring; encoded packets, never raw frames, are what is kept;
+2. the main image is encoded to H.264 *continuously* (by libx264 here, or already by the
+   camera's hardware encoder: then the frame carries its packets), and every packet enters
+   the GOP-aligned pre-roll ring; encoded packets, never raw frames, are what is kept;
 3. motion detection runs on the low-resolution grey image; rings come from the bell thread;
 4. :class:`EventStateMachine` decides: start a clip (its first packets are the pre-roll,
    which already holds the trigger frame's packet), split a long clip at a keyframe without a
@@ -39,7 +40,7 @@ from doorbell.clipfile import EncryptedClipWriter, write_encrypted_file
 from doorbell.config import Config
 from doorbell.errors import CameraEnded, CameraError, DoorbellError
 from doorbell.store import Store, free_bytes, new_clip_id, thumb_relative_path
-from doorbell.video import EncodedPacket, H264Encoder, PacketRing, encode_jpeg
+from doorbell.video import EncodedPacket, H264Encoder, PacketRing, StreamInfo, encode_jpeg
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +172,8 @@ class Recorder:
         self._machine = EventStateMachine(post_roll_s=rec.post_roll_s, max_clip_s=rec.max_clip_s)
         self._ring = PacketRing(rec.pre_roll_s)
         self._encoder: H264Encoder | None = None
+        self._stream_info: StreamInfo | None = None  # of the packets in the ring and clip
+        self._camera_stream_info: StreamInfo | None = None  # what the camera says it encodes
         self._clip: _OpenClip | None = None
         self._rings: queue.SimpleQueue[float] = queue.SimpleQueue()
         self._stop = threading.Event()
@@ -211,6 +214,7 @@ class Recorder:
             while not self._stop.is_set():
                 try:
                     with self._camera_factory() as camera:
+                        self._camera_stream_info = getattr(camera, "encoded_stream_info", None)
                         for frame in camera:
                             self.process_frame(frame)
                             if outage_audited:
@@ -254,11 +258,9 @@ class Recorder:
         size or type, a timestamp that is not a number): a broken camera, handled like one.
         """
         self._check_frame(frame)
-        if self._encoder is None:
-            self._encoder = H264Encoder.from_config(self.config.camera, self.config.recording)
         if self._wall_offset is None:
             self._wall_offset = self._wall_clock() - frame.timestamp
-        packets = self._encoder.encode(frame.main, frame.timestamp)
+        packets = self._encode(frame)
         for packet in packets:
             self._ring.append(packet)
         motion = self._detector.update(frame)
@@ -283,6 +285,25 @@ class Recorder:
         self.frames_processed += 1
 
     # --- pieces -------------------------------------------------------------------------
+
+    def _encode(self, frame: Frame) -> list[EncodedPacket]:
+        """The frame's H.264 packets: the camera's own (hardware encoder) or libx264's."""
+        own = getattr(frame, "packets", None)
+        if own is not None:
+            if self._encoder is not None:
+                raise CameraError("camera switched from raw to encoded frames mid-stream")
+            if self._stream_info is None:
+                cam = self.config.camera
+                self._stream_info = self._camera_stream_info or StreamInfo(
+                    cam.width, cam.height, float(cam.fps)
+                )
+            return list(own)
+        if self._encoder is None:
+            if self._stream_info is not None:
+                raise CameraError("camera switched from encoded to raw frames mid-stream")
+            self._encoder = H264Encoder.from_config(self.config.camera, self.config.recording)
+            self._stream_info = self._encoder.stream_info
+        return self._encoder.encode(frame.main, frame.timestamp)
 
     def _write_clip(
         self, frame: Frame, packets: list[EncodedPacket], decision: str | None, motion: Any
@@ -385,6 +406,7 @@ class Recorder:
         if self._encoder is not None:
             self._encoder.close()
             self._encoder = None
+        self._stream_info = None
         self._ring = PacketRing(self.config.recording.pre_roll_s)
         self._machine.recording = False
         self._wall_offset = None
@@ -424,7 +446,7 @@ class Recorder:
             clip_id, started_at=started_at, trigger=trigger, event_id=event_id
         )
         try:
-            writer = EncryptedClipWriter(path, self._recipients, self._encoder.stream_info)  # type: ignore[union-attr]
+            writer = EncryptedClipWriter(path, self._recipients, self._stream_info)  # type: ignore[arg-type]
         except BaseException:
             self._store.mark_interrupted(clip_id)  # never leave an unsealed row behind
             raise

@@ -28,7 +28,8 @@ import numpy as np
 from doorbell.errors import CameraEnded, CameraError, ConfigError
 
 if TYPE_CHECKING:
-    from doorbell.config import CameraConfig
+    from doorbell.config import CameraConfig, RecordingConfig
+    from doorbell.video import EncodedPacket, StreamInfo
 
 #: A box in pixels of the image it belongs to: (x, y, width, height).
 Box = tuple[int, int, int, int]
@@ -57,6 +58,14 @@ class Frame:
     ``index`` counts from 0 without gaps; ``timestamp`` is monotonic seconds; ``main`` is an
     H x W x 3 uint8 BGR image (OpenCV order, what picamera2 calls "RGB888"); ``lores`` an
     h x w uint8 grey image for analysis; ``truth`` is set by the mock backend only.
+
+    ``packets`` is None unless the camera encodes H.264 itself (picamera2's hardware
+    encoder): then it holds, in decode order, every packet the encoder produced since the
+    previous frame up to and including this frame's own (more than one when the consumer
+    fell behind and the camera skipped frames; the encoder never skips). They follow
+    :class:`~doorbell.video.EncodedPacket`'s contract: Annex B, SPS/PPS in-band on every
+    keyframe, increasing pts/dts, no B-frames, ``time_s`` on this frame's clock, and
+    :attr:`BaseCamera.encoded_stream_info` describes them.
     """
 
     index: int
@@ -64,6 +73,7 @@ class Frame:
     main: np.ndarray = field(repr=False)
     lores: np.ndarray = field(repr=False)
     truth: FrameTruth | None = None
+    packets: tuple[EncodedPacket, ...] | None = field(default=None, repr=False)
 
 
 @runtime_checkable
@@ -125,6 +135,11 @@ class BaseCamera:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def encoded_stream_info(self) -> StreamInfo | None:
+        """What the camera's own H.264 packets are (``Frame.packets``); None: it sends none."""
+        return None
+
     def read(self) -> Frame:
         """The next frame, privacy masks applied to main and lores.
 
@@ -139,7 +154,7 @@ class BaseCamera:
 
             main = apply_privacy_masks(main, self._privacy, in_place=main.flags.writeable)
             lores = apply_privacy_masks(lores, self._privacy, in_place=lores.flags.writeable)
-        frame = Frame(self._index, timestamp, main, lores, truth)
+        frame = Frame(self._index, timestamp, main, lores, truth, self._take_packets())
         self._index += 1
         return frame
 
@@ -165,6 +180,10 @@ class BaseCamera:
 
     def _capture(self) -> tuple[float, np.ndarray, np.ndarray, FrameTruth | None]:
         raise NotImplementedError  # pragma: no cover
+
+    def _take_packets(self) -> tuple[EncodedPacket, ...] | None:
+        """The encoded packets for the frame just captured (None: the camera encodes nothing)."""
+        return None
 
     def _release(self) -> None:
         """Free backend resources (nothing by default)."""
@@ -209,11 +228,15 @@ def open_camera(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     privacy_masks: Iterable[Any] = (),
+    recording: RecordingConfig | None = None,
 ) -> BaseCamera:
     """Open the backend ``camera_config.backend`` names: "mock", "file" or "picamera2".
 
     ``clock`` (monotonic seconds) and ``sleep`` are injected so tests run faster than real
     time. ``privacy_masks`` (relative polygons) are blacked out in main and lores.
+    ``recording`` (the recorder passes it) lets the picamera2 backend start the camera's
+    hardware H.264 encoder with the recording's bitrate and keyframe interval
+    (``camera.hardware_encoder``); without it no camera encodes anything.
     Raises :class:`ConfigError` for an unknown backend, :class:`CameraError` when the source
     cannot be opened.
     """
@@ -229,7 +252,9 @@ def open_camera(
     if backend == "picamera2":
         from doorbell.camera.picam import PiCamera
 
-        return PiCamera(camera_config, clock=clock, privacy_masks=privacy_masks)
+        return PiCamera(
+            camera_config, clock=clock, privacy_masks=privacy_masks, recording=recording
+        )
     raise ConfigError(f"camera.backend: {backend!r} is not one of 'mock', 'file', 'picamera2'")
 
 

@@ -89,7 +89,11 @@ def recorder_from_config(
         recorder = Recorder(
             config,
             camera_factory=lambda: open_camera(
-                camera, clock=camera_clock, sleep=camera_sleep, privacy_masks=config.privacy.masks
+                camera,
+                clock=camera_clock,
+                sleep=camera_sleep,
+                privacy_masks=config.privacy.masks,
+                recording=config.recording,  # picamera2: its hardware encoder may encode
             ),
             detector=detector,
             store=store,
