@@ -21,6 +21,7 @@ The recorder holds only public keys: it can encrypt to the owner but never decry
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import logging
 import math
@@ -37,8 +38,9 @@ import numpy as np
 from doorbell.age.recipients import Recipient
 from doorbell.camera import Camera, Frame
 from doorbell.clipfile import EncryptedClipWriter, write_encrypted_file
-from doorbell.config import Config
-from doorbell.errors import CameraEnded, CameraError, DoorbellError
+from doorbell.config import Config, MotionConfig
+from doorbell.errors import CameraEnded, CameraError, ConfigError, DoorbellError
+from doorbell.settings_watch import SettingsWatcher
 from doorbell.store import Store, free_bytes, new_clip_id, thumb_relative_path
 from doorbell.video import EncodedPacket, H264Encoder, PacketRing, StreamInfo, encode_jpeg
 
@@ -156,8 +158,13 @@ class Recorder:
         on_recording: Callable[[bool], None] | None = None,
         wall_clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] | None = None,
+        settings: SettingsWatcher | None = None,
+        detector_factory: Callable[[MotionConfig], MotionSource] | None = None,
     ) -> None:
         self.config = config
+        self._settings = settings
+        self._detector_factory = detector_factory
+        self._camera: Camera | None = None
         self._camera_factory = camera_factory
         self._detector = detector
         self._store = store
@@ -214,6 +221,7 @@ class Recorder:
             while not self._stop.is_set():
                 try:
                     with self._camera_factory() as camera:
+                        self._camera = camera
                         self._camera_stream_info = getattr(camera, "encoded_stream_info", None)
                         for frame in camera:
                             self.process_frame(frame)
@@ -552,9 +560,44 @@ class Recorder:
             # its entries get a signed checkpoint here within the configured interval.
             self._last_checkpoint_t = frame.timestamp
             self._audit.checkpoint()  # type: ignore[attr-defined]
+        if self._settings is not None:
+            self._poll_settings(frame.timestamp)
         if frame.timestamp - self._last_retention_t >= RETENTION_EVERY_S:
             self._last_retention_t = frame.timestamp
             self._apply_retention()
+
+    def _poll_settings(self, now: float) -> None:
+        try:
+            new = self._settings.poll(now)  # type: ignore[union-attr]
+        except ConfigError as error:
+            log.error("owner settings not applied: %s", error)
+            self._audit.append("recorder", "settings.rejected", details={"error": str(error)[:300]})
+            return
+        if new is not None:
+            self.apply_settings(new)
+
+    def apply_settings(self, new: Config) -> list[str]:
+        """Apply what the owner may change while recording: motion, privacy masks, storage.
+
+        Everything else (camera, recording, where the data lives) needs a restart. Returns the
+        sections that changed; each application is an audit entry.
+        """
+        changed = [name for name in ("motion", "privacy", "storage")
+                   if getattr(new, name) != getattr(self.config, name)]  # fmt: skip
+        if not changed:
+            return changed
+        storage = dataclasses.replace(new.storage, data_dir=self.config.storage.data_dir)
+        self.config = dataclasses.replace(
+            self.config, motion=new.motion, privacy=new.privacy, storage=storage
+        )
+        if "motion" in changed and self._detector_factory is not None:
+            self._detector = self._detector_factory(new.motion)
+        if "privacy" in changed and hasattr(self._camera, "set_privacy_masks"):
+            self._camera.set_privacy_masks(new.privacy.masks)  # type: ignore[union-attr]
+        if "storage" in changed:
+            self._last_retention_t = -1e18  # apply the new retention at the next frame
+        self._audit.append("recorder", "settings.applied", details={"sections": changed})
+        return changed
 
     def _apply_retention(self, *, min_free_bytes: int | None = None) -> int:
         """Delete what the retention rules choose (oldest first); return how many clips."""

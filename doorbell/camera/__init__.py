@@ -116,6 +116,12 @@ class BaseCamera:
         self._index = 0
         self._closed = False
 
+    def set_privacy_masks(self, privacy_masks: Iterable[Any]) -> None:
+        """Replace the privacy masks; frames read from now on carry the new ones."""
+        from doorbell.masks import normalise_polygons
+
+        self._privacy = normalise_polygons(privacy_masks)
+
     @property
     def width(self) -> int:
         """Main image width in pixels."""

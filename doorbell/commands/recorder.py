@@ -29,18 +29,23 @@ def recorder_from_config(
     camera_sleep: Callable[[float], None] = time.sleep,
     notify: Callable[[str], None] | None = None,
     live: bool = True,
+    reload_config: Callable[[], Config] | None = None,
 ) -> Iterator[Any]:
     """Build a :class:`doorbell.recorder.Recorder` and everything it needs from ``config``.
 
     Opens the index (reconciling it after a crash), the audit log with the device signing
     key, the owner's public recipients, the bell (GPIO) and the live publisher. Everything is
     closed when the block ends. Only public keys are loaded: nothing here can decrypt.
+    ``reload_config`` (optional) rebuilds the configuration when the owner's settings file
+    (``<data_dir>/settings.toml``, saved by the web UI) changes: the recorder applies it live.
     """
     from doorbell.audit.devicekey import load_device_signer
     from doorbell.audit.log import AuditLog
     from doorbell.bell import Bell
     from doorbell.camera import open_camera
     from doorbell.motion import MotionDetector
+    from doorbell.settings_watch import SettingsWatcher
+    from doorbell.settingsfile import settings_path
     from doorbell.pubkeys import load_owner_recipients
     from doorbell.recorder import Recorder
     from doorbell.store import Store
@@ -92,7 +97,8 @@ def recorder_from_config(
                 camera,
                 clock=camera_clock,
                 sleep=camera_sleep,
-                privacy_masks=config.privacy.masks,
+                # after a reconnect, the masks in force now (the owner may have changed them)
+                privacy_masks=recorder_box[0].config.privacy.masks,
                 recording=config.recording,  # picamera2: its hardware encoder may encode
             ),
             detector=detector,
@@ -102,6 +108,12 @@ def recorder_from_config(
             publish=_live_adapter(publisher, config) if publisher is not None else None,
             notify=notify,
             on_recording=bell.set_recording,
+            settings=(
+                SettingsWatcher(settings_path(data_dir), reload_config) if reload_config else None
+            ),
+            detector_factory=lambda motion: MotionDetector(
+                motion, (camera.lores_width, camera.lores_height)
+            ),
         )
         recorder_box.append(recorder)
         yield recorder
@@ -152,7 +164,12 @@ def recorder(config_path: Path | None, data_dir: Path | None, no_live: bool) -> 
         else:
             service.notify(message)
 
-    with recorder_from_config(config, notify=notify, live=not no_live) as rec:
+    def reload() -> Config:
+        return load_cli_config(config_path, data_dir)
+
+    with recorder_from_config(
+        config, notify=notify, live=not no_live, reload_config=reload
+    ) as rec:
         previous = {
             sig: signal.signal(sig, lambda *_: rec.stop())
             for sig in (signal.SIGTERM, signal.SIGINT)

@@ -9,8 +9,9 @@ clear 503, not a 500) and writes one
 (polygons by count). Only keys whose value differs from the running configuration are
 written, so untouched defaults stay out of the file.
 
-The recorder reads its configuration at start; until it learns to reload (a follow-up),
-the page says that recording settings apply at its next restart.
+The recorder notices the new file within a few seconds and applies motion, mask and
+storage settings without a restart (:mod:`doorbell.settings_watch`), writing its own
+``settings.applied`` audit entry.
 """
 
 from __future__ import annotations
@@ -148,7 +149,7 @@ def settings_save() -> Any:
                for key, (old, new) in changed.items()}  # fmt: skip
     path = settings_path(state.data_dir)
     state.record("owner", "settings.changed", str(path), details)
-    flash(f"Saved {len(changed)} change(s). The recorder applies them when it restarts.")
+    flash(f"Saved {len(changed)} change(s). The recorder applies them within a few seconds.")
     return redirect(url_for("settings.settings_page"))
 
 
