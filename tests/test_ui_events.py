@@ -297,3 +297,11 @@ def test_live_view_is_audited_at_open_and_after_a_gap(library) -> None:
         assert len(live_entries()) == 2  # watching again after a gap
     finally:
         close_app(app)
+
+
+def test_every_live_event_the_recorder_sends_reaches_the_browser() -> None:
+    """A new recorder event kind (e.g. storage_full) must not be silently dropped by the UI."""
+    from doorbell.live import EVENT_KINDS
+    from doorbell.ui.live import FORWARDED
+
+    assert set(EVENT_KINDS) == set(FORWARDED)

@@ -41,7 +41,10 @@ FRAME_WAIT_S = 5.0
 #: audited again as ``live.viewed`` (the page itself always is).
 LIVE_AUDIT_GAP_S = 60.0
 #: Events the browser hears about.
-FORWARDED = ("ring", "motion_start", "motion_stop", "clip_sealed", "camera_fault", "camera_ok")
+FORWARDED = (
+    "ring", "motion_start", "motion_stop", "clip_sealed", "camera_fault", "camera_ok",
+    "storage_full", "storage_ok",
+)  # fmt: skip
 
 
 class LiveHub:

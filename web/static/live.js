@@ -79,6 +79,9 @@
     source.addEventListener("motion_start", function () { recording.hidden = false; addEvent("Motion: recording"); });
     source.addEventListener("motion_stop", function () { recording.hidden = true; addEvent("Motion ended"); });
     source.addEventListener("camera_fault", function () { addEvent("Camera fault"); });
+    source.addEventListener("camera_ok", function () { addEvent("Camera back"); });
+    source.addEventListener("storage_full", function () { addEvent("Disk full: deleting the oldest clips to keep recording"); });
+    source.addEventListener("storage_ok", function () { addEvent("Disk space recovered"); });
     fetch(img.dataset.stateUrl, { credentials: "same-origin" }).then(function (r) { return r.json(); })
       .then(function (s) { recording.hidden = !s.recording; }).catch(function () {});
     nextFrame();
