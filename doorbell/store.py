@@ -21,7 +21,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +29,7 @@ from typing import Any
 
 from doorbell.errors import StorageError
 from doorbell.fsutil import fsync_dir, sweep_temp_files
+from doorbell.sqlite import LockedConnection
 
 INDEX_NAME = "index.sqlite3"
 SCHEMA_VERSION = 1
@@ -148,7 +149,7 @@ def _event_from_row(row: sqlite3.Row) -> Event:
     )
 
 
-class Store:
+class Store(LockedConnection):
     """The index and files of one data directory. Thread-safe; one per process.
 
     Use :meth:`open` (a context manager). ``clock`` returns UTC epoch seconds.
@@ -190,27 +191,6 @@ class Store:
         except sqlite3.DatabaseError as exc:
             raise StorageError(f"{root / INDEX_NAME}: cannot open the index: {exc}") from exc
         return cls(root, connection, clock)
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
 
     # --- paths ---------------------------------------------------------------------------
 

@@ -44,10 +44,10 @@ def recorder_from_config(
     from doorbell.bell import Bell
     from doorbell.camera import open_camera
     from doorbell.motion import MotionDetector
-    from doorbell.settings_watch import SettingsWatcher
-    from doorbell.settingsfile import settings_path
     from doorbell.pubkeys import load_owner_recipients
     from doorbell.recorder import Recorder
+    from doorbell.settings_watch import SettingsWatcher
+    from doorbell.settingsfile import settings_path
     from doorbell.store import Store
 
     data_dir = config.data_dir

@@ -13,12 +13,11 @@ request. The clock (UTC epoch seconds) is injected.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from doorbell.exports.model import (
     token_hash,
     validate_request,
 )
+from doorbell.sqlite import LockedConnection
 
 INDEX_NAME = "index.sqlite3"
 EXPORTS_DIR = "exports"
@@ -153,7 +153,7 @@ def _request_from_row(row: sqlite3.Row) -> ExportRequest:
     )  # fmt: skip
 
 
-class ExportRegistry(InvitationsMixin, DeliveryMixin):
+class ExportRegistry(LockedConnection, InvitationsMixin, DeliveryMixin):
     """Requests, invitations and switches of one data dir. Thread-safe; use :meth:`open`.
 
     ``audit`` is an open :class:`doorbell.audit.log.AuditLog` (or anything with ``append``).
@@ -188,27 +188,6 @@ class ExportRegistry(InvitationsMixin, DeliveryMixin):
             ) from exc
         (root / EXPORTS_DIR).mkdir(mode=0o750, exist_ok=True)
         return cls(root, db, audit, clock, config or ExportsConfig())
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    def __enter__(self) -> ExportRegistry:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
 
     def record(self, actor: str, action: str, request_id: str, details: dict | None = None) -> int:
         """Append an audit entry about ``request_id`` and remember its index for the bundle."""
