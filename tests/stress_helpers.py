@@ -157,7 +157,7 @@ def check_interrupted_clip(path: Path, identity: X25519Identity) -> ClipCheck:
 
 
 def kill_hard(process: subprocess.Popen) -> None:
-    """kill -9, as a power cut would, and reap the child."""
+    """kill -9, as a power cut would, and reap the child (closing its pipes)."""
     if process.poll() is None:
         os.kill(process.pid, 9)
-    process.wait(timeout=30)
+    process.communicate(timeout=30)
