@@ -167,9 +167,7 @@ def recorder(config_path: Path | None, data_dir: Path | None, no_live: bool) -> 
     def reload() -> Config:
         return load_cli_config(config_path, data_dir)
 
-    with recorder_from_config(
-        config, notify=notify, live=not no_live, reload_config=reload
-    ) as rec:
+    with recorder_from_config(config, notify=notify, live=not no_live, reload_config=reload) as rec:
         previous = {
             sig: signal.signal(sig, lambda *_: rec.stop())
             for sig in (signal.SIGTERM, signal.SIGINT)
