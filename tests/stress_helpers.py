@@ -14,6 +14,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,12 +30,28 @@ DOORBELL = [sys.executable, "-c", "import sys; from doorbell.cli import main; sy
 
 
 def start_doorbell(*args: str, env: dict[str, str] | None = None, **kwargs) -> subprocess.Popen:
-    """``doorbell ARGS`` as a child process (stdout/stderr to files or pipes via kwargs)."""
+    """``doorbell ARGS`` as a child process; its stderr goes to a temporary file.
+
+    Not a pipe: a long-running child (the web server logs every request) would fill an
+    unread pipe and block on its next log line. Read the end with :func:`stderr_tail`.
+    """
     kwargs.setdefault("stdout", subprocess.DEVNULL)
-    kwargs.setdefault("stderr", subprocess.PIPE)
-    return subprocess.Popen(
-        [*DOORBELL, *args], env=env, stdin=subprocess.DEVNULL, text=True, **kwargs
+    log = kwargs.pop("stderr", None) or tempfile.TemporaryFile("w+")  # noqa: SIM115
+    process = subprocess.Popen(
+        [*DOORBELL, *args], env=env, stdin=subprocess.DEVNULL, stderr=log, text=True, **kwargs
     )
+    process.stderr_log = log  # type: ignore[attr-defined]
+    return process
+
+
+def stderr_tail(process: subprocess.Popen, limit: int = 2000) -> str:
+    """The last ``limit`` characters the child wrote to stderr."""
+    log = getattr(process, "stderr_log", None)
+    if log is None or log.closed:
+        return ""
+    log.flush()
+    log.seek(0)
+    return log.read()[-limit:]
 
 
 def write_stress_config(
@@ -161,3 +178,6 @@ def kill_hard(process: subprocess.Popen) -> None:
     if process.poll() is None:
         os.kill(process.pid, 9)
     process.communicate(timeout=30)
+    log = getattr(process, "stderr_log", None)
+    if log is not None:
+        log.close()

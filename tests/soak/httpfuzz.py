@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from recorder_helpers import IndexCamera, ScriptedMotion
-from stress_helpers import kill_hard, start_doorbell
+from stress_helpers import kill_hard, start_doorbell, stderr_tail
 
 from doorbell.audit.verify import verify_data_dir
 
@@ -333,7 +333,7 @@ def _wait_listening(port: int, process) -> None:
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(f"doorbell web exited {process.returncode}: "
-                                 f"{process.stderr.read()[-2000:]}")  # fmt: skip
+                                 f"{stderr_tail(process)}")  # fmt: skip
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
             return

@@ -45,6 +45,7 @@ from stress_helpers import (
     index_rows,
     kill_hard,
     start_doorbell,
+    stderr_tail,
     temp_files,
     wait_for,
     write_stress_config,
@@ -156,7 +157,7 @@ def run_power_cuts(
             _wait_started(data_dir, process, starts)
             if process.poll() is not None:
                 report.problems.append(f"cycle {cycle}: recorder exited {process.returncode}: "
-                                       f"{process.stderr.read()[-2000:]}")  # fmt: skip
+                                       f"{stderr_tail(process)}")  # fmt: skip
                 break
             # The restart has reconciled: what the previous cut left must be cleaned up.
             left = [str(p) for p in pending_temps if p.exists()]
@@ -170,8 +171,6 @@ def run_power_cuts(
             time.sleep(max(0.0, begin + delay - time.monotonic()))
         finally:
             kill_hard(process)
-        if process.stderr is not None:
-            process.stderr.close()
         report.cycles += 1
         _check_after_cut(
             data_dir, identity, report, verified, ever_sealed,
