@@ -41,6 +41,9 @@ from stress_helpers import kill_hard, start_doorbell, stderr_tail
 
 from doorbell.audit.verify import verify_data_dir
 
+#: the repository root: results go to bench/results/ wherever the script is run from
+ROOT = Path(__file__).resolve().parents[2]
+
 PASSPHRASE = "fuzzy-lantern-maple-orbit-harbour-7"
 HOSTILE = ["", "..", "../../etc/passwd", "%00", "%2e%2e%2f", "a" * 5000, "-1", "0", "1e309",
            "NaN", "<script>alert(1)</script>", "' OR 1=1 --", "\u202e", "%ff%fe", "20991231",
@@ -373,7 +376,7 @@ def _kill_web_mid_login(config: Path, data_dir: Path, port: int, web, report: Fu
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=10_000)
-    parser.add_argument("--json", type=Path, default=Path("bench/results/httpfuzz.json"))
+    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "httpfuzz.json")
     args = parser.parse_args(argv)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="doorbell-httpfuzz-") as scratch:

@@ -54,6 +54,9 @@ from stress_helpers import (
 from doorbell.audit.verify import verify_data_dir
 from doorbell.store import Store
 
+#: the repository root: results go to bench/results/ wherever the script is run from
+ROOT = Path(__file__).resolve().parents[2]
+
 
 @dataclass
 class PowerCutReport:
@@ -312,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cycles", type=int, default=200)
     parser.add_argument("--seed", type=int, default=12)
     parser.add_argument("--data-dir", type=Path, help="work directory (default: a temp dir)")
-    parser.add_argument("--json", type=Path, default=Path("bench/results/powercut.json"))
+    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "powercut.json")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="doorbell-powercut-") as scratch:
         work = args.data_dir or Path(scratch)
