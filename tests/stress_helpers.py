@@ -36,7 +36,10 @@ def start_doorbell(*args: str, env: dict[str, str] | None = None, **kwargs) -> s
     unread pipe and block on its next log line. Read the end with :func:`stderr_tail`.
     """
     kwargs.setdefault("stdout", subprocess.DEVNULL)
-    log = kwargs.pop("stderr", None) or tempfile.TemporaryFile("w+")  # noqa: SIM115
+    if "stderr" in kwargs:
+        return subprocess.Popen([*DOORBELL, *args], env=env, stdin=subprocess.DEVNULL,
+                                text=True, **kwargs)  # fmt: skip
+    log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed by kill_hard
     process = subprocess.Popen(
         [*DOORBELL, *args], env=env, stdin=subprocess.DEVNULL, stderr=log, text=True, **kwargs
     )

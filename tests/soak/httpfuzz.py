@@ -29,6 +29,7 @@ import json
 import re
 import socket
 import ssl
+import subprocess
 import tempfile
 import time
 import urllib.parse
@@ -170,7 +171,8 @@ def prepare(work: Path) -> tuple[Path, Path, list[tuple[str, list[str], bool, st
         "realtime = false\n"
     )
     init = start_doorbell("init", "--config", str(config), "--passphrase-file",
-                          str(passphrase_file), "--owner-key-work-factor", "10")  # fmt: skip
+                          str(passphrase_file), "--owner-key-work-factor", "10",
+                          stderr=subprocess.PIPE)  # a short command: a pipe is fine  # fmt: skip
     _out, err = init.communicate(timeout=120)
     if init.returncode != 0:
         raise AssertionError(f"doorbell init failed: {err}")
