@@ -13,12 +13,13 @@ Per frame (:meth:`MotionDetector.update`):
    bends the field too; what remains of them still fails the structure test below, so they
    are kept, though ``score`` then underestimates how much of the zone they cover.)
 4. **Threshold, morphology** (open, then dilate) and **contours** of at least
-   ``min_area_px``; each region is an object unless it *looks like the background*, only
-   brighter or darker (its pixels correlate with the background's at
-   ``light_change_similarity`` or more). That is the **global-change guard**, judged region
-   by region and on structure, never on size: a person close to the lens who fills most of
-   the frame replaces the background's texture and so is kept, while a light switching on
-   keeps every edge where it was.
+   ``min_area_px`` (in a dark picture with hysteresis: drawn at 0.6 of the threshold, with
+   0.75 x ``min_area_px`` pixels over the full one); each region is an object unless it
+   *looks like the background*, only brighter or darker (its pixels correlate with the
+   background's at ``light_change_similarity`` or more). That is the **global-change
+   guard**, judged region by region and on structure, never on size: a person close to the
+   lens who fills most of the frame replaces the background's texture and so is kept, while
+   a light switching on keeps every edge where it was.
 5. Regions with pixels inside the owner's **zones** (minus motion **masks**) make the
    frame's raw motion. **Debounce**: ``trigger_frames`` frames in a row start an event
    (``is_active``); **cool-down**: ``cooldown_s`` of frame timestamps without motion end it.
@@ -53,6 +54,8 @@ _BRIGHT_REFERENCE = 100.0  # mean grey level at which the full threshold applies
 _DESPECKLE_PASSES = 2  # 3x3 median passes before the blur
 _FINE_WINDOW = (7, 7)  # local mean removed before comparing fine structure, lores pixels
 _PERSIST_REACH_PX = 2  # how far a changed pixel may move between frames and keep its age
+_WEAK_RATIO = 0.6  # in a dark picture, regions are drawn at this share of the threshold ...
+_STRONG_SHARE = 0.75  # ... and need this share of min_area_px over the full threshold
 _RELIGHT_RESET_RATIO = 0.15  # share of the picture changed by a switch that restarts the model
 
 
@@ -106,6 +109,9 @@ class MotionDetector:
         self._zone = self._valid if zone is None else cv2.bitwise_and(zone, self._valid)
         self._zone_area = max(1, cv2.countNonZero(self._zone))
         self._valid_area = max(1, cv2.countNonZero(self._valid))
+        # no motion masks: skip masking the full frame (a third of the per-frame cost is
+        # full-frame passes; a mask that keeps everything changes nothing)
+        self._masked = self._valid_area < width * height
         k = config.denoise_px | 1
         self._blur = (k, k)
         self._kernel = np.ones((3, 3), np.uint8)
@@ -114,6 +120,7 @@ class MotionDetector:
         reach = 2 * _PERSIST_REACH_PX + 1
         self._reach = np.ones((reach, reach), np.uint8)
         self._threshold = config.threshold
+        self._difference = np.zeros((height, width), np.uint8)
         self._run = 0
         self._active = False
         self._last_motion_s: float | None = None
@@ -170,7 +177,7 @@ class MotionDetector:
         reference = cv2.convertScaleAbs(background)
         # a person's contrast shrinks with the light (Weber): a dark scene gets a lower
         # threshold, down to dark_threshold, which stays well above the blurred IR grain
-        brightness = cv2.mean(reference, mask=self._valid)[0]
+        brightness = cv2.mean(reference, mask=self._valid if self._masked else None)[0]
         high, low = self.config.threshold, min(self.config.dark_threshold, self.config.threshold)
         self._threshold = int(min(high, max(low, round(high * brightness / _BRIGHT_REFERENCE))))
         changed = self._changed(smooth, reference)
@@ -194,6 +201,17 @@ class MotionDetector:
             self._restart(smooth)
             return self._debounce(timestamp, 0.0, (), False, True, hold=True)
 
+        strong = changed
+        hysteresis = self._threshold < self.config.threshold
+        if hysteresis:
+            # hysteresis in the dark: a region is drawn at a lower threshold and must hold
+            # enough pixels over the full one (a low-contrast visitor far down the path is
+            # only partly over it for the first frames). Not by day: there a bush swaying at
+            # the zone's edge would grow into the zone.
+            weak = max(1, round(self._threshold * _WEAK_RATIO))
+            _, changed = cv2.threshold(self._difference, weak - 1, 255, cv2.THRESH_BINARY)
+            if self._masked:
+                changed = cv2.bitwise_and(changed, self._valid)
         changed = cv2.morphologyEx(changed, cv2.MORPH_OPEN, self._kernel)
         changed = cv2.dilate(changed, self._kernel)
         steady = self._persisting(changed)
@@ -203,6 +221,7 @@ class MotionDetector:
         if cv2.countNonZero(changed):
             contours, _ = cv2.findContours(changed, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
             needed = self.config.min_area_px * self.config.persist_share
+            strong_needed = self.config.min_area_px * _STRONG_SHARE
             for contour in contours:
                 x, y, w, h = cv2.boundingRect(contour)
                 if w * h < self.config.min_area_px:
@@ -215,10 +234,13 @@ class MotionDetector:
                 # an object is (mostly) where it was a moment ago
                 if int(np.count_nonzero(steady[window] & region)) < needed:
                     continue
+                if hysteresis and (int(np.count_nonzero(strong[window][region])) < strong_needed):
+                    continue
                 if self._is_lighting(smooth[window], reference[window], region):
                     continue
+                in_zone_region = region & (self._zone[window] > 0)
                 boxes.append((x, y, w, h))
-                zone_pixels += int(np.count_nonzero(region & (self._zone[window] > 0)))
+                zone_pixels += int(np.count_nonzero(in_zone_region))
                 if objects is None:
                     objects = np.zeros_like(changed)
                 cv2.drawContours(objects, [contour], -1, 255, cv2.FILLED)
@@ -254,8 +276,9 @@ class MotionDetector:
 
     def _changed(self, smooth: np.ndarray, reference: np.ndarray) -> np.ndarray:
         difference = cv2.absdiff(smooth, reference)  # saturating: no uint8 wrap-around
+        self._difference = difference
         _, changed = cv2.threshold(difference, self._threshold - 1, 255, cv2.THRESH_BINARY)
-        return cv2.bitwise_and(changed, self._valid)
+        return cv2.bitwise_and(changed, self._valid) if self._masked else changed
 
     def _relit(self, smooth: np.ndarray, background: np.ndarray) -> np.ndarray:
         """The background under the frame's lighting: times a smooth, robust gain field."""
@@ -347,14 +370,17 @@ def _correlation(a: np.ndarray, b: np.ndarray) -> float:
     A flat background cannot show that a change kept its structure, so such a change counts as
     an object (fail towards recording).
     """
-    if a.size < 8:
+    n = a.size
+    if n < 8:
         return 0.0
-    b_centred = b - b.mean()
-    spread_b = float(np.sqrt(np.mean(b_centred * b_centred)))
-    if spread_b < _MIN_TEXTURE:
+    a = a.astype(np.float64, copy=False).ravel()
+    b = b.astype(np.float64, copy=False).ravel()
+    sum_a, sum_b = float(a.sum()), float(b.sum())
+    var_b = float(b @ b) / n - (sum_b / n) ** 2
+    if var_b < _MIN_TEXTURE * _MIN_TEXTURE:
         return 0.0
-    a_centred = a - a.mean()
-    spread_a = float(np.sqrt(np.mean(a_centred * a_centred)))
-    if spread_a < 1e-6:
+    var_a = float(a @ a) / n - (sum_a / n) ** 2
+    if var_a < 1e-12:
         return 0.0
-    return float(np.mean(a_centred * b_centred) / (spread_a * spread_b))
+    covariance = float(a @ b) / n - (sum_a / n) * (sum_b / n)
+    return covariance / float(np.sqrt(var_a * var_b))

@@ -242,3 +242,33 @@ def test_a_switch_restarts_the_background_and_holds_the_debounce():
     # the model restarted from the new picture: the same picture is quiet afterwards
     for i in range(3):
         assert not detector.update_image(night, 1.2 + i / FPS).motion
+
+
+def dark_visitor(core: int, ring: int) -> np.ndarray:
+    """A flat dark scene (threshold at dark_threshold 10) with a faint figure: a 26x26 square
+    8 grey levels over the background (under the threshold, over 0.6 of it) around a 20x20
+    core 15 levels over it."""
+    image = np.full((H, W), 30, np.uint8)
+    image[15:41, 25:51] = 30 + ring
+    image[18:38, 28:48] = 30 + core
+    return image
+
+
+def test_dark_faint_visitor_is_drawn_at_the_lower_threshold():
+    # the core alone (after blur and morphology) is under min_area_px; with the faint part
+    # around it the region is big enough, and its core holds 0.75 x min_area_px strong pixels
+    cfg = config(min_area_px=600)
+    background = np.full((H, W), 30, np.uint8)
+    detector = warmed(cfg, background)
+    assert detector.update_image(dark_visitor(core=15, ring=8), 1.0).motion
+    # no core over the threshold: nothing, however big the faint part
+    detector = warmed(cfg, background)
+    assert not detector.update_image(dark_visitor(core=8, ring=8), 1.0).motion
+
+
+def test_bright_scene_has_no_lower_threshold():
+    cfg = config(min_area_px=600)
+    background = np.full((H, W), 120, np.uint8)
+    detector = warmed(cfg, background)
+    image = dark_visitor(core=15, ring=8).astype(np.int16) + 90  # same figure, by day
+    assert not detector.update_image(image.astype(np.uint8), 1.0).motion
