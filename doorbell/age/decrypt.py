@@ -105,6 +105,7 @@ class DecryptReader(io.RawIOBase):
         self._pending = pending
         self._allow_truncated = allow_truncated
         self._encrypted = bytearray(ENCRYPTED_CHUNK_SIZE + 1)
+        self._encrypted_view = memoryview(self._encrypted)  # made once: reused for every chunk
         self._carry = 0  # sequential mode: bytes of the next chunk already in _encrypted
         self._position = 0
         self._index = -1
@@ -117,9 +118,12 @@ class DecryptReader(io.RawIOBase):
         self._payload_start = payload_start
         self._payload_size = 0
         self._source_position = -1
+        #: seekable readers: index of the last chunk present (computed once; None otherwise)
+        self._last_index: int | None = None
         if payload_start is not None:
             end = source.seek(0, os.SEEK_END)  # type: ignore[attr-defined]
             self._payload_size = end - payload_start
+            self._last_index = max(0, -(-self._payload_size // ENCRYPTED_CHUNK_SIZE) - 1)
         #: True once the end was reached early because the file was cut (allow_truncated).
         self.truncated = False
 
@@ -198,6 +202,7 @@ class DecryptReader(io.RawIOBase):
     def close(self) -> None:
         """Close the reader (not ``src``) and drop the plaintext it held."""
         self._plain = b""
+        self._encrypted_view.release()
         super().close()
 
     # -- chunks -----------------------------------------------------------------------------
@@ -213,8 +218,8 @@ class DecryptReader(io.RawIOBase):
             return b"", 0
         if self._final_index is not None and index > self._final_index:
             return self._end_check(b"", 0)
-        if self.seekable():
-            last = max(0, -(-self._payload_size // ENCRYPTED_CHUNK_SIZE) - 1)
+        last = self._last_index
+        if last is not None:
             if index > last:  # past the end: the end is real only if the final chunk verifies
                 self._load(last)
                 return self._chunk_at(position)
@@ -222,7 +227,10 @@ class DecryptReader(io.RawIOBase):
             raise io.UnsupportedOperation("non-seekable age stream read out of order")
         self._load(index)
         if index == self._index:
-            return self._end_check(self._plain, position - index * CHUNK_SIZE)
+            plain, offset = self._plain, position - index * CHUNK_SIZE
+            if offset < len(plain) or self._deferred is None:  # _end_check, inlined: hot path
+                return plain, offset
+            raise self._deferred
         return self._chunk_at(position)
 
     def _end_check(self, plain: bytes, offset: int) -> tuple[bytes, int]:
@@ -232,7 +240,7 @@ class DecryptReader(io.RawIOBase):
 
     def _fetch(self, index: int) -> tuple[memoryview, bool]:
         """The encrypted bytes of chunk ``index`` and whether more bytes follow them."""
-        buffer = memoryview(self._encrypted)
+        buffer = self._encrypted_view
         if self._payload_start is not None:
             start = index * ENCRYPTED_CHUNK_SIZE
             length = max(0, min(ENCRYPTED_CHUNK_SIZE, self._payload_size - start))
