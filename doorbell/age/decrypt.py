@@ -176,6 +176,22 @@ class DecryptReader(io.RawIOBase):
         """Up to ``size`` plaintext bytes (all the rest if negative or None)."""
         if self.closed:
             raise ValueError("read from a closed age reader")
+        if size is not None and size > 0 and self._last_index is not None:
+            # Hot path of sequential reading (playback, exports): the next chunk, from its
+            # start, no more than one chunk. Same checks as below, fewer calls per chunk.
+            index, offset = divmod(self._position, CHUNK_SIZE)
+            if (
+                offset == 0
+                and index == self._index + 1
+                and index <= self._last_index
+                and self._end_index is None
+                and self._final_index is None
+            ):
+                self._load(index)
+                plain = self._plain
+                if index == self._index and size <= len(plain):
+                    self._position += size
+                    return plain if size == len(plain) else plain[:size]
         wanted = size if size is not None and size >= 0 else -1
         pieces: list[bytes] = []
         got = 0
