@@ -1,4 +1,4 @@
-"""age v1 (https://age-encryption.org/v1) on the primitives of ``cryptography``.
+"""age v1 (the C2SP age specification) on the primitives of ``cryptography``.
 
 The package is split like age's Go package, so that code which only encrypts can never
 reach a secret:
