@@ -87,16 +87,28 @@ def _read_only(path: Path) -> sqlite3.Connection:
     return connection
 
 
-def audit_entries(data_dir: Path) -> list[dict]:
-    """Every audit entry as a dict (read-only; empty when there is no log yet)."""
-    path = data_dir / "audit.sqlite3"
+def _rows(path: Path, table: str, query: str) -> list[sqlite3.Row]:
+    """``query``'s rows, or none while the file or its ``table`` does not exist yet.
+
+    A starting process creates the database file a moment before its schema; a reader
+    polling in that moment sees a file with no tables, which is "no log yet", not an error.
+    """
     if not path.exists():
         return []
     connection = _read_only(path)
     try:
-        return [json.loads(row[0]) for row in connection.execute("SELECT leaf FROM entries")]
+        exists = connection.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+        ).fetchone()
+        return list(connection.execute(query)) if exists else []
     finally:
         connection.close()
+
+
+def audit_entries(data_dir: Path) -> list[dict]:
+    """Every audit entry as a dict (read-only; empty when there is no log yet)."""
+    rows = _rows(data_dir / "audit.sqlite3", "entries", "SELECT leaf FROM entries")
+    return [json.loads(row[0]) for row in rows]
 
 
 def count_actions(data_dir: Path, action: str) -> int:
@@ -105,14 +117,7 @@ def count_actions(data_dir: Path, action: str) -> int:
 
 def index_rows(data_dir: Path) -> list[dict]:
     """The clips table as dicts, read-only (what a restart would find)."""
-    path = data_dir / "index.sqlite3"
-    if not path.exists():
-        return []
-    connection = _read_only(path)
-    try:
-        return [dict(row) for row in connection.execute("SELECT * FROM clips")]
-    finally:
-        connection.close()
+    return [dict(row) for row in _rows(data_dir / "index.sqlite3", "clips", "SELECT * FROM clips")]
 
 
 def temp_files(*roots: Path) -> list[Path]:
