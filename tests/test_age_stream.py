@@ -83,12 +83,18 @@ def seal(data: bytes, *, splits: list[int] | None = None, armor: bool = False) -
     return bytes(sink.data)
 
 
-def released(source: io.RawIOBase | io.BytesIO, **options: bool) -> tuple[bytes, Exception | None]:
+#: Read sizes for the damage tests: 10000 takes the general path; whole chunks take the
+#: sequential hot paths of DecryptReader.read. Both must refuse the same damage.
+READ_SIZES = (10000, CHUNK_SIZE)
+
+
+def released(source: io.RawIOBase | io.BytesIO, read_size: int = 10000,
+             **options: bool) -> tuple[bytes, Exception | None]:  # fmt: skip
     """All plaintext a reader hands out before it fails, and the failure."""
     out = bytearray()
     try:
         reader = decrypt(source, [IDENTITY], **options)
-        while piece := reader.read(10000):
+        while piece := reader.read(read_size):
             out += piece
     except AgeError as exc:
         return bytes(out), exc
@@ -233,10 +239,13 @@ def test_body_flips_in_a_multi_chunk_file_release_only_a_true_prefix() -> None:
     for position in range(start - 16, len(ciphertext), 997):
         damaged = bytearray(ciphertext)
         damaged[position] ^= 0x40
-        for source in (io.BytesIO(bytes(damaged)), Pipe(bytes(damaged))):
-            out, error = released(source)
-            assert error is not None, position
-            assert data.startswith(out)
+        for read_size in READ_SIZES:
+            for source in (io.BytesIO(bytes(damaged)), Pipe(bytes(damaged))):
+                out, error = released(source, read_size)
+                assert error is not None, (position, read_size)
+                assert data.startswith(out)
+                chunk = (position - start) // ENCRYPTED_CHUNK_SIZE
+                assert len(out) <= max(0, chunk) * CHUNK_SIZE, (position, read_size)
 
 
 def test_every_truncation_is_rejected() -> None:
@@ -249,14 +258,15 @@ def test_every_truncation_is_rejected() -> None:
         cuts += [boundary - 1, boundary, boundary + 1, boundary + 16, boundary + CHUNK_SIZE // 2]
     for cut in sorted(set(c for c in cuts if c < len(ciphertext))):
         truncated = ciphertext[:cut]
-        for source in (io.BytesIO(truncated), Pipe(truncated)):
-            out, error = released(source)
-            assert error is not None, f"cut at {cut} accepted"
-            assert data.startswith(out), cut
-        if cut >= start:
-            out, error = released(io.BytesIO(truncated), allow_truncated=True)
-            assert error is None
-            assert data.startswith(out) and len(out) % CHUNK_SIZE == 0
+        for read_size in READ_SIZES:
+            for source in (io.BytesIO(truncated), Pipe(truncated)):
+                out, error = released(source, read_size)
+                assert error is not None, f"cut at {cut} accepted (reads of {read_size})"
+                assert data.startswith(out), cut
+            if cut >= start:
+                out, error = released(io.BytesIO(truncated), read_size, allow_truncated=True)
+                assert error is None
+                assert data.startswith(out) and len(out) % CHUNK_SIZE == 0
 
 
 @pytest.mark.parametrize(
@@ -266,15 +276,16 @@ def test_appended_bytes_are_rejected(extra: bytes) -> None:
     for size in (10, CHUNK_SIZE, 2 * CHUNK_SIZE + 5):
         data = PATTERN[:size]
         ciphertext = seal(data) + extra
-        for source in (io.BytesIO(ciphertext), Pipe(ciphertext)):
-            out, error = released(source)
-            assert isinstance(error, PayloadError), (size, extra[:4])
+        for read_size in READ_SIZES:
+            for source in (io.BytesIO(ciphertext), Pipe(ciphertext)):
+                out, error = released(source, read_size)
+                assert isinstance(error, PayloadError), (size, extra[:4], read_size)
+                assert data.startswith(out)
+            # Recovery mode cannot tell a damaged tail from a cut one; it may stop early, but it
+            # never hands out anything but a true prefix, and never the whole file as if intact.
+            out, error = released(io.BytesIO(ciphertext), read_size, allow_truncated=True)
             assert data.startswith(out)
-        # Recovery mode cannot tell a damaged tail from a cut one; it may stop early, but
-        # it never hands out anything but a true prefix, and never the whole file as if intact.
-        out, error = released(io.BytesIO(ciphertext), allow_truncated=True)
-        assert data.startswith(out)
-        assert error is not None or len(out) < len(data)
+            assert error is not None or len(out) < len(data)
 
 
 def test_appended_copy_of_a_chunk_is_trailing_data() -> None:
@@ -291,3 +302,15 @@ def test_header_change_fails_the_mac() -> None:
     ciphertext[mac_line] = ord("A") if ciphertext[mac_line] != ord("A") else ord("B")
     with pytest.raises((HeaderMacError, AgeError)):
         decrypt(io.BytesIO(bytes(ciphertext)), [IDENTITY])
+
+
+@pytest.mark.parametrize("read_size", [CHUNK_SIZE - 1, CHUNK_SIZE, CHUNK_SIZE + 1, 3 * CHUNK_SIZE])
+def test_chunk_sized_reads_return_exactly_what_was_asked(read_size: int) -> None:
+    for size in EDGE_SIZES:
+        data = PATTERN[:size]
+        reader = decrypt(io.BytesIO(seal(data)), [IDENTITY])
+        pieces = []
+        while piece := reader.read(read_size):
+            pieces.append(piece)
+        assert b"".join(pieces) == data, size
+        assert all(len(p) == read_size for p in pieces[:-1]), size

@@ -43,6 +43,7 @@ from doorbell.age.stream import (
     PAYLOAD_NONCE_SIZE,
     TAG_SIZE,
     chunk_nonce,
+    pack_chunk_nonce,
     payload_key,
 )
 
@@ -106,6 +107,7 @@ class DecryptReader(io.RawIOBase):
         self._allow_truncated = allow_truncated
         self._encrypted = bytearray(ENCRYPTED_CHUNK_SIZE + 1)
         self._encrypted_view = memoryview(self._encrypted)  # made once: reused for every chunk
+        self._full_view = self._encrypted_view[:ENCRYPTED_CHUNK_SIZE]  # one whole chunk
         self._carry = 0  # sequential mode: bytes of the next chunk already in _encrypted
         self._position = 0
         self._index = -1
@@ -187,6 +189,11 @@ class DecryptReader(io.RawIOBase):
                 and self._end_index is None
                 and self._final_index is None
             ):
+                if index < self._last_index and size >= CHUNK_SIZE and self._error is None:
+                    plain = self._open_full(index)  # a whole chunk that is not the last
+                    if plain is not None and size == CHUNK_SIZE:
+                        self._position += CHUNK_SIZE
+                        return plain
                 self._load(index)
                 plain = self._plain
                 if index == self._index and size <= len(plain):
@@ -218,6 +225,7 @@ class DecryptReader(io.RawIOBase):
     def close(self) -> None:
         """Close the reader (not ``src``) and drop the plaintext it held."""
         self._plain = b""
+        self._full_view.release()
         self._encrypted_view.release()
         super().close()
 
@@ -248,6 +256,24 @@ class DecryptReader(io.RawIOBase):
                 return plain, offset
             raise self._deferred
         return self._chunk_at(position)
+
+    def _open_full(self, index: int) -> bytes | None:
+        """Chunk ``index`` of a seekable reader when it reads whole and opens as a non-final
+        chunk (the common case, in few calls); None sends the caller to :meth:`_load`, which
+        reads it again and tells the exact error. Only for indexes below the last chunk."""
+        offset = self._payload_start + index * ENCRYPTED_CHUNK_SIZE  # type: ignore[operator]
+        if offset != self._source_position:
+            self._source.seek(offset)  # type: ignore[attr-defined]
+        got = self._source.readinto(self._full_view)  # type: ignore[attr-defined]
+        self._source_position = offset + got
+        if got != ENCRYPTED_CHUNK_SIZE:
+            return None
+        try:
+            plain = self._aead.decrypt(pack_chunk_nonce(index, False), self._full_view, None)
+        except InvalidTag:
+            return None
+        self._index, self._plain, self._deferred = index, plain, None
+        return plain
 
     def _end_check(self, plain: bytes, offset: int) -> tuple[bytes, int]:
         if offset >= len(plain) and self._deferred is not None:

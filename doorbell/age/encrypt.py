@@ -23,7 +23,7 @@ from doorbell.age.errors import RecipientError
 from doorbell.age.header import encode_header, finish_header
 from doorbell.age.primitives import FILE_KEY_SIZE, header_mac
 from doorbell.age.recipients import Recipient, ScryptRecipient
-from doorbell.age.stream import CHUNK_SIZE, PAYLOAD_NONCE_SIZE, chunk_nonce, payload_key
+from doorbell.age.stream import CHUNK_SIZE, PAYLOAD_NONCE_SIZE, pack_chunk_nonce, payload_key
 from doorbell.errors import AgeError
 
 
@@ -71,7 +71,7 @@ class EncryptWriter:
         return self._written
 
     def _seal(self, data: memoryview | bytearray, final: bool) -> None:
-        self._sink.write(self._aead.encrypt(chunk_nonce(self._counter, final), data, None))
+        self._sink.write(self._aead.encrypt(pack_chunk_nonce(self._counter, final), data, None))
         self._counter += 1
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
