@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from doorbell.age.identities import X25519Identity
-from doorbell.audit.devicekey import create_device_key
+from doorbell.audit.anchor import ANCHOR_FILE, Anchor, read_anchor
+from doorbell.audit.devicekey import create_device_key, load_device_signer
+from doorbell.audit.entries import decode_entry
+from doorbell.audit.log import AuditLog
+from doorbell.audit.verify import verify_data_dir
 from doorbell.cli import cli
-from doorbell.keys import create_owner_keys, derive_owner_cosigning_key
+from doorbell.keys import (
+    create_owner_keys,
+    derive_owner_anchor_key,
+    derive_owner_cosigning_key,
+    unlock_owner_identity,
+)
 from doorbell.store import Store
 from doorbell.ui.vault import OwnerKeys
-from tests.ui_helpers import T0, make_clip, owner_init
+from tests.ui_helpers import T0, make_clip, owner_init, rewrite_log
 
 PASSPHRASE = "owner passphrase for tests"
 
@@ -140,3 +151,137 @@ def test_approve_with_redaction_flags(data_dir: Path, tmp_path: Path) -> None:
         [[0, 0], [0.97, 0], [0.97, 1], [0, 1]]]  # fmt: skip
     for frame in decoded_frames(members[f"clips/{clips[0]}.mp4"]):
         assert frame[10:44, 12:44].max() <= 12 and frame[:, 157:].max() <= 12
+
+
+# --- the owner anchor: approve checks the log through it, as web unlock does ---------------
+
+
+def _owner_files(data_dir: Path, tmp_path: Path) -> tuple[list[str], Path, list[str]]:
+    """A set-up data dir, the owner passphrase file and two pending requests."""
+    clips = _setup(data_dir)
+    good = tmp_path / "good.txt"
+    good.write_text(PASSPHRASE + "\n")
+    good.chmod(0o600)
+    base = ["--data-dir", str(data_dir)]
+    recipient = str(X25519Identity.generate().recipient)
+    return clips, good, [_add(base, recipient), _add(base, recipient)]
+
+
+def _approve(data_dir: Path, request_id: str, clip: str, good: Path) -> tuple[int, str]:
+    return _run("requests", "approve", "--data-dir", str(data_dir), request_id, "--clip", clip,
+                "--passphrase-file", str(good))  # fmt: skip
+
+
+def _actions(data_dir: Path) -> list[str]:
+    with AuditLog.open(data_dir) as log:
+        return [decode_entry(leaf)["action"] for _, leaf in log.entries()]
+
+
+def _cosignatures(data_dir: Path) -> int:
+    with AuditLog.open(data_dir) as log:
+        return log._conn.execute("SELECT count(*) FROM cosignatures").fetchone()[0]
+
+
+def _anchor(data_dir: Path) -> Anchor:
+    key = derive_owner_anchor_key(unlock_owner_identity(data_dir, PASSPHRASE))
+    return read_anchor(data_dir, key)
+
+
+def _status(data_dir: Path, request_id: str) -> str:
+    code, out = _run("requests", "show", "--data-dir", str(data_dir), request_id)
+    assert code == 0, out
+    return out.split(": ", 1)[1].split(" ", 1)[0]
+
+
+def _assert_refused(data_dir: Path, request_id: str, code: int, out: str, *,
+                    before: list[str], cosignatures: int, entry: str) -> None:  # fmt: skip
+    """Exit 1, nothing approved or exported or cosigned; the one entry the web path writes."""
+    assert code == 1, out
+    assert "not approved" in out and "Nothing was exported" in out
+    assert _status(data_dir, request_id) == "pending"
+    assert not (data_dir / "exports" / f"{request_id}.tar.age").exists()
+    assert _cosignatures(data_dir) == cosignatures
+    assert _actions(data_dir)[: len(before)] == before
+    assert [a for a in _actions(data_dir)[len(before) :] if a != "export.request_viewed"] == [entry]
+
+
+def test_approve_cosigns_through_the_owner_anchor(data_dir: Path, tmp_path: Path) -> None:
+    clips, good, (first, _second) = _owner_files(data_dir, tmp_path)
+    before = _anchor(data_dir)
+    code, out = _approve(data_dir, first, clips[0], good)
+    assert code == 0, out
+    after = _anchor(data_dir)
+    assert after.size > before.size  # the anchor moved on with the approval's cosignature
+    assert "audit.anchor_mismatch" not in _actions(data_dir)
+    code, out = _run("audit", "verify", "--data-dir", str(data_dir), "--owner-check",
+                     "--passphrase-file", str(good))  # fmt: skip
+    assert code == 0 and "owner anchor: OK" in out, out
+
+
+def test_approve_refuses_a_log_rewritten_without_cosignatures(data_dir: Path, tmp_path: Path
+                                                               ) -> None:  # fmt: skip
+    clips, good, (first, second) = _owner_files(data_dir, tmp_path)
+    with AuditLog.open(data_dir, signer=load_device_signer(data_dir / "keys")) as log:
+        log.append("owner", "clip.downloaded", clips[1])  # what the attacker wants gone
+    assert _approve(data_dir, first, clips[0], good)[0] == 0  # anchor now covers that entry
+    rewrite_log(data_dir)  # device key off the SD card; no owner cosignature left
+    assert verify_data_dir(data_dir).ok  # the log alone cannot tell
+    before = _actions(data_dir)
+    code, out = _approve(data_dir, second, clips[0], good)
+    _assert_refused(data_dir, second, code, out, before=before, cosignatures=0,
+                    entry="audit.anchor_mismatch")  # fmt: skip
+    assert "does not match the owner anchor" in out
+
+
+def test_approve_refuses_a_rolled_back_log_that_keeps_an_older_cosignature(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    """The copy of the log taken at setup still holds the owner's first cosignature, so the
+    latest-cosignature check alone accepted it; only the anchor knows what came after."""
+    clips, good, (first, second) = _owner_files(data_dir, tmp_path)
+    names = [f"audit.sqlite3{suffix}" for suffix in ("", "-wal", "-shm")]
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    for name in names:
+        if (data_dir / name).exists():
+            shutil.copy(data_dir / name, saved / name)
+    assert _approve(data_dir, first, clips[0], good)[0] == 0
+    anchored = _anchor(data_dir).size
+    for name in names:  # the attacker puts the old log back and pads it past the anchor
+        (data_dir / name).unlink(missing_ok=True)
+        if (saved / name).exists():
+            shutil.copy(saved / name, data_dir / name)
+    with AuditLog.open(data_dir, signer=load_device_signer(data_dir / "keys")) as log:
+        while log.size <= anchored:
+            log.append("owner", "web.locked", "", {"reason": "button"})
+    assert _cosignatures(data_dir) == 1  # init's, which the new log still extends
+    before = _actions(data_dir)
+    code, out = _approve(data_dir, second, clips[0], good)
+    _assert_refused(data_dir, second, code, out, before=before, cosignatures=1,
+                    entry="audit.anchor_mismatch")  # fmt: skip
+    assert "history was rewritten" in out
+
+
+@pytest.mark.parametrize(
+    ("damage", "entry", "message"),
+    [
+        ("delete", "audit.anchor_missing", "the owner anchor made at setup is gone"),
+        ("flip", "audit.anchor_mismatch", "does not open with your key"),
+    ],
+)
+def test_approve_refuses_without_a_good_anchor(data_dir: Path, tmp_path: Path, damage: str,
+                                               entry: str, message: str) -> None:  # fmt: skip
+    clips, good, (first, _second) = _owner_files(data_dir, tmp_path)
+    path = data_dir / ANCHOR_FILE
+    if damage == "delete":
+        path.unlink()
+    else:
+        data = bytearray(path.read_bytes())
+        data[-1] ^= 1
+        path.write_bytes(bytes(data))
+    left = path.read_bytes() if path.exists() else None
+    before = _actions(data_dir)
+    code, out = _approve(data_dir, first, clips[0], good)
+    _assert_refused(data_dir, first, code, out, before=before, cosignatures=1, entry=entry)
+    assert message in out
+    assert (path.read_bytes() if path.exists() else None) == left  # the anchor untouched

@@ -3,8 +3,6 @@ throttle fairness, audit ordering, idle sweep (doorbell/ui/auth.py, guard.py, se
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import threading
 from pathlib import Path
 
@@ -15,6 +13,7 @@ from ui_helpers import (
     FakeVault,
     csrf_from,
     prepare_data_dir,
+    rewrite_log,
     ui_config,
     unlock,
 )
@@ -39,22 +38,6 @@ def actions(app) -> list[dict]:
 def cosignatures(app) -> int:
     conn = app.extensions["doorbell"].audit._conn
     return conn.execute("SELECT count(*) FROM cosignatures").fetchone()[0]
-
-
-def _rewrite_log(data_dir: Path) -> None:
-    """Review finding 1: rebuild the log with the device key, drop the clip entries and
-    every owner cosignature."""
-    with AuditLog.open(data_dir) as log:
-        old = [decode_entry(leaf) for _, leaf in log.entries()]
-    scratch = Path(tempfile.mkdtemp(dir=data_dir.parent))
-    shutil.copytree(data_dir / "keys", scratch / "keys")
-    with AuditLog.open(scratch, signer=load_device_signer(scratch / "keys")) as log:
-        for entry in old[1:]:
-            if not entry["action"].startswith("clip."):
-                log.append(entry["actor"], entry["action"], entry["object"], entry["details"])
-    for suffix in ("", "-wal", "-shm"):
-        (data_dir / f"audit.sqlite3{suffix}").unlink(missing_ok=True)
-    shutil.copy(scratch / "audit.sqlite3", data_dir / "audit.sqlite3")
 
 
 @pytest.fixture
@@ -87,7 +70,7 @@ def test_rewritten_log_is_not_cosigned_at_unlock_and_the_owner_is_warned(
     from doorbell.audit.anchor import anchor_from_cosignature, write_anchor
 
     write_anchor(data_dir, anchor_from_cosignature(note), derive_owner_anchor_key(vault.identity))
-    _rewrite_log(data_dir)
+    rewrite_log(data_dir)
     app = _app(data_dir, vault)
     try:
         client = app.test_client()

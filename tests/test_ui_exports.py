@@ -197,6 +197,31 @@ def test_deny_shows_reason_and_makes_no_bundle(site: dict) -> None:
     assert list((site["data_dir"] / "exports").iterdir()) == []
 
 
+def test_approval_is_refused_when_the_log_does_not_match_the_owner_anchor(site: dict) -> None:
+    """The same check as at unlock and in `doorbell requests approve`, at each approval."""
+    from doorbell.audit.anchor import ANCHOR_FILE, read_anchor
+    from doorbell.keys import derive_owner_anchor_key
+
+    request_id = site["exports"].registry.submit(
+        form_fields(str(X25519Identity.generate().recipient)), source="owner")[0].id  # fmt: skip
+    key = derive_owner_anchor_key(site["app"].extensions["doorbell"].vault.identity)
+    path = site["data_dir"] / ANCHOR_FILE
+    good = path.read_bytes()
+    path.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))  # what a forged anchor looks like
+    response = approve(site, request_id, site["clips"][:1], FakeVault().passphrase)
+    assert response.status_code == 400 and "does not match the owner anchor" in response.text
+    assert "audit.anchor_mismatch" in [e["action"] for e in actions(site["app"])[-3:]]
+    assert site["exports"].registry.get(request_id).status == "pending"
+    assert site["exports"].jobs.progress(request_id) is None  # no bundle started
+    path.write_bytes(good)
+    size = read_anchor(site["data_dir"], key).size
+    site["app"].extensions["doorbell"].clock.advance(2)  # the unlock throttle's delay
+    assert approve(site, request_id, site["clips"][:1], FakeVault().passphrase).status_code == 302
+    site["exports"].jobs.join(30)
+    assert site["exports"].registry.get(request_id).bundle_state == "ready"
+    assert read_anchor(site["data_dir"], key).size > size  # cosigned through the anchor
+
+
 def test_self_export_in_one_step(site: dict) -> None:
     page = site["owner"].get("/exports")
     response = site["owner"].post("/exports/self", data={

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import re
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from doorbell.age.decrypt import decrypt
 from doorbell.age.identities import X25519Identity
 from doorbell.audit.anchor import anchor_from_cosignature, write_anchor
 from doorbell.audit.devicekey import create_device_key, load_device_signer
+from doorbell.audit.entries import decode_entry
 from doorbell.audit.log import AuditLog
 from doorbell.clipfile import EncryptedClipWriter, write_encrypted_file
 from doorbell.config import Config, parse_config
@@ -148,6 +151,22 @@ def owner_init(data_dir: Path, vault: FakeVault | OwnerKeys) -> None:
         note = log.cosign(vault.cosigning_key, OWNER_COSIGNER_NAME, first=True)
     key = derive_owner_anchor_key(vault.identity)
     write_anchor(data_dir, anchor_from_cosignature(note), key)
+
+
+def rewrite_log(data_dir: Path) -> None:
+    """Review finding 1 (the attack the owner anchor stops): rebuild the log with the device
+    key read off the SD card, drop the clip entries and every owner cosignature."""
+    with AuditLog.open(data_dir) as log:
+        old = [decode_entry(leaf) for _, leaf in log.entries()]
+    scratch = Path(tempfile.mkdtemp(dir=data_dir.parent))
+    shutil.copytree(data_dir / "keys", scratch / "keys")
+    with AuditLog.open(scratch, signer=load_device_signer(scratch / "keys")) as log:
+        for entry in old[1:]:
+            if not entry["action"].startswith("clip."):
+                log.append(entry["actor"], entry["action"], entry["object"], entry["details"])
+    for suffix in ("", "-wal", "-shm"):
+        (data_dir / f"audit.sqlite3{suffix}").unlink(missing_ok=True)
+    shutil.copy(scratch / "audit.sqlite3", data_dir / "audit.sqlite3")
 
 
 def csrf_from(html: str | bytes) -> str:

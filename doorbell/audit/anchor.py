@@ -8,8 +8,9 @@ the owner cosigned, when, and the cosignature note, sealed with ChaCha20-Poly130
 derived from the owner identity (:func:`doorbell.keys.derive_owner_anchor_key`). Without the
 owner's passphrase nobody can read it or write one that opens.
 
-At every unlock, before cosigning, the log must still produce the anchored root at the
-anchored size (:func:`check_log`); only then does the owner cosign and the anchor move on.
+At every unlock, and in ``doorbell requests approve`` before it approves, the log must
+still produce the anchored root at the anchored size (:func:`check_log`); only then does the
+owner cosign and the anchor move on (:func:`owner_cosign`, shared by both paths).
 What it does not stop: an attacker who kept an *older* copy of ``owner-anchor`` (from an
 earlier visit) can put it back and rewrite what came after it; deleting it is loud (the UI
 and ``doorbell audit verify --owner-check`` say so) but not prevented. See docs/audit.md.
@@ -41,6 +42,8 @@ from doorbell.errors import AuditError, StorageError
 from doorbell.fsutil import write_file_atomic
 
 ANCHOR_FILE = "owner-anchor"
+#: The object of the ``audit.anchor_*`` entries :func:`owner_cosign` writes.
+ANCHOR_OBJECT = "owner-anchor"
 MAGIC = b"doorbell-owner-anchor/v1\n"
 #: 0640: the web user writes it, its group (doorbell) may read the ciphertext; no secret in it.
 ANCHOR_MODE = 0o640
@@ -208,6 +211,45 @@ def cosign_anchored(log: Any, anchor_key: bytes, cosigning_key: Any, name: str, 
         status = "ok"
     write_anchor(data_dir, anchor_from_cosignature(note, clock), anchor_key)
     return AnchoredCosignature(note, status)
+
+
+def owner_cosign(log: Any, anchor_key: bytes, cosigning_key: Any, name: str, *,
+                 accept: bool = False,
+                 clock: Callable[[], float] = time.time) -> bytes:  # fmt: skip
+    """The owner's cosignature, checked through the anchor and audited; returns its note.
+
+    The one place both owner paths cosign once they hold the owner keys: web unlock
+    (:mod:`doorbell.ui.auth`) and ``doorbell requests approve`` (before it approves,
+    :func:`doorbell.exports.service.approve_and_build`). Runs :func:`cosign_anchored` and
+    records the outcome in ``log`` (actor ``owner``): ``audit.anchor_created`` for a first
+    anchor; on refusal ``audit.anchor_missing`` (:class:`AnchorMissing`),
+    ``audit.anchor_mismatch`` (:class:`AnchorError`) or ``audit.cosign_refused`` (any other
+    :class:`AuditError` or :class:`StorageError`), each with the reason, then re-raises.
+    Nothing is cosigned and the anchor is untouched on refusal (except a
+    :class:`StorageError` writing the anchor, see :func:`cosign_anchored`).
+
+    ``accept``: the owner explicitly takes the log as it is now as the new reference
+    (cosign with nothing to check against, then write the anchor); the caller audits
+    ``audit.anchor_reset`` first.
+    """
+    try:
+        if accept:
+            note = log.cosign(cosigning_key, name, first=True)
+            write_anchor(Path(log.data_dir), anchor_from_cosignature(note, clock), anchor_key)
+            return note
+        done = cosign_anchored(log, anchor_key, cosigning_key, name, clock=clock)
+    except AnchorMissing as exc:
+        log.append("owner", "audit.anchor_missing", ANCHOR_OBJECT, {"reason": str(exc)[:500]})
+        raise
+    except AnchorError as exc:
+        log.append("owner", "audit.anchor_mismatch", ANCHOR_OBJECT, {"reason": str(exc)[:500]})
+        raise
+    except (AuditError, StorageError) as exc:
+        log.append("owner", "audit.cosign_refused", "", {"reason": str(exc)[:500]})
+        raise
+    if done.status == "created":
+        log.append("owner", "audit.anchor_created", ANCHOR_OBJECT, {})
+    return done.note
 
 
 def _check_migration(log: Any, vkey: str) -> None:

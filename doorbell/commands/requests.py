@@ -1,7 +1,9 @@
 """``doorbell requests``: export requests for headless owners (same rules as the web UI).
 
 ``add`` enters a request received on paper; ``approve`` asks for the owner passphrase again
-(step-up: terminal prompt or ``--passphrase-file``) and builds the bundle with progress;
+(step-up: terminal prompt or ``--passphrase-file``), checks the audit log against the owner
+anchor and cosigns it as web unlock does (a missing anchor or a rewritten log: exit 1,
+nothing approved; see docs/audit.md) and builds the bundle with progress;
 ``deny`` records a reason the requester sees; ``invite`` makes a portal invitation link.
 """
 
@@ -174,6 +176,9 @@ def approve(config_path: Path | None, data_dir: Path | None, request_id: str,
             redact_regions: tuple[str, ...], keep_regions: tuple[str, ...],
             redact_method: str) -> None:  # fmt: skip
     """Approve a request (asks the owner passphrase again) and build its bundle.
+
+    First the audit log is checked against the owner anchor and cosigned, as at web unlock:
+    if the anchor is missing or the log does not match it, nothing is approved (exit 1).
 
     Redaction (optional, the same as the web page): --redact-faces, --redact-region and
     --keep-region boxes in relative coordinates, --redact-method. Progress goes to stderr.

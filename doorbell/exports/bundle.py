@@ -207,7 +207,8 @@ def build_bundle(*, registry: Any, store: Any, audit: Any, request_id: str, iden
                  sleep: Callable[[float], None] = time.sleep) -> BundleResult:  # fmt: skip
     """Build the bundle of an approved request (bundle state ``building``) and mark it ready.
 
-    ``identity`` decrypts the owner's clips; ``cosigning_key`` cosigns the checkpoint;
+    ``identity`` decrypts the owner's clips (and derives the owner anchor key: the checkpoint
+    is cosigned through the anchor, see :mod:`.proofs`); ``cosigning_key`` cosigns it;
     ``passphrase`` (delivery "passphrase" only) encrypts the bundle with scrypt at
     ``work_factor``. Without the device key in this process, waits up to
     ``checkpoint_wait_s`` for the recorder to sign a checkpoint covering the manifest entry.
@@ -345,9 +346,11 @@ def _write_contents(tar: tarfile.TarFile, registry: Any, store: Any, audit: Any,
         "manifest_sha256": manifest_sha256, "clips": len(entries),
     })  # fmt: skip
     from doorbell.exports.proofs import audit_files
+    from doorbell.keys import derive_owner_anchor_key
 
     for name, data in audit_files(audit, registry.audit_indexes(request.id), sealed_index,
-                                  cosigning_key, checkpoint_wait_s, sleep):  # fmt: skip
+                                  cosigning_key, checkpoint_wait_s, sleep,
+                                  anchor_key=derive_owner_anchor_key(identity)):  # fmt: skip
         _add_bytes(tar, name, data, now)
     report("sealing", total, total)
     _add_bytes(tar, "VERIFY.txt", verify_guide(), now)

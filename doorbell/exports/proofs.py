@@ -4,8 +4,9 @@ A bundle must show that its manifest is on the device's signed record. So after 
 ``export.bundle_sealed`` entry (which holds the manifest's SHA-256) is appended, we need a
 checkpoint covering it, signed by the device key. The web process usually does not hold
 that key (the recorder signs, within ``audit.checkpoint_interval_s``), so we wait for one;
-a process that holds the key signs at once. The owner then cosigns it (the same consistency
-rules as at unlock apply: a rewritten history refuses to be cosigned), and the note shipped
+a process that holds the key signs at once. The owner then cosigns it through the owner
+anchor, as at unlock (:func:`doorbell.audit.anchor.owner_cosign`: a log that does not match
+the anchor refuses to be cosigned, audited; the anchor moves on), and the note shipped
 carries both signatures. Every entry gets an RFC 6962 inclusion proof to that tree head.
 """
 
@@ -62,14 +63,22 @@ def wait_for_checkpoint(audit: Any, min_size: int, wait_s: float,
 
 
 def audit_files(audit: Any, indexes: list[int], sealed_index: int, cosigning_key: Any,
-                wait_s: float, sleep: Callable[[float], None] = time.sleep
-                ) -> list[tuple[str, bytes]]:  # fmt: skip
-    """The files of ``audit/`` for the entries ``indexes`` (which include ``sealed_index``)."""
+                wait_s: float, sleep: Callable[[float], None] = time.sleep, *,
+                anchor_key: bytes) -> list[tuple[str, bytes]]:  # fmt: skip
+    """The files of ``audit/`` for the entries ``indexes`` (which include ``sealed_index``).
+
+    The owner cosigns through the owner anchor sealed under ``anchor_key``
+    (:func:`doorbell.keys.derive_owner_anchor_key`) with
+    :func:`doorbell.audit.anchor.owner_cosign`, which audits a refusal and raises
+    :class:`doorbell.audit.anchor.AnchorError` (log does not match the anchor) or
+    :class:`AuditError`.
+    """
+    from doorbell.audit.anchor import owner_cosign
     from doorbell.audit.note import CosignatureSigner
     from doorbell.keys import OWNER_COSIGNER_NAME
 
     wait_for_checkpoint(audit, sealed_index + 1, wait_s, sleep)
-    cosigned = parse_note(audit.cosign(cosigning_key, OWNER_COSIGNER_NAME))
+    cosigned = parse_note(owner_cosign(audit, anchor_key, cosigning_key, OWNER_COSIGNER_NAME))
     checkpoint = parse_checkpoint(cosigned.text)
     if checkpoint.size <= sealed_index:
         raise AuditError("the cosigned checkpoint does not cover the manifest entry")

@@ -2,7 +2,10 @@
 
 - :func:`clips_for_request`: the clips overlapping a request's time window (what the owner
   reviews; approval may choose only among them).
-- :func:`approve_and_build`: approve (checked choice), then build the bundle in this thread.
+- :func:`check_owner_log`: before any approval, the owner keys check the audit log against
+  the owner anchor and cosign it (the same check as web unlock); a refusal stops the approval.
+- :func:`approve_and_build`: that check, approve (checked choice), then build the bundle in
+  this thread (the CLI).
 - :class:`BundleJobs`: the same, with the build in a named background thread and progress
   the UI polls. The owner's identity and the passphrase for the bundle live in that thread's
   memory only until the build ends.
@@ -11,10 +14,12 @@
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from doorbell.errors import RequestError
+from doorbell.errors import AuditError, RequestError, StorageError
 from doorbell.exports.bundle import BundleResult, build_bundle
 
 #: Clips may be this long at most (config.recording.max_clip_s is capped lower), so a clip
@@ -27,6 +32,40 @@ def clips_for_request(store: Any, request: Any) -> list[Any]:
     start, end = request.fields.window_start, request.fields.window_end
     found = store.clips(since=start - _LONGEST_CLIP_S, until=end, newest_first=False)
     return [c for c in found if c.sealed and (c.ended_at or c.started_at) >= start]
+
+
+class LogNotAnchored(RequestError):
+    """Not approved: the audit log does not match the owner anchor, the anchor is missing,
+    or the owner's cosignature was refused. Nothing was approved or exported."""
+
+
+def check_owner_log(audit: Any, identity: Any, cosigning_key: Any, *,
+                    clock: Callable[[], float] = time.time) -> bytes:  # fmt: skip
+    """Check the audit log against the owner anchor and cosign it; return the cosignature.
+
+    What web unlock runs (:func:`doorbell.audit.anchor.owner_cosign`: the same entries,
+    ``audit.anchor_mismatch``, ``audit.anchor_missing``, ``audit.cosign_refused`` or
+    ``audit.anchor_created``, and the anchor moves on), run again before each approval so a
+    log rewritten with the device key is never approved from and cosigned into a bundle.
+    ``identity`` is the owner's age identity (it derives the anchor key); ``clock`` (epoch
+    seconds) dates the anchor. Raises :class:`LogNotAnchored` (nothing cosigned then).
+    """
+    from doorbell.audit.anchor import AnchorError, AnchorMissing, owner_cosign
+    from doorbell.keys import OWNER_COSIGNER_NAME, derive_owner_anchor_key
+
+    try:
+        return owner_cosign(audit, derive_owner_anchor_key(identity), cosigning_key,
+                            OWNER_COSIGNER_NAME, clock=clock)  # fmt: skip
+    except AnchorMissing as exc:
+        problem = f"the owner anchor is missing: {exc}"
+    except AnchorError as exc:
+        problem = f"the audit log does not match the owner anchor: {exc}"
+    except (AuditError, StorageError) as exc:
+        problem = f"the audit log cannot be cosigned: {exc}"
+    raise LogNotAnchored(
+        f"not approved: {problem}. Nothing was exported. Check the log with `doorbell audit "
+        "verify --owner-check`; if you accept it as it is, do so on the web UI's Audit page"
+    )
 
 
 def check_clip_choice(store: Any, request: Any, clip_ids: list[str]) -> None:
@@ -60,7 +99,10 @@ def approve_and_build(registry: Any, store: Any, audit: Any, request_id: str, *,
                       cosigning_key: Any, clip_ids: list[str], passphrase: str | None = None,
                       progress: Any = None, work_factor: int | None = None,
                       **decision: Any) -> BundleResult:  # fmt: skip
-    """Approve and build the bundle in this thread (the CLI). Raises like both steps."""
+    """Check the log through the owner anchor, approve, and build the bundle in this thread
+    (the CLI). Raises :class:`LogNotAnchored` (before anything is approved: see
+    :func:`check_owner_log`), or like :func:`approve` and the build."""
+    check_owner_log(audit, identity, cosigning_key)
     approve(registry, store, request_id, clip_ids=clip_ids, passphrase=passphrase, **decision)
     config = registry.config
     return build_bundle(

@@ -42,6 +42,7 @@ from flask import (
     url_for,
 )
 
+from doorbell.audit.anchor import ANCHOR_OBJECT
 from doorbell.audit.merkle import verify_consistency
 from doorbell.audit.note import parse_checkpoint, parse_note
 from doorbell.errors import AuditError, PassphraseError, StorageError
@@ -52,8 +53,6 @@ from doorbell.ui.stepup import PassphraseRefused, check_passphrase
 
 log = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__)
-
-ANCHOR_OBJECT = "owner-anchor"
 
 
 def _state() -> Any:
@@ -119,41 +118,25 @@ def unlock_post() -> Any:
 def _cosign(state: Any, keys: Any, *, accept: bool = False) -> dict[str, Any]:
     """Check the log against the owner anchor, cosign, move the anchor on.
 
-    Any refusal (anchor missing, log rewritten or rolled back, fork) is audited loudly and
-    kept in the session to show as a warning on every page; nothing is cosigned then.
-    ``accept``: the owner explicitly takes the log as it is now as the new reference.
+    Any refusal (anchor missing, log rewritten or rolled back, fork) is audited loudly (by
+    :func:`doorbell.audit.anchor.owner_cosign`, the same check ``doorbell requests approve``
+    runs) and kept in the session to show as a warning on every page; nothing is cosigned
+    then. ``accept``: the owner explicitly takes the log as it is now as the new reference.
     """
-    from doorbell.audit.anchor import (
-        AnchorError,
-        AnchorMissing,
-        anchor_from_cosignature,
-        cosign_anchored,
-        write_anchor,
-    )
+    from doorbell.audit.anchor import AnchorError, AnchorMissing, owner_cosign
     from doorbell.keys import derive_owner_anchor_key
 
-    anchor_key = derive_owner_anchor_key(keys.identity)
     try:
-        if accept:
-            note = state.audit.cosign(keys.cosigning_key, OWNER_COSIGNER_NAME, first=True)
-            write_anchor(state.data_dir, anchor_from_cosignature(note, state.wall_clock),
-                         anchor_key)  # fmt: skip
-        else:
-            done = cosign_anchored(state.audit, anchor_key, keys.cosigning_key,
-                                   OWNER_COSIGNER_NAME, clock=state.wall_clock)  # fmt: skip
-            note = done.note
-            if done.status == "created":
-                state.record("owner", "audit.anchor_created", ANCHOR_OBJECT, {})
+        note = owner_cosign(state.audit, derive_owner_anchor_key(keys.identity),
+                            keys.cosigning_key, OWNER_COSIGNER_NAME, accept=accept,
+                            clock=state.wall_clock)  # fmt: skip
     except AnchorMissing as exc:
-        state.record("owner", "audit.anchor_missing", ANCHOR_OBJECT, {"reason": str(exc)[:500]})
         log.warning("owner anchor missing: %s", exc)
         return {"error": str(exc), "anchor": "missing"}
     except AnchorError as exc:
-        state.record("owner", "audit.anchor_mismatch", ANCHOR_OBJECT, {"reason": str(exc)[:500]})
         log.error("audit log does not match the owner anchor: %s", exc)
         return {"error": str(exc), "anchor": "mismatch"}
     except (AuditError, StorageError) as exc:
-        state.record("owner", "audit.cosign_refused", "", {"reason": str(exc)[:500]})
         return {"error": str(exc), "anchor": "refused"}
     checkpoint = parse_checkpoint(parse_note(note).text)
     return {

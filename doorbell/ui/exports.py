@@ -5,8 +5,10 @@
 - ``/exports/<id>``: a request beside the clips in its window (thumbnails, times); approve
   some or all clips with optional redaction (faces, owner-drawn regions, "keep only this
   region", pixelate or fill: :mod:`doorbell.redact.parse` validates the form), an expiry and
-  a download limit (the passphrase is asked again: step-up, throttled like unlock), or deny
-  with a reason the requester sees. The bundle is then built in a background thread;
+  a download limit (the passphrase is asked again: step-up, throttled like unlock; then the
+  log is checked through the owner anchor and cosigned, as at unlock and in ``doorbell
+  requests approve``: a mismatch refuses the approval), or deny with a reason the requester
+  sees. The bundle is then built in a background thread;
   ``/exports/<id>/progress`` reports it.
 - ``/exports/<id>/preview.jpg?clip=...&at=...`` + the redaction fields: one frame of a clip in
   the request's window, decrypted in memory and redacted as the export would be (owner
@@ -165,6 +167,7 @@ def _step_up() -> Any:
 @bp.post("/<request_id>/approve")
 def approve(request_id: str) -> Any:
     from doorbell.exports.service import approve as approve_request
+    from doorbell.exports.service import check_owner_log
     from doorbell.redact.parse import spec_from_form
 
     found = _request_or_404(request_id)
@@ -175,6 +178,9 @@ def approve(request_id: str) -> Any:
         days = float(request.form.get("days", "3"))
         limit = int(request.form.get("download_limit", "1"))
         bundle_passphrase = request.form.get("bundle_passphrase") or None
+        # the log must match the owner anchor, as at unlock and in `doorbell requests approve`
+        check_owner_log(_state().audit, keys.identity, keys.cosigning_key,
+                        clock=_state().wall_clock)  # fmt: skip
         approve_request(_exports().registry, _state().store, found.id,
                         clip_ids=request.form.getlist("clip"), expires_in_s=days * 86400,
                         download_limit=limit, redaction=redaction,
