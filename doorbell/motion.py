@@ -51,12 +51,15 @@ _LIGHT_CHECK_RATIO = 0.02  # share of the picture changed before lighting is com
 _MIN_TEXTURE = 3.0  # grey levels of background spread needed to judge a region's structure
 _OBJECT_ALPHA_FACTOR = 0.125  # objects melt into the background 8x slower than the rest
 _BRIGHT_REFERENCE = 100.0  # mean grey level at which the full threshold applies
-_DESPECKLE_PASSES = 2  # 3x3 median passes before the blur
 _FINE_WINDOW = (7, 7)  # local mean removed before comparing fine structure, lores pixels
 _PERSIST_REACH_PX = 2  # how far a changed pixel may move between frames and keep its age
-_WEAK_RATIO = 0.6  # in a dark picture, regions are drawn at this share of the threshold ...
-_STRONG_SHARE = 0.75  # ... and need this share of min_area_px over the full threshold
+_WEAK_RATIO = 0.5  # regions are drawn at this share of the threshold ...
+_STRONG_SHARE = 0.25  # ... and need this share of min_area_px over the full threshold
 _RELIGHT_RESET_RATIO = 0.15  # share of the picture changed by a switch that restarts the model
+_NOISE_FACTOR = 4.0  # a pixel's threshold is at least this many times its usual difference
+_NOISE_ALPHA = 0.02  # how fast the usual difference is learned (per frame; 5 s at 10 fps)
+_NOISE_REFRESH_FRAMES = 4  # the per-pixel thresholds follow the noise model this often
+_NOISE_SETTLED_FRAMES = 20  # ... and every frame until the model has seen this many
 
 
 class MotionError(DoorbellError, ValueError):
@@ -121,6 +124,14 @@ class MotionDetector:
         self._reach = np.ones((reach, reach), np.uint8)
         self._threshold = config.threshold
         self._difference = np.zeros((height, width), np.uint8)
+        # the noise model: each pixel's usual difference from the background (a swaying
+        # bush, water, a flag: high; the path: low), and the thresholds it sets
+        self._noise = np.zeros((height, width), np.float32)
+        self._noise_seen = 0  # frames the noise model learned since it (re)started
+        self._limits: tuple[np.ndarray, np.ndarray] | None = None  # (full, weak) per pixel
+        self._limits_for = (-1, -1)  # (threshold, frame) the limits were computed for
+        self._frames = 0  # frames analysed
+        self._seen = 0  # frames learned since the detector started (background warm-up)
         self._run = 0
         self._active = False
         self._last_motion_s: float | None = None
@@ -143,6 +154,10 @@ class MotionDetector:
     def reset(self) -> None:
         """Forget the background and any event (the next frame seeds a new background)."""
         self._background = None
+        self._seen = 0
+        self._noise_seen = 0
+        self._noise.fill(0)
+        self._limits = None
         self._age.fill(0)
         self._run = 0
         self._active = False
@@ -168,8 +183,9 @@ class MotionDetector:
         # a grey-level opening erases bright specks and streaks under 3 pixels across
         # (raindrops and snowflakes lit by the infrared LEDs, insects, hot pixels) and keeps
         # dark lines (siding, paving joints), which the lighting guard needs as structure
-        smooth = cv2.morphologyEx(grey, cv2.MORPH_OPEN, self._kernel) if _DESPECKLE_PASSES else grey
+        smooth = cv2.morphologyEx(grey, cv2.MORPH_OPEN, self._kernel)
         smooth = cv2.GaussianBlur(smooth, self._blur, 0)
+        self._frames += 1
         if self._background is None:
             self._background = smooth.astype(np.float32)
             return self._debounce(timestamp, 0.0, (), False, False)
@@ -180,12 +196,13 @@ class MotionDetector:
         brightness = cv2.mean(reference, mask=self._valid if self._masked else None)[0]
         high, low = self.config.threshold, min(self.config.dark_threshold, self.config.threshold)
         self._threshold = int(min(high, max(low, round(high * brightness / _BRIGHT_REFERENCE))))
-        changed = self._changed(smooth, reference)
+        full_limit, weak_limit = self._thresholds()
+        changed = self._changed(smooth, reference, full_limit)
         global_change = relit = False
         changed_before = cv2.countNonZero(changed)
         if changed_before >= _LIGHT_CHECK_RATIO * self._valid_area:
             reference = self._relit(smooth, background)
-            changed = self._changed(smooth, reference)
+            changed = self._changed(smooth, reference, full_limit)
             changed_after = cv2.countNonZero(changed)
             global_change = changed_after >= self.config.global_change_ratio * (
                 self._valid_area
@@ -201,17 +218,13 @@ class MotionDetector:
             self._restart(smooth)
             return self._debounce(timestamp, 0.0, (), False, True, hold=True)
 
+        # hysteresis: a region is drawn at a lower threshold and must hold enough pixels over
+        # the full one (a low-contrast visitor far down the path is only partly over it for
+        # the first frames); the noise model keeps a swaying bush from growing into the zone
         strong = changed
-        hysteresis = self._threshold < self.config.threshold
-        if hysteresis:
-            # hysteresis in the dark: a region is drawn at a lower threshold and must hold
-            # enough pixels over the full one (a low-contrast visitor far down the path is
-            # only partly over it for the first frames). Not by day: there a bush swaying at
-            # the zone's edge would grow into the zone.
-            weak = max(1, round(self._threshold * _WEAK_RATIO))
-            _, changed = cv2.threshold(self._difference, weak - 1, 255, cv2.THRESH_BINARY)
-            if self._masked:
-                changed = cv2.bitwise_and(changed, self._valid)
+        changed = cv2.compare(self._difference, weak_limit, cv2.CMP_GE)
+        if self._masked:
+            changed = cv2.bitwise_and(changed, self._valid)
         changed = cv2.morphologyEx(changed, cv2.MORPH_OPEN, self._kernel)
         changed = cv2.dilate(changed, self._kernel)
         steady = self._persisting(changed)
@@ -227,20 +240,19 @@ class MotionDetector:
                 if w * h < self.config.min_area_px:
                     continue
                 window = (slice(y, y + h), slice(x, x + w))
-                region = changed[window] > 0
-                if int(np.count_nonzero(region)) < self.config.min_area_px:
+                region = changed[window]  # 0/255
+                if cv2.countNonZero(region) < self.config.min_area_px:
                     continue
                 # rain streaks, snowflakes and sensor grain are somewhere else every frame;
                 # an object is (mostly) where it was a moment ago
-                if int(np.count_nonzero(steady[window] & region)) < needed:
+                if cv2.countNonZero(cv2.bitwise_and(steady[window], region)) < needed:
                     continue
-                if hysteresis and (int(np.count_nonzero(strong[window][region])) < strong_needed):
+                if cv2.countNonZero(cv2.bitwise_and(strong[window], region)) < strong_needed:
                     continue
                 if self._is_lighting(smooth[window], reference[window], region):
                     continue
-                in_zone_region = region & (self._zone[window] > 0)
                 boxes.append((x, y, w, h))
-                zone_pixels += int(np.count_nonzero(in_zone_region))
+                zone_pixels += cv2.countNonZero(cv2.bitwise_and(region, self._zone[window]))
                 if objects is None:
                     objects = np.zeros_like(changed)
                 cv2.drawContours(objects, [contour], -1, 255, cv2.FILLED)
@@ -254,6 +266,8 @@ class MotionDetector:
             # there as the light switches: they must not melt into the background)
             np.copyto(self._background, smooth, where=objects == 0, casting="unsafe")
         self._learn(smooth, objects)
+        if not relit:  # a switch's leftovers are compensation errors, not the usual noise
+            self._learn_noise(changed if objects is None else cv2.bitwise_or(objects, changed))
         return self._debounce(timestamp, score, tuple(boxes), in_zone, False)
 
     # --- steps -----------------------------------------------------------------------------
@@ -262,6 +276,7 @@ class MotionDetector:
         """Take the current picture as the background and forget how long pixels changed."""
         self._background = smooth.astype(np.float32)
         self._age.fill(0)
+        self._noise_seen = 0  # new light, new grain (the infrared switch): learn it afresh
 
     def _persisting(self, changed: np.ndarray) -> np.ndarray:
         """Pixels changed for ``persist_frames`` frames in a row (0 or 1 per pixel, uint8).
@@ -274,11 +289,32 @@ class MotionDetector:
         _, steady = cv2.threshold(self._age, self.config.persist_frames - 1, 1, cv2.THRESH_BINARY)
         return steady
 
-    def _changed(self, smooth: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    def _changed(self, smooth: np.ndarray, reference: np.ndarray, limit: np.ndarray) -> np.ndarray:
         difference = cv2.absdiff(smooth, reference)  # saturating: no uint8 wrap-around
         self._difference = difference
-        _, changed = cv2.threshold(difference, self._threshold - 1, 255, cv2.THRESH_BINARY)
+        changed = cv2.compare(difference, limit, cv2.CMP_GE)
         return cv2.bitwise_and(changed, self._valid) if self._masked else changed
+
+    def _thresholds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-pixel (full, weak) thresholds: the scene's threshold, raised where the noise
+        model says a pixel usually differs (recomputed every few frames: it moves slowly)."""
+        threshold = self._threshold
+        key = (threshold, self._frames // _NOISE_REFRESH_FRAMES)
+        if (self._limits is None or key != self._limits_for
+                or self._noise_seen < _NOISE_SETTLED_FRAMES):  # fmt: skip
+            noise = cv2.convertScaleAbs(self._noise, alpha=_NOISE_FACTOR)
+            weak = max(1, round(threshold * _WEAK_RATIO))
+            self._limits = (cv2.max(noise, threshold), cv2.max(noise, weak))
+            self._limits_for = key
+        return self._limits
+
+    def _learn_noise(self, busy: np.ndarray) -> None:
+        """Learn each pixel's usual difference where nothing changed this frame (``busy`` is
+        0/255): a visitor must not teach the model that the path is noisy. Fast at first,
+        then at ``_NOISE_ALPHA``."""
+        self._noise_seen += 1
+        alpha = max(_NOISE_ALPHA, 1.0 / self._noise_seen)
+        cv2.accumulateWeighted(self._difference, self._noise, alpha, mask=cv2.bitwise_not(busy))
 
     def _relit(self, smooth: np.ndarray, background: np.ndarray) -> np.ndarray:
         """The background under the frame's lighting: times a smooth, robust gain field."""
@@ -296,32 +332,29 @@ class MotionDetector:
         First on the pixels as they are (one gain over the region); failing that, on their
         fine structure alone (each minus its local mean), which a soft shadow's edge or a
         lamp's falloff (a gain that varies across the region) leaves in place and a person,
-        who brings their own texture, does not.
+        who brings their own texture, does not. ``region`` is a 0/255 uint8 mask.
         """
         similarity = self.config.light_change_similarity
-        a = now[region].astype(np.float32)
-        b = before[region].astype(np.float32)
-        if _correlation(a, b) >= similarity:
+        if _masked_correlation(now, before, region) >= similarity:
             return True
-        now_fine = now.astype(np.float32) - cv2.blur(now, _FINE_WINDOW).astype(np.float32)
-        before_fine = before.astype(np.float32) - cv2.blur(before, _FINE_WINDOW).astype(np.float32)
-        return _correlation(now_fine[region], before_fine[region]) >= similarity
+        now_fine = cv2.subtract(now, cv2.blur(now, _FINE_WINDOW), dtype=cv2.CV_16S)
+        before_fine = cv2.subtract(before, cv2.blur(before, _FINE_WINDOW), dtype=cv2.CV_16S)
+        return _masked_correlation(now_fine, before_fine, region) >= similarity
 
     def _looks_like_background(
         self, now: np.ndarray, before: np.ndarray, changed: np.ndarray
     ) -> bool:
-        # sample every 4th pixel: plenty for a correlation, 16x cheaper
-        region = changed[::4, ::4] > 0
+        # every 4th pixel: plenty for a correlation, 16x cheaper
         return (
-            _correlation(
-                now[::4, ::4][region].astype(np.float32),
-                before[::4, ::4][region].astype(np.float32),
-            )
+            _masked_correlation(now[::4, ::4], before[::4, ::4], changed[::4, ::4])
             >= self.config.light_change_similarity
         )
 
     def _learn(self, smooth: np.ndarray, objects: np.ndarray | None) -> None:
-        alpha = self.config.background_alpha
+        self._seen += 1
+        # warm-up: the plain mean of the first frames, then the running average (a swaying
+        # bush settles into a blur in seconds instead of triggering after every restart)
+        alpha = max(self.config.background_alpha, 1.0 / (self._seen + 1))
         background = self._background
         if objects is None or not objects.any():
             cv2.accumulateWeighted(smooth, background, alpha)
@@ -364,23 +397,24 @@ class MotionDetector:
         return result
 
 
-def _correlation(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson correlation of two pixel samples; 0 when the background has no texture.
+def _masked_correlation(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
+    """Pearson correlation of the pixels of ``a`` and ``b`` under ``mask`` (nonzero = in).
 
-    A flat background cannot show that a change kept its structure, so such a change counts as
-    an object (fail towards recording).
+    0 when the background ``b`` has no texture there: a flat background cannot show that a
+    change kept its structure, so such a change counts as an object (fail towards recording).
+    Sums are taken by OpenCV in double precision, without copying the pixels out.
     """
-    n = a.size
+    n = cv2.countNonZero(mask)
     if n < 8:
         return 0.0
-    a = a.astype(np.float64, copy=False).ravel()
-    b = b.astype(np.float64, copy=False).ravel()
-    sum_a, sum_b = float(a.sum()), float(b.sum())
-    var_b = float(b @ b) / n - (sum_b / n) ** 2
-    if var_b < _MIN_TEXTURE * _MIN_TEXTURE:
+    mean_b, std_b = cv2.meanStdDev(b, mask=mask)
+    std_b = float(std_b[0, 0])
+    if std_b < _MIN_TEXTURE:
         return 0.0
-    var_a = float(a @ a) / n - (sum_a / n) ** 2
-    if var_a < 1e-12:
+    mean_a, std_a = cv2.meanStdDev(a, mask=mask)
+    std_a = float(std_a[0, 0])
+    if std_a < 1e-6:
         return 0.0
-    covariance = float(a @ b) / n - (sum_a / n) * (sum_b / n)
-    return covariance / float(np.sqrt(var_a * var_b))
+    product = cv2.mean(cv2.multiply(a, b, dtype=cv2.CV_32F), mask=mask)[0]
+    covariance = product - float(mean_a[0, 0]) * float(mean_b[0, 0])
+    return covariance / (std_a * std_b)
