@@ -55,9 +55,11 @@ _FINE_WINDOW = (7, 7)  # local mean removed before comparing fine structure, lor
 _PERSIST_REACH_PX = 2  # how far a changed pixel may move between frames and keep its age
 _WEAK_RATIO = 0.5  # regions are drawn at this share of the threshold ...
 _STRONG_SHARE = 0.25  # ... and need this share of min_area_px over the full threshold
+_LEVEL_SHIFT = 0.05  # change of the mean grey level that counts as new light
 _RELIGHT_RESET_RATIO = 0.15  # share of the picture changed by a switch that restarts the model
 _NOISE_FACTOR = 4.0  # a pixel's threshold is at least this many times its usual difference
-_NOISE_ALPHA = 0.02  # how fast the usual difference is learned (per frame; 5 s at 10 fps)
+_NOISE_ALPHA = 0.02  # how fast the usual difference is learned (per frame; 5 s at 10 fps;
+# applied as twice that every other frame)
 _NOISE_REFRESH_FRAMES = 4  # the per-pixel thresholds follow the noise model this often
 _NOISE_SETTLED_FRAMES = 20  # ... and every frame until the model has seen this many
 
@@ -118,6 +120,7 @@ class MotionDetector:
         k = config.denoise_px | 1
         self._blur = (k, k)
         self._kernel = np.ones((3, 3), np.uint8)
+        self._kernel5 = np.ones((5, 5), np.uint8)
         self._background: np.ndarray | None = None
         self._age = np.zeros((height, width), np.uint8)
         reach = 2 * _PERSIST_REACH_PX + 1
@@ -200,7 +203,12 @@ class MotionDetector:
         changed = self._changed(smooth, reference, full_limit)
         global_change = relit = False
         changed_before = cv2.countNonZero(changed)
-        if changed_before >= _LIGHT_CHECK_RATIO * self._valid_area:
+        # the gain field also runs when the picture as a whole got brighter or darker (an
+        # exposure ramp lifts a flat patch over the threshold before much else changes)
+        level = cv2.mean(smooth, mask=self._valid if self._masked else None)[0]
+        if changed_before >= _LIGHT_CHECK_RATIO * self._valid_area or abs(
+            level - brightness
+        ) > _LEVEL_SHIFT * max(brightness, 1.0):
             reference = self._relit(smooth, background)
             changed = self._changed(smooth, reference, full_limit)
             changed_after = cv2.countNonZero(changed)
@@ -225,8 +233,8 @@ class MotionDetector:
         changed = cv2.compare(self._difference, weak_limit, cv2.CMP_GE)
         if self._masked:
             changed = cv2.bitwise_and(changed, self._valid)
-        changed = cv2.morphologyEx(changed, cv2.MORPH_OPEN, self._kernel)
-        changed = cv2.dilate(changed, self._kernel)
+        # an opening (3x3) then a 3x3 dilation, in two passes: erode 3x3, dilate 5x5
+        changed = cv2.dilate(cv2.erode(changed, self._kernel), self._kernel5)
         steady = self._persisting(changed)
         boxes: list[Box] = []
         zone_pixels = 0
@@ -266,7 +274,9 @@ class MotionDetector:
             # there as the light switches: they must not melt into the background)
             np.copyto(self._background, smooth, where=objects == 0, casting="unsafe")
         self._learn(smooth, objects)
-        if not relit:  # a switch's leftovers are compensation errors, not the usual noise
+        # every other frame once settled (it learns slowly); never on a switch, whose leftovers
+        # are compensation errors, not the usual noise
+        if not relit and (self._frames % 2 == 0 or self._noise_seen < _NOISE_SETTLED_FRAMES):
             self._learn_noise(changed if objects is None else cv2.bitwise_or(objects, changed))
         return self._debounce(timestamp, score, tuple(boxes), in_zone, False)
 
@@ -279,14 +289,22 @@ class MotionDetector:
         self._noise_seen = 0  # new light, new grain (the infrared switch): learn it afresh
 
     def _persisting(self, changed: np.ndarray) -> np.ndarray:
-        """Pixels changed for ``persist_frames`` frames in a row (0 or 1 per pixel, uint8).
+        """Pixels changed for ``persist_frames`` frames in a row (nonzero = steady, uint8).
 
         Each changed pixel's age is one more than the oldest changed pixel within two pixels of
         it in the previous frame, so a walker moving a few pixels per frame keeps their age.
+        With two frames (the default) the age is only "changed last frame nearby": one
+        dilation of the previous mask, two passes instead of four.
         """
+        frames = self.config.persist_frames
+        if frames <= 1:
+            return changed
         grown = cv2.dilate(self._age, self._reach)
+        if frames == 2:
+            self._age = changed  # the previous mask (0/255) stands in for the age
+            return cv2.bitwise_and(grown, changed)
         self._age = cv2.bitwise_and(cv2.add(grown, 1), changed)  # changed is 0 or 255
-        _, steady = cv2.threshold(self._age, self.config.persist_frames - 1, 1, cv2.THRESH_BINARY)
+        _, steady = cv2.threshold(self._age, frames - 1, 1, cv2.THRESH_BINARY)
         return steady
 
     def _changed(self, smooth: np.ndarray, reference: np.ndarray, limit: np.ndarray) -> np.ndarray:
@@ -313,7 +331,7 @@ class MotionDetector:
         0/255): a visitor must not teach the model that the path is noisy. Fast at first,
         then at ``_NOISE_ALPHA``."""
         self._noise_seen += 1
-        alpha = max(_NOISE_ALPHA, 1.0 / self._noise_seen)
+        alpha = max(2 * _NOISE_ALPHA, 1.0 / self._noise_seen)
         cv2.accumulateWeighted(self._difference, self._noise, alpha, mask=cv2.bitwise_not(busy))
 
     def _relit(self, smooth: np.ndarray, background: np.ndarray) -> np.ndarray:
