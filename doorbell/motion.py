@@ -2,24 +2,28 @@
 
 Per frame (:meth:`MotionDetector.update`):
 
-1. **Denoise** with a small Gaussian blur (sensor grain, rain streaks, snowflakes shrink).
-2. **Compare with a running-average background** (threshold lowered in the dark, see
-   ``dark_threshold``) (not the previous frame: a slow walker
-   still stands out, and a pause at the door does not vanish at once). ``cv2.absdiff`` on
-   uint8 saturates, so there is no wrap-around.
-3. When much of the picture changed at once, **compensate lighting first**: a smooth gain
-   field (block medians of frame / background) explains a porch light, the infrared switch,
-   auto-exposure or a cloud's shadow, but not a person. (A person filling most of the frame
-   bends the field too; what remains of them still fails the structure test below, so they
-   are kept, though ``score`` then underestimates how much of the zone they cover.)
-4. **Threshold, morphology** (open, then dilate) and **contours** of at least
-   ``min_area_px`` (in a dark picture with hysteresis: drawn at 0.6 of the threshold, with
-   0.75 x ``min_area_px`` pixels over the full one); each region is an object unless it
-   *looks like the background*, only brighter or darker (its pixels correlate with the
-   background's at ``light_change_similarity`` or more). That is the **global-change
-   guard**, judged region by region and on structure, never on size: a person close to the
-   lens who fills most of the frame replaces the background's texture and so is kept, while
-   a light switching on keeps every edge where it was.
+1. **Denoise**: a 3x3 grey-level opening (bright specks: rain, snow, insects) and a small
+   Gaussian blur (sensor grain).
+2. **Compare with a running-average background** (not the previous frame: a slow walker
+   still stands out, and a pause at the door does not vanish at once; the first frames are
+   simply averaged). ``cv2.absdiff`` on uint8 saturates, so there is no wrap-around. The
+   threshold is lowered in the dark (``dark_threshold``) and raised per pixel by a **noise
+   model**: each pixel's usual difference, learned where nothing changed, times 4 (a
+   swaying bush raises its own threshold; the path keeps the low one).
+3. When much of the picture changed at once, or its mean level moved, **compensate
+   lighting first**: a smooth gain field (block medians of frame / background) explains a
+   porch light, the infrared switch, auto-exposure or a cloud's shadow, but not a person.
+   (A person filling most of the frame bends the field too; what remains of them still
+   fails the structure test below, so they are kept, though ``score`` then underestimates
+   how much of the zone they cover.)
+4. **Threshold with hysteresis** (regions drawn at half the threshold must hold a quarter of
+   ``min_area_px`` over the full one), **morphology** (open, then dilate), **contours** of at
+   least ``min_area_px`` whose pixels mostly **persist** from the frame before; each region
+   is an object unless it *looks like the background*, only brighter or darker (its pixels
+   correlate with the background's at ``light_change_similarity`` or more). That is the
+   **global-change guard**, judged region by region and on structure, never on size: a
+   person close to the lens who fills most of the frame replaces the background's texture
+   and so is kept, while a light switching on keeps every edge where it was.
 5. Regions with pixels inside the owner's **zones** (minus motion **masks**) make the
    frame's raw motion. **Debounce**: ``trigger_frames`` frames in a row start an event
    (``is_active``); **cool-down**: ``cooldown_s`` of frame timestamps without motion end it.
@@ -49,7 +53,7 @@ Box = tuple[int, int, int, int]
 _GAIN_GRID = (8, 6)  # blocks across, down for the lighting gain field
 _LIGHT_CHECK_RATIO = 0.02  # share of the picture changed before lighting is compensated
 _MIN_TEXTURE = 3.0  # grey levels of background spread needed to judge a region's structure
-_OBJECT_ALPHA_FACTOR = 0.125  # objects melt into the background 8x slower than the rest
+_OBJECT_ALPHA_FACTOR = 1 / 32  # objects melt into the background 32x slower than the rest
 _BRIGHT_REFERENCE = 100.0  # mean grey level at which the full threshold applies
 _FINE_WINDOW = (7, 7)  # local mean removed before comparing fine structure, lores pixels
 _PERSIST_REACH_PX = 2  # how far a changed pixel may move between frames and keep its age
