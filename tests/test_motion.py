@@ -298,25 +298,26 @@ def test_noise_model_raises_the_threshold_where_the_picture_keeps_moving() -> No
     assert results == {8: False, 55: True}
 
 
-def test_a_visitor_waiting_at_the_door_stays_an_object_for_ten_seconds() -> None:
-    # objects melt into the background 32x slower than the rest; a waiting visitor (shifting
-    # a pixel or two) is still motion after 10 s, so the clip does not end while they wait
+def test_a_visitor_waiting_at_the_door_stays_an_object_for_two_seconds() -> None:
+    # objects melt into the background 8x slower than the rest: a visitor who stands almost
+    # still (shifting a pixel or two) is still motion after 2 s. (Slower still keeps them
+    # longer but leaves ghosts behind: 1/32 doubled the time recorded with nobody in view.)
     background = textured()
     detector = warmed(config(), background)
     results = [
         detector.update_image(with_square(background, 30 + i % 3, 20), 1.0 + i / FPS).motion
-        for i in range(100)
+        for i in range(20)
     ]
     assert all(results)
 
 
 def test_noise_model_learns_nothing_from_a_visitor() -> None:
-    # someone shifting from foot to foot at the door for 5 s must not make that spot "noisy"
+    # someone shifting from foot to foot at the door for 2 s must not make that spot "noisy"
     # (it would hide the next visitor there): the model learns only where nothing changed
     background = textured()
     detector = warmed(config(), background)
     t = 1.0
-    for i in range(50):
+    for i in range(20):
         assert detector.update_image(with_square(background, 30 + i % 3, 20), t).motion, i
         t += 1 / FPS
     for _ in range(300):  # they leave; the background recovers
