@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 import stat
-import tempfile
 from pathlib import Path
 
 import pytest
+from ui_helpers import rewrite_log
 
 from doorbell.age.identities import X25519Identity
 from doorbell.audit.anchor import (
@@ -19,7 +18,6 @@ from doorbell.audit.anchor import (
     read_anchor,
 )
 from doorbell.audit.devicekey import create_device_key, load_device_signer
-from doorbell.audit.entries import decode_entry
 from doorbell.audit.log import AuditLog
 from doorbell.audit.note import CosignatureSigner
 from doorbell.audit.verify import verify_data_dir
@@ -67,22 +65,6 @@ def _visit(data_dir: Path) -> None:
         log.append("owner", "web.locked")
 
 
-def _rewrite_without_clip_entries(data_dir: Path) -> None:
-    """The attack of review finding 1: rebuild audit.sqlite3 with the stolen device key,
-    without the clip entries, and no owner cosignatures at all."""
-    with AuditLog.open(data_dir) as log:
-        old = [decode_entry(leaf) for _, leaf in log.entries()]
-    scratch = Path(tempfile.mkdtemp(dir=data_dir.parent))
-    shutil.copytree(data_dir / "keys", scratch / "keys")
-    with _open(scratch) as log:
-        for entry in old[1:]:
-            if not entry["action"].startswith("clip."):
-                log.append(entry["actor"], entry["action"], entry["object"], entry["details"])
-    for suffix in ("", "-wal", "-shm"):
-        (data_dir / f"audit.sqlite3{suffix}").unlink(missing_ok=True)
-    shutil.copy(scratch / "audit.sqlite3", data_dir / "audit.sqlite3")
-
-
 def _cosignatures(data_dir: Path) -> int:
     with AuditLog.open(data_dir) as log:
         return log._conn.execute("SELECT count(*) FROM cosignatures").fetchone()[0]
@@ -111,7 +93,7 @@ def test_rewritten_log_without_cosignatures_is_refused_and_not_cosigned(data_dir
     _init(data_dir)
     _visit(data_dir)
     _visit(data_dir)
-    _rewrite_without_clip_entries(data_dir)
+    rewrite_log(data_dir)
     assert verify_data_dir(data_dir).ok  # the log alone cannot tell ...
     with _open(data_dir) as log, pytest.raises(AnchorError, match=r"rewritten|rolled back"):
         cosign_anchored(log, ANCHOR_KEY, COSIGN_KEY, OWNER_COSIGNER_NAME)  # ... the anchor can
@@ -147,7 +129,7 @@ def test_older_data_dir_gets_an_anchor_when_its_log_verifies(data_dir: Path) -> 
 
 def test_older_data_dir_with_its_cosignatures_deleted_gets_no_anchor(data_dir: Path) -> None:
     _init(data_dir, with_anchor=False)
-    _rewrite_without_clip_entries(data_dir)
+    rewrite_log(data_dir)
     with _open(data_dir) as log, pytest.raises(AnchorMissing, match="does not verify"):
         cosign_anchored(log, ANCHOR_KEY, COSIGN_KEY, OWNER_COSIGNER_NAME)
     assert _cosignatures(data_dir) == 0 and not (data_dir / ANCHOR_FILE).exists()
