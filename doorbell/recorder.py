@@ -13,7 +13,8 @@ One straight line per frame, in :meth:`Recorder.process_frame`:
    gap, or seal the clip once ``post_roll_s`` passed without activity;
 5. clip bytes stream through the age encryptor to ``clips/YYYY/MM/DD/<id>.mp4.age``; a
    thumbnail JPEG is encrypted the same way. Every sealed clip is an audit entry with the
-   SHA-256 of its ciphertext.
+   SHA-256 of its ciphertext, exactly once: one that a power cut left without it gets it at
+   the next start, before ``recorder.start`` (:mod:`doorbell.sealaudit`).
 
 The recorder holds only public keys: it can encrypt to the owner but never decrypt.
 """
@@ -29,7 +30,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -41,6 +42,7 @@ from doorbell.clipfile import EncryptedClipWriter, write_encrypted_file
 from doorbell.clipstate import EventStateMachine
 from doorbell.config import Config, MotionConfig
 from doorbell.errors import CameraEnded, CameraError, ConfigError, DoorbellError
+from doorbell.sealaudit import append_clip_sealed, recover_clip_sealed_entries
 from doorbell.settings_watch import SettingsWatcher
 from doorbell.store import Store, free_bytes, new_clip_id, thumb_relative_path
 from doorbell.video import EncodedPacket, H264Encoder, PacketRing, StreamInfo, encode_jpeg
@@ -68,9 +70,14 @@ def is_disk_full(error: BaseException) -> bool:
 
 
 class AuditSink(Protocol):
+    @property
+    def size(self) -> int: ...
+
     def append(
         self, actor: str, action: str, object: str = "", details: dict[str, Any] | None = None
     ) -> int: ...
+
+    def entries(self, start: int = 0) -> Iterator[tuple[int, bytes]]: ...
 
 
 class MotionSource(Protocol):
@@ -166,7 +173,12 @@ class Recorder:
     # --- main loop ----------------------------------------------------------------------
 
     def run(self) -> int:
-        """Record until the camera ends (exit code 0) or stop() is called (0)."""
+        """Record until the camera ends (exit code 0) or stop() is called (0).
+
+        First, sealed clips a power cut left without their ``clip.sealed`` entry get it
+        (``recovered: true``), so ``recorder.start`` follows every entry owed.
+        """
+        recover_clip_sealed_entries(self._store, self._audit)
         self._audit.append(
             "recorder", "recorder.start", details={"camera": self.config.camera.backend}
         )
@@ -438,7 +450,7 @@ class Recorder:
         sealed = clip.writer.seal()
         ended_at = self._wall(sealed.last_time_s or 0.0)
         zones = tuple(sorted(clip.zones))
-        self._store.seal_clip(
+        row = self._store.seal_clip(
             clip.id,
             ended_at=ended_at,
             duration_s=sealed.duration_s,
@@ -446,23 +458,13 @@ class Recorder:
             sha256=sealed.sha256,
             thumb_path=thumb_relative_path(clip.id),
             zones=zones,
+            audit_pending_from=self._audit.size,  # owes clip.sealed until it is appended
         )
         self._clip = None  # only now: a failure above leaves it for _storage_full to flag
         if end_event:
             self._store.end_event(clip.event_id, ended_at=ended_at, score=clip.score, zones=zones)
             self._machine.recording = False
-        self._audit.append(
-            "recorder",
-            "clip.sealed",
-            clip.id,
-            {
-                "sha256": sealed.sha256,
-                "size_bytes": sealed.size_bytes,
-                "duration_s": round(sealed.duration_s, 3),
-                "trigger": clip.trigger,
-                "event": clip.event_id,
-            },
-        )
+        append_clip_sealed(self._store, self._audit, row)
         self.sealed_clips.append(clip.id)
         if self._storage_alert:
             self._storage_alert = False

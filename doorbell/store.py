@@ -10,6 +10,9 @@ A clip is written straight to its final name (never a swept temp name) and its i
 ``sealed = 0`` until the recorder seals it, so a power cut leaves a row that start-up turns
 into ``interrupted = 1``: the owner can still play its authenticated prefix. Everything here
 handles ciphertext only; this module never imports decryption.
+
+Schema versions (``PRAGMA user_version``): 1 the first; 2 adds ``clips.audit_pending_from``
+(see :meth:`Store.seal_clip`). :meth:`Store.open` migrates an older index in place.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from doorbell.fsutil import fsync_dir, sweep_temp_files
 from doorbell.sqlite import LockedConnection
 
 INDEX_NAME = "index.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 CLIP_ID_PATTERN = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$")
 
 _SCHEMA = """
@@ -59,7 +62,8 @@ CREATE TABLE IF NOT EXISTS clips (
     interrupted INTEGER NOT NULL DEFAULT 0,
     path TEXT NOT NULL UNIQUE,
     thumb_path TEXT,
-    sha256 TEXT
+    sha256 TEXT,
+    audit_pending_from INTEGER
 );
 CREATE INDEX IF NOT EXISTS clips_started ON clips (started_at);
 """
@@ -82,6 +86,8 @@ class Clip:
     path: str
     thumb_path: str | None
     sha256: str | None
+    #: None, or the row still owes its ``clip.sealed`` audit entry (:meth:`Store.seal_clip`)
+    audit_pending_from: int | None = None
 
 
 @dataclass(frozen=True)
@@ -134,6 +140,7 @@ def _clip_from_row(row: sqlite3.Row) -> Clip:
         path=row["path"],
         thumb_path=row["thumb_path"],
         sha256=row["sha256"],
+        audit_pending_from=row["audit_pending_from"],
     )
 
 
@@ -187,7 +194,8 @@ class Store(LockedConnection):
                     f"({SCHEMA_VERSION}); upgrade doorbell"
                 )
             connection.executescript(_SCHEMA)
-            connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            if version < SCHEMA_VERSION:
+                _migrate(connection)
         except sqlite3.DatabaseError as exc:
             raise StorageError(f"{root / INDEX_NAME}: cannot open the index: {exc}") from exc
         return cls(root, connection, clock)
@@ -244,13 +252,20 @@ class Store(LockedConnection):
         sha256: str,
         thumb_path: str | None = None,
         zones: tuple[str, ...] | None = None,
+        audit_pending_from: int | None = None,
     ) -> Clip:
-        """Mark a fully written, fsynced clip as sealed and return its row."""
+        """Mark a fully written, fsynced clip as sealed and return its row.
+
+        ``audit_pending_from`` (the recorder passes it): the audit log's size just before
+        this call. The row then owes its ``clip.sealed`` entry, in the same transaction as
+        ``sealed = 1``, until :meth:`mark_audited`; if that entry was appended, its index is
+        at least this number (see :mod:`doorbell.sealaudit`). None: nothing is owed.
+        """
         with self._transaction() as db:
             updated = db.execute(
                 "UPDATE clips SET ended_at = ?, duration_s = ?, size_bytes = ?, sha256 = ?,"
-                " thumb_path = COALESCE(?, thumb_path), zones = COALESCE(?, zones), sealed = 1"
-                " WHERE id = ?",
+                " thumb_path = COALESCE(?, thumb_path), zones = COALESCE(?, zones), sealed = 1,"
+                " audit_pending_from = ? WHERE id = ?",
                 (
                     ended_at,
                     duration_s,
@@ -258,12 +273,31 @@ class Store(LockedConnection):
                     sha256,
                     thumb_path,
                     None if zones is None else json.dumps(list(zones)),
+                    audit_pending_from,
                     clip_id,
                 ),
             ).rowcount
         if updated != 1:
             raise StorageError(f"clip {clip_id}: not in the index; cannot seal it")
         return self.get_clip(clip_id)
+
+    def mark_audited(self, clip_id: str) -> None:
+        """Record that a sealed clip's ``clip.sealed`` entry is in the audit log."""
+        with self._transaction() as db:
+            db.execute("UPDATE clips SET audit_pending_from = NULL WHERE id = ?", (clip_id,))
+
+    def clips_owing_audit(self) -> list[Clip]:
+        """Sealed clips whose ``clip.sealed`` entry may be missing, in the order sealed.
+
+        Normally empty: only a cut (or a failed append) between :meth:`seal_clip` and
+        :meth:`mark_audited` leaves one. One pass over the clips table, nothing else.
+        """
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM clips WHERE audit_pending_from IS NOT NULL"
+                " ORDER BY audit_pending_from, started_at, id"
+            ).fetchall()
+        return [_clip_from_row(r) for r in rows]
 
     def mark_interrupted(self, clip_id: str, *, thumb_path: str | None = None) -> Clip | None:
         """Flag an unsealed clip the recorder had to abandon (disk full) as interrupted.
@@ -510,6 +544,27 @@ class Store(LockedConnection):
             used -= clip.size_bytes
             free += clip.size_bytes
         return victims
+
+
+def _migrate(connection: sqlite3.Connection) -> None:
+    """Bring an index of an older schema to :data:`SCHEMA_VERSION`, in one write transaction.
+
+    Version 1 -> 2: ``clips.audit_pending_from`` is added as NULL, so every existing sealed
+    clip counts as audited (its ``clip.sealed`` entry was appended by the version that sealed
+    it; the rare one a power cut left without it stays so). The column check runs under the
+    write lock, so the recorder and the web process opening an old index at once migrate it
+    once.
+    """
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        columns = {row[1] for row in connection.execute("PRAGMA table_info(clips)")}
+        if "audit_pending_from" not in columns:
+            connection.execute("ALTER TABLE clips ADD COLUMN audit_pending_from INTEGER")
+        connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
 
 
 def free_bytes(path: str | os.PathLike[str]) -> int:

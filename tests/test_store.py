@@ -144,3 +144,75 @@ def test_reconcile_keeps_thumbnails_of_cut_clips_and_drops_orphaned_ones(data_di
         assert clip.thumb_path == f"thumbs/{cut}.jpg.age"
         store.delete_clip(cut)  # retention of a cut clip takes its thumbnail with it
         assert not (data_dir / "thumbs" / f"{cut}.jpg.age").exists()
+
+
+#: the clips and events tables exactly as schema 1 created them (before audit_pending_from)
+SCHEMA_1 = """
+CREATE TABLE events (id TEXT PRIMARY KEY, kind TEXT NOT NULL CHECK (kind IN ('motion', 'ring')),
+    started_at REAL NOT NULL, ended_at REAL, score REAL NOT NULL DEFAULT 0,
+    zones TEXT NOT NULL DEFAULT '[]', clip_id TEXT);
+CREATE INDEX events_started ON events (started_at);
+CREATE TABLE clips (id TEXT PRIMARY KEY, event_id TEXT, started_at REAL NOT NULL, ended_at REAL,
+    duration_s REAL NOT NULL DEFAULT 0, size_bytes INTEGER NOT NULL DEFAULT 0,
+    trigger TEXT NOT NULL CHECK (trigger IN ('motion', 'ring', 'continuation', 'recovered')),
+    zones TEXT NOT NULL DEFAULT '[]', sealed INTEGER NOT NULL DEFAULT 0,
+    interrupted INTEGER NOT NULL DEFAULT 0, path TEXT NOT NULL UNIQUE, thumb_path TEXT,
+    sha256 TEXT);
+CREATE INDEX clips_started ON clips (started_at);
+PRAGMA user_version=1;
+"""
+
+
+def test_a_schema_1_index_is_migrated_and_its_sealed_clips_count_as_audited(
+    data_dir: Path,
+) -> None:
+    import sqlite3
+    import threading
+
+    sealed, unsealed = new_clip_id(T0), new_clip_id(T0 + 60)
+    db = sqlite3.connect(data_dir / "index.sqlite3")
+    db.execute("PRAGMA journal_mode=WAL")  # as schema 1's Store.open left it
+    db.executescript(SCHEMA_1)
+    for clip_id, started, is_sealed in ((sealed, T0, 1), (unsealed, T0 + 60, 0)):
+        relative = f"clips/2023/11/14/{clip_id}.mp4.age"
+        (data_dir / relative).parent.mkdir(parents=True, exist_ok=True)
+        (data_dir / relative).write_bytes(b"c" * 100)
+        db.execute(
+            "INSERT INTO clips (id, started_at, duration_s, size_bytes, trigger, sealed, path,"
+            " sha256) VALUES (?, ?, 5, 100, 'motion', ?, ?, ?)",
+            (clip_id, started, is_sealed, relative, "cd" * 32),
+        )
+    db.commit()
+    db.close()
+
+    # the recorder and the web process may open the old index at the same moment
+    barrier, errors = threading.Barrier(4), []
+
+    def open_it() -> None:
+        barrier.wait()
+        try:
+            Store.open(data_dir).close()
+        except Exception as error:  # collected and asserted below
+            errors.append(error)
+
+    threads = [threading.Thread(target=open_it) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    db = sqlite3.connect(data_dir / "index.sqlite3")
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+    columns = [row[1] for row in db.execute("PRAGMA table_info(clips)")]
+    db.close()
+    assert columns.count("audit_pending_from") == 1
+    with Store.open(data_dir) as store:
+        old = store.get_clip(sealed)
+        assert old.sealed and old.sha256 == "cd" * 32 and old.audit_pending_from is None
+        assert store.clips_owing_audit() == []  # existing sealed clips count as audited
+        store.seal_clip(unsealed, ended_at=T0 + 65, duration_s=5, size_bytes=100,
+                        sha256="ef" * 32, audit_pending_from=7)  # fmt: skip
+        assert [(c.id, c.audit_pending_from) for c in store.clips_owing_audit()] == [(unsealed, 7)]
+        store.mark_audited(unsealed)
+        assert store.clips_owing_audit() == []
+        assert store.reconcile().clips_marked_interrupted == ()

@@ -10,6 +10,9 @@ then kills it with SIGKILL and checks the data dir *as a restart finds it*:
 - every clip file has an index row; an unsealed row (the clip being written) exists at most
   once, and after the next restart it is flagged interrupted and its prefix plays;
 - temp files left by the cut are gone after the next restart;
+- every clip sealed (and not interrupted) when the power went has exactly one ``clip.sealed``
+  entry once the next start reached ``recorder.start``: a cut between sealing in the index
+  and that entry is repaired by the restart (``recovered: true``), never doubled;
 - no sealed clip ever disappears without a ``clip.deleted`` audit entry (lost) or fails to
   decrypt (corrupt).
 
@@ -71,6 +74,7 @@ class PowerCutReport:
     deletions_audited: int = 0
     deletions_finished_by_reconcile: int = 0
     sealed_without_audit_entry: list[str] = field(default_factory=list)
+    audit_entries_recovered: int = 0
     temp_files_left: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     phases: collections.Counter = field(default_factory=collections.Counter)
@@ -94,6 +98,7 @@ class PowerCutReport:
             ("retention deletions audited", self.deletions_audited),
             ("deletions cut midway, finished by reconcile", self.deletions_finished_by_reconcile),
             ("sealed but cut before the clip.sealed entry", len(self.sealed_without_audit_entry)),
+            ("  ... entry appended by the restart (recovered)", self.audit_entries_recovered),
             ("kill moments", dict(self.phases)),
             ("temp files left after restart", len(self.temp_files_left)),
             ("plaintext hits", len(self.plaintext)),
@@ -124,6 +129,8 @@ def _kill_phase(rows: list[dict], temps: list[Path], entries: list[dict]) -> str
     audited = {e["object"] for e in entries if e.get("action") == "clip.sealed"}
     if any(r["sealed"] and not r["interrupted"] and r["id"] not in audited for r in rows):
         return "sealing (index sealed, audit entry not yet)"
+    if any(r.get("audit_pending_from") is not None for r in rows):
+        return "sealing (audit entry written, index not yet told)"
     if temps:
         return "atomic write (thumbnail)"
     if any(not r["sealed"] for r in rows):
@@ -153,6 +160,7 @@ def run_power_cuts(
     pending_interrupted: set[str] = set()
     pending_temps: list[Path] = []
     pending_missing: set[str] = set()
+    sealed_at_cut: dict[str, bool] = {}  # clip sealed when the power went -> had its entry
     for cycle in range(cycles):
         starts = _starts(data_dir)
         process = start_doorbell("recorder", "--config", str(config), "--no-live")
@@ -165,6 +173,7 @@ def run_power_cuts(
             # The restart has reconciled: what the previous cut left must be cleaned up.
             left = [str(p) for p in pending_temps if p.exists()]
             report.temp_files_left += left
+            _check_audited_after_restart(data_dir, sealed_at_cut, report, f"cycle {cycle}")
             delay = rng.uniform(0.0, max_delay_s)
             ring_at = sorted(rng.uniform(0.0, delay) for _ in range(rng.randint(1, 3)))
             begin = time.monotonic()
@@ -183,14 +192,41 @@ def run_power_cuts(
         entries = audit_entries(data_dir)
         pending_temps = temp_files(data_dir)
         report.phases[_kill_phase(rows, pending_temps, entries)] += 1
+        audited = {e["object"] for e in entries if e["action"] == "clip.sealed"}
+        sealed_at_cut = {r["id"]: r["id"] in audited for r in rows
+                         if r["sealed"] and not r["interrupted"]}  # fmt: skip
         pending_interrupted = {r["id"] for r in rows if not r["sealed"]}
         if len(pending_interrupted) > 1:
             report.problems.append(f"cycle {cycle}: {len(pending_interrupted)} unsealed clips")
         log(f"cycle {cycle + 1}/{cycles}: cut after {delay:.2f} s; {report.summary()}")
-    _clean_restart(config, data_dir, identity, report, verified)
+    _clean_restart(config, data_dir, identity, report, verified, sealed_at_cut)
     report.plaintext = plaintext_hits(data_dir)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _check_audited_after_restart(
+    data_dir: Path, sealed_at_cut: dict[str, bool], report: PowerCutReport, when: str
+) -> None:
+    """Once a restart appended ``recorder.start``: each clip that was sealed (and not
+    interrupted) when the power went has exactly one ``clip.sealed`` entry; one the cut left
+    without it got it from the restart, marked ``recovered``. (Deleted since by retention or
+    not, the entry stays in the log; clips the new process sealed are not judged here, they
+    may be in that very gap while we read.)"""
+    entries = [e for e in audit_entries(data_dir) if e["action"] == "clip.sealed"]
+    by_clip = collections.defaultdict(list)
+    for entry in entries:
+        by_clip[entry["object"]].append(entry)
+    for clip_id, had_entry in sorted(sealed_at_cut.items()):
+        found = by_clip.get(clip_id, [])
+        if len(found) != 1:
+            report.problems.append(f"{when}: sealed clip {clip_id} has {len(found)} clip.sealed "
+                                   "entries after the restart (want exactly 1)")  # fmt: skip
+        elif not had_entry:
+            if found[0]["details"].get("recovered") is True:
+                report.audit_entries_recovered += 1
+            else:
+                report.problems.append(f"{when}: {clip_id}: entry not marked recovered")
 
 
 def _check_after_cut(
@@ -274,12 +310,14 @@ def _check_after_cut(
 
 
 def _clean_restart(config: Path, data_dir: Path, identity, report: PowerCutReport,
-                   verified: dict[str, str]) -> None:  # fmt: skip
-    """One last restart, stopped by SIGTERM: exit 0, index and files agree, log verifies."""
+                   verified: dict[str, str], sealed_at_cut: dict[str, bool]) -> None:  # fmt: skip
+    """One last restart, stopped by SIGTERM: exit 0, index and files agree, log verifies,
+    every sealed clip has exactly one ``clip.sealed`` entry."""
     starts = _starts(data_dir)
     process = start_doorbell("recorder", "--config", str(config), "--no-live")
     try:
         _wait_started(data_dir, process, starts)
+        _check_audited_after_restart(data_dir, sealed_at_cut, report, "last restart")
         time.sleep(0.5)
         process.send_signal(signal.SIGTERM)
         _out, err = process.communicate(timeout=60)
@@ -297,6 +335,15 @@ def _clean_restart(config: Path, data_dir: Path, identity, report: PowerCutRepor
         report.problems.append("temp files after a clean stop")
     if any(not c.sealed for c in rows):
         report.problems.append("unsealed clip after a clean stop")
+    counts = collections.Counter(
+        e["object"] for e in audit_entries(data_dir) if e["action"] == "clip.sealed"
+    )
+    for clip in rows:
+        if not clip.interrupted and counts[clip.id] != 1:
+            report.problems.append(f"after a clean stop {clip.id} has {counts[clip.id]} "
+                                   "clip.sealed entries (want exactly 1)")  # fmt: skip
+        if clip.audit_pending_from is not None:
+            report.problems.append(f"after a clean stop {clip.id} still owes its audit entry")
     for clip in rows:
         if not clip.interrupted and verified.get(clip.id) != clip.sha256:
             row = {"sha256": clip.sha256, "size_bytes": clip.size_bytes}
