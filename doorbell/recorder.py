@@ -30,7 +30,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -42,7 +42,7 @@ from doorbell.clipfile import EncryptedClipWriter, write_encrypted_file
 from doorbell.clipstate import EventStateMachine
 from doorbell.config import Config, MotionConfig
 from doorbell.errors import CameraEnded, CameraError, ConfigError, DoorbellError
-from doorbell.sealaudit import append_clip_sealed, recover_clip_sealed_entries
+from doorbell.sealaudit import SealAudit, append_clip_sealed, recover_clip_sealed_entries
 from doorbell.settings_watch import SettingsWatcher
 from doorbell.store import Store, free_bytes, new_clip_id, thumb_relative_path
 from doorbell.video import EncodedPacket, H264Encoder, PacketRing, StreamInfo, encode_jpeg
@@ -69,15 +69,8 @@ def is_disk_full(error: BaseException) -> bool:
     return False
 
 
-class AuditSink(Protocol):
-    @property
-    def size(self) -> int: ...
-
-    def append(
-        self, actor: str, action: str, object: str = "", details: dict[str, Any] | None = None
-    ) -> int: ...
-
-    def entries(self, start: int = 0) -> Iterator[tuple[int, bytes]]: ...
+#: What the recorder needs of the audit log (append, size, entries): the same as sealaudit.
+AuditSink = SealAudit
 
 
 class MotionSource(Protocol):
