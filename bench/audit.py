@@ -64,17 +64,24 @@ def build_bulk(root: Path, count: int) -> Path:
     compact = merkle.CompactRange.from_bytes(size, peaks)
     rows = []
     for index in range(size, count):
-        leaf = encode_entry(index=index, timestamp=1_767_323_045.0 + index, actor="owner",
-                            action="clip.viewed", object=f"clip/2026/01/02/{index:08d}",
-                            details={"session": index % 97})  # fmt: skip
+        leaf = encode_entry(
+            index=index,
+            timestamp=1_767_323_045.0 + index,
+            actor="owner",
+            action="clip.viewed",
+            object=f"clip/2026/01/02/{index:08d}",
+            details={"session": index % 97},
+        )
         leaf_hash = merkle.leaf_hash(leaf)
         rows.append((index, leaf, leaf_hash, b"".join(compact.append(leaf_hash))))
         if len(rows) == 10_000:
             conn.executemany("INSERT INTO entries VALUES (?, ?, ?, ?)", rows)
             rows.clear()
     conn.executemany("INSERT INTO entries VALUES (?, ?, ?, ?)", rows)
-    conn.execute("UPDATE tree SET size = ?, peaks = ?, root = ?",
-                 (compact.size, compact.to_bytes(), compact.root()))  # fmt: skip
+    conn.execute(
+        "UPDATE tree SET size = ?, peaks = ?, root = ?",
+        (compact.size, compact.to_bytes(), compact.root()),
+    )
     conn.execute("COMMIT")
     conn.close()
     with AuditLog.open(data_dir, signer=signer) as log:
@@ -106,13 +113,15 @@ def proof_sizes(data_dir: Path, count: int) -> list[dict]:
     with AuditLog.open(data_dir) as log:
         size = 10
         while size <= count:
-            rows.append({
-                "size": size,
-                "log2": math.ceil(math.log2(size)),
-                "inclusion_last": len(log.inclusion_proof(size - 1, size)),
-                "inclusion_middle": len(log.inclusion_proof(size // 2, size)),
-                "consistency_half": len(log.consistency_proof(max(1, size // 2 + 1), size)),
-            })  # fmt: skip
+            rows.append(
+                {
+                    "size": size,
+                    "log2": math.ceil(math.log2(size)),
+                    "inclusion_last": len(log.inclusion_proof(size - 1, size)),
+                    "inclusion_middle": len(log.inclusion_proof(size // 2, size)),
+                    "consistency_half": len(log.consistency_proof(max(1, size // 2 + 1), size)),
+                }
+            )
             size *= 10
     return rows
 
@@ -152,14 +161,20 @@ def main() -> None:
         f"durable appends (WAL, synchronous=FULL): {rate:,.0f} entries/s ({args.appends} appends)"
     )
     print(f"verify {args.entries:,} entries ({total_bytes / 1e6:.1f} MB): {verify_s:.2f} s")
-    print(f"  baseline read + SHA-256 per entry:  {per_entry_s:.2f} s  -> ratio "
-          f"{verify_s / per_entry_s:.2f}x (target <= 3x)")  # fmt: skip
-    print(f"  one streaming SHA-256 (in memory):  {stream_s:.2f} s  -> ratio "
-          f"{verify_s / stream_s:.2f}x")  # fmt: skip
+    print(
+        f"  baseline read + SHA-256 per entry:  {per_entry_s:.2f} s  -> ratio "
+        f"{verify_s / per_entry_s:.2f}x (target <= 3x)"
+    )
+    print(
+        f"  one streaming SHA-256 (in memory):  {stream_s:.2f} s  -> ratio "
+        f"{verify_s / stream_s:.2f}x"
+    )
     print(f"{'size':>10} {'log2':>5} {'incl(last)':>11} {'incl(mid)':>10} {'consist(n/2+1)':>15}")
     for row in proofs:
-        print(f"{row['size']:>10,} {row['log2']:>5} {row['inclusion_last']:>11} "
-              f"{row['inclusion_middle']:>10} {row['consistency_half']:>15}")  # fmt: skip
+        print(
+            f"{row['size']:>10,} {row['log2']:>5} {row['inclusion_last']:>11} "
+            f"{row['inclusion_middle']:>10} {row['consistency_half']:>15}"
+        )
     out = Path(__file__).resolve().parent / "results"
     out.mkdir(exist_ok=True)
     (out / "audit.json").write_text(json.dumps(report, indent=2) + "\n")

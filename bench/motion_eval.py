@@ -228,8 +228,15 @@ def main(argv: list[str] | None = None) -> int:
             f"{_fmt(o['onset_median'])}/{_fmt(o['onset_p90'])}/{_fmt(o['onset_max'])} | "
             f"{_fmt(b['onset_median'])}/{_fmt(b['onset_p90'])}/{_fmt(b['onset_max'])}"
         )
-        cells = (scenario, o["events"], pair("recall"), pair("false_per_hour"), onset,
-                 pair("ms_per_frame"), row["speed_ratio"])  # fmt: skip
+        cells = (
+            scenario,
+            o["events"],
+            pair("recall"),
+            pair("false_per_hour"),
+            onset,
+            pair("ms_per_frame"),
+            row["speed_ratio"],
+        )
         print(" ".join(f"{c:>{w}}" for c, w in zip(cells, widths, strict=True)), flush=True)
     all_ours = [r["ours"]["ms_per_frame"] for r in rows.values()]
     all_base = [r["baseline"]["ms_per_frame"] for r in rows.values()]

@@ -34,10 +34,17 @@ CAMERA_BUFFERS = 4
 
 def camera_config(args: argparse.Namespace, data_dir: str) -> dict:
     return {
-        "camera": {"backend": "mock", "scenario": "doorstep", "seed": 7, "realtime": False,
-                   "width": args.width, "height": args.height, "fps": args.fps},
+        "camera": {
+            "backend": "mock",
+            "scenario": "doorstep",
+            "seed": 7,
+            "realtime": False,
+            "width": args.width,
+            "height": args.height,
+            "fps": args.fps,
+        },
         "storage": {"data_dir": data_dir, "retention_days": 0, "min_free_gb": 0.0},
-    }  # fmt: skip
+    }
 
 
 def frames(config, count: int):
@@ -86,8 +93,13 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict:
             durations = run_recorder(config, count)
         cpu = cpu_seconds() - start
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"mode": mode, "cpu_s": cpu, "frames": count, "peak_rss_mb": peak_kib / 1024,
-            "durations": durations}  # fmt: skip
+    return {
+        "mode": mode,
+        "cpu_s": cpu,
+        "frames": count,
+        "peak_rss_mb": peak_kib / 1024,
+        "durations": durations,
+    }
 
 
 def run_recorder(config, count: int) -> list[float]:

@@ -64,10 +64,14 @@ class SkimageLBP:
             small, scale_factor=1.2, step_ratio=1, min_size=(20, 20), max_size=(400, 400)
         )
         return [
-            (d["c"] / scale, d["r"] / scale, (d["c"] + d["width"]) / scale,
-             (d["r"] + d["height"]) / scale)
+            (
+                d["c"] / scale,
+                d["r"] / scale,
+                (d["c"] + d["width"]) / scale,
+                (d["r"] + d["height"]) / scale,
+            )
             for d in found
-        ]  # fmt: skip
+        ]
 
 
 class MediaPipeBlazeFace:

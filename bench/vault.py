@@ -222,8 +222,12 @@ def main() -> None:
     args = parser.parse_args()
     size = args.size_mb * MB
     small, full = max(8 * MB, size // 8), size
-    rss = {"small_mb": small // MB, "small_kib": streaming_rss(small),
-           "full_mb": full // MB, "full_kib": streaming_rss(full)}  # fmt: skip
+    rss = {
+        "small_mb": small // MB,
+        "small_kib": streaming_rss(small),
+        "full_mb": full // MB,
+        "full_kib": streaming_rss(full),
+    }
     measured = measure_throughput(size, args.runs)
     seeks = seek_file_times(args.seek_file_mb * MB)
     rates = {
@@ -252,16 +256,24 @@ def main() -> None:
     print(f"{'':10}{'ours MB/s':>12}{'raw AEAD':>12}{'pyrage':>12}{'vs raw':>9}{'vs pyrage':>11}")
     for op in ("encrypt", "decrypt"):
         r, q = rates[op], result["ratios"][op]
-        print(f"{op:10}{r['ours']:12.0f}{r['raw']:12.0f}{r['pyrage']:12.0f}"
-              f"{q['vs_raw']:8.2f}x{q['vs_pyrage']:10.2f}x")  # fmt: skip
-    print(f"(decrypt vs AEAD over an in-memory buffer, no reads: "
-          f"{result['decrypt_vs_raw_in_memory']:.2f}x)")  # fmt: skip
-    print(f"read 64 KiB after seek in a {args.seek_file_mb} MB file: "
-          f"0% {seeks['0%'] * 1e6:.0f} us, 90% {seeks['90%'] * 1e6:.0f} us"
-          f" ({result['seek_90_over_0']:.2f}x)")  # fmt: skip
-    print(f"peak RSS streaming {rss['small_mb']} MB: {rss['small_kib'] / 1024:.1f} MiB, "
-          f"{rss['full_mb']} MB: {rss['full_kib'] / 1024:.1f} MiB "
-          f"({result['rss_full_over_small']:.2f}x)")  # fmt: skip
+        print(
+            f"{op:10}{r['ours']:12.0f}{r['raw']:12.0f}{r['pyrage']:12.0f}"
+            f"{q['vs_raw']:8.2f}x{q['vs_pyrage']:10.2f}x"
+        )
+    print(
+        f"(decrypt vs AEAD over an in-memory buffer, no reads: "
+        f"{result['decrypt_vs_raw_in_memory']:.2f}x)"
+    )
+    print(
+        f"read 64 KiB after seek in a {args.seek_file_mb} MB file: "
+        f"0% {seeks['0%'] * 1e6:.0f} us, 90% {seeks['90%'] * 1e6:.0f} us"
+        f" ({result['seek_90_over_0']:.2f}x)"
+    )
+    print(
+        f"peak RSS streaming {rss['small_mb']} MB: {rss['small_kib'] / 1024:.1f} MiB, "
+        f"{rss['full_mb']} MB: {rss['full_kib'] / 1024:.1f} MiB "
+        f"({result['rss_full_over_small']:.2f}x)"
+    )
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "vault.json").write_text(json.dumps(result, indent=2) + "\n")
 

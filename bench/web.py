@@ -53,15 +53,22 @@ def build_data_dir(root: Path, clip_mb: int) -> tuple[Path, str]:
         with open(path, "wb") as raw, encrypt(raw, [identity.recipient]) as writer:
             for _ in range(clip_mb):
                 writer.write(block)
-        store.seal_clip(big_id, ended_at=T0 + 600, duration_s=600,
-                        size_bytes=path.stat().st_size, sha256="0" * 64)  # fmt: skip
+        store.seal_clip(
+            big_id,
+            ended_at=T0 + 600,
+            duration_s=600,
+            size_bytes=path.stat().st_size,
+            sha256="0" * 64,
+        )
         db = store._db
         db.execute("BEGIN")
         for i in range(10_000):
             started = T0 + 3600 + i * 60
             clip_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started)) + f"-{i:08x}"
-            db.execute("INSERT INTO events (id, kind, started_at) VALUES (?, ?, ?)",
-                       (f"e{i}", "ring" if i % 10 == 0 else "motion", started))  # fmt: skip
+            db.execute(
+                "INSERT INTO events (id, kind, started_at) VALUES (?, ?, ?)",
+                (f"e{i}", "ring" if i % 10 == 0 else "motion", started),
+            )
             db.execute(
                 "INSERT INTO clips (id, event_id, started_at, duration_s, size_bytes, trigger,"
                 " sealed, path) VALUES (?, ?, ?, 10, 1000000, 'motion', 1, ?)",
@@ -78,8 +85,9 @@ class Client:
         self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         self.cookie = cookie
 
-    def request(self, method: str, path: str, body: str | None = None,
-                headers: dict | None = None) -> tuple[int, dict, bytes]:  # fmt: skip
+    def request(
+        self, method: str, path: str, body: str | None = None, headers: dict | None = None
+    ) -> tuple[int, dict, bytes]:
         sent = dict(headers or {})
         if self.cookie:
             sent["Cookie"] = self.cookie
@@ -137,8 +145,11 @@ def ttfb(port: int, cookie: str, clip_id: str, offset: int, repeats: int) -> flo
     for _ in range(repeats):
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         started = time.perf_counter()
-        connection.request("GET", f"/clips/{clip_id}/video", headers={
-            "Cookie": cookie, "Range": f"bytes={offset}-{offset + 65535}"})  # fmt: skip
+        connection.request(
+            "GET",
+            f"/clips/{clip_id}/video",
+            headers={"Cookie": cookie, "Range": f"bytes={offset}-{offset + 65535}"},
+        )
         response = connection.getresponse()
         response.read(1)
         samples.append(time.perf_counter() - started)
@@ -167,8 +178,10 @@ def main() -> None:
             f'[storage]\ndata_dir = "{data_dir}"\n[web]\nport = {port}\ntls = false\n'
             f'[live]\nsocket_path = "{root / "live.sock"}"\n'
         )
-        process = subprocess.Popen([sys.executable, "-m", "doorbell.cli", "web", "--config",
-                                    str(config)], stderr=subprocess.DEVNULL)  # fmt: skip
+        process = subprocess.Popen(
+            [sys.executable, "-m", "doorbell.cli", "web", "--config", str(config)],
+            stderr=subprocess.DEVNULL,
+        )
         try:
             for _ in range(200):
                 try:

@@ -35,8 +35,14 @@ MAX_POLYGON_POINTS = 256
 MAX_POLYGONS = 64
 
 
-def _key(default: Any, doc: str, *, min: float | None = None, max: float | None = None,
-         choices: tuple[Any, ...] | None = None) -> Any:  # fmt: skip
+def _key(
+    default: Any,
+    doc: str,
+    *,
+    min: float | None = None,
+    max: float | None = None,
+    choices: tuple[Any, ...] | None = None,
+) -> Any:
     """A config field with its documentation and the values it allows."""
     meta = {"doc": doc, "min": min, "max": max, "choices": choices}
     if isinstance(default, list | tuple):
@@ -81,15 +87,29 @@ class CameraConfig:
     scenario: str = _key(
         "doorstep",
         "mock backend: which scripted scene to play (doorstep mixes them all, for the demo)",
-        choices=("doorstep", "person", "person_night", "person_light", "person_close",
-                 "delivery", "car", "porch_light", "cloud", "wind", "night_noise", "rain",
-                 "snow", "exposure"),
-    )  # fmt: skip
+        choices=(
+            "doorstep",
+            "person",
+            "person_night",
+            "person_light",
+            "person_close",
+            "delivery",
+            "car",
+            "porch_light",
+            "cloud",
+            "wind",
+            "night_noise",
+            "rain",
+            "snow",
+            "exposure",
+        ),
+    )
     seed: int = _key(0, "mock backend: random seed (same seed, same frames)", min=0, max=2**31 - 1)
     hardware_encoder: bool = _key(
-        True, "picamera2 backend: H.264 from the camera's hardware encoder where the Pi has "
+        True,
+        "picamera2 backend: H.264 from the camera's hardware encoder where the Pi has "
         "one (not the Pi 5); false: libx264 in software",
-    )  # fmt: skip
+    )
 
 
 @dataclass(frozen=True)
@@ -99,9 +119,11 @@ class MotionConfig:
         25, "grey-level difference from the background that counts as change", min=1, max=255
     )
     dark_threshold: int = _key(
-        10, "threshold in a dark (night, infrared) picture; in between it scales with brightness",
-        min=1, max=255,
-    )  # fmt: skip
+        10,
+        "threshold in a dark (night, infrared) picture; in between it scales with brightness",
+        min=1,
+        max=255,
+    )
     min_area_px: int = _key(
         120, "smallest moving blob, in pixels of the low-resolution stream", min=1, max=2_000_000
     )
@@ -115,25 +137,37 @@ class MotionConfig:
         2.0, "seconds without motion before an event is declared over", min=0.0, max=600.0
     )
     global_change_ratio: float = _key(
-        0.6, "share of the frame changing at once that is treated as a light or exposure change",
-        min=0.05, max=1.0,
-    )  # fmt: skip
+        0.6,
+        "share of the frame changing at once that is treated as a light or exposure change",
+        min=0.05,
+        max=1.0,
+    )
     denoise_px: int = _key(
-        5, "Gaussian blur kernel before comparing, in lores pixels (even values round up)",
-        min=1, max=15,
-    )  # fmt: skip
+        5,
+        "Gaussian blur kernel before comparing, in lores pixels (even values round up)",
+        min=1,
+        max=15,
+    )
     light_change_similarity: float = _key(
-        0.8, "a changed region whose pixels correlate this much with the background is a "
-        "light or exposure change, not an object (0..1)", min=0.1, max=1.0,
-    )  # fmt: skip
+        0.8,
+        "a changed region whose pixels correlate this much with the background is a "
+        "light or exposure change, not an object (0..1)",
+        min=0.1,
+        max=1.0,
+    )
     persist_frames: int = _key(
-        2, "frames in a row a pixel must keep changing to count as part of an object (rain, "
-        "snow and sensor grain do not stay put)", min=1, max=20,
-    )  # fmt: skip
+        2,
+        "frames in a row a pixel must keep changing to count as part of an object (rain, "
+        "snow and sensor grain do not stay put)",
+        min=1,
+        max=20,
+    )
     persist_share: float = _key(
-        0.5, "share of min_area_px a region must hold in persisting pixels to be an object",
-        min=0.0, max=1.0,
-    )  # fmt: skip
+        0.5,
+        "share of min_area_px a region must hold in persisting pixels to be an object",
+        min=0.0,
+        max=1.0,
+    )
     zones: tuple[Polygon, ...] = _key((), "where motion counts; empty means the whole frame")
     masks: tuple[Polygon, ...] = _key((), "areas where motion is ignored (street, tree)")
 
@@ -213,17 +247,21 @@ class PrivacyConfig:
 @dataclass(frozen=True)
 class AuditConfig:
     checkpoint_interval_s: float = _key(
-        5.0, "longest delay between an audit entry and a signed checkpoint covering it",
-        min=0.1, max=3600.0,
-    )  # fmt: skip
+        5.0,
+        "longest delay between an audit entry and a signed checkpoint covering it",
+        min=0.1,
+        max=3600.0,
+    )
 
 
 @dataclass(frozen=True)
 class ExportsConfig:
     request_expiry_days: float = _key(
-        14.0, "undecided export requests expire (as a denial) after this many days",
-        min=0.01, max=365.0,
-    )  # fmt: skip
+        14.0,
+        "undecided export requests expire (as a denial) after this many days",
+        min=0.01,
+        max=365.0,
+    )
     bundle_expiry_days: float = _key(
         3.0, "default lifetime of an approved bundle before it is deleted", min=0.01, max=90.0
     )

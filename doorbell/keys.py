@@ -91,17 +91,22 @@ def identity_file_text(identity: X25519Identity, created: float) -> str:
     )
 
 
-def _seal_identity(identity: X25519Identity, passphrase: str, work_factor: int,
-                   created: float) -> bytes:  # fmt: skip
+def _seal_identity(
+    identity: X25519Identity, passphrase: str, work_factor: int, created: float
+) -> bytes:
     sink = io.BytesIO()
     with encrypt(sink, [ScryptRecipient(passphrase, work_factor=work_factor)]) as writer:
         writer.write(identity_file_text(identity, created).encode("utf-8"))
     return sink.getvalue()
 
 
-def create_owner_keys(data_dir: Path, passphrase: str, *,
-                      work_factor: int = OWNER_KEY_WORK_FACTOR,
-                      clock: Callable[[], float] = time.time) -> X25519Identity:  # fmt: skip
+def create_owner_keys(
+    data_dir: Path,
+    passphrase: str,
+    *,
+    work_factor: int = OWNER_KEY_WORK_FACTOR,
+    clock: Callable[[], float] = time.time,
+) -> X25519Identity:
     """Generate the owner identity; write ``owner.key.age`` (0600) and ``owner.recipients``.
 
     The caller has already judged the passphrase. Refuses to overwrite either file
@@ -179,9 +184,14 @@ def unlock_owner_identity(
     return identity
 
 
-def change_owner_passphrase(data_dir: Path, old_passphrase: str, new_passphrase: str, *,
-                            work_factor: int = OWNER_KEY_WORK_FACTOR,
-                            clock: Callable[[], float] = time.time) -> X25519Identity:  # fmt: skip
+def change_owner_passphrase(
+    data_dir: Path,
+    old_passphrase: str,
+    new_passphrase: str,
+    *,
+    work_factor: int = OWNER_KEY_WORK_FACTOR,
+    clock: Callable[[], float] = time.time,
+) -> X25519Identity:
     """Re-seal ``owner.key.age`` under a new passphrase (atomic replace); same identity.
 
     The new passphrase must pass :func:`doorbell.passphrase.require_strong` and differ from

@@ -322,8 +322,11 @@ class MotionDetector:
         model says a pixel usually differs (recomputed every few frames: it moves slowly)."""
         threshold = self._threshold
         key = (threshold, self._frames // _NOISE_REFRESH_FRAMES)
-        if (self._limits is None or key != self._limits_for
-                or self._noise_seen < _NOISE_SETTLED_FRAMES):  # fmt: skip
+        if (
+            self._limits is None
+            or key != self._limits_for
+            or self._noise_seen < _NOISE_SETTLED_FRAMES
+        ):
             noise = cv2.convertScaleAbs(self._noise, alpha=_NOISE_FACTOR)
             weak = max(1, round(threshold * _WEAK_RATIO))
             self._limits = (cv2.max(noise, threshold), cv2.max(noise, weak))

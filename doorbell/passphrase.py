@@ -35,10 +35,19 @@ _CONSONANTS = "bdfghjklmnprstvz"
 _VOWELS = "aeiou"
 _COMMON = frozenset(
     {
-        "password", "passw0rd", "123456789012", "qwertyuiop", "iloveyou", "letmein",
-        "doorbell", "administrator", "correcthorsebatterystaple", "trustno1", "welcome",
+        "password",
+        "passw0rd",
+        "123456789012",
+        "qwertyuiop",
+        "iloveyou",
+        "letmein",
+        "doorbell",
+        "administrator",
+        "correcthorsebatterystaple",
+        "trustno1",
+        "welcome",
     }
-)  # fmt: skip
+)
 _WORD_SPLIT = re.compile(r"[\s\-_.,;:]+")
 
 
@@ -120,8 +129,13 @@ def generate_passphrase(words: int = 5) -> tuple[str, float]:
 
     def word() -> str:
         pick = secrets.choice
-        return (pick(_CONSONANTS) + pick(_VOWELS) + pick(_CONSONANTS) + pick(_VOWELS)
-                + pick(_CONSONANTS))  # fmt: skip
+        return (
+            pick(_CONSONANTS)
+            + pick(_VOWELS)
+            + pick(_CONSONANTS)
+            + pick(_VOWELS)
+            + pick(_CONSONANTS)
+        )
 
     per_word = math.log2((len(_CONSONANTS) * len(_VOWELS)) ** 2 * len(_CONSONANTS))
     return "-".join(word() for _ in range(words)), per_word * words

@@ -533,8 +533,11 @@ class Recorder:
         Everything else (camera, recording, where the data lives) needs a restart. Returns the
         sections that changed; each application is an audit entry.
         """
-        changed = [name for name in ("motion", "privacy", "storage")
-                   if getattr(new, name) != getattr(self.config, name)]  # fmt: skip
+        changed = [
+            name
+            for name in ("motion", "privacy", "storage")
+            if getattr(new, name) != getattr(self.config, name)
+        ]
         if not changed:
             return changed
         storage = dataclasses.replace(new.storage, data_dir=self.config.storage.data_dir)

@@ -28,11 +28,19 @@ from doorbell.errors import ConfigError
 SETTINGS_FILE = "settings.toml"
 
 #: (section, key) pairs the owner may set from the web UI, and nothing else.
-OWNER_KEYS: frozenset[tuple[str, str]] = frozenset({
-    ("storage", "retention_days"), ("storage", "quota_gb"), ("storage", "min_free_gb"),
-    ("motion", "enabled"), ("motion", "threshold"), ("motion", "min_area_px"),
-    ("motion", "zones"), ("motion", "masks"), ("privacy", "masks"),
-})  # fmt: skip
+OWNER_KEYS: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("storage", "retention_days"),
+        ("storage", "quota_gb"),
+        ("storage", "min_free_gb"),
+        ("motion", "enabled"),
+        ("motion", "threshold"),
+        ("motion", "min_area_px"),
+        ("motion", "zones"),
+        ("motion", "masks"),
+        ("privacy", "masks"),
+    }
+)
 
 
 def settings_path(data_dir: Path) -> Path:
@@ -69,16 +77,20 @@ def check_owner_document(document: dict[str, Any], where: Path) -> None:
             continue
         for key in table:
             if (section, key) not in OWNER_KEYS:
-                problems.append(f"{where}: {section}.{key}: not an owner setting; set it in "
-                                "the main configuration file")  # fmt: skip
+                problems.append(
+                    f"{where}: {section}.{key}: not an owner setting; set it in "
+                    "the main configuration file"
+                )
     if problems:
         raise ConfigError("\n".join(problems), problems)
 
 
 def layer(base: dict[str, Any], owner: dict[str, Any]) -> dict[str, Any]:
     """``base`` with each key of ``owner`` replacing the same key (one level of sections)."""
-    merged = {section: dict(table) if isinstance(table, dict) else table
-              for section, table in base.items()}  # fmt: skip
+    merged = {
+        section: dict(table) if isinstance(table, dict) else table
+        for section, table in base.items()
+    }
     for section, table in owner.items():
         target = merged.setdefault(section, {})
         if isinstance(target, dict):

@@ -397,9 +397,13 @@ class Store(LockedConnection):
         return event_id
 
     def end_event(
-        self, event_id: str, *, ended_at: float, score: float | None = None,
+        self,
+        event_id: str,
+        *,
+        ended_at: float,
+        score: float | None = None,
         zones: tuple[str, ...] | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """Close an event (its end time, and the peak score and zones seen)."""
         with self._transaction() as db:
             db.execute(

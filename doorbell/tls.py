@@ -44,8 +44,9 @@ def certificate_fingerprint(cert_path: Path) -> str:
     return format_fingerprint(hashlib.sha256(der).digest())
 
 
-def create_self_signed_certificate(data_dir: Path, hostnames: list[str], *,
-                                   clock: Callable[[], float]) -> str:  # fmt: skip
+def create_self_signed_certificate(
+    data_dir: Path, hostnames: list[str], *, clock: Callable[[], float]
+) -> str:
     """Create ``tls/key.pem`` and ``tls/cert.pem`` under ``data_dir``; return the fingerprint.
 
     ``hostnames`` become DNS subject alternative names (the first also the common name);

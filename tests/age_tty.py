@@ -13,8 +13,9 @@ import select
 import time
 
 
-def run_with_tty(argv: list[str], answers: list[str], *, timeout_s: float = 60.0
-                 ) -> tuple[int, str]:  # fmt: skip
+def run_with_tty(
+    argv: list[str], answers: list[str], *, timeout_s: float = 60.0
+) -> tuple[int, str]:
     """Run ``argv`` on a new pty; each time a prompt ending in ':' appears, type the next
     answer. Returns (exit code, everything the terminal showed)."""
     pid, fd = pty.fork()

@@ -73,17 +73,28 @@ def make_world(data_dir: Path, *, clips: int = 3, signer: bool = True) -> Iterat
     clock = WallClock()
     owner = X25519Identity.generate()
     store = Store.open(data_dir, clock=clock)
-    ids = [make_clip(store, [owner.recipient], T0 + 60 * (i + 1), seconds=1.0, seed=i)
-           for i in range(clips)]  # fmt: skip
+    ids = [
+        make_clip(store, [owner.recipient], T0 + 60 * (i + 1), seconds=1.0, seed=i)
+        for i in range(clips)
+    ]
     with AuditLog.open(data_dir, signer=load_device_signer(data_dir / "keys")) as setup:
         # what `doorbell init` does: the owner's first cosignature
         setup.cosign(derive_owner_cosigning_key(owner), OWNER_COSIGNER_NAME, first=True)
-    audit = AuditLog.open(data_dir, signer=load_device_signer(data_dir / "keys") if signer
-                          else None, clock=clock, checkpoint_interval_s=0.1)  # fmt: skip
-    registry = ExportRegistry.open(data_dir, audit, clock=clock, config=ExportsConfig(
-        checkpoint_wait_s=2.0, passphrase_work_factor=10))  # fmt: skip
-    world = World(data_dir, clock, store, audit, registry, owner,
-                  derive_owner_cosigning_key(owner), ids)  # fmt: skip
+    audit = AuditLog.open(
+        data_dir,
+        signer=load_device_signer(data_dir / "keys") if signer else None,
+        clock=clock,
+        checkpoint_interval_s=0.1,
+    )
+    registry = ExportRegistry.open(
+        data_dir,
+        audit,
+        clock=clock,
+        config=ExportsConfig(checkpoint_wait_s=2.0, passphrase_work_factor=10),
+    )
+    world = World(
+        data_dir, clock, store, audit, registry, owner, derive_owner_cosigning_key(owner), ids
+    )
     try:
         yield world
     finally:

@@ -98,8 +98,9 @@ class FakeRequest:
 class MappedArray:
     """A writable view of the request's own buffer (picamera2.MappedArray, reshape=True)."""
 
-    def __init__(self, request: FakeRequest, stream: str, reshape: bool = True,
-                 write: bool = True) -> None:  # fmt: skip
+    def __init__(
+        self, request: FakeRequest, stream: str, reshape: bool = True, write: bool = True
+    ) -> None:
         self._request, self._stream = request, stream
         self.array: np.ndarray | None = None
 
@@ -124,8 +125,14 @@ class Output:
     def stop(self) -> None:
         self.recording = False
 
-    def outputframe(self, frame: Any, keyframe: bool = True, timestamp: Any = None,
-                    packet: Any = None, audio: bool = False) -> None:  # fmt: skip
+    def outputframe(
+        self,
+        frame: Any,
+        keyframe: bool = True,
+        timestamp: Any = None,
+        packet: Any = None,
+        audio: bool = False,
+    ) -> None:
         pass
 
     def _add_stream(self, *args: Any, **kwargs: Any) -> None:
@@ -167,10 +174,16 @@ class H264Encoder(Encoder):
 
     instances: ClassVar[list[H264Encoder]] = []
 
-    def __init__(self, bitrate: int | None = None, repeat: bool = True,
-                 iperiod: int | None = None, framerate: float | None = None,
-                 enable_sps_framerate: bool = False, qp: int | None = None,
-                 profile: str | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        bitrate: int | None = None,
+        repeat: bool = True,
+        iperiod: int | None = None,
+        framerate: float | None = None,
+        enable_sps_framerate: bool = False,
+        qp: int | None = None,
+        profile: str | None = None,
+    ) -> None:
         super().__init__()
         self.bitrate, self.repeat, self.iperiod = bitrate, repeat, iperiod
         self.framerate = framerate
@@ -191,8 +204,11 @@ class H264Encoder(Encoder):
         context.framerate = Fraction(self.framerate or 30).limit_denominator(1001)
         context.bit_rate = self.bitrate or 2_000_000
         context.gop_size = self.iperiod or 60
-        context.options = {"preset": "ultrafast", "tune": "zerolatency",
-                           "x264-params": "bframes=0:scenecut=0"}  # fmt: skip
+        context.options = {
+            "preset": "ultrafast",
+            "tune": "zerolatency",
+            "x264-params": "bframes=0:scenecut=0",
+        }
         if not self.repeat:  # as picamera2's LibavH264Encoder: SPS/PPS once, out of band
             context.flags |= av.codec.context.Flags.GLOBAL_HEADER
         context.open()
@@ -257,10 +273,15 @@ class FakePicamera2:
         self.pre_callback_calls = 0
         FakePicamera2.instances.append(self)
 
-    def create_video_configuration(self, main=None, lores=None, controls=None, buffer_count=6,
-                                   **kwargs):  # fmt: skip
-        return {"main": dict(main), "lores": dict(lores), "controls": dict(controls or {}),
-                "buffer_count": buffer_count}  # fmt: skip
+    def create_video_configuration(
+        self, main=None, lores=None, controls=None, buffer_count=6, **kwargs
+    ):
+        return {
+            "main": dict(main),
+            "lores": dict(lores),
+            "controls": dict(controls or {}),
+            "buffer_count": buffer_count,
+        }
 
     def configure(self, config) -> None:
         self.configured = config
@@ -280,8 +301,11 @@ class FakePicamera2:
         self.encoders.append(encoder)
 
     def stop_encoder(self, encoders=None) -> None:
-        chosen = self.encoders if encoders is None else (
-            encoders if isinstance(encoders, list) else [encoders])  # fmt: skip
+        chosen = (
+            self.encoders
+            if encoders is None
+            else (encoders if isinstance(encoders, list) else [encoders])
+        )
         for encoder in list(chosen):
             encoder.stop()
             self.encoders.remove(encoder)
@@ -340,8 +364,11 @@ def install(monkeypatch: Any) -> types.ModuleType:
     encoders.H264Encoder = H264Encoder if FakePicamera2.hardware_encoder else LibavH264Encoder
     outputs.Output = Output
     module.encoders, module.outputs = encoders, outputs
-    for name, value in (("picamera2", module), ("picamera2.encoders", encoders),
-                        ("picamera2.outputs", outputs)):  # fmt: skip
+    for name, value in (
+        ("picamera2", module),
+        ("picamera2.encoders", encoders),
+        ("picamera2.outputs", outputs),
+    ):
         monkeypatch.setitem(sys.modules, name, value)
     return module
 

@@ -44,8 +44,14 @@ class IndexCamera:
     ``on_frame`` (optional) is called with each index before the frame is returned.
     """
 
-    def __init__(self, count: int, fps: int = 10, *, on_frame: Callable[[int], None] | None = None,
-                 start_index: int = 0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        count: int,
+        fps: int = 10,
+        *,
+        on_frame: Callable[[int], None] | None = None,
+        start_index: int = 0,
+    ) -> None:
         self.count, self.fps, self.on_frame = count, fps, on_frame
         self.start_index = start_index
         self.width, self.height = WIDTH, HEIGHT
@@ -107,12 +113,23 @@ def make_owner(data_dir: Path) -> X25519Identity:
 
 def recorder_config(data_dir: Path, **sections: dict) -> Config:
     document: dict = {
-        "camera": {"width": WIDTH, "height": HEIGHT, "fps": 10, "lores_width": 160,
-                   "lores_height": 120, "realtime": False},
-        "recording": {"pre_roll_s": 2.0, "post_roll_s": 2.0, "max_clip_s": 30.0,
-                      "keyframe_interval_s": 1.0, "fsync_interval_s": 0.5},
+        "camera": {
+            "width": WIDTH,
+            "height": HEIGHT,
+            "fps": 10,
+            "lores_width": 160,
+            "lores_height": 120,
+            "realtime": False,
+        },
+        "recording": {
+            "pre_roll_s": 2.0,
+            "post_roll_s": 2.0,
+            "max_clip_s": 30.0,
+            "keyframe_interval_s": 1.0,
+            "fsync_interval_s": 0.5,
+        },
         "storage": {"data_dir": str(data_dir), "retention_days": 0, "min_free_gb": 0.0},
-    }  # fmt: skip
+    }
     for name, values in sections.items():
         document.setdefault(name, {}).update(values)
     return parse_config(document)

@@ -37,8 +37,9 @@ def start_doorbell(*args: str, env: dict[str, str] | None = None, **kwargs) -> s
     """
     kwargs.setdefault("stdout", subprocess.DEVNULL)
     if "stderr" in kwargs:
-        return subprocess.Popen([*DOORBELL, *args], env=env, stdin=subprocess.DEVNULL,
-                                text=True, **kwargs)  # fmt: skip
+        return subprocess.Popen(
+            [*DOORBELL, *args], env=env, stdin=subprocess.DEVNULL, text=True, **kwargs
+        )
     log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed by kill_hard
     process = subprocess.Popen(
         [*DOORBELL, *args], env=env, stdin=subprocess.DEVNULL, stderr=log, text=True, **kwargs
@@ -62,14 +63,28 @@ def write_stress_config(
 ) -> Path:
     """A small, fast recorder config: 320x240 mock camera as fast as it renders, 5 s clips."""
     document: dict[str, dict] = {
-        "camera": {"backend": "mock", "scenario": "person", "realtime": False,
-                   "width": WIDTH, "height": HEIGHT, "fps": 10, "lores_width": 160,
-                   "lores_height": 120, **(camera or {})},
-        "recording": {"pre_roll_s": 1.0, "post_roll_s": 3.0, "max_clip_s": 5.0,
-                      "keyframe_interval_s": 0.5, "fsync_interval_s": 0.5, "bitrate_kbps": 300},
+        "camera": {
+            "backend": "mock",
+            "scenario": "person",
+            "realtime": False,
+            "width": WIDTH,
+            "height": HEIGHT,
+            "fps": 10,
+            "lores_width": 160,
+            "lores_height": 120,
+            **(camera or {}),
+        },
+        "recording": {
+            "pre_roll_s": 1.0,
+            "post_roll_s": 3.0,
+            "max_clip_s": 5.0,
+            "keyframe_interval_s": 0.5,
+            "fsync_interval_s": 0.5,
+            "bitrate_kbps": 300,
+        },
         "storage": {"data_dir": str(data_dir), "retention_days": 0, "min_free_gb": 0.0},
         "live": {"socket_path": str(data_dir / "live.sock")},
-    }  # fmt: skip
+    }
     for name, values in sections.items():
         document.setdefault(name, {}).update(values)
     lines = []

@@ -88,8 +88,9 @@ def seal(data: bytes, *, splits: list[int] | None = None, armor: bool = False) -
 READ_SIZES = (10000, CHUNK_SIZE)
 
 
-def released(source: io.RawIOBase | io.BytesIO, read_size: int = 10000,
-             **options: bool) -> tuple[bytes, Exception | None]:  # fmt: skip
+def released(
+    source: io.RawIOBase | io.BytesIO, read_size: int = 10000, **options: bool
+) -> tuple[bytes, Exception | None]:
     """All plaintext a reader hands out before it fails, and the failure."""
     out = bytearray()
     try:
@@ -135,9 +136,12 @@ def test_edge_sizes_have_the_expected_chunk_layout(size: int) -> None:
 @settings(max_examples=60, deadline=None)
 @given(
     size=st.sampled_from(EDGE_SIZES[3:]),
-    seeks=st.lists(st.tuples(st.integers(0, 4 * CHUNK_SIZE), st.integers(0, 3 * CHUNK_SIZE)),
-                   min_size=1, max_size=6),
-)  # fmt: skip
+    seeks=st.lists(
+        st.tuples(st.integers(0, 4 * CHUNK_SIZE), st.integers(0, 3 * CHUNK_SIZE)),
+        min_size=1,
+        max_size=6,
+    ),
+)
 def test_random_seeks_read_the_plaintext_slice(size: int, seeks: list[tuple[int, int]]) -> None:
     data = PATTERN[:size]
     reader = decrypt(io.BytesIO(seal(data)), [IDENTITY])

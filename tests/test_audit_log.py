@@ -62,10 +62,17 @@ def test_entries_are_canonical_json_leaves(keyed_dir: Path) -> None:
     assert genesis["details"]["device_vkey"].startswith("doorbell.local/test+")
 
 
-@pytest.mark.parametrize("details", [
-    {"passphrase": "hunter2"}, {"nested": {"owner_secret": 1}}, {"private_key": "x"},
-    {"k": "AGE-SECRET-KEY-1QQQ"}, {"k": ["PRIVATE+KEY+a+00000000+AAAA"]}, {"session_token": "t"},
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "details",
+    [
+        {"passphrase": "hunter2"},
+        {"nested": {"owner_secret": 1}},
+        {"private_key": "x"},
+        {"k": "AGE-SECRET-KEY-1QQQ"},
+        {"k": ["PRIVATE+KEY+a+00000000+AAAA"]},
+        {"session_token": "t"},
+    ],
+)
 def test_secrets_are_refused(data_dir: Path, details: dict) -> None:
     with AuditLog.open(data_dir) as log:
         with pytest.raises(SecretInEntryError):
@@ -75,8 +82,13 @@ def test_secrets_are_refused(data_dir: Path, details: dict) -> None:
 
 def test_bad_entries_are_refused(data_dir: Path) -> None:
     with AuditLog.open(data_dir) as log:
-        bad = [("", "a.b"), ("owner", "Not An Action"), ("owner", "a.b", "", {"x": b"1"}),
-               ("owner", "a.b", "", {"x": float("nan")}), ("owner", "a.b", "x" * 9999)]  # fmt: skip
+        bad = [
+            ("", "a.b"),
+            ("owner", "Not An Action"),
+            ("owner", "a.b", "", {"x": b"1"}),
+            ("owner", "a.b", "", {"x": float("nan")}),
+            ("owner", "a.b", "x" * 9999),
+        ]
         for args in bad:
             with pytest.raises(EntryError):
                 log.append(*args)
@@ -90,8 +102,13 @@ def test_checkpoints_are_batched_within_the_interval(keyed_dir: Path) -> None:
     signer = load_device_signer(keyed_dir / "keys")
     log = AuditLog.open(keyed_dir, signer=signer, clock=clock, checkpoint_interval_s=600)
     try:
-        sizes = lambda: [parse_checkpoint(open_note(n, [signer.verifier()]).text).size  # noqa: E731
-                         for (n,) in log._conn.execute("SELECT note FROM checkpoints")]  # fmt: skip
+
+        def sizes() -> list[int]:
+            return [
+                parse_checkpoint(open_note(n, [signer.verifier()]).text).size
+                for (n,) in log._conn.execute("SELECT note FROM checkpoints")
+            ]
+
         assert sizes() == [1]
         log.append("owner", "a.b")
         log.append("owner", "a.b")
@@ -128,8 +145,9 @@ def test_proofs_from_stored_hashes(keyed_dir: Path) -> None:
         assert root == merkle.root_of(leaves)
         for index in (0, 17, 40):
             merkle.verify_inclusion(index, 41, leaves[index], log.inclusion_proof(index), root)
-        merkle.verify_consistency(13, 41, merkle.root_of(leaves[:13]), root,
-                                  log.consistency_proof(13))  # fmt: skip
+        merkle.verify_consistency(
+            13, 41, merkle.root_of(leaves[:13]), root, log.consistency_proof(13)
+        )
 
 
 def test_owner_cosigns_and_refuses_a_rewritten_history(keyed_dir: Path) -> None:
@@ -187,8 +205,11 @@ CHILD = textwrap.dedent(
 
 
 def _child(data_dir: Path, who: str, count: int) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", CHILD, str(data_dir), who, str(count)],
-                            stdout=subprocess.PIPE, cwd=Path(__file__).parent.parent)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(data_dir), who, str(count)],
+        stdout=subprocess.PIPE,
+        cwd=Path(__file__).parent.parent,
+    )
 
 
 def test_two_processes_appending_make_one_tree(keyed_dir: Path) -> None:

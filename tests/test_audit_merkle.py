@@ -13,8 +13,19 @@ from hypothesis import strategies as st
 from doorbell.audit import merkle
 from tests.conftest import vectors
 
-CT_LEAVES = [bytes.fromhex(h) for h in ["", "00", "10", "2021", "3031", "40414243",
-             "5051525354555657", "606162636465666768696a6b6c6d6e6f"]]  # fmt: skip
+CT_LEAVES = [
+    bytes.fromhex(h)
+    for h in [
+        "",
+        "00",
+        "10",
+        "2021",
+        "3031",
+        "40414243",
+        "5051525354555657",
+        "606162636465666768696a6b6c6d6e6f",
+    ]
+]
 CT_ROOT_8 = "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328"
 
 
@@ -36,8 +47,9 @@ def test_inclusion_vectors_all_pass() -> None:
         case = json.loads(path.read_text())
         proof = [_b64(p) for p in case["proof"] or []]
         try:
-            merkle.verify_inclusion(case["leafIdx"], case["treeSize"], _b64(case["leafHash"]),
-                                    proof, _b64(case["root"]))  # fmt: skip
+            merkle.verify_inclusion(
+                case["leafIdx"], case["treeSize"], _b64(case["leafHash"]), proof, _b64(case["root"])
+            )
             failed = False
         except merkle.ProofError:
             failed = True
@@ -50,8 +62,9 @@ def test_consistency_vectors_all_pass() -> None:
         case = json.loads(path.read_text())
         proof = [_b64(p) for p in case["proof"] or []]
         try:
-            merkle.verify_consistency(case["size1"], case["size2"], _b64(case["root1"]),
-                                      _b64(case["root2"]), proof)  # fmt: skip
+            merkle.verify_consistency(
+                case["size1"], case["size2"], _b64(case["root1"]), _b64(case["root2"]), proof
+            )
             failed = False
         except merkle.ProofError:
             failed = True

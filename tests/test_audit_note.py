@@ -41,8 +41,10 @@ def test_every_note_vector_gives_the_expected_outcome(suite: dict) -> None:
 def test_sumdb_checkpoints_parse_as_tlog_checkpoints(suite: dict) -> None:
     for case in suite["notes"]:
         if case["name"].startswith("sumdb-checkpoint-"):
-            opened = note.open_note(base64.b64decode(case["note_b64"]), [
-                note.Verifier.from_vkey(v) for v in case["vkeys"]])  # fmt: skip
+            opened = note.open_note(
+                base64.b64decode(case["note_b64"]),
+                [note.Verifier.from_vkey(v) for v in case["vkeys"]],
+            )
             checkpoint = note.parse_checkpoint(opened.text)
             assert checkpoint.origin == "go.sum database tree"
             assert str(checkpoint.size) in case["name"]
@@ -75,8 +77,10 @@ def test_go_sum_tree_golden(suite: dict) -> None:
     assert checkpoint.body() == golden["text"].encode()
 
 
-@pytest.mark.parametrize("body", [b"o\n1\n", b"o\n01\nAA==\n", b"o\n1\nAA==\n",
-                                  b"\n1\n" + base64.b64encode(bytes(32)) + b"\n"])  # fmt: skip
+@pytest.mark.parametrize(
+    "body",
+    [b"o\n1\n", b"o\n01\nAA==\n", b"o\n1\nAA==\n", b"\n1\n" + base64.b64encode(bytes(32)) + b"\n"],
+)
 def test_bad_checkpoint_bodies_are_refused(body: bytes) -> None:
     with pytest.raises(note.MalformedNote):
         note.parse_checkpoint(body)

@@ -69,8 +69,10 @@ def _rewrite_everything(data_dir: Path, leaves: list[bytes]) -> None:
         conn.execute(
             "INSERT INTO checkpoints VALUES (?, ?, 0)", (compact.size, sign_note(body, signer))
         )
-    conn.execute("UPDATE tree SET size = ?, peaks = ?, root = ?",
-                 (compact.size, compact.to_bytes(), compact.root()))  # fmt: skip
+    conn.execute(
+        "UPDATE tree SET size = ?, peaks = ?, root = ?",
+        (compact.size, compact.to_bytes(), compact.root()),
+    )
     conn.commit()
     conn.close()
 
@@ -97,8 +99,11 @@ def test_deleted_entry(log_dir: Path) -> None:
 
 def test_reordered_entries(log_dir: Path) -> None:
     leaves = _leaves(log_dir)
-    _sql(log_dir, ("UPDATE entries SET leaf = ? WHERE idx = 7", (leaves[12],)),
-         ("UPDATE entries SET leaf = ? WHERE idx = 12", (leaves[7],)))  # fmt: skip
+    _sql(
+        log_dir,
+        ("UPDATE entries SET leaf = ? WHERE idx = 7", (leaves[12],)),
+        ("UPDATE entries SET leaf = ? WHERE idx = 12", (leaves[7],)),
+    )
     result = verify_data_dir(log_dir)
     assert (result.ok, result.first_bad_index) == (False, 7)
 
@@ -150,11 +155,14 @@ def test_swapped_device_key(log_dir: Path) -> None:
     assert verify_data_dir(log_dir).first_bad_index == 0
 
 
-@pytest.mark.parametrize(("statement", "index"), [
-    ("UPDATE entries SET leaf_hash = zeroblob(32) WHERE idx = 9", 9),
-    ("UPDATE entries SET nodes = zeroblob(64) WHERE idx = 11", 11),
-    ("UPDATE tree SET root = zeroblob(32)", 24),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("statement", "index"),
+    [
+        ("UPDATE entries SET leaf_hash = zeroblob(32) WHERE idx = 9", 9),
+        ("UPDATE entries SET nodes = zeroblob(64) WHERE idx = 11", 11),
+        ("UPDATE tree SET root = zeroblob(32)", 24),
+    ],
+)
 def test_corrupted_stored_hash(log_dir: Path, statement: str, index: int) -> None:
     _sql(log_dir, (statement,))
     result = verify_data_dir(log_dir)

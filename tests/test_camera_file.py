@@ -34,8 +34,15 @@ def clip(tmp_path: Path) -> Path:
 
 
 def config_for(path: Path, **changes) -> CameraConfig:
-    base = CameraConfig(backend="file", path=str(path), width=128, height=96, lores_width=64,
-                        lores_height=48, realtime=False)  # fmt: skip
+    base = CameraConfig(
+        backend="file",
+        path=str(path),
+        width=128,
+        height=96,
+        lores_width=64,
+        lores_height=48,
+        realtime=False,
+    )
     return dataclasses.replace(base, **changes)
 
 

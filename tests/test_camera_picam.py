@@ -22,8 +22,9 @@ from doorbell.camera.picam import PiCamera
 from doorbell.config import CameraConfig, Polygon, RecordingConfig
 from doorbell.errors import CameraError
 
-CONFIG = CameraConfig(backend="picamera2", width=64, height=48, lores_width=32, lores_height=24,
-                      fps=15)  # fmt: skip
+CONFIG = CameraConfig(
+    backend="picamera2", width=64, height=48, lores_width=32, lores_height=24, fps=15
+)
 RECORDING = RecordingConfig(keyframe_interval_s=1.0, bitrate_kbps=1500)
 TOP = Polygon(points=((0.0, 0.0), (1.0, 0.0), (1.0, 0.5), (0.0, 0.5)))
 

@@ -31,8 +31,12 @@ def test_verify_export_show(data_dir: Path, tmp_path: Path, capsys) -> None:
     assert "OK: 7 entries" in capsys.readouterr().out
     assert main(["audit", "export", "--data-dir", str(data_dir), "--out", str(out)]) == 2
     capsys.readouterr()
-    assert main(["audit", "show", "--data-dir", str(data_dir), "--tail", "2",
-                 "--action", "clip.viewed"]) == 0  # fmt: skip
+    assert (
+        main(
+            ["audit", "show", "--data-dir", str(data_dir), "--tail", "2", "--action", "clip.viewed"]
+        )
+        == 0
+    )
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines] == ["#4", "#6"]
     assert "clip/5" in lines[1] and '"n": 5' in lines[1]
@@ -63,8 +67,15 @@ def _init(tmp_path: Path) -> tuple[Path, Path]:
 def test_owner_check_passes_on_a_fresh_data_dir(tmp_path: Path, capsys) -> None:
     data, secret = _init(tmp_path)
     capsys.readouterr()
-    args = ["audit", "verify", "--data-dir", str(data), "--owner-check",
-            "--passphrase-file", str(secret)]  # fmt: skip
+    args = [
+        "audit",
+        "verify",
+        "--data-dir",
+        str(data),
+        "--owner-check",
+        "--passphrase-file",
+        str(secret),
+    ]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert out.startswith("OK:") and "owner anchor: OK" in out
@@ -80,16 +91,27 @@ def test_owner_check_catches_a_log_rebuilt_without_cosignatures(tmp_path: Path, 
     conn.commit()
     conn.close()
     # rebuild: keep only entry 0 (the attacker re-creates the rest differently)
-    leaves = [bytes(r[0]) for r in sqlite3.connect(data / "audit.sqlite3").execute(
-        "SELECT leaf FROM entries ORDER BY idx")]  # fmt: skip
+    leaves = [
+        bytes(r[0])
+        for r in sqlite3.connect(data / "audit.sqlite3").execute(
+            "SELECT leaf FROM entries ORDER BY idx"
+        )
+    ]
     for suffix in ("", "-wal", "-shm"):
         (data / f"audit.sqlite3{suffix}").unlink(missing_ok=True)
     with AuditLog.open(data, signer=load_device_signer(data / "keys")) as log:
         log.append("owner", "something.else")
     assert len(leaves) > 2
     capsys.readouterr()
-    args = ["audit", "verify", "--data-dir", str(data), "--owner-check",
-            "--passphrase-file", str(secret)]  # fmt: skip
+    args = [
+        "audit",
+        "verify",
+        "--data-dir",
+        str(data),
+        "--owner-check",
+        "--passphrase-file",
+        str(secret),
+    ]
     assert main(args) == 1
     out = capsys.readouterr().out
     assert "FAILED" in out and "owner" in out

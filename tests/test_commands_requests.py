@@ -34,8 +34,10 @@ def _setup(data_dir: Path) -> list[str]:
     create_device_key(data_dir / "keys", "doorbell.test/cli")
     owner_init(data_dir, OwnerKeys(identity, derive_owner_cosigning_key(identity)))  # as init does
     with Store.open(data_dir) as store:
-        return [make_clip(store, [identity.recipient], T0 + 60 * (i + 1), seconds=1.0, seed=i)
-                for i in range(3)]  # fmt: skip
+        return [
+            make_clip(store, [identity.recipient], T0 + 60 * (i + 1), seconds=1.0, seed=i)
+            for i in range(3)
+        ]
 
 
 def _run(*args: str) -> tuple[int, str]:
@@ -49,11 +51,29 @@ def test_add_list_show_approve_verify_deny(data_dir: Path, tmp_path: Path) -> No
     key_file = tmp_path / "requester.txt"
     key_file.write_text(f"{requester}\n")
     base = ["--data-dir", str(data_dir)]
-    code, out = _run("requests", "add", *base, "--requester", "PC Smith", "--contact",
-                     "pc@police.example", "--kind", "police", "--legal-basis", "warrant",
-                     "--reference", "W-1", "--from", "2026-01-01T00:00", "--to",
-                     "2026-01-01T01:00", "--reason", "Burglary at number 12 that night.",
-                     "--recipient", str(requester.recipient))  # fmt: skip
+    code, out = _run(
+        "requests",
+        "add",
+        *base,
+        "--requester",
+        "PC Smith",
+        "--contact",
+        "pc@police.example",
+        "--kind",
+        "police",
+        "--legal-basis",
+        "warrant",
+        "--reference",
+        "W-1",
+        "--from",
+        "2026-01-01T00:00",
+        "--to",
+        "2026-01-01T01:00",
+        "--reason",
+        "Burglary at number 12 that night.",
+        "--recipient",
+        str(requester.recipient),
+    )
     assert code == 0, out
     request_id = re.search(r"added (req-[0-9a-f]{12})", out).group(1)
     code, out = _run("requests", "list", *base)
@@ -62,13 +82,33 @@ def test_add_list_show_approve_verify_deny(data_dir: Path, tmp_path: Path) -> No
     assert all(c in out for c in clips)
     wrong = tmp_path / "wrong.txt"
     wrong.write_text("not the passphrase\n")
-    code, out = _run("requests", "approve", *base, request_id, "--clip", clips[0],
-                     "--passphrase-file", str(wrong))  # fmt: skip
+    code, out = _run(
+        "requests",
+        "approve",
+        *base,
+        request_id,
+        "--clip",
+        clips[0],
+        "--passphrase-file",
+        str(wrong),
+    )
     assert code == 1 and "wrong passphrase" in out
     good = tmp_path / "good.txt"
     good.write_text(PASSPHRASE + "\n")
-    code, out = _run("requests", "approve", *base, request_id, "--clip", clips[0], "--clip",
-                     clips[2], "--download-limit", "1", "--passphrase-file", str(good))  # fmt: skip
+    code, out = _run(
+        "requests",
+        "approve",
+        *base,
+        request_id,
+        "--clip",
+        clips[0],
+        "--clip",
+        clips[2],
+        "--download-limit",
+        "1",
+        "--passphrase-file",
+        str(good),
+    )
     assert code == 0, out
     bundle = data_dir / "exports" / f"{request_id}.tar.age"
     code, out = _run("verify-bundle", str(bundle), "-i", str(key_file))
@@ -89,10 +129,25 @@ def test_deny_and_invite(data_dir: Path) -> None:
     base = ["--data-dir", str(data_dir)]
     code, out = _run("requests", "invite", *base, "--label", "insurer", "--days", "2")
     assert code == 0 and re.search(r"/requests/invite/[A-Za-z0-9_-]{43}$", out.strip())
-    code, out = _run("requests", "add", *base, "--requester", "Neighbour", "--contact",
-                     "n@example.org", "--kind", "neighbour", "--legal-basis", "voluntary",
-                     "--from", "2026-01-01T00:00", "--to", "2026-01-01T01:00",
-                     "--reason", "My bike was stolen from the front.")  # fmt: skip
+    code, out = _run(
+        "requests",
+        "add",
+        *base,
+        "--requester",
+        "Neighbour",
+        "--contact",
+        "n@example.org",
+        "--kind",
+        "neighbour",
+        "--legal-basis",
+        "voluntary",
+        "--from",
+        "2026-01-01T00:00",
+        "--to",
+        "2026-01-01T01:00",
+        "--reason",
+        "My bike was stolen from the front.",
+    )
     request_id = re.search(r"(req-[0-9a-f]{12})", out).group(1)
     code, out = _run("requests", "deny", *base, request_id, "--reason", "Not my camera's view.")
     assert code == 0
@@ -109,10 +164,27 @@ def test_verify_bundle_needs_exactly_one_key(tmp_path: Path) -> None:
 
 
 def _add(base: list[str], recipient: str) -> str:
-    code, out = _run("requests", "add", *base, "--requester", "PC Smith", "--contact",
-                     "pc@police.example", "--kind", "police", "--legal-basis", "voluntary",
-                     "--from", "2026-01-01T00:00", "--to", "2026-01-01T01:00", "--reason",
-                     "Parcel taken from the doorstep.", "--recipient", recipient)  # fmt: skip
+    code, out = _run(
+        "requests",
+        "add",
+        *base,
+        "--requester",
+        "PC Smith",
+        "--contact",
+        "pc@police.example",
+        "--kind",
+        "police",
+        "--legal-basis",
+        "voluntary",
+        "--from",
+        "2026-01-01T00:00",
+        "--to",
+        "2026-01-01T01:00",
+        "--reason",
+        "Parcel taken from the doorstep.",
+        "--recipient",
+        recipient,
+    )
     assert code == 0, out
     return re.search(r"added (req-[0-9a-f]{12})", out).group(1)
 
@@ -128,16 +200,33 @@ def test_approve_with_redaction_flags(data_dir: Path, tmp_path: Path) -> None:
     good.write_text(PASSPHRASE + "\n")
     base = ["--data-dir", str(data_dir)]
     request_id = _add(base, str(requester.recipient))
-    for bad, message in ((["--redact-region", "0.5,0.1,0.2,0.3"], "left must be < right"),
-                         (["--keep-region", "0,0,1"], "want x0,y0,x1,y1"),
-                         (["--redact-method", "blur"], "blur")):  # fmt: skip
-        code, out = _run("requests", "approve", *base, request_id, "--all",
-                         "--passphrase-file", str(good), *bad)  # fmt: skip
+    for bad, message in (
+        (["--redact-region", "0.5,0.1,0.2,0.3"], "left must be < right"),
+        (["--keep-region", "0,0,1"], "want x0,y0,x1,y1"),
+        (["--redact-method", "blur"], "blur"),
+    ):
+        code, out = _run(
+            "requests", "approve", *base, request_id, "--all", "--passphrase-file", str(good), *bad
+        )
         assert code == 2 and message in out, out
-    code, out = _run("requests", "approve", *base, request_id, "--clip", clips[0],
-                     "--passphrase-file", str(good), "--redact-region", "0.05,0.05,0.3,0.4",
-                     "--redact-region", "0.6,0.5,0.95,0.95", "--keep-region", "0,0,0.97,1",
-                     "--redact-method", "fill")  # fmt: skip
+    code, out = _run(
+        "requests",
+        "approve",
+        *base,
+        request_id,
+        "--clip",
+        clips[0],
+        "--passphrase-file",
+        str(good),
+        "--redact-region",
+        "0.05,0.05,0.3,0.4",
+        "--redact-region",
+        "0.6,0.5,0.95,0.95",
+        "--keep-region",
+        "0,0,0.97,1",
+        "--redact-method",
+        "fill",
+    )
     assert code == 0, out
     assert "redaction: faces off, 2 region(s), 1 kept region(s), fill" in out
     assert "redacting: 100%" in out and "clips: 100%" in out  # progress printed
@@ -148,7 +237,8 @@ def test_approve_with_redaction_flags(data_dir: Path, tmp_path: Path) -> None:
     assert "frames: 10, with faces: 0" in out
     manifest, members = bundle_clips(bundle, requester)
     assert manifest["clips"][0]["redaction"]["what"]["keep"] == [
-        [[0, 0], [0.97, 0], [0.97, 1], [0, 1]]]  # fmt: skip
+        [[0, 0], [0.97, 0], [0.97, 1], [0, 1]]
+    ]
     for frame in decoded_frames(members[f"clips/{clips[0]}.mp4"]):
         assert frame[10:44, 12:44].max() <= 12 and frame[:, 157:].max() <= 12
 
@@ -168,8 +258,17 @@ def _owner_files(data_dir: Path, tmp_path: Path) -> tuple[list[str], Path, list[
 
 
 def _approve(data_dir: Path, request_id: str, clip: str, good: Path) -> tuple[int, str]:
-    return _run("requests", "approve", "--data-dir", str(data_dir), request_id, "--clip", clip,
-                "--passphrase-file", str(good))  # fmt: skip
+    return _run(
+        "requests",
+        "approve",
+        "--data-dir",
+        str(data_dir),
+        request_id,
+        "--clip",
+        clip,
+        "--passphrase-file",
+        str(good),
+    )
 
 
 def _actions(data_dir: Path) -> list[str]:
@@ -193,8 +292,16 @@ def _status(data_dir: Path, request_id: str) -> str:
     return out.split(": ", 1)[1].split(" ", 1)[0]
 
 
-def _assert_refused(data_dir: Path, request_id: str, code: int, out: str, *,
-                    before: list[str], cosignatures: int, entry: str) -> None:  # fmt: skip
+def _assert_refused(
+    data_dir: Path,
+    request_id: str,
+    code: int,
+    out: str,
+    *,
+    before: list[str],
+    cosignatures: int,
+    entry: str,
+) -> None:
     """Exit 1, nothing approved or exported or cosigned; the one entry the web path writes."""
     assert code == 1, out
     assert "not approved" in out and "Nothing was exported" in out
@@ -213,13 +320,21 @@ def test_approve_cosigns_through_the_owner_anchor(data_dir: Path, tmp_path: Path
     after = _anchor(data_dir)
     assert after.size > before.size  # the anchor moved on with the approval's cosignature
     assert "audit.anchor_mismatch" not in _actions(data_dir)
-    code, out = _run("audit", "verify", "--data-dir", str(data_dir), "--owner-check",
-                     "--passphrase-file", str(good))  # fmt: skip
+    code, out = _run(
+        "audit",
+        "verify",
+        "--data-dir",
+        str(data_dir),
+        "--owner-check",
+        "--passphrase-file",
+        str(good),
+    )
     assert code == 0 and "owner anchor: OK" in out, out
 
 
-def test_approve_refuses_a_log_rewritten_without_cosignatures(data_dir: Path, tmp_path: Path
-                                                               ) -> None:  # fmt: skip
+def test_approve_refuses_a_log_rewritten_without_cosignatures(
+    data_dir: Path, tmp_path: Path
+) -> None:
     clips, good, (first, second) = _owner_files(data_dir, tmp_path)
     with AuditLog.open(data_dir, signer=load_device_signer(data_dir / "keys")) as log:
         log.append("owner", "clip.downloaded", clips[1])  # what the attacker wants gone
@@ -228,8 +343,9 @@ def test_approve_refuses_a_log_rewritten_without_cosignatures(data_dir: Path, tm
     assert verify_data_dir(data_dir).ok  # the log alone cannot tell
     before = _actions(data_dir)
     code, out = _approve(data_dir, second, clips[0], good)
-    _assert_refused(data_dir, second, code, out, before=before, cosignatures=0,
-                    entry="audit.anchor_mismatch")  # fmt: skip
+    _assert_refused(
+        data_dir, second, code, out, before=before, cosignatures=0, entry="audit.anchor_mismatch"
+    )
     assert "does not match the owner anchor" in out
 
 
@@ -257,8 +373,9 @@ def test_approve_refuses_a_rolled_back_log_that_keeps_an_older_cosignature(
     assert _cosignatures(data_dir) == 1  # init's, which the new log still extends
     before = _actions(data_dir)
     code, out = _approve(data_dir, second, clips[0], good)
-    _assert_refused(data_dir, second, code, out, before=before, cosignatures=1,
-                    entry="audit.anchor_mismatch")  # fmt: skip
+    _assert_refused(
+        data_dir, second, code, out, before=before, cosignatures=1, entry="audit.anchor_mismatch"
+    )
     assert "history was rewritten" in out
 
 
@@ -269,8 +386,9 @@ def test_approve_refuses_a_rolled_back_log_that_keeps_an_older_cosignature(
         ("flip", "audit.anchor_mismatch", "does not open with your key"),
     ],
 )
-def test_approve_refuses_without_a_good_anchor(data_dir: Path, tmp_path: Path, damage: str,
-                                               entry: str, message: str) -> None:  # fmt: skip
+def test_approve_refuses_without_a_good_anchor(
+    data_dir: Path, tmp_path: Path, damage: str, entry: str, message: str
+) -> None:
     clips, good, (first, _second) = _owner_files(data_dir, tmp_path)
     path = data_dir / ANCHOR_FILE
     if damage == "delete":

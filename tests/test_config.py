@@ -133,8 +133,13 @@ def test_several_problems_are_reported_at_once(tmp_path: Path) -> None:
     assert any("camera.fps" in p for p in problems)
     assert any("camera.backend" in p for p in problems)
     assert any("web.port" in p for p in problems)
-    assert any(p.endswith("nope: unknown key (allowed: camera, motion, recording, storage, web, "
-                          "live, gpio, privacy, audit, exports)") for p in problems)  # fmt: skip
+    assert any(
+        p.endswith(
+            "nope: unknown key (allowed: camera, motion, recording, storage, web, "
+            "live, gpio, privacy, audit, exports)"
+        )
+        for p in problems
+    )
 
 
 def test_unknown_key_suggests_the_close_one(tmp_path: Path) -> None:

@@ -66,8 +66,13 @@ def toml_value(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf") if math.isinf(
-            value) else repr(value)  # fmt: skip
+        return (
+            "nan"
+            if math.isnan(value)
+            else ("inf" if value > 0 else "-inf")
+            if math.isinf(value)
+            else repr(value)
+        )
     if isinstance(value, int):
         return str(value)
     if isinstance(value, str):
@@ -75,8 +80,11 @@ def toml_value(value) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(toml_value(v) for v in value if v is not None) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join(f'"{k}" = {toml_value(v)}' for k, v in value.items()
-                               if v is not None) + "}"  # fmt: skip
+        return (
+            "{"
+            + ", ".join(f'"{k}" = {toml_value(v)}' for k, v in value.items() if v is not None)
+            + "}"
+        )
     return '""'
 
 
@@ -85,16 +93,17 @@ def toml_value(value) -> str:
     st.one_of(
         documents.map(
             lambda doc: "\n".join(
-                f'["{name}"]\n' + "\n".join(f'"{k}" = {toml_value(v)}' for k, v in table.items()
-                                            if v is not None)
-                if isinstance(table, dict) else f'"{name}" = {toml_value(table)}'
+                f'["{name}"]\n'
+                + "\n".join(f'"{k}" = {toml_value(v)}' for k, v in table.items() if v is not None)
+                if isinstance(table, dict)
+                else f'"{name}" = {toml_value(table)}'
                 for name, table in doc.items()
             ).encode()
         ),
         st.binary(max_size=300),
         st.text(max_size=300).map(str.encode),
     )
-)  # fmt: skip
+)
 def test_random_files_load_or_raise_config_error(raw: bytes) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "doorbell.toml"

@@ -44,11 +44,17 @@ def initialised(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def config_for(data_dir: Path, **camera: object):
     return parse_config(
         {
-            "camera": {"width": 320, "height": 240, "lores_width": 160, "lores_height": 120,
-                       "realtime": False, **camera},
+            "camera": {
+                "width": 320,
+                "height": 240,
+                "lores_width": 160,
+                "lores_height": 120,
+                "realtime": False,
+                **camera,
+            },
             "storage": {"data_dir": str(data_dir), "min_free_gb": 0.0},
         }
-    )  # fmt: skip
+    )
 
 
 def test_fresh_doorbell_passes_every_check_it_can_make(initialised: Path) -> None:

@@ -35,9 +35,15 @@ def entries_about(world: World, request_id: str) -> list[dict]:
 def approved_bundle(world: World, clips: int = 2, **decision: object) -> tuple:
     request, token = world.registry.submit(world.raw_request(), source="owner")
     result = approve_and_build(
-        world.registry, world.store, world.audit, request.id, identity=world.owner,
-        cosigning_key=world.cosigning_key, clip_ids=world.clip_ids[:clips], **decision,
-    )  # fmt: skip
+        world.registry,
+        world.store,
+        world.audit,
+        request.id,
+        identity=world.owner,
+        cosigning_key=world.cosigning_key,
+        clip_ids=world.clip_ids[:clips],
+        **decision,
+    )
     return request, token, result
 
 
@@ -99,9 +105,13 @@ def test_every_transition_is_audited_with_the_request_id(world: World) -> None:
     world.registry.open_download(token, client="10.0.0.9")[1].close()
     actions = [e["action"] for e in entries_about(world, request.id)]
     assert actions == [
-        "export.request_submitted", "export.request_approved", "export.bundle_sealed",
-        "export.bundle_ready", "export.downloaded", "export.bundle_deleted",
-    ]  # fmt: skip
+        "export.request_submitted",
+        "export.request_approved",
+        "export.bundle_sealed",
+        "export.bundle_ready",
+        "export.downloaded",
+        "export.bundle_deleted",
+    ]
     approved = entries_about(world, request.id)[1]
     assert approved["actor"] == "owner" and approved["details"]["step_up"] is True
 
@@ -172,16 +182,23 @@ def test_approval_only_among_clips_in_the_window(world: World) -> None:
     )
     assert [c.id for c in clips_for_request(world.store, request)] == world.clip_ids[:1]
     with pytest.raises(RequestError, match="not in the request's time window"):
-        approve_and_build(world.registry, world.store, world.audit, request.id,
-                          identity=world.owner, cosigning_key=world.cosigning_key,
-                          clip_ids=world.clip_ids[1:2])  # fmt: skip
+        approve_and_build(
+            world.registry,
+            world.store,
+            world.audit,
+            request.id,
+            identity=world.owner,
+            cosigning_key=world.cosigning_key,
+            clip_ids=world.clip_ids[1:2],
+        )
     assert world.registry.get(request.id).status == "pending"
 
 
 def test_invitation_single_use_and_expiring(world: World) -> None:
     _invitation, token = world.registry.create_invitation("PC Smith", expires_in_s=3600)
-    request, _t = world.registry.submit(world.raw_request(), source="invitation",
-                                        invitation_token=token)  # fmt: skip
+    request, _t = world.registry.submit(
+        world.raw_request(), source="invitation", invitation_token=token
+    )
     assert request.source == "invitation"
     with pytest.raises(NotPermitted):
         world.registry.submit(world.raw_request(), source="invitation", invitation_token=token)
@@ -200,8 +217,10 @@ def test_monthly_counts_have_no_personal_data(world: World) -> None:
     denied, _t = world.registry.submit(world.raw_request(kind="insurer"), source="owner")
     world.registry.deny(denied.id, "no")
     counts = world.registry.monthly_counts()
-    assert {(c["kind"], c["outcome"]) for c in counts} == {("police", "approved"),
-                                                           ("insurer", "denied")}  # fmt: skip
+    assert {(c["kind"], c["outcome"]) for c in counts} == {
+        ("police", "approved"),
+        ("insurer", "denied"),
+    }
     assert "Jane" not in json.dumps(counts)
 
 
@@ -214,11 +233,20 @@ def test_bundle_round_trip_verifies_and_holds_the_approved_clips(world: World) -
     assert report.request_id == request.id and len(report.clips) == 2
     names = [m.name for m, _d in bundle_members(result.path, world.last_requester)]
     assert names[:2] == [f"clips/{c}.mp4" for c in world.clip_ids[:2]]
-    assert set(names[2:]) == {"manifest.json", "audit/entries.jsonl", "audit/checkpoint.note",
-                              "audit/proofs.json", "audit/device.vkey", "audit/cosigner.vkey",
-                              "VERIFY.txt"}  # fmt: skip
-    manifest = json.loads(dict((m.name, d) for m, d in bundle_members(
-        result.path, world.last_requester))["manifest.json"])  # fmt: skip
+    assert set(names[2:]) == {
+        "manifest.json",
+        "audit/entries.jsonl",
+        "audit/checkpoint.note",
+        "audit/proofs.json",
+        "audit/device.vkey",
+        "audit/cosigner.vkey",
+        "VERIFY.txt",
+    }
+    manifest = json.loads(
+        dict((m.name, d) for m, d in bundle_members(result.path, world.last_requester))[
+            "manifest.json"
+        ]
+    )
     source = manifest["clips"][0]
     assert source["source_sha256"] == world.store.get_clip(source["id"]).sha256
     # Ciphertext only: no temp files, nothing but the bundle in exports/.
@@ -231,13 +259,26 @@ def test_passphrase_bundle_round_trip(world: World) -> None:
     raw.pop("recipient")
     request, _token = world.registry.submit(raw, source="owner")
     with pytest.raises(RequestError, match="passphrase"):
-        approve_and_build(world.registry, world.store, world.audit, request.id,
-                          identity=world.owner, cosigning_key=world.cosigning_key,
-                          clip_ids=world.clip_ids[:1])  # fmt: skip
-    result = approve_and_build(world.registry, world.store, world.audit, request.id,
-                               identity=world.owner, cosigning_key=world.cosigning_key,
-                               clip_ids=world.clip_ids[:1], passphrase="tulip kettle orbit 42",
-                               work_factor=10)  # fmt: skip
+        approve_and_build(
+            world.registry,
+            world.store,
+            world.audit,
+            request.id,
+            identity=world.owner,
+            cosigning_key=world.cosigning_key,
+            clip_ids=world.clip_ids[:1],
+        )
+    result = approve_and_build(
+        world.registry,
+        world.store,
+        world.audit,
+        request.id,
+        identity=world.owner,
+        cosigning_key=world.cosigning_key,
+        clip_ids=world.clip_ids[:1],
+        passphrase="tulip kettle orbit 42",
+        work_factor=10,
+    )
     assert verify_bundle(result.path, [ScryptIdentity("tulip kettle orbit 42")]).clips
     with pytest.raises(BundleVerifyError, match="age"):
         verify_bundle(result.path, [ScryptIdentity("wrong passphrase entirely")])
@@ -294,8 +335,11 @@ def test_pinned_keys_must_match(world: World) -> None:
     report = verify_bundle(result.path, [world.last_requester], device_vkey=device)
     assert report.device_key
     with pytest.raises(BundleVerifyError, match=r"audit/device\.vkey"):
-        verify_bundle(result.path, [world.last_requester],
-                      device_vkey=device.replace("doorbell.test", "doorbell.evil"))  # fmt: skip
+        verify_bundle(
+            result.path,
+            [world.last_requester],
+            device_vkey=device.replace("doorbell.test", "doorbell.evil"),
+        )
 
 
 def test_failed_build_leaves_no_file_and_is_audited(world: World) -> None:
@@ -304,9 +348,15 @@ def test_failed_build_leaves_no_file_and_is_audited(world: World) -> None:
     path = world.store.absolute(clip.path)
     path.write_bytes(path.read_bytes()[:-5] + b"xxxxx")  # altered on disk
     with pytest.raises(Exception, match="does not match its index hash"):
-        approve_and_build(world.registry, world.store, world.audit, request.id,
-                          identity=world.owner, cosigning_key=world.cosigning_key,
-                          clip_ids=world.clip_ids[:1])  # fmt: skip
+        approve_and_build(
+            world.registry,
+            world.store,
+            world.audit,
+            request.id,
+            identity=world.owner,
+            cosigning_key=world.cosigning_key,
+            clip_ids=world.clip_ids[:1],
+        )
     assert world.registry.get(request.id).bundle_state == "failed"
     assert list((world.data_dir / "exports").iterdir()) == []
     assert entries_about(world, request.id)[-1]["action"] == "export.bundle_failed"
@@ -320,25 +370,39 @@ def test_interrupted_clip_is_delivered_as_its_playable_prefix(world: World) -> N
     from tests.exports_helpers import bundle_clips, decoded_frames
     from tests.ui_helpers import T0, make_clip
 
-    cut = make_clip(world.store, [world.owner.recipient], T0 + 600, seconds=4.0,
-                    bitrate_kbps=3000, interrupted=True, seed=7)  # fmt: skip
+    cut = make_clip(
+        world.store,
+        [world.owner.recipient],
+        T0 + 600,
+        seconds=4.0,
+        bitrate_kbps=3000,
+        interrupted=True,
+        seed=7,
+    )
     clip = world.store.get_clip(cut)
     assert clip.interrupted
     requester = X25519Identity.generate()
     request, _token = world.registry.submit(
-        world.raw_request(recipient=str(requester.recipient)), source="owner")  # fmt: skip
+        world.raw_request(recipient=str(requester.recipient)), source="owner"
+    )
     for redaction in (None, {"keep": [((0.0, 0.0), (0.5, 0.0), (0.5, 1.0), (0.0, 1.0))]}):
         if redaction is not None:  # a second request: the same clip, redacted outside a keep
             from doorbell.redact import RedactionSpec
 
             request, _token = world.registry.submit(
-                world.raw_request(recipient=str(requester.recipient)), source="owner")  # fmt: skip
+                world.raw_request(recipient=str(requester.recipient)), source="owner"
+            )
             redaction = RedactionSpec(faces=False, method="fill", **redaction).to_dict()
         result = approve_and_build(
-            world.registry, world.store, world.audit, request.id, identity=world.owner,
-            cosigning_key=world.cosigning_key, clip_ids=[world.clip_ids[0], cut],
+            world.registry,
+            world.store,
+            world.audit,
+            request.id,
+            identity=world.owner,
+            cosigning_key=world.cosigning_key,
+            clip_ids=[world.clip_ids[0], cut],
             redaction=redaction,
-        )  # fmt: skip
+        )
         report = verify_bundle(result.path, [requester])
         assert "INTERRUPTED" in report.summary()
         manifest, clips = bundle_clips(result.path, requester)

@@ -180,8 +180,10 @@ def test_persistence_rejects_flicker_that_moves_every_frame():
     detector = warmed(config(persist_frames=2), bg)
     # a blob that jumps somewhere else every frame (a splash, a moth in the infrared light)
     spots = [(5, 5), (50, 35), (10, 40), (55, 5), (30, 25)]
-    results = [detector.update_image(with_square(bg, x, y), 1.0 + i / FPS)
-               for i, (x, y) in enumerate(spots)]  # fmt: skip
+    results = [
+        detector.update_image(with_square(bg, x, y), 1.0 + i / FPS)
+        for i, (x, y) in enumerate(spots)
+    ]
     assert not any(r.motion for r in results)
 
 

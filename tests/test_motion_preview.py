@@ -38,8 +38,16 @@ def run(*args: str):
 
 def test_writes_annotated_pngs_and_warns(tmp_path, data_dir):
     out = tmp_path / "preview"
-    result = run("--config", str(write_config(tmp_path)), "--data-dir", str(data_dir),
-                 "--frames", "5", "--out", str(out))  # fmt: skip
+    result = run(
+        "--config",
+        str(write_config(tmp_path)),
+        "--data-dir",
+        str(data_dir),
+        "--frames",
+        "5",
+        "--out",
+        str(out),
+    )
     assert result.exit_code == 0, result.output
     assert "UNENCRYPTED" in result.output
     files = sorted(out.glob("frame_*.png"))
@@ -53,8 +61,16 @@ def test_writes_annotated_pngs_and_warns(tmp_path, data_dir):
 
 def test_writes_an_mp4_when_asked(tmp_path, data_dir):
     out = tmp_path / "preview.mp4"
-    result = run("--config", str(write_config(tmp_path)), "--data-dir", str(data_dir),
-                 "--frames", "8", "--out", str(out))  # fmt: skip
+    result = run(
+        "--config",
+        str(write_config(tmp_path)),
+        "--data-dir",
+        str(data_dir),
+        "--frames",
+        "8",
+        "--out",
+        str(out),
+    )
     assert result.exit_code == 0, result.output
     with av.open(str(out)) as container:
         assert sum(1 for _ in container.decode(video=0)) == 8
@@ -62,8 +78,14 @@ def test_writes_an_mp4_when_asked(tmp_path, data_dir):
 
 
 def test_refuses_to_write_inside_the_data_dir(tmp_path, data_dir):
-    result = run("--config", str(write_config(tmp_path)), "--data-dir", str(data_dir),
-                 "--out", str(data_dir / "clips" / "x"))  # fmt: skip
+    result = run(
+        "--config",
+        str(write_config(tmp_path)),
+        "--data-dir",
+        str(data_dir),
+        "--out",
+        str(data_dir / "clips" / "x"),
+    )
     assert result.exit_code == 2
     assert "data directory" in result.output
     assert not list(data_dir.iterdir())

@@ -53,8 +53,10 @@ def test_no_url_to_another_host_in_web_or_package() -> None:
 
 
 def test_the_url_scan_would_catch_a_cdn(tmp_path: Path) -> None:
-    (tmp_path / "base.html").write_text('<script src="https://cdn.example.com/x.js"></script>'
-                                        '<link href="//fonts.example.net/a.css">')  # fmt: skip
+    (tmp_path / "base.html").write_text(
+        '<script src="https://cdn.example.com/x.js"></script>'
+        '<link href="//fonts.example.net/a.css">'
+    )
     assert {host for _p, host in _urls(tmp_path)} == {"cdn.example.com", "fonts.example.net"}
 
 
@@ -82,15 +84,35 @@ def test_demo_connects_only_to_loopback_and_leaves_no_plaintext(tmp_path: Path) 
     private_tmp.mkdir()
     port = _free_port()
     hooks = os.pathsep.join([str(ROOT / "tests" / "phonehome"), str(ROOT)])
-    env = {**os.environ, "DOORBELL_CONNECT_LOG": str(log), "TMPDIR": str(private_tmp),
-           "PYTHONPATH": hooks}  # fmt: skip
+    env = {
+        **os.environ,
+        "DOORBELL_CONNECT_LOG": str(log),
+        "TMPDIR": str(private_tmp),
+        "PYTHONPATH": hooks,
+    }
     demo = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from doorbell.cli import main; sys.exit(main())",
-         "demo", "--data-dir", str(data_dir), "--seconds", "25", "--port", str(port),
-         "--width", "320", "--height", "240"],
-        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-c",
+            "import sys; from doorbell.cli import main; sys.exit(main())",
+            "demo",
+            "--data-dir",
+            str(data_dir),
+            "--seconds",
+            "25",
+            "--port",
+            str(port),
+            "--width",
+            "320",
+            "--height",
+            "240",
+        ],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-    )  # fmt: skip
+    )
     context = ssl.create_default_context()
     context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
     answered = 0
@@ -99,8 +121,9 @@ def test_demo_connects_only_to_loopback_and_leaves_no_plaintext(tmp_path: Path) 
     while time.monotonic() < deadline and demo.poll() is None and answered < 30:
         for path in paths:
             try:
-                with urllib.request.urlopen(f"https://127.0.0.1:{port}{path}", context=context,
-                                            timeout=5) as response:  # fmt: skip
+                with urllib.request.urlopen(
+                    f"https://127.0.0.1:{port}{path}", context=context, timeout=5
+                ) as response:
                     response.read()
                 answered += 1
             except urllib.error.HTTPError:
@@ -123,8 +146,11 @@ def test_demo_connects_only_to_loopback_and_leaves_no_plaintext(tmp_path: Path) 
 
 def test_the_hook_would_catch_an_outbound_connect(tmp_path: Path) -> None:
     log = tmp_path / "connects.jsonl"
-    env = {**os.environ, "DOORBELL_CONNECT_LOG": str(log),
-           "PYTHONPATH": str(ROOT / "tests" / "phonehome")}  # fmt: skip
+    env = {
+        **os.environ,
+        "DOORBELL_CONNECT_LOG": str(log),
+        "PYTHONPATH": str(ROOT / "tests" / "phonehome"),
+    }
     # a UDP connect sends no packet: it only sets the peer (TEST-NET-1, never routed)
     code = (
         "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).connect(('192.0.2.1', 9))"

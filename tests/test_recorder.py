@@ -169,8 +169,9 @@ def test_retention_deletes_oldest_and_audits_it(data_dir: Path) -> None:
         old_id = new_clip_id(1_000_000_000.0)  # 2001
         path = store.begin_clip(old_id, started_at=1_000_000_000.0, trigger="motion")
         path.write_bytes(b"ciphertext")
-        store.seal_clip(old_id, ended_at=1_000_000_010.0, duration_s=10, size_bytes=10,
-                        sha256="ab" * 32)  # fmt: skip
+        store.seal_clip(
+            old_id, ended_at=1_000_000_010.0, duration_s=10, size_bytes=10, sha256="ab" * 32
+        )
     config = recorder_config(data_dir, storage={"retention_days": 30})
     record(data_dir, IndexCamera(20), ScriptedMotion(set()), config)
     with Store.open(data_dir) as store:
@@ -269,8 +270,12 @@ def test_recorder_signs_checkpoints_for_entries_other_processes_append(data_dir:
         signed_sizes = [row[0] for row in db.execute("SELECT size FROM checkpoints ORDER BY size")]
         db.close()
     assert actions(data_dir)[:5] == [
-        "audit.log_created", "login.ok", "recorder.start", "clip.viewed", "recorder.stop"
-    ]  # fmt: skip
+        "audit.log_created",
+        "login.ok",
+        "recorder.start",
+        "clip.viewed",
+        "recorder.stop",
+    ]
     # clip.viewed is entry 3: a checkpoint of size 4 covers it, signed by the recorder
     assert 4 in signed_sizes, (
         f"the web's clip.viewed got a checkpoint during recording: {signed_sizes}"

@@ -38,9 +38,18 @@ def small_filesystem(where: Path, size: str = "8m") -> Iterator[Path | None]:
     """A tmpfs of ``size`` mounted at ``where`` (None if this machine will not mount one)."""
     where.mkdir()
     result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", f"doorbell-{uuid.uuid4().hex[:6]}",
-         str(where)], capture_output=True, check=False,
-    )  # fmt: skip
+        [
+            "mount",
+            "-t",
+            "tmpfs",
+            "-o",
+            f"size={size},mode=0700",
+            f"doorbell-{uuid.uuid4().hex[:6]}",
+            str(where),
+        ],
+        capture_output=True,
+        check=False,
+    )
     if result.returncode != 0:
         yield None
         return

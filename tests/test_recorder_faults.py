@@ -48,8 +48,13 @@ class GarbageAfter(IndexCamera):
 
 
 def _with(frame: Frame, **changes) -> Frame:
-    values = {"index": frame.index, "timestamp": frame.timestamp, "main": frame.main,
-              "lores": frame.lores, **changes}  # fmt: skip
+    values = {
+        "index": frame.index,
+        "timestamp": frame.timestamp,
+        "main": frame.main,
+        "lores": frame.lores,
+        **changes,
+    }
     return Frame(**values)
 
 

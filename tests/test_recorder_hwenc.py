@@ -106,8 +106,9 @@ def record(data_dir: Path, detector, count: int, **sections) -> Recorder:
 
 def test_clip_from_hardware_packets_has_pre_roll_trigger_and_black_masks(data_dir: Path) -> None:
     identity = make_owner(data_dir)
-    recorder = record(data_dir, ScriptedMotion(set(range(50, 60))), 120,
-                      privacy={"masks": [WINDOW]})  # fmt: skip
+    recorder = record(
+        data_dir, ScriptedMotion(set(range(50, 60))), 120, privacy={"masks": [WINDOW]}
+    )
     (encoder,) = H264Encoder.instances
     assert encoder.encoded == 120 and encoder.iperiod == 10  # the camera encoded every frame
     with Store.open(data_dir) as store:

@@ -52,8 +52,13 @@ def run_doorbell(*args: str, timeout: float = 120) -> subprocess.CompletedProces
 
 
 def write_config(path: Path, data_dir: Path, camera: str, **recording: float) -> Path:
-    rec = {"pre_roll_s": 1.0, "post_roll_s": 1.0, "keyframe_interval_s": 0.5,
-           "fsync_interval_s": 0.5, **recording}  # fmt: skip
+    rec = {
+        "pre_roll_s": 1.0,
+        "post_roll_s": 1.0,
+        "keyframe_interval_s": 0.5,
+        "fsync_interval_s": 0.5,
+        **recording,
+    }
     lines = [
         "[camera]",
         camera,
@@ -151,9 +156,14 @@ def test_stock_age_opens_a_recorded_clip_with_the_owner_key_file(
     passphrase_file.write_text(passphrase + "\n")
     passphrase_file.chmod(0o600)
     init = run_doorbell(
-        "init", "--data-dir", str(data_dir), "--passphrase-file", str(passphrase_file),
-        "--owner-key-work-factor", "10",
-    )  # fmt: skip
+        "init",
+        "--data-dir",
+        str(data_dir),
+        "--passphrase-file",
+        str(passphrase_file),
+        "--owner-key-work-factor",
+        "10",
+    )
     assert init.returncode == 0, init.stderr
     video = tmp_path / "input.mp4"
     write_video(video, 80)
@@ -165,8 +175,9 @@ def test_stock_age_opens_a_recorded_clip_with_the_owner_key_file(
         (clip,) = store.clips()
     out = tmp_path / "clip.mp4"
     key_file = data_dir / "keys" / "owner.key.age"
-    code, shown = run_with_tty([age, "-d", "-i", str(key_file), "-o", str(out),
-                                str(data_dir / clip.path)], [passphrase])  # fmt: skip
+    code, shown = run_with_tty(
+        [age, "-d", "-i", str(key_file), "-o", str(out), str(data_dir / clip.path)], [passphrase]
+    )
     assert code == 0, shown
     frames = list(decode_frames(out.read_bytes()))
     assert len(frames) >= 40

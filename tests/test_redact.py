@@ -198,9 +198,11 @@ def test_faces_are_hidden_in_every_frame_and_false_blur_is_bounded(face_clip) ->
 def test_region_is_replaced_in_every_decoded_frame(face_clip) -> None:
     clip, _ = face_clip
     spec = RedactionSpec(
-        regions=[box_polygon(0.0, 0.25, 0.5, 0.75)], faces=False, method="fill",
+        regions=[box_polygon(0.0, 0.25, 0.5, 0.75)],
+        faces=False,
+        method="fill",
         fill_bgr=(0, 255, 0),
-    )  # fmt: skip
+    )
     out = io.BytesIO()
     redact_clip(io.BytesIO(clip), NonSeekableSink(out), spec)
     frames = _decode(out.getvalue())
@@ -234,9 +236,11 @@ def test_streams_into_a_pipe_like_sink_without_writing_files(face_clip, tmp_path
     out = io.BytesIO()
     progress: list[tuple[int, int | None]] = []
     redact_clip(
-        _NonSeekableReader(source), NonSeekableSink(out), RedactionSpec(),
+        _NonSeekableReader(source),
+        NonSeekableSink(out),
+        RedactionSpec(),
         progress=lambda d, t: progress.append((d, t)),
-    )  # fmt: skip
+    )
     assert os.listdir(tmp_path) == []
     assert progress[-1] == (FRAMES, None)  # no total without seeking
     data = out.getvalue()

@@ -56,8 +56,14 @@ class CutAudit:
         return self.log.append(actor, action, object, details)
 
 
-def run_recorder(data_dir: Path, frames: int, motion: set[int], *,
-                 cut: tuple[str, int] | None = None, store_hook=None) -> CutAudit:  # fmt: skip
+def run_recorder(
+    data_dir: Path,
+    frames: int,
+    motion: set[int],
+    *,
+    cut: tuple[str, int] | None = None,
+    store_hook=None,
+) -> CutAudit:
     """One recorder process: reconcile, run; ``cut`` = (action, n) kills it at that append."""
     config = recorder_config(data_dir)
     with AuditLog.open(data_dir) as log, Store.open(data_dir) as store:
@@ -159,8 +165,14 @@ def test_a_cut_during_the_recovery_never_doubles_the_entry(data_dir: Path) -> No
 def seal_owing(store: Store, started_at: float, owed_from: int | None) -> str:
     clip_id = new_clip_id(started_at)
     store.begin_clip(clip_id, started_at=started_at, trigger="ring").write_bytes(b"x" * 10)
-    store.seal_clip(clip_id, ended_at=started_at + 4, duration_s=4.0004, size_bytes=10,
-                    sha256="ab" * 32, audit_pending_from=owed_from)  # fmt: skip
+    store.seal_clip(
+        clip_id,
+        ended_at=started_at + 4,
+        duration_s=4.0004,
+        size_bytes=10,
+        sha256="ab" * 32,
+        audit_pending_from=owed_from,
+    )
     return clip_id
 
 
@@ -189,6 +201,10 @@ def test_recovery_reads_only_the_tail_and_nothing_when_nothing_is_owed(data_dir:
     by_clip = {e["object"]: e for e in entries(data_dir) if e["action"] == "clip.sealed"}
     assert "recovered" not in by_clip[found]["details"]
     assert by_clip[missing]["details"] == {
-        "sha256": "ab" * 32, "size_bytes": 10, "duration_s": 4.0, "trigger": "ring",
-        "event": None, "recovered": True,
-    }  # fmt: skip
+        "sha256": "ab" * 32,
+        "size_bytes": 10,
+        "duration_s": 4.0,
+        "trigger": "ring",
+        "event": None,
+        "recovered": True,
+    }

@@ -27,8 +27,9 @@ def record(store: Store, started_at: float, size: int = 1000, seal: bool = True)
     path = store.begin_clip(clip_id, started_at=started_at, trigger="motion")
     path.write_bytes(b"c" * size)
     if seal:
-        store.seal_clip(clip_id, ended_at=started_at + 10, duration_s=10, size_bytes=size,
-                        sha256="00" * 32)  # fmt: skip
+        store.seal_clip(
+            clip_id, ended_at=started_at + 10, duration_s=10, size_bytes=size, sha256="00" * 32
+        )
     return clip_id
 
 
@@ -210,8 +211,14 @@ def test_a_schema_1_index_is_migrated_and_its_sealed_clips_count_as_audited(
         old = store.get_clip(sealed)
         assert old.sealed and old.sha256 == "cd" * 32 and old.audit_pending_from is None
         assert store.clips_owing_audit() == []  # existing sealed clips count as audited
-        store.seal_clip(unsealed, ended_at=T0 + 65, duration_s=5, size_bytes=100,
-                        sha256="ef" * 32, audit_pending_from=7)  # fmt: skip
+        store.seal_clip(
+            unsealed,
+            ended_at=T0 + 65,
+            duration_s=5,
+            size_bytes=100,
+            sha256="ef" * 32,
+            audit_pending_from=7,
+        )
         assert [(c.id, c.audit_pending_from) for c in store.clips_owing_audit()] == [(unsealed, 7)]
         store.mark_audited(unsealed)
         assert store.clips_owing_audit() == []

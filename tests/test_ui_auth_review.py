@@ -99,8 +99,9 @@ def test_missing_anchor_warns_then_the_owner_accepts_the_log(data_dir: Path, vau
         wrong = client.post("/audit/accept", data={"csrf_token": token, "passphrase": "no"})
         assert wrong.status_code == 401 and not (data_dir / ANCHOR_FILE).exists()
         clock.advance(2)
-        accepted = client.post("/audit/accept", data={"csrf_token": token,
-                                                      "passphrase": PASSPHRASE})  # fmt: skip
+        accepted = client.post(
+            "/audit/accept", data={"csrf_token": token, "passphrase": PASSPHRASE}
+        )
         assert accepted.status_code == 302
         assert (data_dir / ANCHOR_FILE).exists() and cosignatures(app) == 2
         assert "audit.anchor_reset" in [e["action"] for e in actions(app)]
@@ -128,11 +129,23 @@ def test_data_dir_from_before_anchors_gets_one_at_unlock(data_dir: Path, vault) 
 # --- finding 2: open redirect -----------------------------------------------------------
 
 
-@pytest.mark.parametrize("target", [
-    "/\t/evil.example/x", "/\n/evil.example/x", "/\r/evil.example",
-    "//evil.example", "/\\evil.example", "https:evil.example", "https://evil.example/",
-    "/ /evil.example", "javascript:alert(1)", "", None, "timeline",
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/\t/evil.example/x",
+        "/\n/evil.example/x",
+        "/\r/evil.example",
+        "//evil.example",
+        "/\\evil.example",
+        "https:evil.example",
+        "https://evil.example/",
+        "/ /evil.example",
+        "javascript:alert(1)",
+        "",
+        None,
+        "timeline",
+    ],
+)
 def test_next_is_only_ever_a_local_path(target) -> None:
     from flask import Flask
 
@@ -193,8 +206,9 @@ def test_concurrent_unlocks_are_refused_not_queued(data_dir: Path) -> None:
         results = {}
 
         def post() -> None:
-            results["first"] = first.post("/unlock", data={"csrf_token": tokens[0],
-                                                           "passphrase": "wrong one"})  # fmt: skip
+            results["first"] = first.post(
+                "/unlock", data={"csrf_token": tokens[0], "passphrase": "wrong one"}
+            )
 
         thread = threading.Thread(target=post)
         thread.start()
@@ -237,8 +251,11 @@ def test_failures_from_other_addresses_do_not_refuse_the_owner(data_dir: Path, v
         for i in range(40):
             attacker = app.test_client()
             token = csrf_from(attacker.get("/unlock").data)
-            attacker.post("/unlock", environ_base={"REMOTE_ADDR": f"10.0.1.{i}"},
-                          data={"csrf_token": token, "passphrase": "guess"})  # fmt: skip
+            attacker.post(
+                "/unlock",
+                environ_base={"REMOTE_ADDR": f"10.0.1.{i}"},
+                data={"csrf_token": token, "passphrase": "guess"},
+            )
             clock.advance(1)
         owner = app.test_client()
         assert unlock(owner).status_code == 302
@@ -299,8 +316,11 @@ def test_evicted_and_shutdown_sessions_are_audited_as_locked(data_dir: Path, vau
         sessions_module.MAX_UNLOCKED_SESSIONS = old
         close_app(app)
     with AuditLog.open(data_dir) as log:
-        reasons = [decode_entry(leaf)["details"].get("reason") for _, leaf in log.entries()
-                   if decode_entry(leaf)["action"] == "web.locked"]  # fmt: skip
+        reasons = [
+            decode_entry(leaf)["details"].get("reason")
+            for _, leaf in log.entries()
+            if decode_entry(leaf)["action"] == "web.locked"
+        ]
     assert reasons == ["evicted", "shutdown"]
 
 

@@ -31,14 +31,22 @@ def site(data_dir: Path) -> Iterator[dict[str, Any]]:
     prepare_data_dir(data_dir, vault)
     (data_dir / "keys" / "owner.recipients").write_text(f"{vault.identity.recipient}\n")
     with Store.open(data_dir) as store:
-        clips = [make_clip(store, [vault.identity.recipient], T0 + 60 * (i + 1), seconds=1.0,
-                           seed=i) for i in range(3)]  # fmt: skip
+        clips = [
+            make_clip(store, [vault.identity.recipient], T0 + 60 * (i + 1), seconds=1.0, seed=i)
+            for i in range(3)
+        ]
     wall = WallClock(NOW)
     app = create_app(ui_config(data_dir), vault=vault, clock=Clock(), wall_clock=wall)
     owner = app.test_client()
     unlock_owner(owner)
-    yield {"app": app, "owner": owner, "clips": clips, "wall": wall, "data_dir": data_dir,
-           "exports": app.extensions["doorbell_exports"]}  # fmt: skip
+    yield {
+        "app": app,
+        "owner": owner,
+        "clips": clips,
+        "wall": wall,
+        "data_dir": data_dir,
+        "exports": app.extensions["doorbell_exports"],
+    }
     close_app(app)
 
 
@@ -48,20 +56,28 @@ def actions(app: Any) -> list[dict]:
 
 def form_fields(recipient: str, **changes: str) -> dict[str, str]:
     fields = {
-        "requester": "PC Jane Smith", "organisation": "Example Police",
-        "contact": "jane@police.example", "kind": "police", "legal_basis": "warrant",
-        "legal_reference": "W-7", "window_start": "2026-01-01T00:00",
-        "window_end": "2026-01-01T01:00", "reason": "Burglary at number 12 that night.",
-        "delivery": "recipient", "recipient": recipient,
-    }  # fmt: skip
+        "requester": "PC Jane Smith",
+        "organisation": "Example Police",
+        "contact": "jane@police.example",
+        "kind": "police",
+        "legal_basis": "warrant",
+        "legal_reference": "W-7",
+        "window_start": "2026-01-01T00:00",
+        "window_end": "2026-01-01T01:00",
+        "reason": "Burglary at number 12 that night.",
+        "delivery": "recipient",
+        "recipient": recipient,
+    }
     fields.update(changes)
     return fields
 
 
 def invite(site: dict) -> str:
     page = site["owner"].get("/exports")
-    response = site["owner"].post("/exports/invitations", data={
-        "csrf_token": csrf_from(page.data), "label": "PC Smith", "days": "2"})  # fmt: skip
+    response = site["owner"].post(
+        "/exports/invitations",
+        data={"csrf_token": csrf_from(page.data), "label": "PC Smith", "days": "2"},
+    )
     return re.search(r"/requests/invite/([A-Za-z0-9_-]{43})", response.text).group(1)
 
 
@@ -69,17 +85,24 @@ def submit(site: dict, token: str, recipient: str, **changes: str) -> tuple[Any,
     requester = site["app"].test_client()
     page = requester.get(f"/requests/invite/{token}")
     assert page.status_code == 200
-    response = requester.post(f"/requests/invite/{token}",
-                              data={"csrf_token": csrf_from(page.data),
-                                    **form_fields(recipient, **changes)})  # fmt: skip
+    response = requester.post(
+        f"/requests/invite/{token}",
+        data={"csrf_token": csrf_from(page.data), **form_fields(recipient, **changes)},
+    )
     match = re.search(r"/requests/status/([A-Za-z0-9_-]{43})", response.text)
     return requester, match.group(1) if match else ""
 
 
 def approve(site: dict, request_id: str, clip_ids: list[str], passphrase: str, **extra: str):  # type: ignore[no-untyped-def]
     page = site["owner"].get(f"/exports/{request_id}")
-    data = {"csrf_token": csrf_from(page.data), "clip": clip_ids, "passphrase": passphrase,
-            "days": "3", "download_limit": "1", **extra}  # fmt: skip
+    data = {
+        "csrf_token": csrf_from(page.data),
+        "clip": clip_ids,
+        "passphrase": passphrase,
+        "days": "3",
+        "download_limit": "1",
+        **extra,
+    }
     return site["owner"].post(f"/exports/{request_id}/approve", data=data)
 
 
@@ -125,16 +148,24 @@ def test_full_flow_invitation_approval_one_download_transparency(site: dict) -> 
     counts = site["owner"].get("/transparency")
     assert "police" in counts.text and "approved" in counts.text
     page = site["owner"].get("/exports")
-    site["owner"].post("/exports/switches", data={"csrf_token": csrf_from(page.data),
-                                                  "public": "on"})  # fmt: skip
+    site["owner"].post(
+        "/exports/switches", data={"csrf_token": csrf_from(page.data), "public": "on"}
+    )
     public = site["app"].test_client().get("/transparency/public")
     assert public.status_code == 200 and "approved" in public.text and "Jane" not in public.text
 
 
-@pytest.mark.parametrize("path", [
-    "/requests/invite/", "/requests/invite/x", "/requests/invite/" + "A" * 43,
-    "/requests/new", "/requests/status/" + "B" * 43, "/requests/status/../../etc/passwd",
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/requests/invite/",
+        "/requests/invite/x",
+        "/requests/invite/" + "A" * 43,
+        "/requests/new",
+        "/requests/status/" + "B" * 43,
+        "/requests/status/../../etc/passwd",
+    ],
+)
 def test_forged_or_missing_portal_links_are_404(site: dict, path: str) -> None:
     assert site["app"].test_client().get(path).status_code == 404
 
@@ -174,8 +205,9 @@ def test_open_form_only_when_switched_on(site: dict) -> None:
     client = site["app"].test_client()
     assert client.get("/requests/new").status_code == 404
     page = site["owner"].get("/exports")
-    site["owner"].post("/exports/switches", data={"csrf_token": csrf_from(page.data),
-                                                  "open_form": "on"})  # fmt: skip
+    site["owner"].post(
+        "/exports/switches", data={"csrf_token": csrf_from(page.data), "open_form": "on"}
+    )
     assert client.get("/requests/new").status_code == 200
 
 
@@ -191,8 +223,9 @@ def test_deny_shows_reason_and_makes_no_bundle(site: dict) -> None:
     request_id = site["exports"].registry.by_token(status).id
     page = site["owner"].get(f"/exports/{request_id}")
     reason = "Please send the warrant first."
-    site["owner"].post(f"/exports/{request_id}/deny",
-                       data={"csrf_token": csrf_from(page.data), "reason": reason})  # fmt: skip
+    site["owner"].post(
+        f"/exports/{request_id}/deny", data={"csrf_token": csrf_from(page.data), "reason": reason}
+    )
     assert "Please send the warrant first." in requester.get(f"/requests/status/{status}").text
     assert list((site["data_dir"] / "exports").iterdir()) == []
 
@@ -202,8 +235,11 @@ def test_approval_is_refused_when_the_log_does_not_match_the_owner_anchor(site: 
     from doorbell.audit.anchor import ANCHOR_FILE, read_anchor
     from doorbell.keys import derive_owner_anchor_key
 
-    request_id = site["exports"].registry.submit(
-        form_fields(str(X25519Identity.generate().recipient)), source="owner")[0].id  # fmt: skip
+    request_id = (
+        site["exports"]
+        .registry.submit(form_fields(str(X25519Identity.generate().recipient)), source="owner")[0]
+        .id
+    )
     key = derive_owner_anchor_key(site["app"].extensions["doorbell"].vault.identity)
     path = site["data_dir"] / ANCHOR_FILE
     good = path.read_bytes()
@@ -224,9 +260,14 @@ def test_approval_is_refused_when_the_log_does_not_match_the_owner_anchor(site: 
 
 def test_self_export_in_one_step(site: dict) -> None:
     page = site["owner"].get("/exports")
-    response = site["owner"].post("/exports/self", data={
-        "csrf_token": csrf_from(page.data), "window_start": "2026-01-01T00:00",
-        "window_end": "2026-01-01T00:02:30"})  # fmt: skip
+    response = site["owner"].post(
+        "/exports/self",
+        data={
+            "csrf_token": csrf_from(page.data),
+            "window_start": "2026-01-01T00:00",
+            "window_end": "2026-01-01T00:02:30",
+        },
+    )
     assert response.status_code == 302
     site["exports"].jobs.join(30)
     request_id = response.headers["Location"].rsplit("/", 1)[-1]
@@ -246,8 +287,13 @@ def test_public_export_routes_are_exactly_the_portal_and_published_counts(site: 
     with app.test_request_context():
         public = {r.endpoint for r in app.url_map.iter_rules() if is_public(r.endpoint)}
     mine = {e for e in public if e.split(".")[0] in ("requests", "exports", "transparency")}
-    assert mine == {"requests.invite", "requests.open_form", "requests.status",
-                    "requests.download", "transparency.transparency_public"}  # fmt: skip
+    assert mine == {
+        "requests.invite",
+        "requests.open_form",
+        "requests.status",
+        "requests.download",
+        "transparency.transparency_public",
+    }
 
 
 # --- redaction on the approval page -----------------------------------------------------
@@ -257,8 +303,10 @@ DRAWN = [[[0.05, 0.05], [0.3, 0.05], [0.3, 0.4], [0.05, 0.4]]]  # x 8..48, y 6..
 
 def _interior(frame: Any, x0: float, y0: float, x1: float, y1: float, inset: int = 4) -> Any:
     height, width = frame.shape[:2]
-    return frame[int(y0 * height) + inset : int(y1 * height) - inset,
-                 int(x0 * width) + inset : int(x1 * width) - inset]  # fmt: skip
+    return frame[
+        int(y0 * height) + inset : int(y1 * height) - inset,
+        int(x0 * width) + inset : int(x1 * width) - inset,
+    ]
 
 
 def test_approval_with_regions_redacts_every_frame_of_the_bundle(site: dict) -> None:
@@ -267,9 +315,19 @@ def test_approval_with_regions_redacts_every_frame_of_the_bundle(site: dict) -> 
     key = X25519Identity.generate()
     requester, status = submit(site, invite(site), str(key.recipient))
     request_id = site["exports"].registry.by_token(status).id
-    response = approve(site, request_id, site["clips"][:2], FakeVault().passphrase,
-                       regions=json.dumps(DRAWN), redact_method="fill", box_x0="0.6",
-                       box_y0="0.5", box_x1="0.95", box_y1="0.95", box_kind="redact")  # fmt: skip
+    response = approve(
+        site,
+        request_id,
+        site["clips"][:2],
+        FakeVault().passphrase,
+        regions=json.dumps(DRAWN),
+        redact_method="fill",
+        box_x0="0.6",
+        box_y0="0.5",
+        box_x1="0.95",
+        box_y1="0.95",
+        box_kind="redact",
+    )
     assert response.status_code == 302
     site["exports"].jobs.join(60)
     assert site["exports"].registry.get(request_id).bundle_state == "ready"
@@ -293,16 +351,20 @@ def test_approval_with_regions_redacts_every_frame_of_the_bundle(site: dict) -> 
         assert max(_interior(f, 0.4, 0.1, 0.55, 0.35).std() for f in frames) > 30  # not all
 
 
-@pytest.mark.parametrize(("fields", "message"), [
-    ({"regions": "[[[0.1, 0.1], [0.5, 0.1]]]"}, "regions shape 1: want a list of 3"),
-    ({"regions": "[[[0.1, 0.1], [0.5, 0.1], [1.7, 0.5]]]"}, "outside 0..1"),
-    ({"keep": "not json"}, "keep: not valid JSON"),
-    ({"box_x0": "0.5", "box_y0": "0.1", "box_x1": "0.2", "box_y1": "0.3"}, "left must be"),
-    ({"box_x0": "0.5"}, "all four"),
-    ({"redact_method": "blur"}, "redact_method"),
-])  # fmt: skip
-def test_bad_region_input_is_refused_before_the_step_up(site: dict, fields: dict,
-                                                        message: str) -> None:  # fmt: skip
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"regions": "[[[0.1, 0.1], [0.5, 0.1]]]"}, "regions shape 1: want a list of 3"),
+        ({"regions": "[[[0.1, 0.1], [0.5, 0.1], [1.7, 0.5]]]"}, "outside 0..1"),
+        ({"keep": "not json"}, "keep: not valid JSON"),
+        ({"box_x0": "0.5", "box_y0": "0.1", "box_x1": "0.2", "box_y1": "0.3"}, "left must be"),
+        ({"box_x0": "0.5"}, "all four"),
+        ({"redact_method": "blur"}, "redact_method"),
+    ],
+)
+def test_bad_region_input_is_refused_before_the_step_up(
+    site: dict, fields: dict, message: str
+) -> None:
     key = X25519Identity.generate()
     _requester, status = submit(site, invite(site), str(key.recipient))
     request_id = site["exports"].registry.by_token(status).id
@@ -327,8 +389,10 @@ def test_preview_needs_a_session_is_audited_and_masks_the_region(site: dict) -> 
     url = f"/exports/{request_id}/preview.jpg"
     query = {"clip": clip, "at": "0.5", "regions": json.dumps(DRAWN), "redact_method": "fill"}
     stranger = site["app"].test_client()
-    assert stranger.get(url, query_string=query,
-                        headers={"Accept": "application/json"}).status_code == 401  # fmt: skip
+    assert (
+        stranger.get(url, query_string=query, headers={"Accept": "application/json"}).status_code
+        == 401
+    )
     before = len(actions(site["app"]))
     response = site["owner"].get(url, query_string=query)
     assert response.status_code == 200 and response.mimetype == "image/jpeg"
@@ -355,8 +419,9 @@ def test_blur_faces_choice_reaches_the_manifest_and_the_preview(site: dict) -> N
     query = {"clip": site["clips"][0], "redact_faces": "on"}
     preview = site["owner"].get(f"/exports/{request_id}/preview.jpg", query_string=query)
     assert preview.status_code == 200 and preview.data[:2] == b"\xff\xd8"
-    response = approve(site, request_id, site["clips"][:1], FakeVault().passphrase,
-                       redact_faces="on")  # fmt: skip
+    response = approve(
+        site, request_id, site["clips"][:1], FakeVault().passphrase, redact_faces="on"
+    )
     assert response.status_code == 302
     site["exports"].jobs.join(60)
     assert site["exports"].registry.get(request_id).bundle_state == "ready"

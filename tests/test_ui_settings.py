@@ -113,18 +113,36 @@ def test_passphrase_change_with_the_real_key_file(data_dir: Path) -> None:
         assert unlock(client).status_code == 302
         new = "a completely different passphrase 42"
         token = csrf_from(client.get("/settings/passphrase").data)
-        wrong = client.post("/settings/passphrase", data={
-            "csrf_token": token, "old_passphrase": "nope", "new_passphrase": new,
-            "confirm_passphrase": new})  # fmt: skip
+        wrong = client.post(
+            "/settings/passphrase",
+            data={
+                "csrf_token": token,
+                "old_passphrase": "nope",
+                "new_passphrase": new,
+                "confirm_passphrase": new,
+            },
+        )
         assert wrong.status_code == 400
         clock.advance(2)  # past the delay after a wrong passphrase
-        mismatch = client.post("/settings/passphrase", data={
-            "csrf_token": token, "old_passphrase": PASSPHRASE, "new_passphrase": new,
-            "confirm_passphrase": new + "x"})  # fmt: skip
+        mismatch = client.post(
+            "/settings/passphrase",
+            data={
+                "csrf_token": token,
+                "old_passphrase": PASSPHRASE,
+                "new_passphrase": new,
+                "confirm_passphrase": new + "x",
+            },
+        )
         assert mismatch.status_code == 400
-        response = client.post("/settings/passphrase", data={
-            "csrf_token": token, "old_passphrase": PASSPHRASE, "new_passphrase": new,
-            "confirm_passphrase": new})  # fmt: skip
+        response = client.post(
+            "/settings/passphrase",
+            data={
+                "csrf_token": token,
+                "old_passphrase": PASSPHRASE,
+                "new_passphrase": new,
+                "confirm_passphrase": new,
+            },
+        )
         assert response.status_code == 302
         unlock_owner_identity(data_dir, new)
         actions = [e["action"] for e in entries(app)]
@@ -198,9 +216,15 @@ def test_settings_file_may_hold_owner_settings_only(data_dir: Path, tmp_path: Pa
 
 def _change(client, old: str, new: str, confirm: str | None = None):
     token = csrf_from(client.get("/settings/passphrase").data)
-    return client.post("/settings/passphrase", data={
-        "csrf_token": token, "old_passphrase": old, "new_passphrase": new,
-        "confirm_passphrase": new if confirm is None else confirm})  # fmt: skip
+    return client.post(
+        "/settings/passphrase",
+        data={
+            "csrf_token": token,
+            "old_passphrase": old,
+            "new_passphrase": new,
+            "confirm_passphrase": new if confirm is None else confirm,
+        },
+    )
 
 
 def test_passphrase_change_applies_the_strength_policy_and_refuses_the_same(configured) -> None:

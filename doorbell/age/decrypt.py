@@ -98,8 +98,15 @@ class DecryptReader(io.RawIOBase):
     :attr:`truncated` set to True; the default raises :class:`TruncatedError` instead.
     """
 
-    def __init__(self, source: object, key: bytes, *, pending: bytes, payload_start: int | None,
-                 allow_truncated: bool) -> None:  # fmt: skip
+    def __init__(
+        self,
+        source: object,
+        key: bytes,
+        *,
+        pending: bytes,
+        payload_start: int | None,
+        allow_truncated: bool,
+    ) -> None:
         super().__init__()
         self._source = source
         self._aead = ChaCha20Poly1305(key)
@@ -411,8 +418,13 @@ class DecryptReader(io.RawIOBase):
         return f"payload chunk {index} failed authentication: the file is damaged or was altered"
 
 
-def decrypt(src: BinaryIO, identities: Iterable[Identity] | Identity, *,
-            armor: bool | None = None, allow_truncated: bool = False) -> DecryptReader:  # fmt: skip
+def decrypt(
+    src: BinaryIO,
+    identities: Iterable[Identity] | Identity,
+    *,
+    armor: bool | None = None,
+    allow_truncated: bool = False,
+) -> DecryptReader:
     """Open the age file ``src`` with the first matching identity; returns the plaintext reader.
 
     ``armor``: None detects the ASCII armor, True/False force it. The header is parsed and its

@@ -42,8 +42,7 @@ class EncryptWriter:
       unsealed (truncated), so a failed recording never looks complete.
     """
 
-    def __init__(self, sink: BinaryIO | ArmorWriter, armor: ArmorWriter | None,
-                 key: bytes) -> None:  # fmt: skip
+    def __init__(self, sink: BinaryIO | ArmorWriter, armor: ArmorWriter | None, key: bytes) -> None:
         self._sink = sink
         self._armor = armor
         self._aead = ChaCha20Poly1305(key)
@@ -129,16 +128,21 @@ class EncryptWriter:
     def __enter__(self) -> EncryptWriter:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 traceback: TracebackType | None) -> None:  # fmt: skip
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
         if exc_type is None:
             self.close()
         else:
             self.abort()
 
 
-def encrypt(dst: BinaryIO, recipients: Iterable[Recipient], *, armor: bool = False
-            ) -> EncryptWriter:  # fmt: skip
+def encrypt(
+    dst: BinaryIO, recipients: Iterable[Recipient], *, armor: bool = False
+) -> EncryptWriter:
     """Start an age v1 file on ``dst`` for ``recipients``; returns the plaintext writer.
 
     The header and payload nonce are written at once. ``armor=True`` produces the ASCII

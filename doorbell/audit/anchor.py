@@ -149,8 +149,9 @@ def write_anchor(data_dir: Path, anchor: Anchor, key: bytes) -> None:
     try:
         write_file_atomic(anchor_path(data_dir), seal(anchor, key), mode=ANCHOR_MODE)
     except PermissionError as exc:
-        raise StorageError(f"{anchor_path(data_dir)}: cannot write the owner anchor: "
-                           f"{exc.strerror}") from None  # fmt: skip
+        raise StorageError(
+            f"{anchor_path(data_dir)}: cannot write the owner anchor: {exc.strerror}"
+        ) from None
 
 
 def check_log(log_size: int, root_at: Callable[[int], bytes], anchor: Anchor) -> None:
@@ -181,8 +182,14 @@ class AnchoredCosignature:
     status: str
 
 
-def cosign_anchored(log: Any, anchor_key: bytes, cosigning_key: Any, name: str, *,
-                    clock: Callable[[], float] = time.time) -> AnchoredCosignature:  # fmt: skip
+def cosign_anchored(
+    log: Any,
+    anchor_key: bytes,
+    cosigning_key: Any,
+    name: str,
+    *,
+    clock: Callable[[], float] = time.time,
+) -> AnchoredCosignature:
     """Check the log against the owner anchor, cosign, and move the anchor on.
 
     ``log`` is an open :class:`doorbell.audit.log.AuditLog`. With an anchor, the log must
@@ -213,9 +220,15 @@ def cosign_anchored(log: Any, anchor_key: bytes, cosigning_key: Any, name: str, 
     return AnchoredCosignature(note, status)
 
 
-def owner_cosign(log: Any, anchor_key: bytes, cosigning_key: Any, name: str, *,
-                 accept: bool = False,
-                 clock: Callable[[], float] = time.time) -> bytes:  # fmt: skip
+def owner_cosign(
+    log: Any,
+    anchor_key: bytes,
+    cosigning_key: Any,
+    name: str,
+    *,
+    accept: bool = False,
+    clock: Callable[[], float] = time.time,
+) -> bytes:
     """The owner's cosignature, checked through the anchor and audited; returns its note.
 
     The one place both owner paths cosign once they hold the owner keys: web unlock
@@ -270,5 +283,6 @@ def _check_migration(log: Any, vkey: str) -> None:
             break
     result = log.verify(cosigner_vkeys=(vkey,))
     if not result.ok:
-        raise AnchorMissing(f"there is no owner anchor and the log does not verify: "
-                            f"{result.summary()}")  # fmt: skip
+        raise AnchorMissing(
+            f"there is no owner anchor and the log does not verify: {result.summary()}"
+        )

@@ -59,8 +59,9 @@ def rfc3339_utc(timestamp: float) -> str:
 def canonical_json(value: Any) -> bytes:
     """Canonical JSON bytes: sorted keys, no whitespace, UTF-8; NaN and infinity refused."""
     try:
-        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                          allow_nan=False)  # fmt: skip
+        text = json.dumps(
+            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
     except (TypeError, ValueError) as exc:
         raise EntryError(f"audit entry is not plain JSON data: {exc}") from exc
     return text.encode("utf-8")

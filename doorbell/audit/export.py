@@ -64,8 +64,9 @@ def export_log(data_dir: Path, out_dir: Path) -> dict[str, int]:
         raise StorageError(f"{path}: cannot read the audit log ({exc})") from exc
     finally:
         conn.close()
-    write_file_atomic(out_dir / "cosigners.vkeys", "".join(v + "\n" for v in vkeys).encode(),
-                      mode=0o644)  # fmt: skip
+    write_file_atomic(
+        out_dir / "cosigners.vkeys", "".join(v + "\n" for v in vkeys).encode(), mode=0o644
+    )
     write_file_atomic(out_dir / DEVICE_VKEY_FILE, (device.vkey + "\n").encode(), mode=0o644)
     guide = resources.files("doorbell.audit").joinpath("VERIFY.md").read_bytes()
     write_file_atomic(out_dir / "VERIFY.md", guide, mode=0o644)

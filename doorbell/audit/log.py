@@ -79,8 +79,9 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     """Open the audit database (autocommit mode: transactions are explicit)."""
     uri = f"file:{path}?mode={'ro' if readonly else 'rwc'}"
     try:
-        conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=60.0,
-                               check_same_thread=False)  # fmt: skip
+        conn = sqlite3.connect(
+            uri, uri=True, isolation_level=None, timeout=60.0, check_same_thread=False
+        )
         conn.execute("PRAGMA busy_timeout = 60000")
         if not readonly:
             conn.execute("PRAGMA journal_mode = WAL")
@@ -93,8 +94,14 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
 class AuditLog:
     """An open audit log. Use :meth:`open`; it is a context manager."""
 
-    def __init__(self, conn: sqlite3.Connection, data_dir: Path, signer: Signer | None,
-                 clock: Callable[[], float], checkpoint_interval_s: float) -> None:  # fmt: skip
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        data_dir: Path,
+        signer: Signer | None,
+        clock: Callable[[], float],
+        checkpoint_interval_s: float,
+    ) -> None:
         self._conn = conn
         self.data_dir = data_dir
         self.signer = signer
@@ -106,9 +113,14 @@ class AuditLog:
         self._closed = False
 
     @classmethod
-    def open(cls, data_dir: Path, *, signer: Signer | None = None,
-             clock: Callable[[], float] = time.time,
-             checkpoint_interval_s: float = 5.0) -> AuditLog:  # fmt: skip
+    def open(
+        cls,
+        data_dir: Path,
+        *,
+        signer: Signer | None = None,
+        clock: Callable[[], float] = time.time,
+        checkpoint_interval_s: float = 5.0,
+    ) -> AuditLog:
         """Open (creating if needed) ``<data_dir>/audit.sqlite3``.
 
         With a ``signer`` (the device key) an empty log first gets entry 0, ``audit.log_created``,
@@ -150,8 +162,12 @@ class AuditLog:
     def __enter__(self) -> AuditLog:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
-                 traceback: TracebackType | None) -> None:  # fmt: skip
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
         self.close()
 
     def close(self) -> None:
@@ -189,12 +205,19 @@ class AuditLog:
     def _size(self) -> int:
         return self._conn.execute("SELECT size FROM tree WHERE id = 0").fetchone()[0]
 
-    def _append_in_transaction(self, actor: str, action: str, object: str,
-                               details: dict | None) -> int:  # fmt: skip
+    def _append_in_transaction(
+        self, actor: str, action: str, object: str, details: dict | None
+    ) -> int:
         size, peaks = self._conn.execute("SELECT size, peaks FROM tree WHERE id = 0").fetchone()
         compact = merkle.CompactRange.from_bytes(size, peaks)
-        leaf = encode_entry(index=size, timestamp=self._clock(), actor=actor, action=action,
-                            object=object, details=details)  # fmt: skip
+        leaf = encode_entry(
+            index=size,
+            timestamp=self._clock(),
+            actor=actor,
+            action=action,
+            object=object,
+            details=details,
+        )
         leaf_hash = merkle.leaf_hash(leaf)
         nodes = b"".join(compact.append(leaf_hash))
         self._conn.execute(
@@ -270,8 +293,14 @@ class AuditLog:
             return load_device_verifier(self.data_dir / "keys")
         return self.signer.verifier()
 
-    def cosign(self, owner_key: Ed25519PrivateKey, name: str, *,
-               trusted: tuple[int, bytes] | None = None, first: bool = False) -> bytes:  # fmt: skip
+    def cosign(
+        self,
+        owner_key: Ed25519PrivateKey,
+        name: str,
+        *,
+        trusted: tuple[int, bytes] | None = None,
+        first: bool = False,
+    ) -> bytes:
         """Cosign the current checkpoint as the owner; return the cosignature note.
 
         The checkpoint must carry a valid device signature and be consistent (by a consistency
@@ -330,8 +359,7 @@ class AuditLog:
         self._check_consistent(previous.size, previous.root_hash, checkpoint, "you cosigned")
         return True
 
-    def _check_consistent(self, size: int, root: bytes, checkpoint: Checkpoint,
-                          what: str) -> None:  # fmt: skip
+    def _check_consistent(self, size: int, root: bytes, checkpoint: Checkpoint, what: str) -> None:
         """Raise :class:`AuditError` unless ``checkpoint`` extends the head (size, root)."""
         if size > checkpoint.size:
             raise AuditError(
@@ -424,8 +452,12 @@ class _Transaction:
             self._log._lock.release()
             raise StorageError(f"audit log: cannot start a write ({exc})") from exc
 
-    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
-                 traceback: TracebackType | None) -> None:  # fmt: skip
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
         try:
             if kind is None:
                 try:

@@ -105,8 +105,10 @@ def verify_source(source: LogSource, cosigner_vkeys: Iterable[str] = ()) -> Veri
         if (verifier.name, verifier.key_id) not in seen_by:
             # A pinned owner key that never cosigned: every cosignature was deleted (and the
             # log maybe rebuilt with the stolen device key). `doorbell init` always cosigns.
-            message = (f"no cosignature by the pinned owner key {verifier.name} "
-                       f"({verifier.vkey}): its cosignatures were deleted")  # fmt: skip
+            message = (
+                f"no cosignature by the pinned owner key {verifier.name} "
+                f"({verifier.vkey}): its cosignatures were deleted"
+            )
             problems.append((None, message))
     wanted = {c.size for c in checkpoints} | {c.size for c in cosignatures}
     roots, compact, first_leaf, stopped = _stream_tree(source.rows, wanted, problems)
@@ -132,8 +134,9 @@ def verify_source(source: LogSource, cosigner_vkeys: Iterable[str] = ()) -> Veri
     count = (len(source.checkpoints), len(source.cosignatures))
     if problems:
         index, message = min(problems, key=lambda p: (p[0] is None, p[0] or 0))
-        return VerifyResult(False, source.total_entries, *count, unsigned, index, message,
-                            tuple(warnings))  # fmt: skip
+        return VerifyResult(
+            False, source.total_entries, *count, unsigned, index, message, tuple(warnings)
+        )
     return VerifyResult(True, size, *count, unsigned, warnings=tuple(warnings))
 
 
@@ -171,12 +174,18 @@ def _stream_tree(
     return roots, compact, first_leaf, False
 
 
-def _check_tree_state(state: tuple[int, bytes, bytes], compact: CompactRange,
-                      problems: list[Problem]) -> None:  # fmt: skip
+def _check_tree_state(
+    state: tuple[int, bytes, bytes], compact: CompactRange, problems: list[Problem]
+) -> None:
     stored_size, peaks, root = state
     if stored_size > compact.size:
-        problems.append((compact.size, f"entries {compact.size}..{stored_size - 1} are missing"
-                                       f" (the tree state says {stored_size})"))  # fmt: skip
+        problems.append(
+            (
+                compact.size,
+                f"entries {compact.size}..{stored_size - 1} are missing"
+                f" (the tree state says {stored_size})",
+            )
+        )
     elif stored_size < compact.size:
         problems.append((stored_size, f"entries from {stored_size} are not in the tree state"))
     elif peaks != compact.to_bytes() or root != compact.root():
@@ -198,26 +207,48 @@ def _check_genesis(
         return
     named = entry["details"].get("device_vkey") if isinstance(entry["details"], dict) else None
     if named != device.vkey:
-        problems.append((0, f"entry 0 names device key {named}, but device.vkey is "
-                            f"{device.vkey}: the device key was swapped"))  # fmt: skip
+        problems.append(
+            (
+                0,
+                f"entry 0 names device key {named}, but device.vkey is "
+                f"{device.vkey}: the device key was swapped",
+            )
+        )
 
 
-def _check_heads(heads: list, roots: dict[int, bytes], size: int, stopped: bool, what: str,
-                 matched: list[int], problems: list[Problem]) -> list[int]:  # fmt: skip
+def _check_heads(
+    heads: list,
+    roots: dict[int, bytes],
+    size: int,
+    stopped: bool,
+    what: str,
+    matched: list[int],
+    problems: list[Problem],
+) -> list[int]:
     """Compare signed heads with recomputed roots; return the sizes that matched."""
     for head in sorted(heads, key=lambda h: h.size):
         if head.size > size:
             if not stopped:
-                problems.append((size, f"log truncated: {what} at size {head.size}, but only "
-                                       f"{size} entries remain"))  # fmt: skip
+                problems.append(
+                    (
+                        size,
+                        f"log truncated: {what} at size {head.size}, but only "
+                        f"{size} entries remain",
+                    )
+                )
             continue
         if roots.get(head.size) == head.root_hash:
             matched.append(head.size)
             continue
         low = max((m for m in matched if m < head.size), default=0)
-        problems.append((low, f"history rewritten: the entries do not produce the root of the "
-                              f"{what} at size {head.size}; the first rewritten entry is in "
-                              f"[{low}, {head.size})"))  # fmt: skip
+        problems.append(
+            (
+                low,
+                f"history rewritten: the entries do not produce the root of the "
+                f"{what} at size {head.size}; the first rewritten entry is in "
+                f"[{low}, {head.size})",
+            )
+        )
     return matched
 
 

@@ -44,9 +44,14 @@ def audit() -> None:
     default=None,
     help="With --owner-check: read the owner passphrase from this file (mode 0600).",
 )
-def verify(config_path: Path | None, data_dir: Path | None, export_dir: Path | None,
-           cosigners: tuple[str, ...], owner_check: bool,
-           passphrase_file: Path | None) -> None:  # fmt: skip
+def verify(
+    config_path: Path | None,
+    data_dir: Path | None,
+    export_dir: Path | None,
+    cosigners: tuple[str, ...],
+    owner_check: bool,
+    passphrase_file: Path | None,
+) -> None:
     """Recompute the tree and check every checkpoint and owner cosignature.
 
     Prints a one-line verdict with counts. Exit 0 when everything holds, 1 with the first bad
@@ -115,15 +120,22 @@ def _owner_check(data_dir: Path, passphrase_file: Path | None) -> tuple[str, boo
     except AnchorError as exc:
         return vkey, False, f"owner anchor: FAILED: {exc}"
     when = datetime.datetime.fromtimestamp(anchor.time, tz=datetime.UTC).isoformat()
-    return vkey, True, (f"owner anchor: OK: the log extends the head you cosigned at size "
-                        f"{anchor.size} ({when})")  # fmt: skip
+    return (
+        vkey,
+        True,
+        (f"owner anchor: OK: the log extends the head you cosigned at size {anchor.size} ({when})"),
+    )
 
 
 @audit.command("export")
 @config_options
-@click.option("--out", "out_dir", required=True,
-              type=click.Path(file_okay=False, path_type=Path),
-              help="New (or empty) directory to write the export into.")  # fmt: skip
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="New (or empty) directory to write the export into.",
+)
 def export(config_path: Path | None, data_dir: Path | None, out_dir: Path) -> None:
     """Write entries, checkpoints, cosignatures, device.vkey and VERIFY.md to a directory."""
     from doorbell.audit.export import export_log
@@ -138,10 +150,16 @@ def export(config_path: Path | None, data_dir: Path | None, out_dir: Path) -> No
 
 @audit.command("show")
 @config_options
-@click.option("--tail", type=click.IntRange(min=1), default=20, show_default=True,
-              help="Show only the last N matching entries.")  # fmt: skip
-@click.option("--action", default=None,
-              help="Only this action, or this prefix when it ends in '.'.")  # fmt: skip
+@click.option(
+    "--tail",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Show only the last N matching entries.",
+)
+@click.option(
+    "--action", default=None, help="Only this action, or this prefix when it ends in '.'."
+)
 def show(config_path: Path | None, data_dir: Path | None, tail: int, action: str | None) -> None:
     """List audit entries, newest last."""
     from doorbell.audit.entries import EntryError, decode_entry

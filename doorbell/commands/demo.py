@@ -123,8 +123,15 @@ def _stop(processes: dict[str, subprocess.Popen]) -> None:
     help="Stop by itself after this many seconds (default: run until Ctrl-C).",
 )
 @click.option("--no-web", is_flag=True, help="Run only the recorder (no web UI).")
-def demo(data_dir: Path, port: int, width: int, height: int, fps: int, seconds: float | None,
-         no_web: bool) -> None:  # fmt: skip
+def demo(
+    data_dir: Path,
+    port: int,
+    width: int,
+    height: int,
+    fps: int,
+    seconds: float | None,
+    no_web: bool,
+) -> None:
     """Run the demo: mock camera, real encryption, real web UI, on this machine.
 
     Creates a demo data dir with keys protected by a generated demo passphrase (printed, and

@@ -42,8 +42,10 @@ from doorbell.tls import CERT_FILE, KEY_FILE, TLS_DIR, create_self_signed_certif
 def existing_key_material(data_dir: Path) -> list[Path]:
     """Key and certificate files already present in ``data_dir`` (init refuses if any)."""
     keys = keys_dir(data_dir)
-    candidates = [keys / name for name in (OWNER_KEY_FILE, OWNER_RECIPIENTS_FILE,
-                                           DEVICE_KEY_FILE, DEVICE_VKEY_FILE)]  # fmt: skip
+    candidates = [
+        keys / name
+        for name in (OWNER_KEY_FILE, OWNER_RECIPIENTS_FILE, DEVICE_KEY_FILE, DEVICE_VKEY_FILE)
+    ]
     candidates += [data_dir / TLS_DIR / CERT_FILE, data_dir / TLS_DIR / KEY_FILE]
     return [path for path in candidates if path.exists()]
 
@@ -68,8 +70,13 @@ def existing_key_material(data_dir: Path) -> list[Path]:
     default=None,
     help="Name for the TLS certificate (default: this machine's hostname).",
 )
-def init(config_path: Path | None, data_dir: Path | None, passphrase_file: Path | None,
-         owner_key_work_factor: int, hostname: str | None) -> None:  # fmt: skip
+def init(
+    config_path: Path | None,
+    data_dir: Path | None,
+    passphrase_file: Path | None,
+    owner_key_work_factor: int,
+    hostname: str | None,
+) -> None:
     """Create keys for a new doorbell: owner identity, device key, TLS certificate.
 
     Writes keys/owner.recipients, keys/owner.key.age (passphrase-protected, opens with the

@@ -72,9 +72,13 @@ def show(config_path: Path | None, data_dir: Path | None) -> None:
     default=None,
     help="scrypt work factor for the re-sealed key (default: doorbell's owner-key default).",
 )
-def change_passphrase(config_path: Path | None, data_dir: Path | None,
-                      passphrase_file: Path | None, new_passphrase_file: Path | None,
-                      owner_key_work_factor: int | None) -> None:  # fmt: skip
+def change_passphrase(
+    config_path: Path | None,
+    data_dir: Path | None,
+    passphrase_file: Path | None,
+    new_passphrase_file: Path | None,
+    owner_key_work_factor: int | None,
+) -> None:
     """Re-encrypt keys/owner.key.age under a new passphrase (same identity, same recipient)."""
     from doorbell.keys import OWNER_KEY_WORK_FACTOR, change_owner_passphrase
 

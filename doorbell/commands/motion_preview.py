@@ -58,19 +58,37 @@ def annotate(main: np.ndarray, result: object, zone: np.ndarray, masks: np.ndarr
         state += " (light change ignored)"
     text = f"score {result.score:.3f}  {state}"  # type: ignore[attr-defined]
     scale = max(0.4, width / 1600)
-    cv2.putText(image, text, (8, round(24 * scale / 0.5)), cv2.FONT_HERSHEY_SIMPLEX, scale,
-                (0, 0, 0), 3)  # fmt: skip
-    cv2.putText(image, text, (8, round(24 * scale / 0.5)), cv2.FONT_HERSHEY_SIMPLEX, scale,
-                (255, 255, 255), 1)  # fmt: skip
+    cv2.putText(
+        image, text, (8, round(24 * scale / 0.5)), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3
+    )
+    cv2.putText(
+        image,
+        text,
+        (8, round(24 * scale / 0.5)),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        scale,
+        (255, 255, 255),
+        1,
+    )
     return image
 
 
 @click.command("motion-preview")
 @config_options
-@click.option("--frames", type=click.IntRange(1, 100_000), default=150, show_default=True,
-              help="How many frames to analyse.")  # fmt: skip
-@click.option("--out", "out", type=click.Path(path_type=Path), required=True,
-              help="Directory for PNG frames, or a file ending in .mp4/.mkv.")  # fmt: skip
+@click.option(
+    "--frames",
+    type=click.IntRange(1, 100_000),
+    default=150,
+    show_default=True,
+    help="How many frames to analyse.",
+)
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Directory for PNG frames, or a file ending in .mp4/.mkv.",
+)
 def motion_preview(config_path: Path | None, data_dir: Path | None, frames: int, out: Path) -> None:
     """Write an annotated preview of motion detection (UNENCRYPTED) for tuning zones.
 

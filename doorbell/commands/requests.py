@@ -66,17 +66,24 @@ def requests() -> None:
 @click.option("--requester", required=True)
 @click.option("--organisation", default="")
 @click.option("--contact", required=True)
-@click.option("--kind", required=True, type=click.Choice(
-    ["police", "insurer", "neighbour", "household", "other"]))  # fmt: skip
-@click.option("--legal-basis", required=True,
-              type=click.Choice(["voluntary", "warrant", "subpoena", "court_order"]))  # fmt: skip
+@click.option(
+    "--kind",
+    required=True,
+    type=click.Choice(["police", "insurer", "neighbour", "household", "other"]),
+)
+@click.option(
+    "--legal-basis",
+    required=True,
+    type=click.Choice(["voluntary", "warrant", "subpoena", "court_order"]),
+)
 @click.option("--reference", "legal_reference", default="", help="Warrant/subpoena number.")
 @click.option("--from", "window_start", required=True, help="Window start, UTC (2026-01-02T15:04).")
 @click.option("--to", "window_end", required=True, help="Window end, UTC.")
 @click.option("--reason", required=True)
 @click.option("--recipient", default=None, help="Requester's age1... key (else a passphrase).")
-def add(config_path: Path | None, data_dir: Path | None, recipient: str | None,
-        **fields: str) -> None:  # fmt: skip
+def add(
+    config_path: Path | None, data_dir: Path | None, recipient: str | None, **fields: str
+) -> None:
     """Enter a request received on paper. Prints its id and the requester's status link
     token (shown once)."""
     raw: dict[str, object] = dict(fields)
@@ -99,8 +106,10 @@ def list_requests(config_path: Path | None, data_dir: Path | None, status: str |
     with _opened(config_path, data_dir) as opened:
         found = opened["registry"].requests(status=status)
     for r in found:
-        click.echo(f"{r.id}  {r.status:<9} {r.fields.kind:<9} {r.fields.legal_basis:<11} "
-                   f"{format_time(r.created_at)}  {r.fields.requester}")  # fmt: skip
+        click.echo(
+            f"{r.id}  {r.status:<9} {r.fields.kind:<9} {r.fields.legal_basis:<11} "
+            f"{format_time(r.created_at)}  {r.fields.requester}"
+        )
     if not found:
         click.echo("no requests")
 
@@ -129,9 +138,11 @@ def show(config_path: Path | None, data_dir: Path | None, request_id: str) -> No
     if r.deny_reason:
         click.echo(f"  denied: {r.deny_reason}")
     if r.clip_ids:
-        click.echo(f"  approved clips: {', '.join(r.clip_ids)}; bundle {r.bundle_state}, "
-                   f"{r.downloads}/{r.download_limit} downloads, "
-                   f"expires {format_time(r.bundle_expires_at)}")  # fmt: skip
+        click.echo(
+            f"  approved clips: {', '.join(r.clip_ids)}; bundle {r.bundle_state}, "
+            f"{r.downloads}/{r.download_limit} downloads, "
+            f"expires {format_time(r.bundle_expires_at)}"
+        )
         if r.bundle_state == "ready":
             click.echo(f"  bundle: {path}")
     click.echo(f"  clips in the window: {len(clips)}")
@@ -157,9 +168,13 @@ def show(config_path: Path | None, data_dir: Path | None, request_id: str) -> No
     help="For passphrase delivery: the bundle passphrase (else prompted).",
 )
 @click.option("--redact-faces", is_flag=True, help="Blur faces (detected automatically).")
-@click.option("--redact-region", "redact_regions", multiple=True, metavar="X0,Y0,X1,Y1",
-              help="Redact this box in every frame (relative 0..1: left,top,right,bottom; "
-              "repeatable).")  # fmt: skip
+@click.option(
+    "--redact-region",
+    "redact_regions",
+    multiple=True,
+    metavar="X0,Y0,X1,Y1",
+    help="Redact this box in every frame (relative 0..1: left,top,right,bottom; repeatable).",
+)
 @click.option(
     "--keep-region",
     "keep_regions",
@@ -167,14 +182,28 @@ def show(config_path: Path | None, data_dir: Path | None, request_id: str) -> No
     metavar="X0,Y0,X1,Y1",
     help="Redact everything outside this box (repeatable: outside all of them).",
 )
-@click.option("--redact-method", type=click.Choice(["pixelate", "fill"]), default="pixelate",
-              show_default=True, help="How redacted areas are made unrecognisable.")  # fmt: skip
-def approve(config_path: Path | None, data_dir: Path | None, request_id: str,
-            clip_ids: tuple[str, ...], all_clips: bool, expires_days: float | None,
-            download_limit: int | None, passphrase_file: Path | None,
-            bundle_passphrase_file: Path | None, redact_faces: bool,
-            redact_regions: tuple[str, ...], keep_regions: tuple[str, ...],
-            redact_method: str) -> None:  # fmt: skip
+@click.option(
+    "--redact-method",
+    type=click.Choice(["pixelate", "fill"]),
+    default="pixelate",
+    show_default=True,
+    help="How redacted areas are made unrecognisable.",
+)
+def approve(
+    config_path: Path | None,
+    data_dir: Path | None,
+    request_id: str,
+    clip_ids: tuple[str, ...],
+    all_clips: bool,
+    expires_days: float | None,
+    download_limit: int | None,
+    passphrase_file: Path | None,
+    bundle_passphrase_file: Path | None,
+    redact_faces: bool,
+    redact_regions: tuple[str, ...],
+    keep_regions: tuple[str, ...],
+    redact_method: str,
+) -> None:
     """Approve a request (asks the owner passphrase again) and build its bundle.
 
     First the audit log is checked against the owner anchor and cosigned, as at web unlock:
@@ -191,23 +220,27 @@ def approve(config_path: Path | None, data_dir: Path | None, request_id: str,
     if bool(clip_ids) == all_clips:
         raise UsageError("give --clip ID (repeatable) or --all, not both")
     try:
-        spec = spec_from_cli(faces=redact_faces, regions=redact_regions, keep=keep_regions,
-                             method=redact_method)  # fmt: skip
+        spec = spec_from_cli(
+            faces=redact_faces, regions=redact_regions, keep=keep_regions, method=redact_method
+        )
     except RedactionError as exc:
         raise UsageError(str(exc)) from None
     if not spec.is_empty:
-        click.echo(f"redaction: faces {'on' if spec.faces else 'off'}, "
-                   f"{len(spec.regions)} region(s), {len(spec.keep)} kept region(s), "
-                   f"{spec.method}", err=True)  # fmt: skip
+        click.echo(
+            f"redaction: faces {'on' if spec.faces else 'off'}, "
+            f"{len(spec.regions)} region(s), {len(spec.keep)} kept region(s), "
+            f"{spec.method}",
+            err=True,
+        )
     with _opened(config_path, data_dir) as opened:
         registry, store = opened["registry"], opened["store"]
         request = registry.get(request_id)
         chosen = [c.id for c in clips_for_request(store, request)] if all_clips else list(clip_ids)
         bundle_passphrase = None
         if request.fields.delivery == "passphrase":
-            bundle_passphrase = _secret_from(bundle_passphrase_file,
-                                             "Bundle passphrase (give it to the requester)",
-                                             confirm=True)  # fmt: skip
+            bundle_passphrase = _secret_from(
+                bundle_passphrase_file, "Bundle passphrase (give it to the requester)", confirm=True
+            )
         owner_passphrase = _secret_from(passphrase_file, "Owner passphrase (step-up)")
         identity = unlock_owner_identity(opened["config"].data_dir, owner_passphrase)
 
@@ -221,16 +254,24 @@ def approve(config_path: Path | None, data_dir: Path | None, request_id: str,
                 click.echo(f"\r{line}", nl=False, err=True)
 
         result = approve_and_build(
-            registry, store, opened["audit"], request_id, identity=identity,
-            cosigning_key=derive_owner_cosigning_key(identity), clip_ids=chosen,
-            passphrase=bundle_passphrase, progress=progress,
+            registry,
+            store,
+            opened["audit"],
+            request_id,
+            identity=identity,
+            cosigning_key=derive_owner_cosigning_key(identity),
+            clip_ids=chosen,
+            passphrase=bundle_passphrase,
+            progress=progress,
             expires_in_s=None if expires_days is None else expires_days * 86400,
             download_limit=download_limit,
             redaction=None if spec.is_empty else spec.to_dict(),
-        )  # fmt: skip
+        )
     click.echo("", err=True)
-    click.echo(f"approved {request_id}: {result.clips} clip(s), bundle {result.path} "
-               f"({result.size} bytes, manifest SHA-256 {result.manifest_sha256})")  # fmt: skip
+    click.echo(
+        f"approved {request_id}: {result.clips} clip(s), bundle {result.path} "
+        f"({result.size} bytes, manifest SHA-256 {result.manifest_sha256})"
+    )
 
 
 @requests.command("deny")

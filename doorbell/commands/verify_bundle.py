@@ -48,8 +48,13 @@ def _read_small(path: Path, what: str) -> str:
     metavar="VKEY",
     help="The owner's cosigner verifier key you trust.",
 )
-def verify_bundle(bundle: Path, identity_file: Path | None, passphrase_file: Path | None,
-                  device_vkey: str | None, cosigner_vkey: str | None) -> None:  # fmt: skip
+def verify_bundle(
+    bundle: Path,
+    identity_file: Path | None,
+    passphrase_file: Path | None,
+    device_vkey: str | None,
+    cosigner_vkey: str | None,
+) -> None:
     """Decrypt BUNDLE and check every clip hash, the manifest, the device signature, the
     owner's cosignature and every inclusion proof. Nothing is written to disk.
 
@@ -62,8 +67,9 @@ def verify_bundle(bundle: Path, identity_file: Path | None, passphrase_file: Pat
     if identity_file is not None:
         from doorbell.age.identities import parse_identities
 
-        identities = list(parse_identities(_read_small(identity_file, "identity file"),
-                                           source=str(identity_file)))  # fmt: skip
+        identities = list(
+            parse_identities(_read_small(identity_file, "identity file"), source=str(identity_file))
+        )
     else:
         from doorbell.age.identities import ScryptIdentity
 

@@ -38,8 +38,15 @@ def build_server(app: Any, config: Config, data_dir: Path, *, port: int | None =
     from doorbell.tls import CERT_FILE, KEY_FILE, TLS_DIR
 
     address = (config.web.bind, config.web.port if port is None else port)
-    server = wsgi.Server(address, app, numthreads=THREADS, server_name="doorbell",
-                         request_queue_size=64, timeout=30, shutdown_timeout=5)  # fmt: skip
+    server = wsgi.Server(
+        address,
+        app,
+        numthreads=THREADS,
+        server_name="doorbell",
+        request_queue_size=64,
+        timeout=30,
+        shutdown_timeout=5,
+    )
     if config.web.tls:
         cert, key = data_dir / TLS_DIR / CERT_FILE, data_dir / TLS_DIR / KEY_FILE
         for path in (cert, key):
@@ -57,8 +64,7 @@ def _notifier() -> Any:
     return Notifier()
 
 
-def serve(server: Any, stop: threading.Event, *, ready: Any = None,
-          stopping: Any = None) -> None:  # fmt: skip
+def serve(server: Any, stop: threading.Event, *, ready: Any = None, stopping: Any = None) -> None:
     """Run ``server`` on a named thread until ``stop`` is set, then stop it and join.
 
     ``ready()`` is called once the socket listens, ``stopping()`` when shutdown begins.

@@ -177,8 +177,12 @@ def _recipients(request: Any, passphrase: str | None, work_factor: int) -> list[
 
 
 @contextlib.contextmanager
-def _redacted_spool(directory: Path, source: Any, spec: Any,
-                    progress: Callable[[int, int | None], None] | None = None) -> Any:  # fmt: skip
+def _redacted_spool(
+    directory: Path,
+    source: Any,
+    spec: Any,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> Any:
     """Redact ``source`` into a one-time-key ciphertext spool; yield (reader, size, result)."""
     from doorbell.age.decrypt import decrypt
     from doorbell.age.encrypt import encrypt
@@ -201,10 +205,20 @@ def _redacted_spool(directory: Path, source: Any, spec: Any,
             spool.unlink()
 
 
-def build_bundle(*, registry: Any, store: Any, audit: Any, request_id: str, identity: Any,
-                 cosigning_key: Any, passphrase: str | None = None, work_factor: int = 18,
-                 progress: ProgressCallback | None = None, checkpoint_wait_s: float = 60.0,
-                 sleep: Callable[[float], None] = time.sleep) -> BundleResult:  # fmt: skip
+def build_bundle(
+    *,
+    registry: Any,
+    store: Any,
+    audit: Any,
+    request_id: str,
+    identity: Any,
+    cosigning_key: Any,
+    passphrase: str | None = None,
+    work_factor: int = 18,
+    progress: ProgressCallback | None = None,
+    checkpoint_wait_s: float = 60.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> BundleResult:
     """Build the bundle of an approved request (bundle state ``building``) and mark it ready.
 
     ``identity`` decrypts the owner's clips (and derives the owner anchor key: the checkpoint
@@ -234,9 +248,20 @@ def build_bundle(*, registry: Any, store: Any, audit: Any, request_id: str, iden
             with encrypt(sink, recipients) as writer:  # type: ignore[arg-type]
                 # closed explicitly below: only a clean close may finish the tar
                 tar = tarfile.open(fileobj=writer, mode="w|", format=tarfile.PAX_FORMAT)  # noqa: SIM115
-                manifest_sha256 = _write_contents(tar, registry, store, audit, request, clips,
-                                                  identity, cosigning_key, report, total,
-                                                  checkpoint_wait_s, sleep)  # fmt: skip
+                manifest_sha256 = _write_contents(
+                    tar,
+                    registry,
+                    store,
+                    audit,
+                    request,
+                    clips,
+                    identity,
+                    cosigning_key,
+                    report,
+                    total,
+                    checkpoint_wait_s,
+                    sleep,
+                )
                 tar.close()
             handle.flush()
             os.fsync(handle.fileno())
@@ -249,16 +274,27 @@ def build_bundle(*, registry: Any, store: Any, audit: Any, request_id: str, iden
             registry.bundle_failed(request_id, f"{type(exc).__name__}: {exc}")
         raise
     result = BundleResult(target, sink.size, sink.sha256.hexdigest(), manifest_sha256, len(clips))
-    registry.bundle_ready(request_id, size=result.size, sha256=result.sha256,
-                          manifest_sha256=manifest_sha256)  # fmt: skip
+    registry.bundle_ready(
+        request_id, size=result.size, sha256=result.sha256, manifest_sha256=manifest_sha256
+    )
     report("done", total, total)
     return result
 
 
-def _write_contents(tar: tarfile.TarFile, registry: Any, store: Any, audit: Any, request: Any,
-                    clips: list[Any], identity: Any, cosigning_key: Any,
-                    report: ProgressCallback, total: int, checkpoint_wait_s: float,
-                    sleep: Callable[[float], None]) -> str:  # fmt: skip
+def _write_contents(
+    tar: tarfile.TarFile,
+    registry: Any,
+    store: Any,
+    audit: Any,
+    request: Any,
+    clips: list[Any],
+    identity: Any,
+    cosigning_key: Any,
+    report: ProgressCallback,
+    total: int,
+    checkpoint_wait_s: float,
+    sleep: Callable[[float], None],
+) -> str:
     from doorbell.age.decrypt import decrypt
 
     done = 0
@@ -288,15 +324,18 @@ def _write_contents(tar: tarfile.TarFile, registry: Any, store: Any, audit: Any,
                 spool_dir = registry.bundle_path(request.id).parent
                 weight, base = max(clip.size_bytes, 1), done
 
-                def frames(count: int, frames_total: int | None, weight: int = weight,
-                           base: int = base) -> None:  # fmt: skip
+                def frames(
+                    count: int, frames_total: int | None, weight: int = weight, base: int = base
+                ) -> None:
                     if frames_total:  # redaction progress, in this clip's share of the bytes
                         share = weight * min(count, frames_total) // frames_total
                         report("redacting", min(base + share, total), total)
 
                 with _redacted_spool(spool_dir, delivered, spec, frames) as (
-                    reader, size, result,
-                ):  # fmt: skip
+                    reader,
+                    size,
+                    result,
+                ):
                     hashing = _HashingReader(reader, lambda _n: None)
                     info = tarfile.TarInfo(name)
                     info.size, info.mtime, info.mode = size, int(clip.started_at), 0o644
@@ -311,23 +350,36 @@ def _write_contents(tar: tarfile.TarFile, registry: Any, store: Any, audit: Any,
             prefix = None
             if clip.interrupted:
                 prefix = {"authenticated_bytes": plain.size, "playable_bytes": delivered.size}
-        entries.append({
-            "id": clip.id, "file": name, "sha256": hashing.sha256.hexdigest(),
-            "size": hashing.size, "started_at": clip.started_at, "ended_at": clip.ended_at,
-            "duration_s": clip.duration_s, "interrupted": clip.interrupted,
-            "trigger": clip.trigger, "source_sha256": source_sha256,
-            "source_size": path.stat().st_size, "redaction": redaction,
-            "interrupted_prefix": prefix,
-        })  # fmt: skip
+        entries.append(
+            {
+                "id": clip.id,
+                "file": name,
+                "sha256": hashing.sha256.hexdigest(),
+                "size": hashing.size,
+                "started_at": clip.started_at,
+                "ended_at": clip.ended_at,
+                "duration_s": clip.duration_s,
+                "interrupted": clip.interrupted,
+                "trigger": clip.trigger,
+                "source_sha256": source_sha256,
+                "source_size": path.stat().st_size,
+                "redaction": redaction,
+                "interrupted_prefix": prefix,
+            }
+        )
     report("audit", total, total)
     device_vkey = audit.device_verifier().vkey
     manifest = {
         "format": BUNDLE_FORMAT,
         "request": request.public_fields(),
         "decision": {
-            "outcome": "approved", "by": "owner", "decided_at": request.decided_at,
-            "clips": list(request.clip_ids), "bundle_expires_at": request.bundle_expires_at,
-            "download_limit": request.download_limit, "redaction": request.redaction,
+            "outcome": "approved",
+            "by": "owner",
+            "decided_at": request.decided_at,
+            "clips": list(request.clip_ids),
+            "bundle_expires_at": request.bundle_expires_at,
+            "download_limit": request.download_limit,
+            "redaction": request.redaction,
         },
         "clips": entries,
         "time_range": {
@@ -335,22 +387,37 @@ def _write_contents(tar: tarfile.TarFile, registry: Any, store: Any, audit: Any,
             "end": max((e["ended_at"] or e["started_at"]) for e in entries),
         },
         "device_vkey": device_vkey,
-        "audit": {"entries": "audit/entries.jsonl", "checkpoint": "audit/checkpoint.note",
-                  "proofs": "audit/proofs.json"},
-    }  # fmt: skip
+        "audit": {
+            "entries": "audit/entries.jsonl",
+            "checkpoint": "audit/checkpoint.note",
+            "proofs": "audit/proofs.json",
+        },
+    }
     manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n"
     manifest_sha256 = hashlib.sha256(manifest_bytes).hexdigest()
     now = registry._clock()
     _add_bytes(tar, "manifest.json", manifest_bytes, now)
-    sealed_index = registry.record("system", "export.bundle_sealed", request.id, {
-        "manifest_sha256": manifest_sha256, "clips": len(entries),
-    })  # fmt: skip
+    sealed_index = registry.record(
+        "system",
+        "export.bundle_sealed",
+        request.id,
+        {
+            "manifest_sha256": manifest_sha256,
+            "clips": len(entries),
+        },
+    )
     from doorbell.exports.proofs import audit_files
     from doorbell.keys import derive_owner_anchor_key
 
-    for name, data in audit_files(audit, registry.audit_indexes(request.id), sealed_index,
-                                  cosigning_key, checkpoint_wait_s, sleep,
-                                  anchor_key=derive_owner_anchor_key(identity)):  # fmt: skip
+    for name, data in audit_files(
+        audit,
+        registry.audit_indexes(request.id),
+        sealed_index,
+        cosigning_key,
+        checkpoint_wait_s,
+        sleep,
+        anchor_key=derive_owner_anchor_key(identity),
+    ):
         _add_bytes(tar, name, data, now)
     report("sealing", total, total)
     _add_bytes(tar, "VERIFY.txt", verify_guide(), now)

@@ -28,8 +28,9 @@ class DeliveryMixin:
 
     # --- bundles ---------------------------------------------------------------------------
 
-    def bundle_ready(self, request_id: str, *, size: int, sha256: str, manifest_sha256: str
-                     ) -> None:  # fmt: skip
+    def bundle_ready(
+        self, request_id: str, *, size: int, sha256: str, manifest_sha256: str
+    ) -> None:
         with self._transaction() as db:
             db.execute(
                 "UPDATE export_requests SET bundle_state = 'ready', bundle_bytes = ?,"
@@ -44,8 +45,9 @@ class DeliveryMixin:
         with self._transaction() as db:
             db.execute(
                 "UPDATE export_requests SET bundle_state = 'failed', bundle_error = ?"
-                " WHERE id = ? AND bundle_state = 'building'", (error[:500], request_id),
-            )  # fmt: skip
+                " WHERE id = ? AND bundle_state = 'building'",
+                (error[:500], request_id),
+            )
         self.record("system", "export.bundle_failed", request_id, {"error": error[:500]})
 
     def delete_bundle(self, request_id: str, *, reason: str, actor: str = "system") -> bool:
@@ -84,8 +86,9 @@ class DeliveryMixin:
             raise NotPermitted("only the owner's own exports download from the owner's pages")
         return self._claim(request, actor="owner", client="")
 
-    def _claim(self, request: ExportRequest, *, actor: str, client: str
-               ) -> tuple[ExportRequest, BinaryIO]:  # fmt: skip
+    def _claim(
+        self, request: ExportRequest, *, actor: str, client: str
+    ) -> tuple[ExportRequest, BinaryIO]:
         now = self._clock()
         problem = ""
         if request.status not in ("approved", "delivered"):
@@ -108,20 +111,30 @@ class DeliveryMixin:
                     try:
                         handle = open(self.bundle_path(request.id), "rb")  # noqa: SIM115
                     except FileNotFoundError:
-                        db.execute("UPDATE export_requests SET downloads = downloads - 1"
-                                   " WHERE id = ?", (request.id,))  # fmt: skip
+                        db.execute(
+                            "UPDATE export_requests SET downloads = downloads - 1 WHERE id = ?",
+                            (request.id,),
+                        )
                         problem = "bundle file is missing"
                 else:
                     problem = "download limit reached"
         if problem or handle is None:
-            self.record(actor, "export.download_refused", request.id,
-                        {"reason": problem, "client": client})  # fmt: skip
+            self.record(
+                actor, "export.download_refused", request.id, {"reason": problem, "client": client}
+            )
             raise NotPermitted(f"download refused: {problem}")
         claimed = self.get(request.id)
-        self.record(actor, "export.downloaded", request.id, {
-            "download": claimed.downloads, "limit": claimed.download_limit, "client": client,
-            "bundle_sha256": claimed.bundle_sha256,
-        })  # fmt: skip
+        self.record(
+            actor,
+            "export.downloaded",
+            request.id,
+            {
+                "download": claimed.downloads,
+                "limit": claimed.download_limit,
+                "client": client,
+                "bundle_sha256": claimed.bundle_sha256,
+            },
+        )
         if claimed.downloads >= claimed.download_limit:
             self.delete_bundle(request.id, reason="download limit reached")
         return claimed, handle
@@ -134,21 +147,35 @@ class DeliveryMixin:
         now = self._clock()
         touched: list[str] = []
         with self._lock:
-            overdue = [r[0] for r in self._db.execute(
-                "SELECT id FROM export_requests WHERE status = 'pending' AND decide_by <= ?",
-                (now,))]  # fmt: skip
-            stale = [r[0] for r in self._db.execute(
-                "SELECT id FROM export_requests WHERE status IN ('approved', 'delivered')"
-                " AND bundle_expires_at <= ?", (now,))]  # fmt: skip
+            overdue = [
+                r[0]
+                for r in self._db.execute(
+                    "SELECT id FROM export_requests WHERE status = 'pending' AND decide_by <= ?",
+                    (now,),
+                )
+            ]
+            stale = [
+                r[0]
+                for r in self._db.execute(
+                    "SELECT id FROM export_requests WHERE status IN ('approved', 'delivered')"
+                    " AND bundle_expires_at <= ?",
+                    (now,),
+                )
+            ]
         for request_id in overdue:
             with self._transaction() as db:
                 changed = db.execute(
                     "UPDATE export_requests SET status = 'expired', decision = 'expired',"
-                    " decided_at = ? WHERE id = ? AND status = 'pending'", (now, request_id),
-                ).rowcount  # fmt: skip
+                    " decided_at = ? WHERE id = ? AND status = 'pending'",
+                    (now, request_id),
+                ).rowcount
             if changed:
-                self.record("system", "export.request_expired", request_id,
-                            {"reason": "not decided in time"})  # fmt: skip
+                self.record(
+                    "system",
+                    "export.request_expired",
+                    request_id,
+                    {"reason": "not decided in time"},
+                )
                 touched.append(request_id)
         for request_id in stale:
             if self.delete_bundle(request_id, reason="bundle expired"):

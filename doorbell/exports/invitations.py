@@ -34,8 +34,9 @@ class InvitationsMixin:
 
     # --- invitations ---------------------------------------------------------------------------
 
-    def create_invitation(self, label: str, *, expires_in_s: float | None = None
-                          ) -> tuple[Invitation, str]:  # fmt: skip
+    def create_invitation(
+        self, label: str, *, expires_in_s: float | None = None
+    ) -> tuple[Invitation, str]:
         """A single-use invitation; returns it and its token (shown once, stored hashed)."""
         problems: list[str] = []
         label = clean_text(label, "label", problems, required=False)
@@ -50,16 +51,21 @@ class InvitationsMixin:
             raise RequestError("invitation lifetime: between one minute and 90 days")
         token = new_token()
         now = self._clock()
-        invitation = Invitation(f"inv-{new_token()[:12].lower()}", label, now, now + lifetime,
-                                None, False)  # fmt: skip
+        invitation = Invitation(
+            f"inv-{new_token()[:12].lower()}", label, now, now + lifetime, None, False
+        )
         with self._transaction() as db:
             db.execute(
                 "INSERT INTO export_invitations (id, access_hash, label, created_at, expires_at)"
                 " VALUES (?, ?, ?, ?, ?)",
                 (invitation.id, token_hash(token), label, now, invitation.expires_at),
             )
-        self._audit.append("owner", "export.invitation_created", f"invitation/{invitation.id}",
-                           {"label": label, "expires_at": invitation.expires_at})  # fmt: skip
+        self._audit.append(
+            "owner",
+            "export.invitation_created",
+            f"invitation/{invitation.id}",
+            {"label": label, "expires_at": invitation.expires_at},
+        )
         return invitation, token
 
     def invitation_for(self, token: str) -> Invitation:
@@ -67,13 +73,23 @@ class InvitationsMixin:
         (unknown, used, revoked or expired: the caller shows the same page for all)."""
         digest = token_hash(token)
         with self._lock:
-            row = None if digest is None else self._db.execute(
-                "SELECT * FROM export_invitations WHERE access_hash = ?", (digest,)
-            ).fetchone()  # fmt: skip
+            row = (
+                None
+                if digest is None
+                else self._db.execute(
+                    "SELECT * FROM export_invitations WHERE access_hash = ?", (digest,)
+                ).fetchone()
+            )
         if row is None:
             raise NotPermitted("unknown invitation")
-        invitation = Invitation(row["id"], row["label"], row["created_at"], row["expires_at"],
-                                row["used_by"], bool(row["revoked"]))  # fmt: skip
+        invitation = Invitation(
+            row["id"],
+            row["label"],
+            row["created_at"],
+            row["expires_at"],
+            row["used_by"],
+            bool(row["revoked"]),
+        )
         if invitation.used_by or invitation.revoked or invitation.expires_at <= self._clock():
             raise NotPermitted("this invitation is used, revoked or expired")
         return invitation
@@ -81,8 +97,17 @@ class InvitationsMixin:
     def invitations(self) -> list[Invitation]:
         with self._lock:
             rows = self._db.execute("SELECT * FROM export_invitations ORDER BY created_at DESC")
-            return [Invitation(r["id"], r["label"], r["created_at"], r["expires_at"],
-                               r["used_by"], bool(r["revoked"])) for r in rows]  # fmt: skip
+            return [
+                Invitation(
+                    r["id"],
+                    r["label"],
+                    r["created_at"],
+                    r["expires_at"],
+                    r["used_by"],
+                    bool(r["revoked"]),
+                )
+                for r in rows
+            ]
 
     def revoke_invitation(self, invitation_id: str) -> None:
         with self._transaction() as db:

@@ -105,8 +105,15 @@ class RequestFields:
     recipient: str | None
 
 
-def clean_text(value: object, field: str, problems: list[str], *, required: bool = True,
-               multiline: bool = False, minimum: int = 1) -> str:  # fmt: skip
+def clean_text(
+    value: object,
+    field: str,
+    problems: list[str],
+    *,
+    required: bool = True,
+    multiline: bool = False,
+    minimum: int = 1,
+) -> str:
     """One text field: NFC, stripped, no control/format characters, within its limit."""
     if value is None:
         value = ""
@@ -175,8 +182,13 @@ def check_recipient(text: str, problems: list[str]) -> str | None:
     return None
 
 
-def validate_request(raw: dict[str, object], *, now: float, max_window_s: float,
-                     delivery_choices: tuple[str, ...] = DELIVERIES) -> RequestFields:  # fmt: skip
+def validate_request(
+    raw: dict[str, object],
+    *,
+    now: float,
+    max_window_s: float,
+    delivery_choices: tuple[str, ...] = DELIVERIES,
+) -> RequestFields:
     """Validate raw request fields; raise :class:`RequestInvalid` (``problems``) if any is bad.
 
     Keys: requester, organisation (optional), contact, kind, legal_basis, legal_reference
@@ -185,10 +197,22 @@ def validate_request(raw: dict[str, object], *, now: float, max_window_s: float,
     must start in the past and span at most ``max_window_s`` seconds.
     """
     problems: list[str] = []
-    unknown = sorted(set(raw) - {
-        "requester", "organisation", "contact", "kind", "legal_basis", "legal_reference",
-        "window_start", "window_end", "reason", "delivery", "recipient",
-    })  # fmt: skip
+    unknown = sorted(
+        set(raw)
+        - {
+            "requester",
+            "organisation",
+            "contact",
+            "kind",
+            "legal_basis",
+            "legal_reference",
+            "window_start",
+            "window_end",
+            "reason",
+            "delivery",
+            "recipient",
+        }
+    )
     if unknown:
         problems.append(f"unknown fields: {', '.join(unknown)[:200]}")
     requester = clean_text(raw.get("requester"), "requester", problems)
@@ -200,8 +224,12 @@ def validate_request(raw: dict[str, object], *, now: float, max_window_s: float,
     basis = raw.get("legal_basis")
     if basis not in LEGAL_BASES:
         problems.append(f"legal_basis: one of {', '.join(LEGAL_BASES)}")
-    reference = clean_text(raw.get("legal_reference"), "legal_reference", problems,
-                           required=basis not in (None, "voluntary"))  # fmt: skip
+    reference = clean_text(
+        raw.get("legal_reference"),
+        "legal_reference",
+        problems,
+        required=basis not in (None, "voluntary"),
+    )
     if basis == "voluntary":
         reference = ""
     elif reference and not _REFERENCE.fullmatch(reference):
@@ -215,8 +243,9 @@ def validate_request(raw: dict[str, object], *, now: float, max_window_s: float,
             problems.append(f"window: at most {max_window_s / 86400:g} days long")
         if start >= now:
             problems.append("window_start: must be in the past")
-    reason = clean_text(raw.get("reason"), "reason", problems, multiline=True,
-                        minimum=MIN_REASON_CHARS)  # fmt: skip
+    reason = clean_text(
+        raw.get("reason"), "reason", problems, multiline=True, minimum=MIN_REASON_CHARS
+    )
     delivery = raw.get("delivery")
     recipient: str | None = None
     if delivery not in delivery_choices:

@@ -39,8 +39,9 @@ def _device_note(audit: Any, size: int) -> bytes:
     return bytes(row[0])
 
 
-def wait_for_checkpoint(audit: Any, min_size: int, wait_s: float,
-                        sleep: Callable[[float], None] = time.sleep) -> None:  # fmt: skip
+def wait_for_checkpoint(
+    audit: Any, min_size: int, wait_s: float, sleep: Callable[[float], None] = time.sleep
+) -> None:
     """Return once a device-signed checkpoint of at least ``min_size`` entries exists.
 
     Signs one now when this process holds the device key. Raises :class:`AuditError` after
@@ -62,9 +63,16 @@ def wait_for_checkpoint(audit: Any, min_size: int, wait_s: float,
         sleep(POLL_S)
 
 
-def audit_files(audit: Any, indexes: list[int], sealed_index: int, cosigning_key: Any,
-                wait_s: float, sleep: Callable[[float], None] = time.sleep, *,
-                anchor_key: bytes) -> list[tuple[str, bytes]]:  # fmt: skip
+def audit_files(
+    audit: Any,
+    indexes: list[int],
+    sealed_index: int,
+    cosigning_key: Any,
+    wait_s: float,
+    sleep: Callable[[float], None] = time.sleep,
+    *,
+    anchor_key: bytes,
+) -> list[tuple[str, bytes]]:
     """The files of ``audit/`` for the entries ``indexes`` (which include ``sealed_index``).
 
     The owner cosigns through the owner anchor sealed under ``anchor_key``
@@ -95,10 +103,14 @@ def audit_files(audit: Any, indexes: list[int], sealed_index: int, cosigning_key
             if index in wanted:
                 leaves[index] = leaf
     proofs = [
-        {"index": i, "path": [base64.b64encode(h).decode() for h in
-                              audit.inclusion_proof(i, checkpoint.size)]}
+        {
+            "index": i,
+            "path": [
+                base64.b64encode(h).decode() for h in audit.inclusion_proof(i, checkpoint.size)
+            ],
+        }
         for i in wanted
-    ]  # fmt: skip
+    ]
     proof_doc = {
         "tree_size": checkpoint.size,
         "root": base64.b64encode(checkpoint.root_hash).decode(),

@@ -135,22 +135,39 @@ class ExportRequest:
 
 def _request_from_row(row: sqlite3.Row) -> ExportRequest:
     fields = RequestFields(
-        requester=row["requester"], organisation=row["organisation"], contact=row["contact"],
-        kind=row["kind"], legal_basis=row["legal_basis"], legal_reference=row["legal_reference"],
-        window_start=row["window_start"], window_end=row["window_end"], reason=row["reason"],
-        delivery=row["delivery"], recipient=row["recipient"],
-    )  # fmt: skip
+        requester=row["requester"],
+        organisation=row["organisation"],
+        contact=row["contact"],
+        kind=row["kind"],
+        legal_basis=row["legal_basis"],
+        legal_reference=row["legal_reference"],
+        window_start=row["window_start"],
+        window_end=row["window_end"],
+        reason=row["reason"],
+        delivery=row["delivery"],
+        recipient=row["recipient"],
+    )
     return ExportRequest(
-        id=row["id"], created_at=row["created_at"], source=row["source"], status=row["status"],
-        decision=row["decision"], fields=fields, decide_by=row["decide_by"],
-        decided_at=row["decided_at"], deny_reason=row["deny_reason"],
+        id=row["id"],
+        created_at=row["created_at"],
+        source=row["source"],
+        status=row["status"],
+        decision=row["decision"],
+        fields=fields,
+        decide_by=row["decide_by"],
+        decided_at=row["decided_at"],
+        deny_reason=row["deny_reason"],
         clip_ids=tuple(json.loads(row["clip_ids"])),
         redaction=json.loads(row["redaction"]) if row["redaction"] else None,
-        bundle_expires_at=row["bundle_expires_at"], download_limit=row["download_limit"],
-        downloads=row["downloads"], bundle_state=row["bundle_state"],
-        bundle_error=row["bundle_error"], bundle_bytes=row["bundle_bytes"],
-        bundle_sha256=row["bundle_sha256"], manifest_sha256=row["manifest_sha256"],
-    )  # fmt: skip
+        bundle_expires_at=row["bundle_expires_at"],
+        download_limit=row["download_limit"],
+        downloads=row["downloads"],
+        bundle_state=row["bundle_state"],
+        bundle_error=row["bundle_error"],
+        bundle_bytes=row["bundle_bytes"],
+        bundle_sha256=row["bundle_sha256"],
+        manifest_sha256=row["manifest_sha256"],
+    )
 
 
 class ExportRegistry(LockedConnection, InvitationsMixin, DeliveryMixin):
@@ -159,8 +176,14 @@ class ExportRegistry(LockedConnection, InvitationsMixin, DeliveryMixin):
     ``audit`` is an open :class:`doorbell.audit.log.AuditLog` (or anything with ``append``).
     """
 
-    def __init__(self, data_dir: Path, connection: sqlite3.Connection, audit: Any,
-                 clock: Callable[[], float], config: ExportsConfig) -> None:  # fmt: skip
+    def __init__(
+        self,
+        data_dir: Path,
+        connection: sqlite3.Connection,
+        audit: Any,
+        clock: Callable[[], float],
+        config: ExportsConfig,
+    ) -> None:
         self.data_dir = data_dir
         self._db = connection
         self._audit = audit
@@ -169,15 +192,22 @@ class ExportRegistry(LockedConnection, InvitationsMixin, DeliveryMixin):
         self._lock = threading.RLock()
 
     @classmethod
-    def open(cls, data_dir: str | Path, audit: Any, *, clock: Callable[[], float] = time.time,
-             config: ExportsConfig | None = None) -> ExportRegistry:  # fmt: skip
+    def open(
+        cls,
+        data_dir: str | Path,
+        audit: Any,
+        *,
+        clock: Callable[[], float] = time.time,
+        config: ExportsConfig | None = None,
+    ) -> ExportRegistry:
         """Open the export tables of ``data_dir`` (creating them); raises StorageError."""
         root = Path(data_dir)
         if not root.is_dir():
             raise StorageError(f"{root}: data directory does not exist; run `doorbell init` first")
         try:
-            db = sqlite3.connect(root / INDEX_NAME, timeout=30, isolation_level=None,
-                                 check_same_thread=False)  # fmt: skip
+            db = sqlite3.connect(
+                root / INDEX_NAME, timeout=30, isolation_level=None, check_same_thread=False
+            )
             db.row_factory = sqlite3.Row
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
@@ -214,8 +244,10 @@ class ExportRegistry(LockedConnection, InvitationsMixin, DeliveryMixin):
 
     def _set(self, key: str, enabled: bool, action: str) -> None:
         with self._transaction() as db:
-            db.execute("INSERT OR REPLACE INTO export_settings VALUES (?, ?)",
-                       (key, "1" if enabled else "0"))  # fmt: skip
+            db.execute(
+                "INSERT OR REPLACE INTO export_settings VALUES (?, ?)",
+                (key, "1" if enabled else "0"),
+            )
         self._audit.append("owner", action, "exports", {"enabled": bool(enabled)})
 
     def open_form_enabled(self) -> bool:
@@ -234,8 +266,9 @@ class ExportRegistry(LockedConnection, InvitationsMixin, DeliveryMixin):
 
     # --- requests in ------------------------------------------------------------------------
 
-    def submit(self, raw: dict[str, object], *, source: str,
-               invitation_token: str | None = None) -> tuple[ExportRequest, str]:  # fmt: skip
+    def submit(
+        self, raw: dict[str, object], *, source: str, invitation_token: str | None = None
+    ) -> tuple[ExportRequest, str]:
         """A request from the portal (``invitation`` or ``open_form``) or the owner (``owner``).
 
         Returns the request and the requester's access token (status page and download;
@@ -258,50 +291,104 @@ class ExportRegistry(LockedConnection, InvitationsMixin, DeliveryMixin):
             if invitation is not None:
                 used = db.execute(
                     "UPDATE export_invitations SET used_by = ? WHERE id = ? AND used_by IS NULL"
-                    " AND revoked = 0 AND expires_at > ?", (request_id, invitation.id, now),
-                ).rowcount  # fmt: skip
+                    " AND revoked = 0 AND expires_at > ?",
+                    (request_id, invitation.id, now),
+                ).rowcount
                 if used != 1:
                     raise NotPermitted("this invitation is used, revoked or expired")
             self._insert(db, request_id, now, source, invitation, fields, token)
         actor = "owner" if source == "owner" else f"requester:{request_id}"
-        self.record(actor, "export.request_submitted", request_id, {
-            "source": source, "invitation": invitation.id if invitation else None,
-            "kind": fields.kind, "legal_basis": fields.legal_basis,
-            "legal_reference": fields.legal_reference,
-            "window": [fields.window_start, fields.window_end], "delivery": fields.delivery,
-            "recipient": fields.recipient,
-        })  # fmt: skip
+        self.record(
+            actor,
+            "export.request_submitted",
+            request_id,
+            {
+                "source": source,
+                "invitation": invitation.id if invitation else None,
+                "kind": fields.kind,
+                "legal_basis": fields.legal_basis,
+                "legal_reference": fields.legal_reference,
+                "window": [fields.window_start, fields.window_end],
+                "delivery": fields.delivery,
+                "recipient": fields.recipient,
+            },
+        )
         return self.get(request_id), token
 
-    def _insert(self, db: sqlite3.Connection, request_id: str, now: float, source: str,
-                invitation: Invitation | None, fields: RequestFields,
-                token: str) -> None:  # fmt: skip
+    def _insert(
+        self,
+        db: sqlite3.Connection,
+        request_id: str,
+        now: float,
+        source: str,
+        invitation: Invitation | None,
+        fields: RequestFields,
+        token: str,
+    ) -> None:
         db.execute(
             "INSERT INTO export_requests (id, created_at, source, invitation_id, status,"
             " requester, organisation, contact, kind, legal_basis, legal_reference,"
             " window_start, window_end, reason, delivery, recipient, access_hash, decide_by)"
             " VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (request_id, now, source, invitation.id if invitation else None, fields.requester,
-             fields.organisation, fields.contact, fields.kind, fields.legal_basis,
-             fields.legal_reference, fields.window_start, fields.window_end, fields.reason,
-             fields.delivery, fields.recipient, token_hash(token),
-             now + self.config.request_expiry_days * 86400),
-        )  # fmt: skip
+            (
+                request_id,
+                now,
+                source,
+                invitation.id if invitation else None,
+                fields.requester,
+                fields.organisation,
+                fields.contact,
+                fields.kind,
+                fields.legal_basis,
+                fields.legal_reference,
+                fields.window_start,
+                fields.window_end,
+                fields.reason,
+                fields.delivery,
+                fields.recipient,
+                token_hash(token),
+                now + self.config.request_expiry_days * 86400,
+            ),
+        )
 
-    def add_self_export(self, *, window_start: float, window_end: float, recipient: str,
-                        reason: str = "owner's own download") -> ExportRequest:  # fmt: skip
+    def add_self_export(
+        self,
+        *,
+        window_start: float,
+        window_end: float,
+        recipient: str,
+        reason: str = "owner's own download",
+    ) -> ExportRequest:
         """The owner's own download as a request (source ``self``, delivered to the owner's
         recipient). The caller approves it right away with :meth:`approve`."""
-        fields = RequestFields("owner", "", "owner", "household", "voluntary", "", window_start,
-                               window_end, reason, "recipient", recipient)  # fmt: skip
+        fields = RequestFields(
+            "owner",
+            "",
+            "owner",
+            "household",
+            "voluntary",
+            "",
+            window_start,
+            window_end,
+            reason,
+            "recipient",
+            recipient,
+        )
         request_id = new_request_id()
         now = self._clock()
         with self._transaction() as db:
             self._insert(db, request_id, now, "self", None, fields, new_token())
-        self.record("owner", "export.request_submitted", request_id, {
-            "source": "self", "window": [window_start, window_end], "delivery": "recipient",
-            "recipient": recipient,
-        })  # fmt: skip
+        self.record(
+            "owner",
+            "export.request_submitted",
+            request_id,
+            {
+                "source": "self",
+                "window": [window_start, window_end],
+                "delivery": "recipient",
+                "recipient": recipient,
+            },
+        )
         return self.get(request_id)
 
     # --- reading ---------------------------------------------------------------------------
@@ -309,9 +396,13 @@ class ExportRegistry(LockedConnection, InvitationsMixin, DeliveryMixin):
     def get(self, request_id: str) -> ExportRequest:
         """The request with this id; raises :class:`RequestError` if there is none."""
         with self._lock:
-            row = None if not is_request_id(request_id) else self._db.execute(
-                "SELECT * FROM export_requests WHERE id = ?", (request_id,)
-            ).fetchone()  # fmt: skip
+            row = (
+                None
+                if not is_request_id(request_id)
+                else self._db.execute(
+                    "SELECT * FROM export_requests WHERE id = ?", (request_id,)
+                ).fetchone()
+            )
         if row is None:
             raise RequestError(f"request {request_id!r}: no such request")
         return _request_from_row(row)
@@ -320,16 +411,21 @@ class ExportRegistry(LockedConnection, InvitationsMixin, DeliveryMixin):
         """The request whose requester holds ``token``; :class:`NotPermitted` otherwise."""
         digest = token_hash(token)
         with self._lock:
-            row = None if digest is None else self._db.execute(
-                "SELECT * FROM export_requests WHERE access_hash = ? AND source != 'self'",
-                (digest,),
-            ).fetchone()  # fmt: skip
+            row = (
+                None
+                if digest is None
+                else self._db.execute(
+                    "SELECT * FROM export_requests WHERE access_hash = ? AND source != 'self'",
+                    (digest,),
+                ).fetchone()
+            )
         if row is None:
             raise NotPermitted("unknown request link")
         return _request_from_row(row)
 
-    def requests(self, *, status: str | None = None, include_self: bool = True
-                 ) -> list[ExportRequest]:  # fmt: skip
+    def requests(
+        self, *, status: str | None = None, include_self: bool = True
+    ) -> list[ExportRequest]:
         """Requests, newest first, optionally of one status."""
         query = "SELECT * FROM export_requests WHERE (? IS NULL OR status = ?)"
         if not include_self:
@@ -346,9 +442,16 @@ class ExportRegistry(LockedConnection, InvitationsMixin, DeliveryMixin):
 
     # --- decisions ---------------------------------------------------------------------------
 
-    def approve(self, request_id: str, *, clip_ids: list[str], expires_in_s: float | None = None,
-                download_limit: int | None = None, redaction: dict | None = None,
-                step_up: bool = True) -> ExportRequest:  # fmt: skip
+    def approve(
+        self,
+        request_id: str,
+        *,
+        clip_ids: list[str],
+        expires_in_s: float | None = None,
+        download_limit: int | None = None,
+        redaction: dict | None = None,
+        step_up: bool = True,
+    ) -> ExportRequest:
         """Approve ``clip_ids`` (a non-empty subset of the clips in the window, checked by the
         caller against the index) for a pending request. The caller has re-checked the
         owner's passphrase (``step_up``) and then builds the bundle. Raises RequestError."""
@@ -369,15 +472,30 @@ class ExportRegistry(LockedConnection, InvitationsMixin, DeliveryMixin):
                 " decided_at = ?, clip_ids = ?, redaction = ?, bundle_expires_at = ?,"
                 " download_limit = ?, bundle_state = 'building' WHERE id = ? AND status = 'pending'"
                 " AND decide_by > ?",
-                (now, json.dumps(sorted(clip_ids)), json.dumps(redaction) if redaction else None,
-                 now + expires_in_s, limit, request_id, now),
-            ).rowcount  # fmt: skip
+                (
+                    now,
+                    json.dumps(sorted(clip_ids)),
+                    json.dumps(redaction) if redaction else None,
+                    now + expires_in_s,
+                    limit,
+                    request_id,
+                    now,
+                ),
+            ).rowcount
         if changed != 1:
             raise RequestError(f"request {request_id}: not pending (or past its decision time)")
-        self.record("owner", "export.request_approved", request_id, {
-            "clips": sorted(clip_ids), "bundle_expires_at": now + expires_in_s,
-            "download_limit": limit, "redaction": redaction, "step_up": step_up,
-        })  # fmt: skip
+        self.record(
+            "owner",
+            "export.request_approved",
+            request_id,
+            {
+                "clips": sorted(clip_ids),
+                "bundle_expires_at": now + expires_in_s,
+                "download_limit": limit,
+                "redaction": redaction,
+                "step_up": step_up,
+            },
+        )
         return self.get(request_id)
 
     def deny(self, request_id: str, reason: str) -> ExportRequest:

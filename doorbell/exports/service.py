@@ -39,8 +39,9 @@ class LogNotAnchored(RequestError):
     or the owner's cosignature was refused. Nothing was approved or exported."""
 
 
-def check_owner_log(audit: Any, identity: Any, cosigning_key: Any, *,
-                    clock: Callable[[], float] = time.time) -> bytes:  # fmt: skip
+def check_owner_log(
+    audit: Any, identity: Any, cosigning_key: Any, *, clock: Callable[[], float] = time.time
+) -> bytes:
     """Check the audit log against the owner anchor and cosign it; return the cosignature.
 
     What web unlock runs (:func:`doorbell.audit.anchor.owner_cosign`: the same entries,
@@ -54,8 +55,13 @@ def check_owner_log(audit: Any, identity: Any, cosigning_key: Any, *,
     from doorbell.keys import OWNER_COSIGNER_NAME, derive_owner_anchor_key
 
     try:
-        return owner_cosign(audit, derive_owner_anchor_key(identity), cosigning_key,
-                            OWNER_COSIGNER_NAME, clock=clock)  # fmt: skip
+        return owner_cosign(
+            audit,
+            derive_owner_anchor_key(identity),
+            cosigning_key,
+            OWNER_COSIGNER_NAME,
+            clock=clock,
+        )
     except AnchorMissing as exc:
         problem = f"the owner anchor is missing: {exc}"
     except AnchorError as exc:
@@ -76,9 +82,17 @@ def check_clip_choice(store: Any, request: Any, clip_ids: list[str]) -> None:
         raise RequestError(f"clips not in the request's time window: {', '.join(outside)[:300]}")
 
 
-def approve(registry: Any, store: Any, request_id: str, *, clip_ids: list[str],
-            expires_in_s: float | None = None, download_limit: int | None = None,
-            redaction: dict | None = None, passphrase: str | None = None) -> Any:  # fmt: skip
+def approve(
+    registry: Any,
+    store: Any,
+    request_id: str,
+    *,
+    clip_ids: list[str],
+    expires_in_s: float | None = None,
+    download_limit: int | None = None,
+    redaction: dict | None = None,
+    passphrase: str | None = None,
+) -> Any:
     """Check the choice and approve (audited). ``passphrase`` must be given (not stored)
     when the request is delivered with one. Returns the approved request."""
     request = registry.get(request_id)
@@ -91,14 +105,29 @@ def approve(registry: Any, store: Any, request_id: str, *, clip_ids: list[str],
         from doorbell.redact import RedactionSpec
 
         redaction = RedactionSpec.from_dict(redaction).to_dict()
-    return registry.approve(request_id, clip_ids=clip_ids, expires_in_s=expires_in_s,
-                            download_limit=download_limit, redaction=redaction)  # fmt: skip
+    return registry.approve(
+        request_id,
+        clip_ids=clip_ids,
+        expires_in_s=expires_in_s,
+        download_limit=download_limit,
+        redaction=redaction,
+    )
 
 
-def approve_and_build(registry: Any, store: Any, audit: Any, request_id: str, *, identity: Any,
-                      cosigning_key: Any, clip_ids: list[str], passphrase: str | None = None,
-                      progress: Any = None, work_factor: int | None = None,
-                      **decision: Any) -> BundleResult:  # fmt: skip
+def approve_and_build(
+    registry: Any,
+    store: Any,
+    audit: Any,
+    request_id: str,
+    *,
+    identity: Any,
+    cosigning_key: Any,
+    clip_ids: list[str],
+    passphrase: str | None = None,
+    progress: Any = None,
+    work_factor: int | None = None,
+    **decision: Any,
+) -> BundleResult:
     """Check the log through the owner anchor, approve, and build the bundle in this thread
     (the CLI). Raises :class:`LogNotAnchored` (before anything is approved: see
     :func:`check_owner_log`), or like :func:`approve` and the build."""
@@ -106,11 +135,17 @@ def approve_and_build(registry: Any, store: Any, audit: Any, request_id: str, *,
     approve(registry, store, request_id, clip_ids=clip_ids, passphrase=passphrase, **decision)
     config = registry.config
     return build_bundle(
-        registry=registry, store=store, audit=audit, request_id=request_id, identity=identity,
-        cosigning_key=cosigning_key, passphrase=passphrase,
-        work_factor=work_factor or config.passphrase_work_factor, progress=progress,
+        registry=registry,
+        store=store,
+        audit=audit,
+        request_id=request_id,
+        identity=identity,
+        cosigning_key=cosigning_key,
+        passphrase=passphrase,
+        work_factor=work_factor or config.passphrase_work_factor,
+        progress=progress,
         checkpoint_wait_s=config.checkpoint_wait_s,
-    )  # fmt: skip
+    )
 
 
 @dataclass
@@ -122,8 +157,11 @@ class JobProgress:
     finished: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        percent = 100 if self.finished and not self.error else (
-            int(100 * self.done / self.total) if self.total else 0)  # fmt: skip
+        percent = (
+            100
+            if self.finished and not self.error
+            else (int(100 * self.done / self.total) if self.total else 0)
+        )
         return {
             "stage": self.stage,
             "done": self.done,
@@ -137,15 +175,17 @@ class JobProgress:
 class BundleJobs:
     """Bundles built in background threads (named ``bundle-<request>``, non-daemon)."""
 
-    def __init__(self, *, registry: Any, store: Any, audit: Any, work_factor: int | None = None
-                 ) -> None:  # fmt: skip
+    def __init__(
+        self, *, registry: Any, store: Any, audit: Any, work_factor: int | None = None
+    ) -> None:
         self.registry, self.store, self.audit = registry, store, audit
         self.work_factor = work_factor or registry.config.passphrase_work_factor
         self._jobs: dict[str, tuple[threading.Thread, JobProgress]] = {}
         self._lock = threading.Lock()
 
-    def start(self, request_id: str, *, identity: Any, cosigning_key: Any,
-              passphrase: str | None = None) -> None:  # fmt: skip
+    def start(
+        self, request_id: str, *, identity: Any, cosigning_key: Any, passphrase: str | None = None
+    ) -> None:
         """Build the bundle of an approved request in the background."""
         progress = JobProgress()
 
@@ -155,11 +195,17 @@ class BundleJobs:
         def run() -> None:
             try:
                 build_bundle(
-                    registry=self.registry, store=self.store, audit=self.audit,
-                    request_id=request_id, identity=identity, cosigning_key=cosigning_key,
-                    passphrase=passphrase, work_factor=self.work_factor, progress=report,
+                    registry=self.registry,
+                    store=self.store,
+                    audit=self.audit,
+                    request_id=request_id,
+                    identity=identity,
+                    cosigning_key=cosigning_key,
+                    passphrase=passphrase,
+                    work_factor=self.work_factor,
+                    progress=report,
                     checkpoint_wait_s=self.registry.config.checkpoint_wait_s,
-                )  # fmt: skip
+                )
             except Exception as exc:  # reported on the page and in the audit log
                 progress.error = f"{type(exc).__name__}: {exc}"
             finally:

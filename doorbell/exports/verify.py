@@ -25,8 +25,15 @@ from doorbell.errors import AuditError, DoorbellError
 #: Non-clip members are read into memory; none may be larger than this.
 MAX_SMALL_MEMBER = 16 << 20
 _CLIP_NAME = re.compile(r"clips/[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}\.mp4")
-_SMALL = {"manifest.json", "VERIFY.txt", "audit/entries.jsonl", "audit/checkpoint.note",
-          "audit/proofs.json", "audit/device.vkey", "audit/cosigner.vkey"}  # fmt: skip
+_SMALL = {
+    "manifest.json",
+    "VERIFY.txt",
+    "audit/entries.jsonl",
+    "audit/checkpoint.note",
+    "audit/proofs.json",
+    "audit/device.vkey",
+    "audit/cosigner.vkey",
+}
 
 
 class BundleVerifyError(DoorbellError, ValueError):
@@ -80,8 +87,10 @@ def clip_lines(entry: dict[str, Any]) -> list[str]:
     if entry.get("interrupted"):
         detail = ""
         if isinstance(prefix, dict):
-            detail = (f" ({prefix.get('playable_bytes')} playable of "
-                      f"{prefix.get('authenticated_bytes')} authenticated bytes)")  # fmt: skip
+            detail = (
+                f" ({prefix.get('playable_bytes')} playable of "
+                f"{prefix.get('authenticated_bytes')} authenticated bytes)"
+            )
         lines.append(f"  INTERRUPTED: the recording was cut; this is its playable prefix{detail}")
     redaction = entry.get("redaction")
     if not isinstance(redaction, dict):
@@ -164,9 +173,13 @@ def _verifier(small: dict[str, bytes], name: str, pinned: str | None) -> Verifie
         raise BundleVerifyError(name, str(exc)) from exc
 
 
-def check_contents(small: dict[str, bytes], clips: dict[str, tuple[str, int]], *,
-                   device_vkey: str | None = None, cosigner_vkey: str | None = None
-                   ) -> BundleReport:  # fmt: skip
+def check_contents(
+    small: dict[str, bytes],
+    clips: dict[str, tuple[str, int]],
+    *,
+    device_vkey: str | None = None,
+    cosigner_vkey: str | None = None,
+) -> BundleReport:
     """All the checks on a bundle's contents; raises :class:`BundleVerifyError`."""
     manifest = _json(small, "manifest.json")
     if not isinstance(manifest, dict) or manifest.get("format") != "doorbell-export/1":
@@ -202,8 +215,10 @@ def check_contents(small: dict[str, bytes], clips: dict[str, tuple[str, int]], *
     proofs = _json(small, "audit/proofs.json")
     try:
         root = base64.b64decode(proofs["root"], validate=True)
-        by_index = {int(p["index"]): [base64.b64decode(h, validate=True) for h in p["path"]]
-                    for p in proofs["proofs"]}  # fmt: skip
+        by_index = {
+            int(p["index"]): [base64.b64decode(h, validate=True) for h in p["path"]]
+            for p in proofs["proofs"]
+        }
         tree_size = int(proofs["tree_size"])
     except (KeyError, TypeError, ValueError) as exc:
         raise BundleVerifyError("audit/proofs.json", f"malformed ({exc})") from exc
@@ -243,22 +258,35 @@ def check_contents(small: dict[str, bytes], clips: dict[str, tuple[str, int]], *
         raise BundleVerifyError("manifest.json", "the clips delivered are not the clips approved")
     time_range = manifest.get("time_range") or {}
     return BundleReport(
-        request_id=request_id, requester=str(request.get("requester", "")),
-        organisation=str(request.get("organisation", "")), kind=str(request.get("kind", "")),
+        request_id=request_id,
+        requester=str(request.get("requester", "")),
+        organisation=str(request.get("organisation", "")),
+        kind=str(request.get("kind", "")),
         legal_basis=f"{request.get('legal_basis', '')} "
         f"{request.get('legal_reference', '')}".strip(),
-        clips=list(listed.values()), clip_bytes=sum(size for _h, size in clips.values()),
+        clips=list(listed.values()),
+        clip_bytes=sum(size for _h, size in clips.values()),
         time_range=(float(time_range.get("start", 0)), float(time_range.get("end", 0))),
-        tree_size=tree_size, entries=len(lines) - 1, device_key=device.name,
+        tree_size=tree_size,
+        entries=len(lines) - 1,
+        device_key=device.name,
         cosigner_key=cosigner.name,
-        warnings=[] if device_vkey and cosigner_vkey else [
+        warnings=[]
+        if device_vkey and cosigner_vkey
+        else [
             "the device and owner keys were taken from the bundle itself; compare "
-            "audit/device.vkey and audit/cosigner.vkey with keys the owner gives you"],
-    )  # fmt: skip
+            "audit/device.vkey and audit/cosigner.vkey with keys the owner gives you"
+        ],
+    )
 
 
-def verify_bundle(path: Path, identities: list[Any], *, device_vkey: str | None = None,
-                  cosigner_vkey: str | None = None) -> BundleReport:  # fmt: skip
+def verify_bundle(
+    path: Path,
+    identities: list[Any],
+    *,
+    device_vkey: str | None = None,
+    cosigner_vkey: str | None = None,
+) -> BundleReport:
     """Decrypt ``path`` with ``identities`` and check it all; raises BundleVerifyError."""
     from doorbell.age.decrypt import decrypt
     from doorbell.errors import AgeError

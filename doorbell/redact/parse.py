@@ -131,8 +131,9 @@ def _method(value: Any) -> str:
     return str(method)
 
 
-def _spec(regions: Iterable[PolygonPoints], keep: Iterable[PolygonPoints], faces: bool,
-          method: str) -> RedactionSpec:  # fmt: skip
+def _spec(
+    regions: Iterable[PolygonPoints], keep: Iterable[PolygonPoints], faces: bool, method: str
+) -> RedactionSpec:
     regions, keep = tuple(regions), tuple(keep)
     if len(regions) + len(keep) > MAX_SHAPES:
         raise RedactionError(f"at most {MAX_SHAPES} regions and kept regions together")
@@ -162,8 +163,9 @@ def spec_from_form(form: Mapping[str, Any]) -> RedactionSpec:
     return _spec(regions, keep, faces, _method(form.get("redact_method")))
 
 
-def spec_from_cli(*, faces: bool, regions: Iterable[str], keep: Iterable[str],
-                  method: str | None) -> RedactionSpec:  # fmt: skip
+def spec_from_cli(
+    *, faces: bool, regions: Iterable[str], keep: Iterable[str], method: str | None
+) -> RedactionSpec:
     """The spec from ``doorbell requests approve`` flags (boxes as ``x0,y0,x1,y1``).
 
     Raises :class:`RedactionError`.

@@ -162,9 +162,12 @@ def redact_clip(
                 height, width = image.shape[:2]
                 redactor = FrameRedactor(spec, width, height, rng=rng)
                 encoder = H264Encoder(
-                    width, height, fps, bitrate_kbps=bitrate_kbps,
+                    width,
+                    height,
+                    fps,
+                    bitrate_kbps=bitrate_kbps,
                     keyframe_interval_s=keyframe_interval_s,
-                )  # fmt: skip
+                )
                 writer = Mp4ClipWriter(sink, encoder.stream_info)
             if hold is not None:
                 emit(hold.push((image, time_s), image))

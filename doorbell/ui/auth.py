@@ -93,9 +93,14 @@ def unlock_post() -> Any:
     client = request.remote_addr or "unknown"
     next_url = request.form.get("next", "")
     try:
-        keys = check_passphrase(state, request.form.get("passphrase", ""), client,
-                                actor="unknown", failed_action="web.unlock_failed",
-                                refused_action="web.unlock_refused")  # fmt: skip
+        keys = check_passphrase(
+            state,
+            request.form.get("passphrase", ""),
+            client,
+            actor="unknown",
+            failed_action="web.unlock_failed",
+            refused_action="web.unlock_refused",
+        )
     except PassphraseRefused as exc:
         page = render_template("auth/unlock.html", next=next_url, error=str(exc))
         return page, 429, {"Retry-After": str(int(exc.retry_s) + 1)}
@@ -127,9 +132,14 @@ def _cosign(state: Any, keys: Any, *, accept: bool = False) -> dict[str, Any]:
     from doorbell.keys import derive_owner_anchor_key
 
     try:
-        note = owner_cosign(state.audit, derive_owner_anchor_key(keys.identity),
-                            keys.cosigning_key, OWNER_COSIGNER_NAME, accept=accept,
-                            clock=state.wall_clock)  # fmt: skip
+        note = owner_cosign(
+            state.audit,
+            derive_owner_anchor_key(keys.identity),
+            keys.cosigning_key,
+            OWNER_COSIGNER_NAME,
+            accept=accept,
+            clock=state.wall_clock,
+        )
     except AnchorMissing as exc:
         log.warning("owner anchor missing: %s", exc)
         return {"error": str(exc), "anchor": "missing"}
@@ -153,16 +163,25 @@ def accept_log() -> Any:
     client = request.remote_addr or "unknown"
     owner = session.owner
     try:
-        keys = check_passphrase(state, request.form.get("passphrase", ""), client,
-                                actor="owner", failed_action="audit.accept_failed",
-                                refused_action="audit.accept_refused")  # fmt: skip
+        keys = check_passphrase(
+            state,
+            request.form.get("passphrase", ""),
+            client,
+            actor="owner",
+            failed_action="audit.accept_failed",
+            refused_action="audit.accept_refused",
+        )
     except PassphraseRefused as exc:
         return render_template("error.html", status=429, message=str(exc)), 429
     except PassphraseError as exc:
         return render_template("error.html", status=401, message=str(exc)), 401
     previous = owner.checkpoint.get("error", "")
-    state.record("owner", "audit.anchor_reset", ANCHOR_OBJECT,
-                 {"client": client, "previous_problem": previous[:500]})  # fmt: skip
+    state.record(
+        "owner",
+        "audit.anchor_reset",
+        ANCHOR_OBJECT,
+        {"client": client, "previous_problem": previous[:500]},
+    )
     owner.checkpoint = _cosign(state, keys, accept=True)
     return redirect(url_for("audit.audit_log"))
 
@@ -206,8 +225,11 @@ def consistency() -> Any:
         return jsonify(ok=False, verdict="cosign-refused", message=current["error"])
     new_size = int(current.get("size", 0))
     new_root = base64.b64decode(current.get("root", ""))
-    answer: dict[str, Any] = {"old_size": old_size, "new_size": new_size,
-                              "new_root": current.get("root", "")}  # fmt: skip
+    answer: dict[str, Any] = {
+        "old_size": old_size,
+        "new_size": new_size,
+        "new_root": current.get("root", ""),
+    }
     if old_size > new_size:
         message = f"The audit log shrank from {old_size} to {new_size} entries since you looked."
         return jsonify(ok=False, verdict="shrank", message=message, **answer)

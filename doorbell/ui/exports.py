@@ -79,8 +79,9 @@ def install(app: Flask) -> None:
     from doorbell.ui import requests_portal
 
     state = app.extensions["doorbell"]
-    registry = ExportRegistry.open(state.data_dir, state.audit, clock=state.wall_clock,
-                                   config=state.config.exports)  # fmt: skip
+    registry = ExportRegistry.open(
+        state.data_dir, state.audit, clock=state.wall_clock, config=state.config.exports
+    )
     jobs = BundleJobs(registry=registry, store=state.store, audit=state.audit)
     app.extensions["doorbell_exports"] = ExportsState(registry, jobs)
     for blueprint in (requests_portal.bp, bp, transparency_bp):
@@ -108,11 +109,16 @@ def index() -> Any:
     registry.sweep()
     found = registry.requests()
     found.sort(key=lambda r: (r.status != "pending", -r.created_at))
-    return render_template("exports/index.html", requests=found,
-                           invitations=registry.invitations(),
-                           open_form=registry.open_form_enabled(),
-                           public=registry.transparency_public(), format_time=format_time,
-                           new_link=None, now=_state().wall_clock())  # fmt: skip
+    return render_template(
+        "exports/index.html",
+        requests=found,
+        invitations=registry.invitations(),
+        open_form=registry.open_form_enabled(),
+        public=registry.transparency_public(),
+        format_time=format_time,
+        new_link=None,
+        now=_state().wall_clock(),
+    )
 
 
 @bp.post("/invitations")
@@ -120,8 +126,9 @@ def create_invitation() -> Any:
     registry = _exports().registry
     try:
         days = float(request.form.get("days") or registry.config.invitation_expiry_days)
-        _invitation, token = registry.create_invitation(request.form.get("label", ""),
-                                                        expires_in_s=days * 86400)  # fmt: skip
+        _invitation, token = registry.create_invitation(
+            request.form.get("label", ""), expires_in_s=days * 86400
+        )
     except (ValueError, RequestError) as exc:
         return render_template("error.html", status=400, message=str(exc)), 400
     link = url_for("requests.invite", token=token, _external=True)
@@ -146,10 +153,16 @@ def review(request_id: str, *, error: str = "", status: int = 200) -> Any:
     clips = clips_for_request(_state().store, found)
     _state().record("owner", "export.request_viewed", f"request/{found.id}", {})
     config = _exports().registry.config
-    page = render_template("exports/review.html", r=found, clips=clips, error=error,
-                           format_time=format_time, progress=_exports().jobs.progress(found.id),
-                           default_days=config.bundle_expiry_days,
-                           default_limit=config.download_limit)  # fmt: skip
+    page = render_template(
+        "exports/review.html",
+        r=found,
+        clips=clips,
+        error=error,
+        format_time=format_time,
+        progress=_exports().jobs.progress(found.id),
+        default_days=config.bundle_expiry_days,
+        default_limit=config.download_limit,
+    )
     return page, status
 
 
@@ -158,10 +171,14 @@ def _step_up() -> Any:
     scrypt check at a time: :mod:`doorbell.ui.stepup`)."""
     from doorbell.ui.stepup import check_passphrase
 
-    return check_passphrase(_state(), request.form.get("passphrase", ""),
-                            request.remote_addr or "unknown", actor="owner",
-                            failed_action="export.step_up_failed",
-                            refused_action="export.step_up_refused")  # fmt: skip
+    return check_passphrase(
+        _state(),
+        request.form.get("passphrase", ""),
+        request.remote_addr or "unknown",
+        actor="owner",
+        failed_action="export.step_up_failed",
+        refused_action="export.step_up_refused",
+    )
 
 
 @bp.post("/<request_id>/approve")
@@ -179,18 +196,29 @@ def approve(request_id: str) -> Any:
         limit = int(request.form.get("download_limit", "1"))
         bundle_passphrase = request.form.get("bundle_passphrase") or None
         # the log must match the owner anchor, as at unlock and in `doorbell requests approve`
-        check_owner_log(_state().audit, keys.identity, keys.cosigning_key,
-                        clock=_state().wall_clock)  # fmt: skip
-        approve_request(_exports().registry, _state().store, found.id,
-                        clip_ids=request.form.getlist("clip"), expires_in_s=days * 86400,
-                        download_limit=limit, redaction=redaction,
-                        passphrase=bundle_passphrase)  # fmt: skip
+        check_owner_log(
+            _state().audit, keys.identity, keys.cosigning_key, clock=_state().wall_clock
+        )
+        approve_request(
+            _exports().registry,
+            _state().store,
+            found.id,
+            clip_ids=request.form.getlist("clip"),
+            expires_in_s=days * 86400,
+            download_limit=limit,
+            redaction=redaction,
+            passphrase=bundle_passphrase,
+        )
     except RedactionError as exc:
         return review(request_id, error=f"Redaction: {exc}", status=400)
     except (ValueError, RequestError, PassphraseError) as exc:
         return review(request_id, error=str(exc), status=400)
-    _exports().jobs.start(found.id, identity=keys.identity, cosigning_key=keys.cosigning_key,
-                          passphrase=bundle_passphrase)  # fmt: skip
+    _exports().jobs.start(
+        found.id,
+        identity=keys.identity,
+        cosigning_key=keys.cosigning_key,
+        passphrase=bundle_passphrase,
+    )
     return redirect(url_for("exports.review", request_id=found.id))
 
 
@@ -227,8 +255,11 @@ def preview(request_id: str) -> Any:
     if not gate.acquire(blocking=False):
         return _plain_error("Another preview is being made. Try again.", 429)
     try:
-        opened = open_encrypted(state.store.absolute(clip.path), session.owner.identity,  # type: ignore[attr-defined]
-                                allow_truncated=clip.interrupted)  # fmt: skip
+        opened = open_encrypted(
+            state.store.absolute(clip.path),
+            session.owner.identity,  # type: ignore[attr-defined]
+            allow_truncated=clip.interrupted,
+        )
         try:
             source = playable_prefix(opened.reader, clip.id) if clip.interrupted else opened.reader
             jpeg = preview_jpeg(source, spec, at_s=at_s, width=640)
@@ -240,10 +271,19 @@ def preview(request_id: str) -> Any:
         return _plain_error(f"This clip cannot be previewed: {exc}", 422)
     finally:
         gate.release()
-    state.record("owner", "export.preview_viewed", clip.id, {
-        "request": found.id, "at_s": round(at_s, 3), "faces": spec.faces,
-        "regions": len(spec.regions), "keep": len(spec.keep), "method": spec.method,
-    })  # fmt: skip
+    state.record(
+        "owner",
+        "export.preview_viewed",
+        clip.id,
+        {
+            "request": found.id,
+            "at_s": round(at_s, 3),
+            "faces": spec.faces,
+            "regions": len(spec.regions),
+            "keep": len(spec.keep),
+            "method": spec.method,
+        },
+    )
     response = Response(jpeg, mimetype="image/jpeg")
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -278,8 +318,11 @@ def self_export() -> Any:
     start = parse_time(request.form.get("window_start"), "window_start", problems)
     end = parse_time(request.form.get("window_end"), "window_end", problems)
     if problems or start is None or end is None or end <= start:
-        return render_template("error.html", status=400, message="; ".join(problems)
-                               or "the window must end after it starts"), 400  # fmt: skip
+        return render_template(
+            "error.html",
+            status=400,
+            message="; ".join(problems) or "the window must end after it starts",
+        ), 400
     registry = _exports().registry
     recipient = str(load_owner_recipients(_state().data_dir)[0])
     found = registry.add_self_export(window_start=start, window_end=end, recipient=recipient)
@@ -315,8 +358,12 @@ def _table() -> list[dict[str, Any]]:
 
 @transparency_bp.get("/transparency")
 def transparency() -> Any:
-    return render_template("transparency/counts.html", rows=_table(), public_page=False,
-                           published=_exports().registry.transparency_public())  # fmt: skip
+    return render_template(
+        "transparency/counts.html",
+        rows=_table(),
+        public_page=False,
+        published=_exports().registry.transparency_public(),
+    )
 
 
 @transparency_bp.get("/transparency/public")
@@ -324,5 +371,6 @@ def transparency() -> Any:
 def transparency_public() -> Any:
     if not _exports().registry.transparency_public():
         abort(404)
-    return render_template("transparency/counts.html", rows=_table(), public_page=True,
-                           published=True)  # fmt: skip
+    return render_template(
+        "transparency/counts.html", rows=_table(), public_page=True, published=True
+    )

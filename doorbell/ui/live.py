@@ -42,9 +42,15 @@ FRAME_WAIT_S = 5.0
 LIVE_AUDIT_GAP_S = 60.0
 #: Events the browser hears about.
 FORWARDED = (
-    "ring", "motion_start", "motion_stop", "clip_sealed", "camera_fault", "camera_ok",
-    "storage_full", "storage_ok",
-)  # fmt: skip
+    "ring",
+    "motion_start",
+    "motion_stop",
+    "clip_sealed",
+    "camera_fault",
+    "camera_ok",
+    "storage_full",
+    "storage_ok",
+)
 
 
 class LiveHub:
@@ -150,8 +156,9 @@ def live_frame() -> Any:
         after = 0
     frame = _hub().frame(after, FRAME_WAIT_S if after else 0.5)
     if frame is None:
-        return Response("no live frame yet\n", status=503, mimetype="text/plain",
-                        headers={"Retry-After": "1"})  # fmt: skip
+        return Response(
+            "no live frame yet\n", status=503, mimetype="text/plain", headers={"Retry-After": "1"}
+        )
     _audit_live("frame", always=False)
     response = Response(frame.payload, mimetype="image/jpeg")
     response.headers["X-Frame-Seq"] = str(frame.seq)

@@ -26,8 +26,19 @@ bp = Blueprint("requests", __name__, url_prefix="/requests")
 #: Submissions and page views per client address (flask-limiter, in memory).
 PORTAL_RATE = "30 per minute"
 SUBMIT_RATE = "5 per minute"
-_FIELDS = ("requester", "organisation", "contact", "kind", "legal_basis", "legal_reference",
-           "window_start", "window_end", "reason", "delivery", "recipient")  # fmt: skip
+_FIELDS = (
+    "requester",
+    "organisation",
+    "contact",
+    "kind",
+    "legal_basis",
+    "legal_reference",
+    "window_start",
+    "window_end",
+    "reason",
+    "delivery",
+    "recipient",
+)
 
 
 def _exports() -> Any:
@@ -39,8 +50,14 @@ def _limit(rate: str) -> Any:
 
 
 def _form(action: str, values: dict[str, str], problems: list[str], status: int = 200) -> Any:
-    page = render_template("requests/form.html", action=action, values=values, problems=problems,
-                           kinds=KINDS, bases=LEGAL_BASES)  # fmt: skip
+    page = render_template(
+        "requests/form.html",
+        action=action,
+        values=values,
+        problems=problems,
+        kinds=KINDS,
+        bases=LEGAL_BASES,
+    )
     return page, status
 
 
@@ -50,8 +67,9 @@ def _submit(source: str, action: str, invitation_token: str | None) -> Any:
         raw.pop("recipient")
     exports = _exports()
     try:
-        created, token = exports.registry.submit(raw, source=source,
-                                                 invitation_token=invitation_token)  # fmt: skip
+        created, token = exports.registry.submit(
+            raw, source=source, invitation_token=invitation_token
+        )
     except RequestInvalid as exc:
         return _form(action, {k: str(v) for k, v in raw.items()}, exc.problems, 400)
     except NotPermitted:
@@ -101,8 +119,13 @@ def status(token: str) -> Any:
             and found.bundle_state == "ready"
             and found.downloads < found.download_limit
         )
-        return render_template("requests/status.html", r=found, token=token,
-                               downloadable=downloadable, format_time=format_time)  # fmt: skip
+        return render_template(
+            "requests/status.html",
+            r=found,
+            token=token,
+            downloadable=downloadable,
+            format_time=format_time,
+        )
 
 
 @bp.get("/status/<token>/bundle")

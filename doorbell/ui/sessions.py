@@ -85,8 +85,11 @@ def current_session() -> MemorySession:
 class SessionStore:
     """All sessions of this process, by id. Thread-safe."""
 
-    def __init__(self, clock: Callable[[], float],
-                 on_lock: Callable[[MemorySession, str], None] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        clock: Callable[[], float],
+        on_lock: Callable[[MemorySession, str], None] | None = None,
+    ) -> None:
         self._clock = clock
         self._sessions: OrderedDict[str, MemorySession] = OrderedDict()
         self._lock = threading.Lock()

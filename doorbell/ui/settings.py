@@ -145,8 +145,10 @@ def settings_save() -> Any:
         return _render(list(exc.problems), 400)
     except StorageError as exc:
         return _render([str(exc)], 503)
-    details = {key: {"old": _audit_value(old), "new": _audit_value(new)}
-               for key, (old, new) in changed.items()}  # fmt: skip
+    details = {
+        key: {"old": _audit_value(old), "new": _audit_value(new)}
+        for key, (old, new) in changed.items()
+    }
     path = settings_path(state.data_dir)
     state.record("owner", "settings.changed", str(path), details)
     flash(f"Saved {len(changed)} change(s). The recorder applies them within a few seconds.")
@@ -183,9 +185,14 @@ def passphrase_change() -> Any:
         return render_template("settings/passphrase.html", errors=errors), 400
     client = request.remote_addr or "unknown"
     try:
-        check_passphrase(state, old, client, actor="owner",
-                         failed_action="owner.passphrase_change_failed",
-                         refused_action="owner.passphrase_change_refused")  # fmt: skip
+        check_passphrase(
+            state,
+            old,
+            client,
+            actor="owner",
+            failed_action="owner.passphrase_change_failed",
+            refused_action="owner.passphrase_change_refused",
+        )
         state.vault.change_passphrase(old, new)
     except PassphraseRefused as exc:
         return render_template("settings/passphrase.html", errors=[str(exc)]), 429

@@ -36,8 +36,9 @@ class PassphraseRefused(PassphraseError):
         self.retry_s = retry_s
 
 
-def check_passphrase(state: Any, passphrase: str, client: str, *, actor: str,
-                     failed_action: str, refused_action: str) -> Any:  # fmt: skip
+def check_passphrase(
+    state: Any, passphrase: str, client: str, *, actor: str, failed_action: str, refused_action: str
+) -> Any:
     """The owner keys if ``passphrase`` unlocks them.
 
     Raises :class:`PassphraseRefused` (busy or throttled: nothing was checked),
@@ -54,8 +55,9 @@ def check_passphrase(state: Any, passphrase: str, client: str, *, actor: str,
         raise
 
 
-def _check(state: Any, passphrase: str, client: str, actor: str, failed_action: str,
-           refused_action: str) -> Any:  # fmt: skip
+def _check(
+    state: Any, passphrase: str, client: str, actor: str, failed_action: str, refused_action: str
+) -> Any:
     if not state.passphrase_gate.acquire(blocking=False):
         state.record(actor, refused_action, "", {"client": client, "reason": "busy"})
         raise PassphraseRefused("Another passphrase check is running. Try again.", "busy", 2.0)

@@ -40,15 +40,29 @@ def export_site(tmp_path: Path):
     passphrase_file.write_text(PASSPHRASE + "\n")
     passphrase_file.chmod(0o600)
     subprocess.run(
-        [*CLI, "init", "--data-dir", str(data_dir), "--passphrase-file", str(passphrase_file),
-         "--owner-key-work-factor", "10", "--hostname", "localhost"],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
+        [
+            *CLI,
+            "init",
+            "--data-dir",
+            str(data_dir),
+            "--passphrase-file",
+            str(passphrase_file),
+            "--owner-key-work-factor",
+            "10",
+            "--hostname",
+            "localhost",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     identity = unlock_owner_identity(data_dir, PASSPHRASE)
     start = time.time() - 3 * 3600
     with Store.open(data_dir) as store:
-        clips = [make_clip(store, [identity.recipient], start + 600 * i, seconds=2, seed=i)
-                 for i in range(3)]  # fmt: skip
+        clips = [
+            make_clip(store, [identity.recipient], start + 600 * i, seconds=2, seed=i)
+            for i in range(3)
+        ]
     port = free_port()
     config = tmp_path / "doorbell.toml"
     config.write_text(
@@ -58,13 +72,19 @@ def export_site(tmp_path: Path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("NOTIFY_SOCKET", None)
     process = subprocess.Popen(
-        [*CLI, "web", "--config", str(config)], stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, env=env,
-    )  # fmt: skip
+        [*CLI, "web", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
     try:
         wait_for_port(port, process)
-        yield {"base": f"https://127.0.0.1:{port}", "data_dir": data_dir, "clips": clips,
-               "window": (start - 60, start + 1800)}  # fmt: skip
+        yield {
+            "base": f"https://127.0.0.1:{port}",
+            "data_dir": data_dir,
+            "clips": clips,
+            "window": (start - 60, start + 1800),
+        }
     finally:
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=30)
@@ -135,8 +155,12 @@ def test_invitation_approval_one_download_verify_and_transparency(
     # Redaction: one box typed (keyboard path), one dragged on the frame, then a preview.
     console_errors: list[str] = []
     owner.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
-    for field, value in (("#box_x0", "0.1"), ("#box_y0", "0.1"), ("#box_x1", "0.3"),
-                         ("#box_y1", "0.4")):  # fmt: skip
+    for field, value in (
+        ("#box_x0", "0.1"),
+        ("#box_y0", "0.1"),
+        ("#box_x1", "0.3"),
+        ("#box_y1", "0.4"),
+    ):
         owner.fill(field, value)
     owner.click("#box-add")
     owner.locator("#redact-canvas").scroll_into_view_if_needed()
@@ -184,8 +208,11 @@ def test_invitation_approval_one_download_verify_and_transparency(
     identity_file.chmod(0o600)
     verified = subprocess.run(
         [*CLI, "verify-bundle", str(bundle), "-i", str(identity_file)],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "  clips: 2 (" in verified.stdout
     assert verified.stdout.count("redacted: 2 region(s); method 'fill'") == 2, verified.stdout

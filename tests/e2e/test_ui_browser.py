@@ -38,10 +38,15 @@ from doorbell.ui.vault import OwnerKeys
 
 PASSPHRASE = "purple-otter canvas 7 migrate lantern"
 CHROMIUM_ARGS = [
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--no-first-run", "--disable-sync",
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
     "--autoplay-policy=no-user-gesture-required",
-]  # fmt: skip
+]
 
 
 def free_port() -> int:
@@ -108,8 +113,10 @@ def test_unlock_timeline_playback_and_seek_through_doorbell_web(site, browser, t
     env.pop("NOTIFY_SOCKET", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "doorbell.cli", "web", "--config", str(config_path)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
     try:
         wait_for_port(port, process)
         base = f"https://127.0.0.1:{port}"

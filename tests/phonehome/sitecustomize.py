@@ -10,8 +10,14 @@ import socket
 import sys
 
 _LOG = os.environ.get("DOORBELL_CONNECT_LOG")
-_WATCHED = {"socket.connect", "socket.sendto", "socket.sendmsg", "socket.getaddrinfo",
-            "socket.gethostbyname", "socket.gethostbyaddr"}  # fmt: skip
+_WATCHED = {
+    "socket.connect",
+    "socket.sendto",
+    "socket.sendmsg",
+    "socket.getaddrinfo",
+    "socket.gethostbyname",
+    "socket.gethostbyaddr",
+}
 
 
 def _hook(event, args):
@@ -19,8 +25,11 @@ def _hook(event, args):
         return
     if event.startswith("socket.send") or event == "socket.connect":
         sock, address = args[0], args[1]
-        record = {"event": event, "family": int(getattr(sock, "family", -1)),
-                  "address": address if isinstance(address, str) else repr(address)}  # fmt: skip
+        record = {
+            "event": event,
+            "family": int(getattr(sock, "family", -1)),
+            "address": address if isinstance(address, str) else repr(address),
+        }
         if isinstance(address, tuple):
             record["host"] = str(address[0])
         elif isinstance(address, bytes):

@@ -46,16 +46,78 @@ from doorbell.audit.verify import verify_data_dir
 ROOT = Path(__file__).resolve().parents[2]
 
 PASSPHRASE = "fuzzy-lantern-maple-orbit-harbour-7"
-HOSTILE = ["", "..", "../../etc/passwd", "%00", "%2e%2e%2f", "a" * 5000, "-1", "0", "1e309",
-           "NaN", "<script>alert(1)</script>", "' OR 1=1 --", "\u202e", "%ff%fe", "20991231",
-           "2024-02-30", "9" * 40, "null", "[]", "{}", "../index.sqlite3"]  # fmt: skip
-QUERY_KEYS = ["day", "date", "page", "kind", "since", "until", "before", "after", "zone",
-              "trigger", "limit", "offset", "cursor", "q", "next", "from", "to", "filter",
-              "clip", "event", "start", "end", "sort", "format"]  # fmt: skip
-FORM_KEYS = ["csrf_token", "passphrase", "next", "reason", "clips", "expiry_days",
-             "download_limit", "recipient", "name", "organisation", "contact", "legal_basis",
-             "window_start", "window_end", "delivery", "masks", "retention_days",
-             "new_passphrase", "confirm", "open_form", "invitations"]  # fmt: skip
+HOSTILE = [
+    "",
+    "..",
+    "../../etc/passwd",
+    "%00",
+    "%2e%2e%2f",
+    "a" * 5000,
+    "-1",
+    "0",
+    "1e309",
+    "NaN",
+    "<script>alert(1)</script>",
+    "' OR 1=1 --",
+    "\u202e",
+    "%ff%fe",
+    "20991231",
+    "2024-02-30",
+    "9" * 40,
+    "null",
+    "[]",
+    "{}",
+    "../index.sqlite3",
+]
+QUERY_KEYS = [
+    "day",
+    "date",
+    "page",
+    "kind",
+    "since",
+    "until",
+    "before",
+    "after",
+    "zone",
+    "trigger",
+    "limit",
+    "offset",
+    "cursor",
+    "q",
+    "next",
+    "from",
+    "to",
+    "filter",
+    "clip",
+    "event",
+    "start",
+    "end",
+    "sort",
+    "format",
+]
+FORM_KEYS = [
+    "csrf_token",
+    "passphrase",
+    "next",
+    "reason",
+    "clips",
+    "expiry_days",
+    "download_limit",
+    "recipient",
+    "name",
+    "organisation",
+    "contact",
+    "legal_basis",
+    "window_start",
+    "window_end",
+    "delivery",
+    "masks",
+    "retention_days",
+    "new_passphrase",
+    "confirm",
+    "open_form",
+    "invitations",
+]
 
 
 @dataclass
@@ -80,8 +142,13 @@ class FuzzReport:
 
     @property
     def ok(self) -> bool:
-        return (not self.server_errors and not self.unprotected and not self.dropped
-                and self.index_unchanged and self.log_verifies)  # fmt: skip
+        return (
+            not self.server_errors
+            and not self.unprotected
+            and not self.dropped
+            and self.index_unchanged
+            and self.log_verifies
+        )
 
 
 class Client:
@@ -95,8 +162,13 @@ class Client:
         self.cookies: dict[str, str] = {}
         self._conn: http.client.HTTPSConnection | None = None
 
-    def request(self, method: str, target: str, body: bytes | None = None,
-                headers: dict[str, str] | None = None) -> tuple[int, dict, bytes]:  # fmt: skip
+    def request(
+        self,
+        method: str,
+        target: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, dict, bytes]:
         headers = dict(headers or {})
         if self.cookie:
             headers["Cookie"] = self.cookie
@@ -146,9 +218,11 @@ def unlock(client: Client) -> str:
     token = csrf_token(page)
     body = urllib.parse.urlencode({"csrf_token": token, "passphrase": PASSPHRASE, "next": "/"})
     status, _headers, _page = client.request(
-        "POST", "/unlock", body.encode(),
+        "POST",
+        "/unlock",
+        body.encode(),
         {"Content-Type": "application/x-www-form-urlencoded"},
-    )  # fmt: skip
+    )
     if status not in (302, 303):
         raise AssertionError(f"unlock failed: {status}")
     _status, _headers, page = client.request("GET", "/settings")
@@ -170,9 +244,16 @@ def prepare(work: Path) -> tuple[Path, Path, list[tuple[str, list[str], bool, st
         "[camera]\nwidth = 320\nheight = 240\nlores_width = 160\nlores_height = 120\n"
         "realtime = false\n"
     )
-    init = start_doorbell("init", "--config", str(config), "--passphrase-file",
-                          str(passphrase_file), "--owner-key-work-factor", "10",
-                          stderr=subprocess.PIPE)  # a short command: a pipe is fine  # fmt: skip
+    init = start_doorbell(
+        "init",
+        "--config",
+        str(config),
+        "--passphrase-file",
+        str(passphrase_file),
+        "--owner-key-work-factor",
+        "10",
+        stderr=subprocess.PIPE,
+    )  # a short command: a pipe is fine
     _out, err = init.communicate(timeout=120)
     if init.returncode != 0:
         raise AssertionError(f"doorbell init failed: {err}")
@@ -227,9 +308,11 @@ def snapshot(data_dir: Path) -> dict[str, str]:
     """Hashes of every clip and thumbnail file and of the clips table: what must not change."""
     files = {
         str(p.relative_to(data_dir)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for sub in ("clips", "thumbs") if (data_dir / sub).exists()
-        for p in sorted((data_dir / sub).rglob("*")) if p.is_file()
-    }  # fmt: skip
+        for sub in ("clips", "thumbs")
+        if (data_dir / sub).exists()
+        for p in sorted((data_dir / sub).rglob("*"))
+        if p.is_file()
+    }
     from stress_helpers import index_rows
 
     files["index"] = hashlib.sha256(
@@ -258,25 +341,54 @@ def requests_strategy(routes, ids):
             )
         )
         path = fill(rule, draw)
-        query = draw(st.dictionaries(st.one_of(st.sampled_from(QUERY_KEYS), st.text(max_size=8)),
-                                     st.one_of(st.sampled_from(HOSTILE), st.text(max_size=20),
-                                               st.integers().map(str)), max_size=4))  # fmt: skip
+        query = draw(
+            st.dictionaries(
+                st.one_of(st.sampled_from(QUERY_KEYS), st.text(max_size=8)),
+                st.one_of(st.sampled_from(HOSTILE), st.text(max_size=20), st.integers().map(str)),
+                max_size=4,
+            )
+        )
         target = path + ("?" + urllib.parse.urlencode(query) if query else "")
         headers = {}
         if draw(st.booleans()):
-            headers["Range"] = draw(st.one_of(
-                st.sampled_from(["bytes=0-", "bytes=-1", "bytes=5-2", "bytes=0-0,5-9",
-                                 "bytes=99999999999-", "bytes=abc", "items=0-1", "bytes=-0"]),
-                st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=20)
-                .map(lambda t: "bytes=" + t)))  # fmt: skip
-        form = draw(st.dictionaries(st.one_of(st.sampled_from(FORM_KEYS), st.text(max_size=8)),
-                                    st.one_of(st.sampled_from(HOSTILE), st.text(max_size=40)),
-                                    max_size=5))  # fmt: skip
+            headers["Range"] = draw(
+                st.one_of(
+                    st.sampled_from(
+                        [
+                            "bytes=0-",
+                            "bytes=-1",
+                            "bytes=5-2",
+                            "bytes=0-0,5-9",
+                            "bytes=99999999999-",
+                            "bytes=abc",
+                            "items=0-1",
+                            "bytes=-0",
+                        ]
+                    ),
+                    st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=20).map(
+                        lambda t: "bytes=" + t
+                    ),
+                )
+            )
+        form = draw(
+            st.dictionaries(
+                st.one_of(st.sampled_from(FORM_KEYS), st.text(max_size=8)),
+                st.one_of(st.sampled_from(HOSTILE), st.text(max_size=40)),
+                max_size=5,
+            )
+        )
         body = None
         if method != "GET":
-            headers["Content-Type"] = draw(st.sampled_from(
-                ["application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
-                 "application/json", "text/plain"]))  # fmt: skip
+            headers["Content-Type"] = draw(
+                st.sampled_from(
+                    [
+                        "application/x-www-form-urlencoded",
+                        "multipart/form-data; boundary=x",
+                        "application/json",
+                        "text/plain",
+                    ]
+                )
+            )
             body = urllib.parse.urlencode(form).encode()
         with_session = draw(st.booleans())
         use_csrf = draw(st.booleans())
@@ -296,8 +408,13 @@ def run_fuzz(work: Path, *, requests: int, log=print, kill_web: int = 3) -> Fuzz
         owner, anonymous = Client(port), Client(port)
         token = unlock(owner)
 
-        @settings(max_examples=requests, deadline=None, database=None, derandomize=True,
-                  suppress_health_check=list(HealthCheck))  # fmt: skip
+        @settings(
+            max_examples=requests,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            suppress_health_check=list(HealthCheck),
+        )
         @given(requests_strategy(routes, ids))
         def fuzz(drawn) -> None:
             method, target, headers, body, with_session, use_csrf, public, endpoint = drawn
@@ -337,8 +454,9 @@ def _wait_listening(port: int, process) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"doorbell web exited {process.returncode}: "
-                                 f"{stderr_tail(process)}")  # fmt: skip
+            raise AssertionError(
+                f"doorbell web exited {process.returncode}: {stderr_tail(process)}"
+            )
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
             return
@@ -384,10 +502,14 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="doorbell-httpfuzz-") as scratch:
         report = run_fuzz(Path(scratch), requests=args.requests)
     print(f"routes: {report.routes}, statuses: {dict(sorted(report.statuses.items()))}")
-    print(f"web kill -9 during login/views: {report.web_kills}, "
-          f"log verifies after: {report.web_kill_log_verifies}/{report.web_kills}")  # fmt: skip
-    print(f"index and clips unchanged: {report.index_unchanged}, "
-          f"audit log verifies: {report.log_verifies}")  # fmt: skip
+    print(
+        f"web kill -9 during login/views: {report.web_kills}, "
+        f"log verifies after: {report.web_kill_log_verifies}/{report.web_kills}"
+    )
+    print(
+        f"index and clips unchanged: {report.index_unchanged}, "
+        f"audit log verifies: {report.log_verifies}"
+    )
     for finding in [*report.server_errors, *report.unprotected, *report.dropped][:20]:
         print("  !", finding)
     print(report.summary(), f"({time.monotonic() - started:.0f} s)")

@@ -111,8 +111,12 @@ class PowerCutReport:
 
     @property
     def ok(self) -> bool:
-        return not (self.lost or self.corrupt or self.temp_files_left or self.problems
-                    or self.plaintext) and self.log_verifies == self.cycles  # fmt: skip
+        return (
+            not (
+                self.lost or self.corrupt or self.temp_files_left or self.problems or self.plaintext
+            )
+            and self.log_verifies == self.cycles
+        )
 
 
 def _starts(data_dir: Path) -> int:
@@ -167,8 +171,9 @@ def run_power_cuts(
         try:
             _wait_started(data_dir, process, starts)
             if process.poll() is not None:
-                report.problems.append(f"cycle {cycle}: recorder exited {process.returncode}: "
-                                       f"{stderr_tail(process)}")  # fmt: skip
+                report.problems.append(
+                    f"cycle {cycle}: recorder exited {process.returncode}: {stderr_tail(process)}"
+                )
                 break
             # The restart has reconciled: what the previous cut left must be cleaned up.
             left = [str(p) for p in pending_temps if p.exists()]
@@ -185,16 +190,23 @@ def run_power_cuts(
             kill_hard(process)
         report.cycles += 1
         _check_after_cut(
-            data_dir, identity, report, verified, ever_sealed,
-            pending_interrupted, pending_missing, cycle,
-        )  # fmt: skip
+            data_dir,
+            identity,
+            report,
+            verified,
+            ever_sealed,
+            pending_interrupted,
+            pending_missing,
+            cycle,
+        )
         rows = index_rows(data_dir)
         entries = audit_entries(data_dir)
         pending_temps = temp_files(data_dir)
         report.phases[_kill_phase(rows, pending_temps, entries)] += 1
         audited = {e["object"] for e in entries if e["action"] == "clip.sealed"}
-        sealed_at_cut = {r["id"]: r["id"] in audited for r in rows
-                         if r["sealed"] and not r["interrupted"]}  # fmt: skip
+        sealed_at_cut = {
+            r["id"]: r["id"] in audited for r in rows if r["sealed"] and not r["interrupted"]
+        }
         pending_interrupted = {r["id"] for r in rows if not r["sealed"]}
         if len(pending_interrupted) > 1:
             report.problems.append(f"cycle {cycle}: {len(pending_interrupted)} unsealed clips")
@@ -220,8 +232,10 @@ def _check_audited_after_restart(
     for clip_id, had_entry in sorted(sealed_at_cut.items()):
         found = by_clip.get(clip_id, [])
         if len(found) != 1:
-            report.problems.append(f"{when}: sealed clip {clip_id} has {len(found)} clip.sealed "
-                                   "entries after the restart (want exactly 1)")  # fmt: skip
+            report.problems.append(
+                f"{when}: sealed clip {clip_id} has {len(found)} clip.sealed "
+                "entries after the restart (want exactly 1)"
+            )
         elif not had_entry:
             if found[0]["details"].get("recovered") is True:
                 report.audit_entries_recovered += 1
@@ -230,9 +244,15 @@ def _check_audited_after_restart(
 
 
 def _check_after_cut(
-    data_dir: Path, identity, report: PowerCutReport, verified: dict[str, str],
-    ever_sealed: set[str], pending_interrupted: set[str], pending_missing: set[str], cycle: int,
-) -> None:  # fmt: skip
+    data_dir: Path,
+    identity,
+    report: PowerCutReport,
+    verified: dict[str, str],
+    ever_sealed: set[str],
+    pending_interrupted: set[str],
+    pending_missing: set[str],
+    cycle: int,
+) -> None:
     result = verify_data_dir(data_dir)
     if result.ok:
         report.log_verifies += 1
@@ -243,9 +263,11 @@ def _check_after_cut(
     by_id = {r["id"]: r for r in rows}
     deleted = {e["object"] for e in entries if e["action"] == "clip.deleted"}
     reconciled_missing = {
-        clip for e in entries if e["action"] == "index.reconciled"
+        clip
+        for e in entries
+        if e["action"] == "index.reconciled"
         for clip in e.get("details", {}).get("rows_without_file", [])
-    }  # fmt: skip
+    }
     report.deletions_audited = len(deleted)
     # a deletion cut between unlinking the file and dropping the row: the restart finishes it
     for clip_id in sorted(pending_missing):
@@ -309,8 +331,14 @@ def _check_after_cut(
             report.sealed_without_audit_entry.append(row["id"])
 
 
-def _clean_restart(config: Path, data_dir: Path, identity, report: PowerCutReport,
-                   verified: dict[str, str], sealed_at_cut: dict[str, bool]) -> None:  # fmt: skip
+def _clean_restart(
+    config: Path,
+    data_dir: Path,
+    identity,
+    report: PowerCutReport,
+    verified: dict[str, str],
+    sealed_at_cut: dict[str, bool],
+) -> None:
     """One last restart, stopped by SIGTERM: exit 0, index and files agree, log verifies,
     every sealed clip has exactly one ``clip.sealed`` entry."""
     starts = _starts(data_dir)
@@ -340,8 +368,10 @@ def _clean_restart(config: Path, data_dir: Path, identity, report: PowerCutRepor
     )
     for clip in rows:
         if not clip.interrupted and counts[clip.id] != 1:
-            report.problems.append(f"after a clean stop {clip.id} has {counts[clip.id]} "
-                                   "clip.sealed entries (want exactly 1)")  # fmt: skip
+            report.problems.append(
+                f"after a clean stop {clip.id} has {counts[clip.id]} "
+                "clip.sealed entries (want exactly 1)"
+            )
         if clip.audit_pending_from is not None:
             report.problems.append(f"after a clean stop {clip.id} still owes its audit entry")
     for clip in rows:
