@@ -37,8 +37,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from doorbell.camera.episodes import NUISANCE_SCENARIOS, PERSON_SCENARIOS
 from doorbell.camera.mock import MockScene
+from doorbell.camera.synthetic.episodes import NUISANCE_SCENARIOS, PERSON_SCENARIOS
 from doorbell.config import MotionConfig, Polygon
 from doorbell.masks import rasterise_polygons
 from doorbell.motion import MotionDetector

@@ -107,7 +107,7 @@ def run_recorder(config, count: int) -> list[float]:
     from doorbell.audit.devicekey import create_device_key, load_device_signer
     from doorbell.audit.log import AuditLog
     from doorbell.motion import MotionDetector
-    from doorbell.recorder import Recorder
+    from doorbell.recorder.pipeline import Recorder
     from doorbell.store import Store
 
     data_dir = config.data_dir

@@ -8,7 +8,7 @@ which the web user can write (group ``doorbell``, see systemd/tmpfiles.d) and th
 can read.
 
 :func:`with_owner_settings` is how every process reads its configuration
-(:func:`doorbell.cli.load_cli_config` and :func:`doorbell.ui.create_app` call it): the main
+(:func:`doorbell.commands.options.load_cli_config`, :func:`doorbell.ui.create_app`): the main
 file's document with ``settings.toml``'s keys laid over it, validated as one by
 :func:`doorbell.config.parse_config` (the same strict checks). A key outside
 :data:`OWNER_KEYS` in ``settings.toml`` is a :class:`ConfigError`: the web user cannot move

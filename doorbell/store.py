@@ -259,7 +259,7 @@ class Store(LockedConnection):
         ``audit_pending_from`` (the recorder passes it): the audit log's size just before
         this call. The row then owes its ``clip.sealed`` entry, in the same transaction as
         ``sealed = 1``, until :meth:`mark_audited`; if that entry was appended, its index is
-        at least this number (see :mod:`doorbell.sealaudit`). None: nothing is owed.
+        at least this number (see :mod:`doorbell.recorder.sealaudit`). None: nothing is owed.
         """
         with self._transaction() as db:
             updated = db.execute(

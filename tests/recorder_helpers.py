@@ -16,7 +16,7 @@ from doorbell.audit.devicekey import create_device_key
 from doorbell.camera import Frame
 from doorbell.config import Config, parse_config
 from doorbell.errors import CameraEnded
-from doorbell.video import decode_frames
+from doorbell.media.video import decode_frames
 
 WIDTH, HEIGHT = 320, 240
 BITS = 12  # frame index encoded as 12 squares of 20x20 px along the top row

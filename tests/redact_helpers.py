@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from doorbell.camera.mock import MockScene
-from doorbell.video import H264Encoder, Mp4ClipWriter
+from doorbell.media.video import H264Encoder, Mp4ClipWriter
 
 #: (image loader name, crop of the head and shoulders, face box inside the crop)
 _SOURCES = {

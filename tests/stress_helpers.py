@@ -22,9 +22,9 @@ from pathlib import Path
 from recorder_helpers import HEIGHT, WIDTH, decrypt_bytes
 
 from doorbell.age.identities import X25519Identity
-from doorbell.fmp4 import playable_prefix_length
 from doorbell.fsutil import is_temp_file
-from doorbell.video import decode_frames
+from doorbell.media.fmp4 import playable_prefix_length
+from doorbell.media.video import decode_frames
 
 DOORBELL = [sys.executable, "-c", "import sys; from doorbell.cli import main; sys.exit(main())"]
 

@@ -29,7 +29,7 @@ RECORDER_SIDE = [
     "doorbell.masks",
     "doorbell.recorder",
     "doorbell.bell",
-    "doorbell.video",
+    "doorbell.media",
     "doorbell.live",
     "doorbell.service",
     "doorbell.store",

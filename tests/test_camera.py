@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from doorbell.camera import Camera, Frame, open_camera
-from doorbell.camera.episodes import SCENARIOS
+from doorbell.camera.synthetic.episodes import SCENARIOS
 from doorbell.config import CameraConfig, Polygon, load_config
 from doorbell.errors import ConfigError
 

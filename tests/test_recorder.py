@@ -21,7 +21,7 @@ from recorder_helpers import (
 
 from doorbell.age.recipients import parse_recipients_file
 from doorbell.audit.log import AuditLog
-from doorbell.recorder import Recorder
+from doorbell.recorder.pipeline import Recorder
 from doorbell.store import Store, new_clip_id
 
 
@@ -157,7 +157,7 @@ def test_no_plaintext_on_disk_during_and_after_recording(
 def test_scanner_would_catch_plaintext(data_dir: Path) -> None:
     import numpy as np
 
-    from doorbell.video import encode_jpeg
+    from doorbell.media.video import encode_jpeg
 
     (data_dir / "leak.bin").write_bytes(b"xx" + encode_jpeg(np.zeros((48, 64, 3), np.uint8), 64))
     assert plaintext_hits(data_dir) != []

@@ -26,10 +26,10 @@ from recorder_helpers import (
 )
 from stress_helpers import audit_entries, check_interrupted_clip
 
-from doorbell import clipfile
+from doorbell.recorder import clipfile
 from doorbell.age.recipients import parse_recipients_file
 from doorbell.audit.log import AuditLog
-from doorbell.recorder import Recorder, is_disk_full
+from doorbell.recorder.pipeline import Recorder, is_disk_full
 from doorbell.store import Store, free_bytes
 
 
@@ -159,7 +159,7 @@ def test_injected_enospc_mid_clip_flags_it_and_frees_space(
         return clip
 
     monkeypatch.setattr(Store, "delete_clip", delete_and_give_back)
-    monkeypatch.setattr("doorbell.recorder.free_bytes", lambda _path: 0)
+    monkeypatch.setattr("doorbell.recorder.pipeline.free_bytes", lambda _path: 0)
     recorder, events, _notes = record_until_full(data_dir, 400)
     entries = check_nothing_sealed_was_lost(data_dir, identity, recorder)
     actions = [e["action"] for e in entries]

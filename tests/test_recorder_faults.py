@@ -31,7 +31,7 @@ from doorbell.age.recipients import parse_recipients_file
 from doorbell.audit.log import AuditLog
 from doorbell.camera import Frame
 from doorbell.errors import CameraError
-from doorbell.recorder import Recorder
+from doorbell.recorder.pipeline import Recorder
 from doorbell.store import Store
 
 

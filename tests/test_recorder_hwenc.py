@@ -23,13 +23,13 @@ from recorder_helpers import (
     recorder_config,
 )
 
-import doorbell.recorder
+import doorbell.recorder.pipeline
 from doorbell.age.recipients import parse_recipients_file
 from doorbell.audit.log import AuditLog
 from doorbell.camera import open_camera
-from doorbell.recorder import Recorder
+from doorbell.media.video import decode_frames
+from doorbell.recorder.pipeline import Recorder
 from doorbell.store import Store
-from doorbell.video import decode_frames
 
 #: the bottom quarter of the picture is a neighbour's window
 WINDOW = {"name": "window", "points": [[0.0, 0.75], [1.0, 0.75], [1.0, 1.0], [0.0, 1.0]]}
@@ -71,7 +71,7 @@ def hw_camera(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the recorder encoded a frame itself")
 
-    monkeypatch.setattr(doorbell.recorder.H264Encoder, "from_config", refuse)
+    monkeypatch.setattr(doorbell.recorder.pipeline.H264Encoder, "from_config", refuse)
 
 
 def no_retry(_seconds: float) -> None:

@@ -25,9 +25,9 @@ from recorder_helpers import (
     plaintext_hits,
 )
 
-from doorbell.fmp4 import playable_prefix_length
+from doorbell.media.fmp4 import playable_prefix_length
+from doorbell.media.video import decode_frames
 from doorbell.store import Store
-from doorbell.video import decode_frames
 
 
 def doorbell(*args: str, **kwargs) -> subprocess.Popen:

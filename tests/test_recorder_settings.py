@@ -12,11 +12,11 @@ from recorder_helpers import ScriptedMotion, decrypt_bytes, make_owner, recorder
 from doorbell.age.recipients import parse_recipients_file
 from doorbell.audit.log import AuditLog
 from doorbell.camera import open_camera
-from doorbell.recorder import Recorder
-from doorbell.settings_watch import SettingsWatcher
+from doorbell.media.video import decode_frames
+from doorbell.recorder.pipeline import Recorder
+from doorbell.recorder.settings_watch import SettingsWatcher
 from doorbell.settingsfile import settings_path, with_owner_settings
 from doorbell.store import Store
-from doorbell.video import decode_frames
 
 OWNER_SETTINGS = """
 [motion]

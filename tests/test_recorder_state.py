@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from doorbell.clipstate import EventStateMachine
+from doorbell.recorder.clipstate import EventStateMachine
 
 
 def decisions(machine: EventStateMachine, frames) -> list[tuple[float, str]]:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from doorbell.errors import RedactionError
+from doorbell.media.video import decode_frames
 from doorbell.redact import (
     FaceBox,
     FaceHold,
@@ -20,7 +21,6 @@ from doorbell.redact import (
     preview_jpeg,
     redact_clip,
 )
-from doorbell.video import decode_frames
 from tests.redact_helpers import NonSeekableSink, encode_clip, face_frames
 
 FPS = 15.0

@@ -17,8 +17,8 @@ from recorder_helpers import IndexCamera, ScriptedMotion, make_owner, recorder_c
 
 from doorbell.age.recipients import parse_recipients_file
 from doorbell.audit.log import AuditLog
-from doorbell.recorder import Recorder
-from doorbell.sealaudit import clip_sealed_details, recover_clip_sealed_entries
+from doorbell.recorder.pipeline import Recorder
+from doorbell.recorder.sealaudit import clip_sealed_details, recover_clip_sealed_entries
 from doorbell.store import Store, new_clip_id
 
 T0 = 1_700_000_000.0

@@ -19,7 +19,7 @@ from ui_helpers import (
 )
 
 from doorbell.audit.entries import decode_entry
-from doorbell.cli import load_cli_config
+from doorbell.commands.options import load_cli_config
 from doorbell.config import load_config
 from doorbell.keys import create_owner_keys, derive_owner_cosigning_key, unlock_owner_identity
 from doorbell.ui import close_app, create_app

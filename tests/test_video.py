@@ -11,15 +11,15 @@ import pytest
 
 from doorbell.config import CameraConfig, RecordingConfig
 from doorbell.errors import VideoError
-from doorbell.video import (
+from doorbell.media.video import (
     EncodedPacket,
     H264Encoder,
     Mp4ClipWriter,
-    PacketRing,
     decode_frames,
     encode_jpeg,
     read_packet_info,
 )
+from doorbell.recorder.preroll import PacketRing
 
 W, H, FPS = 320, 240, 15
 T0 = 5000.0  # camera timestamps are monotonic seconds, far from zero

@@ -1,8 +1,9 @@
 """Helpers for web UI tests: a data dir of real encrypted clips, a fake vault, an app, unlock.
 
-Clips are made the way the recorder makes them: H.264 from :class:`doorbell.video.H264Encoder`
-muxed into fragmented MP4 and age-encrypted by :class:`doorbell.clipfile.EncryptedClipWriter`,
-thumbnails by :func:`doorbell.clipfile.write_encrypted_file`.
+Clips are made the way the recorder makes them: H.264 from
+:class:`doorbell.media.video.H264Encoder` muxed into fragmented MP4 and age-encrypted by
+:class:`doorbell.recorder.clipfile.EncryptedClipWriter`, thumbnails by
+:func:`doorbell.recorder.clipfile.write_encrypted_file`.
 """
 
 from __future__ import annotations
@@ -24,13 +25,13 @@ from doorbell.audit.anchor import anchor_from_cosignature, write_anchor
 from doorbell.audit.devicekey import create_device_key, load_device_signer
 from doorbell.audit.entries import decode_entry
 from doorbell.audit.log import AuditLog
-from doorbell.clipfile import EncryptedClipWriter, write_encrypted_file
 from doorbell.config import Config, parse_config
 from doorbell.errors import PassphraseError
 from doorbell.keys import OWNER_COSIGNER_NAME, derive_owner_anchor_key
+from doorbell.media.video import H264Encoder, encode_jpeg
+from doorbell.recorder.clipfile import EncryptedClipWriter, write_encrypted_file
 from doorbell.store import Store, new_clip_id
 from doorbell.ui.vault import OwnerKeys
-from doorbell.video import H264Encoder, encode_jpeg
 
 PASSPHRASE = "correct horse battery staple"
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z

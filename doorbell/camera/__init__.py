@@ -29,7 +29,7 @@ from doorbell.errors import CameraEnded, CameraError, ConfigError
 
 if TYPE_CHECKING:
     from doorbell.config import CameraConfig, RecordingConfig
-    from doorbell.video import EncodedPacket, StreamInfo
+    from doorbell.media.video import EncodedPacket, StreamInfo
 
 #: A box in pixels of the image it belongs to: (x, y, width, height).
 Box = tuple[int, int, int, int]
@@ -63,7 +63,7 @@ class Frame:
     encoder): then it holds, in decode order, every packet the encoder produced since the
     previous frame up to and including this frame's own (more than one when the consumer
     fell behind and the camera skipped frames; the encoder never skips). They follow
-    :class:`~doorbell.video.EncodedPacket`'s contract: Annex B, SPS/PPS in-band on every
+    :class:`~doorbell.media.video.EncodedPacket`'s contract: Annex B, SPS/PPS in-band on every
     keyframe, increasing pts/dts, no B-frames, ``time_s`` on this frame's clock, and
     :attr:`BaseCamera.encoded_stream_info` describes them.
     """

@@ -2,7 +2,7 @@
 
 picamera2's encoders hand each encoded frame to an ``Output`` as ``(bytes, keyframe,
 timestamp_us)``, the timestamp in microseconds since the encoder's first frame. The recorder
-needs more (contract of :class:`doorbell.video.EncodedPacket`): 90 kHz pts/dts that always
+needs more (contract of :class:`doorbell.media.video.EncodedPacket`): 90 kHz pts/dts that always
 increase, ``time_s`` on the camera's clock, a nominal duration, and SPS/PPS in-band on every
 keyframe so that any keyframe can start a clip. :class:`PacketAssembler` does that and
 guards against two things a hardware encoder may do that libx264 does not (neither seen
@@ -17,7 +17,7 @@ No picamera2 here: this module is pure bytes and numbers, tested directly.
 
 from __future__ import annotations
 
-from doorbell.video import TIME_BASE, EncodedPacket
+from doorbell.media.video import TIME_BASE, EncodedPacket
 
 #: NAL unit types (H.264 table 7-1) that carry a picture (coded slices, IDR or not)
 _VCL_TYPES = frozenset(range(1, 6))

@@ -27,13 +27,13 @@ import cv2
 import numpy as np
 
 from doorbell.camera import BaseCamera, FrameTruth, Pacer
-from doorbell.camera.episodes import (
+from doorbell.camera.synthetic.episodes import (
     PERSON_SCENARIOS,
     SCENARIOS,
     Episode,
     make_episode,
 )
-from doorbell.camera.scene import (
+from doorbell.camera.synthetic.scene import (
     MAX_SWAY,
     WALL_RIGHT,
     SceneLayers,

@@ -38,7 +38,7 @@ from doorbell.errors import CameraError
 
 if TYPE_CHECKING:
     from doorbell.config import CameraConfig, RecordingConfig
-    from doorbell.video import EncodedPacket, StreamInfo
+    from doorbell.media.video import EncodedPacket, StreamInfo
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ class PiCamera(BaseCamera):
     def encoded_stream_info(self) -> StreamInfo | None:
         if self._encoder is None:
             return None
-        from doorbell.video import StreamInfo
+        from doorbell.media.video import StreamInfo
 
         return StreamInfo(width=self.width, height=self.height, fps=self.fps)
 

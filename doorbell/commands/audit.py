@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from doorbell.cli import config_options, load_cli_config
+from doorbell.commands.options import config_options, load_cli_config
 from doorbell.errors import UsageError
 
 

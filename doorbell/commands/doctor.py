@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from doorbell.cli import config_options, load_cli_config
+from doorbell.commands.options import config_options, load_cli_config
 
 MARKS = {"pass": "PASS", "warn": "WARN", "fail": "FAIL"}
 

@@ -23,7 +23,7 @@ from doorbell.audit.devicekey import (
     load_device_signer,
 )
 from doorbell.audit.log import AuditLog
-from doorbell.cli import config_options, load_cli_config
+from doorbell.commands.options import config_options, load_cli_config
 from doorbell.errors import KeyFileError, UsageError
 from doorbell.keys import (
     OWNER_COSIGNER_NAME,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from doorbell.cli import config_options, load_cli_config
+from doorbell.commands.options import config_options, load_cli_config
 from doorbell.errors import DoorbellError, UsageError
 from doorbell.passphrase import prompt_new_passphrase, read_passphrase_file, require_strong
 

@@ -22,7 +22,7 @@ import click
 import cv2
 import numpy as np
 
-from doorbell.cli import config_options, load_cli_config
+from doorbell.commands.options import config_options, load_cli_config
 from doorbell.errors import UsageError
 from doorbell.fsutil import fsync_dir, temp_path_for, write_file_atomic
 

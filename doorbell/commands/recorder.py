@@ -13,11 +13,11 @@ from typing import Any
 
 import click
 
-from doorbell.cli import config_options, load_cli_config
+from doorbell.commands.options import config_options, load_cli_config
 from doorbell.config import Config
 from doorbell.errors import StorageError
 
-log = logging.getLogger("doorbell.recorder")
+log = logging.getLogger("doorbell.recorder.pipeline")
 
 
 @contextmanager
@@ -31,7 +31,7 @@ def recorder_from_config(
     live: bool = True,
     reload_config: Callable[[], Config] | None = None,
 ) -> Iterator[Any]:
-    """Build a :class:`doorbell.recorder.Recorder` and everything it needs from ``config``.
+    """Build a :class:`doorbell.recorder.pipeline.Recorder` and everything it needs from ``config``.
 
     Opens the index (reconciling it after a crash), the audit log with the device signing
     key, the owner's public recipients, the bell (GPIO) and the live publisher. Everything is
@@ -45,8 +45,8 @@ def recorder_from_config(
     from doorbell.camera import open_camera
     from doorbell.motion import MotionDetector
     from doorbell.pubkeys import load_owner_recipients
-    from doorbell.recorder import Recorder
-    from doorbell.settings_watch import SettingsWatcher
+    from doorbell.recorder.pipeline import Recorder
+    from doorbell.recorder.settings_watch import SettingsWatcher
     from doorbell.settingsfile import settings_path
     from doorbell.store import Store
 

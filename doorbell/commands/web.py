@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from doorbell.cli import config_options, load_cli_config
+from doorbell.commands.options import config_options, load_cli_config
 from doorbell.config import Config
 from doorbell.errors import KeyFileError, UsageError
 

@@ -139,7 +139,7 @@ def playable_prefix(plain: Any, clip_id: str) -> _Bounded:
 
     Raises :class:`BundleError` when not even the MP4 header survived.
     """
-    from doorbell.fmp4 import playable_prefix_length
+    from doorbell.media.fmp4 import playable_prefix_length
 
     length = playable_prefix_length(plain, plain.size)
     if length <= 0:

@@ -2,7 +2,7 @@
 
 Frames live only in memory: at most ``hold_frames + 1`` decoded frames are held (the face
 hold needs that much look-ahead); the output goes out one MP4 fragment at a time through
-:class:`doorbell.video.Mp4ClipWriter`, so the sink may be a pipe or the age encryptor.
+:class:`doorbell.media.video.Mp4ClipWriter`, so the sink may be a pipe or the age encryptor.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import av
 import numpy as np
 
 from doorbell.errors import RedactionError, VideoError
+from doorbell.media.video import H264Encoder, Mp4ClipWriter, encode_jpeg
 from doorbell.redact.faces import CenterFaceDetector, FaceBox, FaceDetector, FaceHold
 from doorbell.redact.render import FrameRedactor
 from doorbell.redact.spec import RedactionSpec
-from doorbell.video import H264Encoder, Mp4ClipWriter, encode_jpeg
 
 __all__ = ["RedactionResult", "make_detector", "preview_jpeg", "redact_clip"]
 

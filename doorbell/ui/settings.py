@@ -10,7 +10,7 @@ clear 503, not a 500) and writes one
 written, so untouched defaults stay out of the file.
 
 The recorder notices the new file within a few seconds and applies motion, mask and
-storage settings without a restart (:mod:`doorbell.settings_watch`), writing its own
+storage settings without a restart (:mod:`doorbell.recorder.settings_watch`), writing its own
 ``settings.applied`` audit entry.
 """
 

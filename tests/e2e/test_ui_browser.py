@@ -183,8 +183,8 @@ def test_unlock_timeline_playback_and_seek_through_doorbell_web(site, browser, t
 def test_idle_lock_and_live_view_with_a_ring(site, browser, tmp_path) -> None:
     from doorbell.commands.web import build_server, serve
     from doorbell.live import LivePublisher
+    from doorbell.media.video import encode_jpeg
     from doorbell.ui import close_app, create_app
-    from doorbell.video import encode_jpeg
 
     _, data_dir, config_path = site
     config = load_config(config_path)

@@ -280,7 +280,7 @@ def _record_clips(data_dir: Path, config_path: Path) -> None:
     from doorbell.audit.devicekey import load_device_signer
     from doorbell.audit.log import AuditLog
     from doorbell.config import load_config
-    from doorbell.recorder import Recorder
+    from doorbell.recorder.pipeline import Recorder
     from doorbell.store import Store
 
     config = load_config(config_path)

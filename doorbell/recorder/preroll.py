@@ -6,18 +6,14 @@ and drops whole GOPs from the old end. It keeps the fewest GOPs that still cover
 least ``max_seconds`` before the newest frame (when that much video has been seen), and at
 most one keyframe interval more. Raw frames never enter it; memory is bounded by time and,
 as a guard against an encoder that stops sending keyframes, by ``max_bytes``.
-
-Re-exported by :mod:`doorbell.video`; it is its own module only to keep both readable.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import deque
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from doorbell.video import EncodedPacket
+from doorbell.media.video import EncodedPacket
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """When to start, split and seal clips: the recorder's event state machine, pure logic.
 
 No I/O, no clock of its own: the recorder feeds it frame times and flags. Kept apart from
-:mod:`doorbell.recorder` so the rules read (and are tested) on their own.
+:mod:`doorbell.recorder.pipeline` so the rules read (and are tested) on their own.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ One straight line per frame, in :meth:`Recorder.process_frame`:
 5. clip bytes stream through the age encryptor to ``clips/YYYY/MM/DD/<id>.mp4.age``; a
    thumbnail JPEG is encrypted the same way. Every sealed clip is an audit entry with the
    SHA-256 of its ciphertext, exactly once: one that a power cut left without it gets it at
-   the next start, before ``recorder.start`` (:mod:`doorbell.sealaudit`).
+   the next start, before ``recorder.start`` (:mod:`doorbell.recorder.sealaudit`).
 
 The recorder holds only public keys: it can encrypt to the owner but never decrypt.
 """
@@ -38,14 +38,15 @@ import numpy as np
 
 from doorbell.age.recipients import Recipient
 from doorbell.camera import Camera, Frame
-from doorbell.clipfile import EncryptedClipWriter, write_encrypted_file
-from doorbell.clipstate import EventStateMachine
 from doorbell.config import Config, MotionConfig
 from doorbell.errors import CameraEnded, CameraError, ConfigError, DoorbellError
-from doorbell.sealaudit import SealAudit, append_clip_sealed, recover_clip_sealed_entries
-from doorbell.settings_watch import SettingsWatcher
+from doorbell.media.video import EncodedPacket, H264Encoder, StreamInfo, encode_jpeg
+from doorbell.recorder.clipfile import EncryptedClipWriter, write_encrypted_file
+from doorbell.recorder.clipstate import EventStateMachine
+from doorbell.recorder.preroll import PacketRing
+from doorbell.recorder.sealaudit import SealAudit, append_clip_sealed, recover_clip_sealed_entries
+from doorbell.recorder.settings_watch import SettingsWatcher
 from doorbell.store import Store, free_bytes, new_clip_id, thumb_relative_path
-from doorbell.video import EncodedPacket, H264Encoder, PacketRing, StreamInfo, encode_jpeg
 
 log = logging.getLogger(__name__)
 

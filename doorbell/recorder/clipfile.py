@@ -1,7 +1,7 @@
 """Encrypted files as the recorder writes them: MP4 -> age -> disk, never plaintext.
 
 :class:`EncryptedClipWriter` stacks the three layers of a clip: packets are muxed into
-fragmented MP4 (:class:`doorbell.video.Mp4ClipWriter`), whose bytes go straight into the age
+fragmented MP4 (:class:`doorbell.media.video.Mp4ClipWriter`), whose bytes go straight into the age
 encryptor (to the owner's recipients only), whose ciphertext goes to the clip's final path,
 hashed on the way (the SHA-256 of the ciphertext goes into the index and the audit log).
 
@@ -25,7 +25,7 @@ from doorbell.age.encrypt import encrypt
 from doorbell.age.recipients import Recipient
 from doorbell.errors import StorageError
 from doorbell.fsutil import atomic_write, fsync_dir
-from doorbell.video import EncodedPacket, Mp4ClipWriter, StreamInfo
+from doorbell.media.video import EncodedPacket, Mp4ClipWriter, StreamInfo
 
 #: Clip files: owner read/write, group (the web user) read; nobody else.
 CLIP_FILE_MODE = 0o640

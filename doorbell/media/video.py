@@ -2,14 +2,14 @@
 
 The recorder's video path is three small pieces, each usable alone:
 
-* :class:`H264Encoder` turns BGR frames (contract 6's ``Frame.main``) into
+* :class:`H264Encoder` turns BGR frames (:attr:`doorbell.camera.Frame.main`) into
   :class:`EncodedPacket` objects with libx264 from the PyAV wheel: no B-frames (packets come
   out in display order, one per frame), a keyframe every ``keyframe_interval_s`` seconds of
   frame time, SPS/PPS repeated in-band on every keyframe so any keyframe can start a clip.
   On the Pi the camera's hardware encoder produces the same packets (Annex B, in-band
   headers), so everything below works for both.
-* :class:`PacketRing` (in :mod:`doorbell.preroll`, re-exported here) keeps the last few
-  seconds of *encoded* packets, always starting at a keyframe, for pre-roll.
+* the pre-roll ring of encoded packets lives with the recorder
+  (:class:`doorbell.recorder.preroll.PacketRing`); this module knows nothing of it.
 * :class:`Mp4ClipWriter` muxes packets, without re-encoding, into fragmented MP4
   (``frag_keyframe+empty_moov+default_base_moof``: a header first, then one self-contained
   fragment per keyframe interval, an ``mfra`` index at the end). It never seeks, so the sink
@@ -33,7 +33,6 @@ import cv2
 import numpy as np
 
 from doorbell.errors import VideoError
-from doorbell.preroll import PacketRing
 
 if TYPE_CHECKING:
     from doorbell.config import CameraConfig, RecordingConfig
@@ -44,7 +43,6 @@ __all__ = [
     "H264Encoder",
     "Mp4ClipWriter",
     "PacketInfo",
-    "PacketRing",
     "StreamInfo",
     "decode_frames",
     "encode_jpeg",
@@ -316,7 +314,9 @@ class Mp4ClipWriter:
             raise VideoError("write() after close()")
         if self._container is None:
             if not packet.is_keyframe:
-                raise VideoError("a clip must start with a keyframe (use PacketRing for pre-roll)")
+                raise VideoError(
+                    "a clip must start with a keyframe (start a pre-roll at a keyframe)"
+                )
             self._open()
             self._offset = packet.dts
             self.first_time_s = packet.time_s
@@ -339,7 +339,7 @@ class Mp4ClipWriter:
         self._end_pts = max(self._end_pts, packet.pts - self._offset + packet.duration)
 
     def write_all(self, packets: Iterable[EncodedPacket]) -> None:
-        """:meth:`write` each packet in turn (the pre-roll from :meth:`PacketRing.take`)."""
+        """:meth:`write` each packet in turn (a pre-roll starts with a keyframe)."""
         for packet in packets:
             self.write(packet)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from doorbell.camera.scene import ir_gain
+from doorbell.camera.synthetic.scene import ir_gain
 
 PERSON_SCENARIOS = ("person", "person_night", "person_light", "person_close", "delivery")
 NUISANCE_SCENARIOS = (

@@ -1,0 +1,1 @@
+"""The synthetic doorstep: a scene renderer and scripted episodes with ground truth."""
