@@ -26,9 +26,9 @@ from recorder_helpers import (
 )
 from stress_helpers import audit_entries, check_interrupted_clip
 
-from doorbell.recorder import clipfile
 from doorbell.age.recipients import parse_recipients_file
 from doorbell.audit.log import AuditLog
+from doorbell.recorder import clipfile
 from doorbell.recorder.pipeline import Recorder, is_disk_full
 from doorbell.store import Store, free_bytes
 
