@@ -238,6 +238,8 @@ def build_bundle(
     target = registry.bundle_path(request_id)
     tmp = temp_path_for(target)
     try:
+        # the signed submission names the recipient; a row edited since approval is refused
+        request = registry.signed_request(request_id, refusing="export.bundle_refused")
         recipients = _recipients(request, passphrase, work_factor)
         clips = [store.get_clip(clip_id) for clip_id in request.clip_ids]
         total = sum(max(c.size_bytes, 1) for c in clips)

@@ -271,6 +271,108 @@ def validate_request(
     )
 
 
+#: The audit action whose signed details are the request as submitted (the truth; the row in
+#: the export registry is a cache of it, see :func:`submission_differences`).
+SUBMITTED_ACTION = "export.request_submitted"
+#: The fields of a request, as named in the submission entry, the row and the manifest.
+FIELD_NAMES = (
+    "requester",
+    "organisation",
+    "contact",
+    "kind",
+    "legal_basis",
+    "legal_reference",
+    "window",
+    "reason",
+    "delivery",
+    "recipient",
+)
+
+
+def submission_details(
+    source: str, invitation_id: str | None, fields: RequestFields
+) -> dict[str, object]:
+    """The ``details`` of a request's ``export.request_submitted`` entry: every field as
+    submitted, so the device's signed log, not a database row, is what approval trusts."""
+    return {
+        "source": source,
+        "invitation": invitation_id,
+        "requester": fields.requester,
+        "organisation": fields.organisation,
+        "contact": fields.contact,
+        "kind": fields.kind,
+        "legal_basis": fields.legal_basis,
+        "legal_reference": fields.legal_reference,
+        "window": [fields.window_start, fields.window_end],
+        "reason": fields.reason,
+        "delivery": fields.delivery,
+        "recipient": fields.recipient,
+    }
+
+
+def fields_from_submission(request_id: str, details: dict[str, object]) -> RequestFields:
+    """The request fields a signed submission entry states; raises :class:`RequestError`
+    when the entry does not carry them all (submitted by a version before signed requests:
+    deny it and ask the requester to submit again)."""
+    missing = [name for name in (*FIELD_NAMES, "source") if name not in details]
+    window = details.get("window")
+    texts = [details.get(name) for name in FIELD_NAMES if name not in ("window", "recipient")]
+    recipient = details.get("recipient")
+    if (
+        missing
+        or not isinstance(window, list)
+        or len(window) != 2
+        or not all(isinstance(t, int | float) and not isinstance(t, bool) for t in window)
+        or not all(isinstance(t, str) for t in texts)
+        or not (recipient is None or isinstance(recipient, str))
+    ):
+        raise RequestError(
+            f"request {request_id}: its signed submission entry does not state every field "
+            f"(missing or malformed: {', '.join(missing) or 'window or text fields'}); it was "
+            "submitted before requests were signed. Deny it and ask for a new request"
+        )
+    return RequestFields(
+        requester=str(details["requester"]),
+        organisation=str(details["organisation"]),
+        contact=str(details["contact"]),
+        kind=str(details["kind"]),
+        legal_basis=str(details["legal_basis"]),
+        legal_reference=str(details["legal_reference"]),
+        window_start=float(window[0]),
+        window_end=float(window[1]),
+        reason=str(details["reason"]),
+        delivery=str(details["delivery"]),
+        recipient=recipient,
+    )
+
+
+def field_values(fields: RequestFields) -> dict[str, object]:
+    """The fields by their :data:`FIELD_NAMES` (``window`` as ``[start, end]``)."""
+    return {
+        "requester": fields.requester,
+        "organisation": fields.organisation,
+        "contact": fields.contact,
+        "kind": fields.kind,
+        "legal_basis": fields.legal_basis,
+        "legal_reference": fields.legal_reference,
+        "window": [fields.window_start, fields.window_end],
+        "reason": fields.reason,
+        "delivery": fields.delivery,
+        "recipient": fields.recipient,
+    }
+
+
+def submission_differences(
+    stored: RequestFields, source: str, signed: RequestFields, signed_source: str
+) -> list[str]:
+    """Names of the fields where a stored row differs from the signed submission."""
+    ours, theirs = field_values(stored), field_values(signed)
+    differing = [name for name in FIELD_NAMES if ours[name] != theirs[name]]
+    if source != signed_source:
+        differing.append("source")
+    return differing
+
+
 def format_time(timestamp: float | None) -> str:
     """UTC time for people: ``2026-01-02 15:04:05Z`` ('' for None)."""
     if timestamp is None:

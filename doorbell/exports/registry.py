@@ -28,11 +28,17 @@ from doorbell.exports.delivery import DeliveryMixin
 from doorbell.exports.invitations import Invitation, InvitationsMixin
 from doorbell.exports.model import (
     LIMITS,
+    SUBMITTED_ACTION,
     RequestFields,
+    RequestInvalid,
     clean_text,
+    field_values,
+    fields_from_submission,
     is_request_id,
     new_request_id,
     new_token,
+    submission_details,
+    submission_differences,
     token_hash,
     validate_request,
 )
@@ -131,6 +137,25 @@ class ExportRequest:
             "delivery": f.delivery,
             "recipient": f.recipient,
         }
+
+
+class SubmissionMismatch(RequestError):
+    """A request's row differs from its signed ``export.request_submitted`` entry."""
+
+
+def _check_loggable(fields: RequestFields) -> None:
+    """Refuse (as a bad field) text the audit log would refuse as looking like a secret, so
+    a request is never stored without its signed submission entry."""
+    from doorbell.audit.entries import EntryError, check_no_secrets
+
+    for name, value in field_values(fields).items():
+        try:
+            check_no_secrets({"field": value})
+        except EntryError:
+            raise RequestInvalid(
+                f"the request is not valid: {name}: looks like key material",
+                [f"{name}: looks like key material (never send secret keys)"],
+            ) from None
 
 
 def _request_from_row(row: sqlite3.Row) -> ExportRequest:
@@ -277,6 +302,7 @@ class ExportRegistry(LockedConnection, InvitationsMixin, DeliveryMixin):
         """
         now = self._clock()
         fields = validate_request(raw, now=now, max_window_s=self.config.max_window_days * 86400)
+        _check_loggable(fields)
         invitation: Invitation | None = None
         if source == "invitation":
             invitation = self.invitation_for(invitation_token or "")
@@ -300,18 +326,9 @@ class ExportRegistry(LockedConnection, InvitationsMixin, DeliveryMixin):
         actor = "owner" if source == "owner" else f"requester:{request_id}"
         self.record(
             actor,
-            "export.request_submitted",
+            SUBMITTED_ACTION,
             request_id,
-            {
-                "source": source,
-                "invitation": invitation.id if invitation else None,
-                "kind": fields.kind,
-                "legal_basis": fields.legal_basis,
-                "legal_reference": fields.legal_reference,
-                "window": [fields.window_start, fields.window_end],
-                "delivery": fields.delivery,
-                "recipient": fields.recipient,
-            },
+            submission_details(source, invitation.id if invitation else None, fields),
         )
         return self.get(request_id), token
 
@@ -378,17 +395,7 @@ class ExportRegistry(LockedConnection, InvitationsMixin, DeliveryMixin):
         now = self._clock()
         with self._transaction() as db:
             self._insert(db, request_id, now, "self", None, fields, new_token())
-        self.record(
-            "owner",
-            "export.request_submitted",
-            request_id,
-            {
-                "source": "self",
-                "window": [window_start, window_end],
-                "delivery": "recipient",
-                "recipient": recipient,
-            },
-        )
+        self.record("owner", SUBMITTED_ACTION, request_id, submission_details("self", None, fields))
         return self.get(request_id)
 
     # --- reading ---------------------------------------------------------------------------
@@ -439,6 +446,60 @@ class ExportRegistry(LockedConnection, InvitationsMixin, DeliveryMixin):
         if not is_request_id(request_id):
             raise RequestError(f"request {request_id!r}: not a request id")
         return self.data_dir / EXPORTS_DIR / f"{request_id}.tar.age"
+
+    # --- the signed record ----------------------------------------------------------------
+
+    def signed_submission(self, request_id: str) -> tuple[int, str, dict[str, Any]]:
+        """The index, time and details of ``request_id``'s ``export.request_submitted`` entry.
+
+        Found by reading the audit log itself (never through this registry's tables, which
+        anyone able to write the database file could point elsewhere): the first such entry
+        about ``request/<id>`` is the submission (ids are random and only known after it, so
+        no entry about the id can precede it; a later copy is ignored). The caller checks
+        the log against the owner anchor first. Raises :class:`RequestError` if there is none.
+        """
+        from doorbell.audit.entries import EntryError, decode_entry
+
+        wanted = f"request/{request_id}".encode()
+        for index, leaf in self._audit.entries():
+            if wanted not in leaf:  # cheap filter before decoding
+                continue
+            try:
+                entry = decode_entry(leaf)
+            except EntryError:
+                continue  # `doorbell audit verify` reports a bad leaf; not ours to judge here
+            if entry["object"] == f"request/{request_id}" and entry["action"] == SUBMITTED_ACTION:
+                return index, str(entry["time"]), dict(entry["details"])
+        raise RequestError(
+            f"request {request_id}: no {SUBMITTED_ACTION} entry in the audit log, so nothing "
+            "shows what was submitted; deny it"
+        )
+
+    def signed_request(self, request_id: str, *, refusing: str) -> ExportRequest:
+        """The request as its signed submission entry states it (fields and source), with
+        the row's decision state. The row is a cache: if it differs in any field, the
+        refusal is audited (action ``refusing``, e.g. ``export.approval_refused``) and
+        :class:`SubmissionMismatch` raised naming the fields."""
+        stored = self.get(request_id)
+        _index, _time, details = self.signed_submission(request_id)
+        signed = fields_from_submission(request_id, details)
+        differing = submission_differences(
+            stored.fields, stored.source, signed, str(details.get("source"))
+        )
+        if differing:
+            self.record(
+                "system",
+                refusing,
+                request_id,
+                {"reason": "row differs from the signed submission", "fields": differing},
+            )
+            raise SubmissionMismatch(
+                f"request {request_id}: the export registry's row differs from the signed "
+                f"submission in {', '.join(differing)}; someone edited the database after "
+                "the request was submitted. Nothing was approved or exported: deny this "
+                "request, check who can write the data dir, and ask for a new request"
+            )
+        return stored
 
     # --- decisions ---------------------------------------------------------------------------
 

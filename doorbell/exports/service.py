@@ -94,8 +94,14 @@ def approve(
     passphrase: str | None = None,
 ) -> Any:
     """Check the choice and approve (audited). ``passphrase`` must be given (not stored)
-    when the request is delivered with one. Returns the approved request."""
-    request = registry.get(request_id)
+    when the request is delivered with one. Returns the approved request.
+
+    The request is rebuilt from its signed ``export.request_submitted`` entry; a registry
+    row that differs from it in any field is refused (audited ``export.approval_refused``,
+    :class:`doorbell.exports.registry.SubmissionMismatch`). Run :func:`check_owner_log`
+    first, so the entry is read from a log that matches the owner anchor."""
+    # the signed submission, not the row, is what is approved (a differing row is refused)
+    request = registry.signed_request(request_id, refusing="export.approval_refused")
     check_clip_choice(store, request, clip_ids)
     if request.fields.delivery == "passphrase" and not passphrase:
         raise RequestError("this request is delivered with a passphrase: set one to approve it")
