@@ -47,6 +47,9 @@ COSIGNING_KEY_INFO = b"doorbell.owner-cosigning-key.v1"
 ANCHOR_KEY_INFO = b"doorbell.owner-anchor-key.v1"
 #: The key name under which the owner cosigns audit checkpoints.
 OWNER_COSIGNER_NAME = "doorbell-owner"
+#: The owner's cosigner verifier key (public), written at ``doorbell init``; what a bundle's
+#: ``audit/cosigner.vkey`` must equal (``doorbell keys show`` prints it).
+OWNER_COSIGNER_VKEY_FILE = "owner-cosigner.vkey"
 _MAX_KEY_FILE_BYTES = 64 * 1024
 
 
@@ -64,6 +67,23 @@ def derive_owner_cosigning_key(identity: X25519Identity) -> Ed25519PrivateKey:
     return Ed25519PrivateKey.from_private_bytes(
         hkdf_sha256(identity.secret_bytes, b"", COSIGNING_KEY_INFO)
     )
+
+
+def owner_cosigner_vkey(identity: X25519Identity) -> str:
+    """The owner's cosigner verifier key (``doorbell-owner+<id>+<base64>``, type 0x04)."""
+    from doorbell.audit.note import CosignatureSigner
+
+    return CosignatureSigner(OWNER_COSIGNER_NAME, derive_owner_cosigning_key(identity)).vkey
+
+
+def write_owner_cosigner_vkey(data_dir: Path, identity: X25519Identity) -> str:
+    """Write ``keys/owner-cosigner.vkey`` (public, mode 0644); return the vkey."""
+    from doorbell.fsutil import atomic_write
+
+    vkey = owner_cosigner_vkey(identity)
+    with atomic_write(keys_dir(data_dir) / OWNER_COSIGNER_VKEY_FILE, mode=0o644) as handle:
+        handle.write((vkey + "\n").encode("ascii"))
+    return vkey
 
 
 def derive_owner_anchor_key(identity: X25519Identity) -> bytes:

@@ -18,6 +18,7 @@ Schema versions (``PRAGMA user_version``): 1 the first; 2 adds ``clips.audit_pen
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -314,12 +315,15 @@ class Store(LockedConnection):
             return None
         stat = path.stat()
         thumb = thumb_path if thumb_path and self.absolute(thumb_path).exists() else None
+        digest = _file_sha256(path)
         with self._transaction() as db:
+            # audit_pending_from = 0: the clip owes its clip.sealed entry (with the hash of
+            # what is on disk), so even a cut clip's origin is on the signed record
             db.execute(
                 "UPDATE clips SET sealed = 1, interrupted = 1, size_bytes = ?, ended_at = ?,"
-                " duration_s = MAX(0, ? - started_at), thumb_path = COALESCE(?, thumb_path)"
-                " WHERE id = ?",
-                (stat.st_size, stat.st_mtime, stat.st_mtime, thumb, clip_id),
+                " duration_s = MAX(0, ? - started_at), thumb_path = COALESCE(?, thumb_path),"
+                " sha256 = ?, audit_pending_from = COALESCE(audit_pending_from, 0) WHERE id = ?",
+                (stat.st_size, stat.st_mtime, stat.st_mtime, thumb, digest, clip_id),
             )
         return self.get_clip(clip_id)
 
@@ -475,8 +479,9 @@ class Store(LockedConnection):
                 with self._transaction() as db:
                     db.execute(
                         "INSERT INTO clips (id, started_at, ended_at, duration_s, size_bytes,"
-                        " trigger, sealed, interrupted, path, thumb_path)"
-                        " VALUES (?, ?, ?, ?, ?, 'recovered', 1, 1, ?, ?)",
+                        " trigger, sealed, interrupted, path, thumb_path, sha256,"
+                        " audit_pending_from)"
+                        " VALUES (?, ?, ?, ?, ?, 'recovered', 1, 1, ?, ?, ?, 0)",
                         (
                             clip_id,
                             started.timestamp(),
@@ -487,6 +492,7 @@ class Store(LockedConnection):
                             thumb
                             if self.absolute(thumb := thumb_relative_path(clip_id)).exists()
                             else None,
+                            _file_sha256(path),
                         ),
                     )
                 orphans.append(clip_id)
@@ -569,6 +575,15 @@ def _migrate(connection: sqlite3.Connection) -> None:
         connection.execute("ROLLBACK")
         raise
     connection.execute("COMMIT")
+
+
+def _file_sha256(path: Path) -> str:
+    """SHA-256 (hex) of a file's bytes (ciphertext: nothing is decrypted)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def free_bytes(path: str | os.PathLike[str]) -> int:

@@ -19,6 +19,7 @@ from doorbell.audit.log import AuditLog
 from doorbell.config import ExportsConfig
 from doorbell.exports.registry import ExportRegistry
 from doorbell.keys import OWNER_COSIGNER_NAME, derive_owner_cosigning_key
+from doorbell.recorder.sealaudit import append_clip_sealed
 from doorbell.store import Store
 from tests.ui_helpers import T0, make_clip
 
@@ -67,6 +68,14 @@ class World:
         return raw
 
 
+def log_sealed_clips(data_dir: Path, store: Store, clip_ids: list[str]) -> None:
+    """Append each clip's ``clip.sealed`` entry, as the recorder does when it seals one
+    (timed an hour after T0: before any request the tests submit)."""
+    with AuditLog.open(data_dir, clock=lambda: T0 + 3600) as log:
+        for clip_id in clip_ids:
+            append_clip_sealed(store, log, store.get_clip(clip_id))
+
+
 def make_world(data_dir: Path, *, clips: int = 3, signer: bool = True) -> Iterator[World]:
     (data_dir / "keys").mkdir(exist_ok=True)
     create_device_key(data_dir / "keys", "doorbell.test/exports")
@@ -77,7 +86,11 @@ def make_world(data_dir: Path, *, clips: int = 3, signer: bool = True) -> Iterat
         make_clip(store, [owner.recipient], T0 + 60 * (i + 1), seconds=1.0, seed=i)
         for i in range(clips)
     ]
-    with AuditLog.open(data_dir, signer=load_device_signer(data_dir / "keys")) as setup:
+    with AuditLog.open(
+        data_dir, signer=load_device_signer(data_dir / "keys"), clock=lambda: T0 + 3600
+    ) as setup:
+        for clip_id in ids:  # what the recorder does when it seals a clip
+            append_clip_sealed(store, setup, store.get_clip(clip_id))
         # what `doorbell init` does: the owner's first cosignature
         setup.cosign(derive_owner_cosigning_key(owner), OWNER_COSIGNER_NAME, first=True)
     audit = AuditLog.open(

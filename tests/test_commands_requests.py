@@ -24,6 +24,7 @@ from doorbell.keys import (
 )
 from doorbell.store import Store
 from doorbell.ui.vault import OwnerKeys
+from tests.exports_helpers import log_sealed_clips
 from tests.ui_helpers import T0, make_clip, owner_init, rewrite_log
 
 PASSPHRASE = "owner passphrase for tests"
@@ -34,10 +35,21 @@ def _setup(data_dir: Path) -> list[str]:
     create_device_key(data_dir / "keys", "doorbell.test/cli")
     owner_init(data_dir, OwnerKeys(identity, derive_owner_cosigning_key(identity)))  # as init does
     with Store.open(data_dir) as store:
-        return [
+        clips = [
             make_clip(store, [identity.recipient], T0 + 60 * (i + 1), seconds=1.0, seed=i)
             for i in range(3)
         ]
+        log_sealed_clips(data_dir, store, clips)  # what the recorder logs
+    return clips
+
+
+def _pins(data_dir: Path) -> list[str]:
+    """The keys a requester gets from the owner by another channel (`doorbell keys show`)."""
+    from doorbell.keys import owner_cosigner_vkey, unlock_owner_identity
+
+    device = (data_dir / "keys" / "device.vkey").read_text().strip()
+    cosigner = owner_cosigner_vkey(unlock_owner_identity(data_dir, PASSPHRASE))
+    return ["--device-vkey", device, "--cosigner-vkey", cosigner]
 
 
 def _run(*args: str) -> tuple[int, str]:
@@ -111,9 +123,15 @@ def test_add_list_show_approve_verify_deny(data_dir: Path, tmp_path: Path) -> No
     )
     assert code == 0, out
     bundle = data_dir / "exports" / f"{request_id}.tar.age"
-    code, out = _run("verify-bundle", str(bundle), "-i", str(key_file))
+    code, out = _run("verify-bundle", str(bundle), "-i", str(key_file), *_pins(data_dir))
     assert code == 0, out
     assert "OK: bundle for request" in out and "clips: 2" in out
+    # Without pinned keys: every check passes, but it says first that this proves only
+    # self-consistency, and exits 3 unless the requester opts in.
+    code, out = _run("verify-bundle", str(bundle), "-i", str(key_file))
+    assert code == 3 and out.startswith("NOT PROVEN: "), out
+    code, out = _run("verify-bundle", str(bundle), "-i", str(key_file), "--trust-bundle-keys")
+    assert code == 0 and out.startswith("OK (bundle keys trusted on purpose)"), out
     # A second decision is refused; a flipped byte fails verification.
     code, out = _run("requests", "deny", *base, request_id, "--reason", "changed my mind")
     assert code == 1 and "not pending" in out
@@ -231,7 +249,7 @@ def test_approve_with_redaction_flags(data_dir: Path, tmp_path: Path) -> None:
     assert "redaction: faces off, 2 region(s), 1 kept region(s), fill" in out
     assert "redacting: 100%" in out and "clips: 100%" in out  # progress printed
     bundle = data_dir / "exports" / f"{request_id}.tar.age"
-    code, out = _run("verify-bundle", str(bundle), "-i", str(key_file))
+    code, out = _run("verify-bundle", str(bundle), "-i", str(key_file), *_pins(data_dir))
     assert code == 0, out
     assert "redacted: 2 region(s), everything outside 1 kept region(s); method 'fill'" in out
     assert "frames: 10, with faces: 0" in out

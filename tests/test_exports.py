@@ -381,6 +381,10 @@ def test_interrupted_clip_is_delivered_as_its_playable_prefix(world: World) -> N
     )
     clip = world.store.get_clip(cut)
     assert clip.interrupted
+    from doorbell.recorder.sealaudit import recover_clip_sealed_entries
+
+    assert recover_clip_sealed_entries(world.store, world.audit) == [cut]  # recorder start
+    world.clock.advance(1.0)  # the request comes after the clip was sealed
     requester = X25519Identity.generate()
     request, _token = world.registry.submit(
         world.raw_request(recipient=str(requester.recipient)), source="owner"

@@ -129,6 +129,11 @@ def test_keys_show_and_change_passphrase(
     assert str(load_owner_recipients(data)[0]) in shown
     assert "0600" in shown and "2^10" in shown and "TLS SHA-256" in shown
     assert "AGE-SECRET-KEY" not in shown
+    # the owner's cosigner key (public), what a bundle's audit/cosigner.vkey must equal
+    from doorbell.keys import owner_cosigner_vkey
+
+    cosigner = owner_cosigner_vkey(unlock_owner_identity(data, PASSPHRASE))
+    assert f"owner cosigner:   {cosigner}" in shown
     new = passphrase_file(tmp_path, "cedar-lantern-orbit-violet-7", name="new")
     argv = ["keys", "change-passphrase", "--data-dir", str(data), "--owner-key-work-factor", "10"]
     assert main([*argv, "--passphrase-file", str(old), "--new-passphrase-file", str(new)]) == 0

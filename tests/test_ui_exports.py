@@ -22,7 +22,7 @@ from doorbell.audit.entries import decode_entry
 from doorbell.exports.verify import verify_bundle
 from doorbell.store import Store
 from doorbell.ui import close_app, create_app
-from tests.exports_helpers import NOW, WallClock
+from tests.exports_helpers import NOW, WallClock, log_sealed_clips
 
 
 @pytest.fixture
@@ -35,6 +35,7 @@ def site(data_dir: Path) -> Iterator[dict[str, Any]]:
             make_clip(store, [vault.identity.recipient], T0 + 60 * (i + 1), seconds=1.0, seed=i)
             for i in range(3)
         ]
+        log_sealed_clips(data_dir, store, clips)  # what the recorder logs
     wall = WallClock(NOW)
     app = create_app(ui_config(data_dir), vault=vault, clock=Clock(), wall_clock=wall)
     owner = app.test_client()

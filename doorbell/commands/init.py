@@ -33,6 +33,7 @@ from doorbell.keys import (
     derive_owner_anchor_key,
     derive_owner_cosigning_key,
     fingerprint,
+    write_owner_cosigner_vkey,
 )
 from doorbell.passphrase import prompt_new_passphrase, read_passphrase_file, require_strong
 from doorbell.pubkeys import OWNER_RECIPIENTS_FILE, keys_dir
@@ -123,12 +124,14 @@ def init(
         )
         note = log.cosign(derive_owner_cosigning_key(identity), OWNER_COSIGNER_NAME, first=True)
         write_anchor(root, anchor_from_cosignature(note), derive_owner_anchor_key(identity))
+    cosigner_vkey = write_owner_cosigner_vkey(root, identity)
     click.echo(f"Initialised {root}")
     click.echo(f"  owner recipient:   {recipient}  (fingerprint {fingerprint(recipient)})")
     click.echo(
         f"  owner key:         {keys_dir(root) / OWNER_KEY_FILE} (scrypt 2^{owner_key_work_factor})"
     )
     click.echo(f"  device key:        {device_vkey}")
+    click.echo(f"  owner cosigner:    {cosigner_vkey}")
     click.echo(f"  TLS SHA-256:       {tls_fingerprint}")
     click.echo(
         "Write down the passphrase and make a paper backup of the identity: see docs/keys.md."

@@ -28,7 +28,12 @@ def _mode(path: Path) -> str:
 def show(config_path: Path | None, data_dir: Path | None) -> None:
     """Print the public keys and fingerprints (no passphrase needed, nothing secret)."""
     from doorbell.audit.devicekey import DEVICE_KEY_FILE, DEVICE_VKEY_FILE
-    from doorbell.keys import fingerprint, owner_key_path, owner_key_work_factor
+    from doorbell.keys import (
+        OWNER_COSIGNER_VKEY_FILE,
+        fingerprint,
+        owner_key_path,
+        owner_key_work_factor,
+    )
     from doorbell.pubkeys import keys_dir, load_owner_recipients, owner_recipients_path
     from doorbell.tls import CERT_FILE, TLS_DIR, certificate_fingerprint
 
@@ -47,6 +52,18 @@ def show(config_path: Path | None, data_dir: Path | None) -> None:
         click.echo(
             f"  {keys_dir(root) / DEVICE_KEY_FILE} mode {_mode(keys_dir(root) / DEVICE_KEY_FILE)}"
         )
+    cosigner_path = keys_dir(root) / OWNER_COSIGNER_VKEY_FILE
+    if cosigner_path.exists():
+        click.echo(f"owner cosigner:   {cosigner_path.read_text(encoding='utf-8').strip()}")
+    else:
+        click.echo(
+            f"owner cosigner:   {cosigner_path} missing (written by `doorbell init`); check your "
+            "own exports with `doorbell verify-bundle --owner-key keys/owner.key.age`"
+        )
+    click.echo(
+        "  give both the device key and the owner cosigner key to a requester by another "
+        "channel: `doorbell verify-bundle --device-vkey ... --cosigner-vkey ...`"
+    )
     cert = root / TLS_DIR / CERT_FILE
     if cert.exists():
         click.echo(f"TLS SHA-256:      {certificate_fingerprint(cert)}")

@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import json
 import os
 import tarfile
 import time
@@ -205,6 +204,36 @@ def _redacted_spool(
             spool.unlink()
 
 
+def _text_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _signed_decision(request: Any, record: Any) -> tuple[Any, Any]:
+    """The submission and approval entries of ``request``; raises :class:`BundleError` when
+    one is missing or the row's decision (clips, redaction, expiry, limit) differs from the
+    signed approval: the row is a cache, the log is the record."""
+    submitted, approved = record.submitted, record.approved
+    if submitted is None or approved is None or approved.index < submitted.index:
+        raise BundleError(
+            f"request {request.id}: its submission and approval entries are not both in the "
+            "audit log; nothing is exported"
+        )
+    details = approved.details
+    stated = {
+        "clips": sorted(request.clip_ids),
+        "redaction": request.redaction,
+        "download_limit": request.download_limit,
+        "bundle_expires_at": request.bundle_expires_at,
+    }
+    differing = [key for key, value in stated.items() if details.get(key) != value]
+    if differing:
+        raise BundleError(
+            f"request {request.id}: the registry's decision differs from the signed approval "
+            f"in {', '.join(differing)}; someone edited the database. Nothing is exported"
+        )
+    return submitted, approved
+
+
 def build_bundle(
     *,
     registry: Any,
@@ -311,12 +340,35 @@ def _write_contents(
         from doorbell.redact import RedactionSpec
 
         spec = RedactionSpec.from_dict(request.redaction)
-    entries: list[dict[str, Any]] = []
+    from doorbell.exports.manifest import (
+        Manifest,
+        ManifestClip,
+        ManifestDecision,
+        ManifestRequest,
+    )
+    from doorbell.exports.record import read_record
+
+    record = read_record(audit, request.id, [clip.id for clip in clips])
+    submitted, approved = _signed_decision(request, record)
+    includes_later = approved.details.get("include_later_footage") is True
+    entries: list[ManifestClip] = []
     for clip in sorted(clips, key=lambda c: (c.started_at, c.id)):
         path = store.absolute(clip.path)
         source_sha256 = _file_sha256(path)
         if clip.sha256 and clip.sha256 != source_sha256:
             raise BundleError(f"clip {clip.id}: the file on disk does not match its index hash")
+        sealed = record.clips.get(clip.id)
+        if sealed is None or sealed.details.get("sha256") != source_sha256:
+            raise BundleError(
+                f"clip {clip.id}: no clip.sealed entry in the audit log with the SHA-256 of "
+                "its file; its origin cannot be proven, so it is not exported"
+            )
+        after_request = sealed.time >= submitted.time
+        if after_request and not includes_later:
+            raise BundleError(
+                f"clip {clip.id}: sealed after the request was submitted, and the approval "
+                "did not include later footage"
+            )
         name = f"clips/{clip.id}.mp4"
         with open(path, "rb") as raw:
             plain = decrypt(raw, [identity], allow_truncated=clip.interrupted)
@@ -353,49 +405,62 @@ def _write_contents(
             if clip.interrupted:
                 prefix = {"authenticated_bytes": plain.size, "playable_bytes": delivered.size}
         entries.append(
-            {
-                "id": clip.id,
-                "file": name,
-                "sha256": hashing.sha256.hexdigest(),
-                "size": hashing.size,
-                "started_at": clip.started_at,
-                "ended_at": clip.ended_at,
-                "duration_s": clip.duration_s,
-                "interrupted": clip.interrupted,
-                "trigger": clip.trigger,
-                "source_sha256": source_sha256,
-                "source_size": path.stat().st_size,
-                "redaction": redaction,
-                "interrupted_prefix": prefix,
-            }
+            ManifestClip(
+                id=clip.id,
+                file=name,
+                sha256=hashing.sha256.hexdigest(),
+                size=hashing.size,
+                started_at=clip.started_at,
+                ended_at=clip.ended_at,
+                duration_s=clip.duration_s,
+                interrupted=clip.interrupted,
+                trigger=clip.trigger,
+                source_sha256=source_sha256,
+                source_size=path.stat().st_size,
+                sealed_index=sealed.index,
+                sealed_at=sealed.time,
+                after_request=after_request,
+                redaction=redaction,
+                interrupted_prefix=prefix,
+            )
         )
     report("audit", total, total)
-    device_vkey = audit.device_verifier().vkey
-    manifest = {
-        "format": BUNDLE_FORMAT,
-        "request": request.public_fields(),
-        "decision": {
-            "outcome": "approved",
-            "by": "owner",
-            "decided_at": request.decided_at,
-            "clips": list(request.clip_ids),
-            "bundle_expires_at": request.bundle_expires_at,
-            "download_limit": request.download_limit,
-            "redaction": request.redaction,
-        },
-        "clips": entries,
-        "time_range": {
-            "start": min(e["started_at"] for e in entries),
-            "end": max((e["ended_at"] or e["started_at"]) for e in entries),
-        },
-        "device_vkey": device_vkey,
-        "audit": {
-            "entries": "audit/entries.jsonl",
-            "checkpoint": "audit/checkpoint.note",
-            "proofs": "audit/proofs.json",
-        },
-    }
-    manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n"
+    fields = request.fields
+    manifest = Manifest(
+        request=ManifestRequest(
+            id=request.id,
+            submitted_at=submitted.time,
+            submission_index=submitted.index,
+            source=request.source,
+            invitation=_text_or_none(submitted.details.get("invitation")),
+            requester=fields.requester,
+            organisation=fields.organisation,
+            contact=fields.contact,
+            kind=fields.kind,
+            legal_basis=fields.legal_basis,
+            legal_reference=fields.legal_reference,
+            window_start=fields.window_start,
+            window_end=fields.window_end,
+            reason=fields.reason,
+            delivery=fields.delivery,
+            recipient=fields.recipient,
+        ),
+        decision=ManifestDecision(
+            decided_at=approved.time,
+            approval_index=approved.index,
+            clips=tuple(request.clip_ids),
+            bundle_expires_at=float(request.bundle_expires_at or 0.0),
+            download_limit=request.download_limit,
+            redaction=request.redaction,
+            includes_later_footage=includes_later,
+        ),
+        clips=tuple(entries),
+        time_start=min(e.started_at for e in entries),
+        time_end=max((e.ended_at or e.started_at) for e in entries),
+        device_vkey=audit.device_verifier().vkey,
+        verify_txt_sha256=hashlib.sha256(verify_guide()).hexdigest(),
+    )
+    manifest_bytes = manifest.to_bytes()
     manifest_sha256 = hashlib.sha256(manifest_bytes).hexdigest()
     now = registry._clock()
     _add_bytes(tar, "manifest.json", manifest_bytes, now)
@@ -413,7 +478,7 @@ def _write_contents(
 
     for name, data in audit_files(
         audit,
-        registry.audit_indexes(request.id),
+        [*registry.audit_indexes(request.id), *(e.sealed_index for e in entries)],
         sealed_index,
         cosigning_key,
         checkpoint_wait_s,

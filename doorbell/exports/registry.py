@@ -244,6 +244,11 @@ class ExportRegistry(LockedConnection, InvitationsMixin, DeliveryMixin):
         (root / EXPORTS_DIR).mkdir(mode=0o750, exist_ok=True)
         return cls(root, db, audit, clock, config or ExportsConfig())
 
+    @property
+    def audit_log(self) -> Any:
+        """The audit log this registry appends to (read for the signed record)."""
+        return self._audit
+
     def record(self, actor: str, action: str, request_id: str, details: dict | None = None) -> int:
         """Append an audit entry about ``request_id`` and remember its index for the bundle."""
         index = self._audit.append(actor, action, f"request/{request_id}", details or {})
@@ -449,39 +454,22 @@ class ExportRegistry(LockedConnection, InvitationsMixin, DeliveryMixin):
 
     # --- the signed record ----------------------------------------------------------------
 
-    def signed_submission(self, request_id: str) -> tuple[int, str, dict[str, Any]]:
-        """The index, time and details of ``request_id``'s ``export.request_submitted`` entry.
-
-        Found by reading the audit log itself (never through this registry's tables, which
-        anyone able to write the database file could point elsewhere): the first such entry
-        about ``request/<id>`` is the submission (ids are random and only known after it, so
-        no entry about the id can precede it; a later copy is ignored). The caller checks
-        the log against the owner anchor first. Raises :class:`RequestError` if there is none.
-        """
-        from doorbell.audit.entries import EntryError, decode_entry
-
-        wanted = f"request/{request_id}".encode()
-        for index, leaf in self._audit.entries():
-            if wanted not in leaf:  # cheap filter before decoding
-                continue
-            try:
-                entry = decode_entry(leaf)
-            except EntryError:
-                continue  # `doorbell audit verify` reports a bad leaf; not ours to judge here
-            if entry["object"] == f"request/{request_id}" and entry["action"] == SUBMITTED_ACTION:
-                return index, str(entry["time"]), dict(entry["details"])
-        raise RequestError(
-            f"request {request_id}: no {SUBMITTED_ACTION} entry in the audit log, so nothing "
-            "shows what was submitted; deny it"
-        )
-
     def signed_request(self, request_id: str, *, refusing: str) -> ExportRequest:
-        """The request as its signed submission entry states it (fields and source), with
-        the row's decision state. The row is a cache: if it differs in any field, the
+        """The request, checked against its signed submission entry (found by reading the
+        audit log: :func:`doorbell.exports.record.read_record`; the caller checks the log
+        against the owner anchor first). The row is a cache: if it differs in any field, the
         refusal is audited (action ``refusing``, e.g. ``export.approval_refused``) and
         :class:`SubmissionMismatch` raised naming the fields."""
+        from doorbell.exports.record import read_record
+
         stored = self.get(request_id)
-        _index, _time, details = self.signed_submission(request_id)
+        submitted = read_record(self._audit, request_id).submitted
+        if submitted is None:
+            raise RequestError(
+                f"request {request_id}: no {SUBMITTED_ACTION} entry in the audit log, so "
+                "nothing shows what was submitted; deny it"
+            )
+        details = submitted.details
         signed = fields_from_submission(request_id, details)
         differing = submission_differences(
             stored.fields, stored.source, signed, str(details.get("source"))
@@ -512,10 +500,13 @@ class ExportRegistry(LockedConnection, InvitationsMixin, DeliveryMixin):
         download_limit: int | None = None,
         redaction: dict | None = None,
         step_up: bool = True,
+        include_later_footage: bool = False,
     ) -> ExportRequest:
         """Approve ``clip_ids`` (a non-empty subset of the clips in the window, checked by the
         caller against the index) for a pending request. The caller has re-checked the
-        owner's passphrase (``step_up``) and then builds the bundle. Raises RequestError."""
+        owner's passphrase (``step_up``) and then builds the bundle. ``include_later_footage``:
+        the owner chose clips sealed after the request was submitted (the manifest says so).
+        Raises RequestError."""
         expires_in_s = (
             expires_in_s if expires_in_s is not None else (self.config.bundle_expiry_days * 86400)
         )
@@ -555,6 +546,7 @@ class ExportRegistry(LockedConnection, InvitationsMixin, DeliveryMixin):
                 "download_limit": limit,
                 "redaction": redaction,
                 "step_up": step_up,
+                "include_later_footage": include_later_footage,
             },
         )
         return self.get(request_id)

@@ -92,6 +92,7 @@ def approve(
     download_limit: int | None = None,
     redaction: dict | None = None,
     passphrase: str | None = None,
+    include_later_footage: bool = False,
 ) -> Any:
     """Check the choice and approve (audited). ``passphrase`` must be given (not stored)
     when the request is delivered with one. Returns the approved request.
@@ -103,6 +104,7 @@ def approve(
     # the signed submission, not the row, is what is approved (a differing row is refused)
     request = registry.signed_request(request_id, refusing="export.approval_refused")
     check_clip_choice(store, request, clip_ids)
+    check_clip_origins(registry, request_id, clip_ids, include_later_footage)
     if request.fields.delivery == "passphrase" and not passphrase:
         raise RequestError("this request is delivered with a passphrase: set one to approve it")
     if passphrase is not None and request.fields.delivery == "passphrase" and len(passphrase) < 12:
@@ -117,7 +119,35 @@ def approve(
         expires_in_s=expires_in_s,
         download_limit=download_limit,
         redaction=redaction,
+        include_later_footage=include_later_footage,
     )
+
+
+def check_clip_origins(
+    registry: Any, request_id: str, clip_ids: list[str], include_later_footage: bool
+) -> None:
+    """Raise :class:`RequestError` unless every clip's ``clip.sealed`` entry is in the log
+    (the bundle proves each clip's origin with it) and, unless ``include_later_footage``,
+    precedes the request's submission entry."""
+    from doorbell.exports.record import read_record
+
+    record = read_record(registry.audit_log, request_id, clip_ids)
+    unlogged = sorted(set(clip_ids) - set(record.clips))
+    if unlogged:
+        raise RequestError(
+            f"clips without a clip.sealed entry in the audit log (their origin cannot be "
+            f"proven, so they cannot be exported): {', '.join(unlogged)[:300]}"
+        )
+    if record.submitted is None:
+        raise RequestError(f"request {request_id}: no submission entry in the audit log")
+    submitted_at = record.submitted.time
+    later = sorted(c for c in clip_ids if record.clips[c].time >= submitted_at)
+    if later and not include_later_footage:
+        raise RequestError(
+            f"clips sealed after the request was submitted ({submitted_at}): "
+            f"{', '.join(later)[:300]}; include them only on purpose (--include-later-footage "
+            "/ the 'include later footage' box): the bundle will say so"
+        )
 
 
 def approve_and_build(

@@ -1,9 +1,12 @@
-"""Check an export bundle: decrypt, hash every clip, signatures, cosignature, inclusion proofs.
+"""Check an export bundle: decrypt, hash every clip, signatures, cosignature, proofs, origins.
 
-:func:`verify_bundle` streams the age file through ``tarfile`` (mode ``r|``): clips are hashed
-as they pass and never written anywhere. It raises :class:`BundleVerifyError` naming the
-first thing that does not hold (``what``: the file or check), or returns a
-:class:`BundleReport`. The same steps, by hand, are in ``VERIFY.txt``.
+:func:`verify_bundle` streams the age file through a strict tar reader
+(:mod:`.tarstream`: what is verified is exactly what ``tar -x`` extracts, and nothing may
+follow the end of the archive). Clips are hashed as they pass; with ``extract_to`` they are
+also written there, and kept only if everything verifies. It raises
+:class:`BundleVerifyError` naming the first thing that does not hold (``what``: the file or
+check), or returns a :class:`BundleReport`. ``docs/formats.md`` lists every check; the same
+steps, by hand, are in ``VERIFY.txt``.
 """
 
 from __future__ import annotations
@@ -12,15 +15,16 @@ import base64
 import hashlib
 import json
 import re
-import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from doorbell.audit import merkle
 from doorbell.audit.entries import EntryError, decode_entry, stated_index
 from doorbell.audit.note import NoteError, Verifier, open_note, parse_checkpoint
 from doorbell.errors import AuditError, DoorbellError
+from doorbell.exports.manifest import Manifest, ManifestClip, ManifestError
+from doorbell.exports.tarstream import Member, StrictTarReader, TarFormatError
 
 #: Non-clip members are read into memory; none may be larger than this.
 MAX_SMALL_MEMBER = 16 << 20
@@ -46,110 +50,207 @@ class BundleVerifyError(DoorbellError, ValueError):
 
 @dataclass
 class BundleReport:
-    request_id: str
-    requester: str
-    organisation: str
-    kind: str
-    legal_basis: str
-    clips: list[dict[str, Any]]
+    """What a bundle proved. ``keys_pinned``: both verifier keys were given by the caller
+    (else the bundle proved only that it is self-consistent under its own keys)."""
+
+    manifest: Manifest
     clip_bytes: int
-    time_range: tuple[float, float]
     tree_size: int
     entries: int
     device_key: str
     cosigner_key: str
+    keys_pinned: bool
+    extracted_to: Path | None = None
     warnings: list[str] = field(default_factory=list)
 
-    def summary(self) -> str:
+    @property
+    def request_id(self) -> str:
+        return self.manifest.request.id
+
+    @property
+    def clips(self) -> tuple[ManifestClip, ...]:
+        return self.manifest.clips
+
+    def summary(self, *, trusted: bool = False) -> str:
+        """What was proven, most important first. ``trusted``: the caller accepted the
+        bundle's own keys on purpose (``--trust-bundle-keys``)."""
         from doorbell.exports.model import format_time
 
+        request, decision = self.manifest.request, self.manifest.decision
+        if self.keys_pinned:
+            head = [f"OK: bundle for request {request.id} verifies against the keys you gave"]
+        elif trusted:
+            head = [
+                f"OK (bundle keys trusted on purpose): bundle for request {request.id} is "
+                "self-consistent under the device and owner keys it carries; that is all it "
+                "proves unless those keys are the owner's (compare them: `doorbell keys show`)"
+            ]
+        else:
+            head = [
+                f"NOT PROVEN: bundle for request {request.id} is only self-consistent: it was "
+                "checked with the device and owner keys it carries, which anyone can make.",
+                "  Get the device key and the owner's cosigner key from the owner by another "
+                "channel (`doorbell keys show` on the device) and pass --device-vkey and "
+                "--cosigner-vkey.",
+            ]
         lines = [
-            f"OK: bundle for request {self.request_id} verifies",
-            f"  requester: {self.requester} ({self.organisation or '-'}), {self.kind}, "
-            f"legal basis {self.legal_basis}",
+            *head,
+            f"  requester: {request.requester!r} ({request.organisation or '-'!r}), "
+            f"{request.kind}, legal basis {request.legal_basis} {request.legal_reference!r}",
+            f"  submitted {request.submitted_at} (audit entry {request.submission_index}); "
+            f"approved {decision.decided_at} (entry {decision.approval_index})",
             f"  clips: {len(self.clips)} ({self.clip_bytes} bytes), "
-            f"{format_time(self.time_range[0])} to {format_time(self.time_range[1])}",
+            f"{format_time(self.manifest.time_start)} to {format_time(self.manifest.time_end)}",
             "  every clip SHA-256 matches manifest.json; manifest SHA-256 is in audit entry "
-            "export.bundle_sealed",
+            "export.bundle_sealed; the manifest's request is the signed submission",
+            "  every clip's encrypted original was logged by the device (clip.sealed) "
+            + (
+                "before the request"
+                if not decision.includes_later_footage
+                else "(the owner included footage sealed after the request)"
+            ),
             f"  {self.entries} audit entries included in checkpoint of size {self.tree_size}, "
             f"signed by device {self.device_key} and cosigned by owner {self.cosigner_key}",
         ]
         lines += [f"  {line}" for clip in self.clips for line in clip_lines(clip)]
+        if self.extracted_to is not None:
+            lines.append(f"  extracted exactly these files to {self.extracted_to}")
         return "\n".join(lines + [f"  note: {w}" for w in self.warnings])
 
 
-def clip_lines(entry: dict[str, Any]) -> list[str]:
-    """What the manifest says about one clip: redaction (what, method, detector, frame
-    counts) and whether it is the playable prefix of an interrupted clip. Untrusted text from
-    the manifest is shown with ``repr`` so it cannot forge lines."""
-    lines = [f"clip {entry.get('id')!r}: {entry.get('size')} bytes"]
-    prefix = entry.get("interrupted_prefix")
-    if entry.get("interrupted"):
+def clip_lines(entry: ManifestClip) -> list[str]:
+    """What the manifest says about one clip: origin, redaction (what, method, detector,
+    frame counts) and whether it is the playable prefix of an interrupted clip. Untrusted
+    text from the manifest is shown with ``repr`` so it cannot forge lines."""
+    lines = [
+        f"clip {entry.id!r}: {entry.size} bytes; sealed on the device {entry.sealed_at!r} "
+        f"(audit entry {entry.sealed_index})"
+        + (" AFTER the request was submitted" if entry.after_request else "")
+    ]
+    prefix = entry.interrupted_prefix
+    if entry.interrupted:
         detail = ""
         if isinstance(prefix, dict):
             detail = (
-                f" ({prefix.get('playable_bytes')} playable of "
-                f"{prefix.get('authenticated_bytes')} authenticated bytes)"
+                f" ({prefix.get('playable_bytes')!r} playable of "
+                f"{prefix.get('authenticated_bytes')!r} authenticated bytes)"
             )
         lines.append(f"  INTERRUPTED: the recording was cut; this is its playable prefix{detail}")
-    redaction = entry.get("redaction")
+    redaction = entry.redaction
     if not isinstance(redaction, dict):
         lines.append("  not redacted")
         return lines
-    what = redaction.get("what") or {}
-    method = redaction.get("method") or {}
-    faces = redaction.get("faces") or {}
-    result = redaction.get("result") or {}
-    parts = [f"{len(what.get('regions') or [])} region(s)"]
-    if what.get("keep"):
-        parts.append(f"everything outside {len(what['keep'])} kept region(s)")
+    what = _object(redaction.get("what"))
+    method = _object(redaction.get("method"))
+    faces = _object(redaction.get("faces"))
+    result = _object(redaction.get("result"))
+    regions, keep = what.get("regions"), what.get("keep")
+    parts = [f"{len(regions) if isinstance(regions, list) else 0} region(s)"]
+    if isinstance(keep, list) and keep:
+        parts.append(f"everything outside {len(keep)} kept region(s)")
     if what.get("faces"):
         parts.append(f"faces by {faces.get('detector')!r} {faces.get('detector_version')!r}")
     lines.append(f"  redacted: {', '.join(parts)}; method {method.get('name')!r}")
-    lines.append(f"  frames: {result.get('frames')}, with faces: {result.get('frames_with_faces')}")
+    lines.append(
+        f"  frames: {result.get('frames')!r}, with faces: {result.get('frames_with_faces')!r}"
+    )
     return lines
 
 
-def _read_small(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
-    if member.size > MAX_SMALL_MEMBER:
+def _object(value: object) -> dict[str, object]:
+    return value if isinstance(value, dict) else {}
+
+
+class _Sink:
+    """Where verified-to-be files go while reading: nowhere, or a private staging dir that
+    becomes the extraction only when every check passed (:meth:`commit`)."""
+
+    def __init__(self, target: Path | None) -> None:
+        self._target = target
+        self._staging: Path | None = None
+        if target is not None:
+            import tempfile
+
+            target.mkdir(parents=True, exist_ok=True)
+            self._staging = Path(tempfile.mkdtemp(prefix=".verify-", dir=target))
+
+    def open(self, name: str) -> BinaryIO | None:
+        if self._staging is None:
+            return None
+        path = self._staging / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return open(path, "xb")
+
+    def commit(self, names: list[str]) -> None:
+        if self._staging is None or self._target is None:
+            return
+        clashes = [n for n in names if (self._target / n).exists()]
+        if clashes:
+            raise BundleVerifyError(
+                str(self._target), f"already holds {', '.join(clashes)[:200]}; extract elsewhere"
+            )
+        for name in names:
+            (self._target / name).parent.mkdir(parents=True, exist_ok=True)
+            (self._staging / name).rename(self._target / name)
+        self.discard()
+
+    def discard(self) -> None:
+        if self._staging is not None:
+            import shutil
+
+            shutil.rmtree(self._staging, ignore_errors=True)
+            self._staging = None
+
+
+def _copy_member(
+    reader: StrictTarReader, member: Member, sink: _Sink
+) -> tuple[bytes | None, str, int]:
+    """Read one member: (its bytes if it is small, its SHA-256, its size)."""
+    small = member.name in _SMALL
+    if small and member.size > MAX_SMALL_MEMBER:
         raise BundleVerifyError(member.name, "too large")
-    handle = tar.extractfile(member)
-    if handle is None:
-        raise BundleVerifyError(member.name, "not a regular file")
-    return handle.read()
+    digest, size, kept = hashlib.sha256(), 0, bytearray()
+    out = sink.open(member.name)
+    try:
+        while chunk := reader.read_data():
+            digest.update(chunk)
+            size += len(chunk)
+            if small:
+                kept += chunk
+            if out is not None:
+                out.write(chunk)
+    finally:
+        if out is not None:
+            out.close()
+    return (bytes(kept) if small else None), digest.hexdigest(), size
 
 
-def _hash_member(tar: tarfile.TarFile, member: tarfile.TarInfo) -> tuple[str, int]:
-    handle = tar.extractfile(member)
-    if handle is None:
-        raise BundleVerifyError(member.name, "not a regular file")
-    digest, size = hashlib.sha256(), 0
-    while chunk := handle.read(1 << 20):
-        digest.update(chunk)
-        size += len(chunk)
-    return digest.hexdigest(), size
+def read_bundle(
+    stream: Any, sink: _Sink | None = None
+) -> tuple[dict[str, bytes], dict[str, tuple[str, int]]]:
+    """Read the whole decrypted stream once: small files in memory, clips as (sha256, size).
 
-
-def read_bundle(stream: Any) -> tuple[dict[str, bytes], dict[str, tuple[str, int]]]:
-    """Walk the tar in ``stream`` once: small files in memory, clips as (sha256, size)."""
+    Anything :mod:`.tarstream` refuses (a header it cannot parse, a bad checksum, a
+    non-regular member, data after the end of the archive), a duplicate or an unexpected
+    name is an error."""
+    sink = sink or _Sink(None)
     small: dict[str, bytes] = {}
     clips: dict[str, tuple[str, int]] = {}
+    reader = StrictTarReader(stream)
     try:
-        with tarfile.open(fileobj=stream, mode="r|") as tar:
-            for member in tar:
-                name = member.name
-                if name in small or name in clips:
-                    raise BundleVerifyError(name, "appears twice in the bundle")
-                if not member.isfile():
-                    raise BundleVerifyError(name, "is not a regular file")
-                if name in _SMALL:
-                    small[name] = _read_small(tar, member)
-                elif _CLIP_NAME.fullmatch(name):
-                    clips[name] = _hash_member(tar, member)
-                else:
-                    raise BundleVerifyError(name, "unexpected file in the bundle")
-    except tarfile.TarError as exc:
-        raise BundleVerifyError("tar", f"the bundle is not a valid tar ({exc})") from exc
+        for member in reader:
+            name = member.name
+            if name in small or name in clips:
+                raise BundleVerifyError(name, "appears twice in the bundle")
+            if name not in _SMALL and not _CLIP_NAME.fullmatch(name):
+                raise BundleVerifyError(name, "unexpected file in the bundle")
+            data, sha256, size = _copy_member(reader, member, sink)
+            if data is not None:
+                small[name] = data
+            else:
+                clips[name] = (sha256, size)
+    except TarFormatError as exc:
+        raise BundleVerifyError("tar", f"the bundle is not a valid bundle tar ({exc})") from exc
     for name in sorted(_SMALL):
         if name not in small:
             raise BundleVerifyError(name, "missing from the bundle")
@@ -173,35 +274,59 @@ def _verifier(small: dict[str, bytes], name: str, pinned: str | None) -> Verifie
         raise BundleVerifyError(name, str(exc)) from exc
 
 
-def check_contents(
-    small: dict[str, bytes],
-    clips: dict[str, tuple[str, int]],
-    *,
-    device_vkey: str | None = None,
-    cosigner_vkey: str | None = None,
-) -> BundleReport:
-    """All the checks on a bundle's contents; raises :class:`BundleVerifyError`."""
-    manifest = _json(small, "manifest.json")
-    if not isinstance(manifest, dict) or manifest.get("format") != "doorbell-export/1":
-        raise BundleVerifyError("manifest.json", "not a doorbell-export/1 manifest")
-    request = manifest.get("request") or {}
-    request_id = str(request.get("id", ""))
-    listed = {c.get("file"): c for c in manifest.get("clips", []) if isinstance(c, dict)}
-    for name in sorted(set(clips) | set(listed)):
-        if name not in clips:
-            raise BundleVerifyError(name, "listed in manifest.json but missing from the bundle")
-        if name not in listed:
-            raise BundleVerifyError(name, "in the bundle but not listed in manifest.json")
-        sha256, size = clips[name]
-        if sha256 != listed[name].get("sha256") or size != listed[name].get("size"):
-            raise BundleVerifyError(name, "SHA-256 or size does not match manifest.json")
+@dataclass(frozen=True)
+class _Entry:
+    index: int
+    time: str
+    actor: str
+    action: str
+    object: str
+    details: dict[str, Any]
+
+
+def _proven_entries(
+    small: dict[str, bytes], tree_size: int, root: bytes, by_index: dict[int, list[bytes]]
+) -> dict[int, _Entry]:
+    """Every line of ``audit/entries.jsonl``, each with a valid inclusion proof, by index."""
+    found: dict[int, _Entry] = {}
+    lines = small["audit/entries.jsonl"].split(b"\n")
+    if lines[-1] != b"":
+        raise BundleVerifyError("audit/entries.jsonl", "does not end with a newline")
+    for number, leaf in enumerate(lines[:-1], start=1):
+        where = f"audit/entries.jsonl line {number}"
+        index = stated_index(leaf)
+        try:
+            entry = decode_entry(leaf)
+        except EntryError as exc:
+            raise BundleVerifyError(where, str(exc)) from exc
+        if index is None or index != entry["index"] or index not in by_index:
+            raise BundleVerifyError(where, "no inclusion proof for this entry's index")
+        if index in found:
+            raise BundleVerifyError(where, "the same entry appears twice")
+        try:
+            merkle.verify_inclusion(index, tree_size, merkle.leaf_hash(leaf), by_index[index], root)
+        except AuditError as exc:
+            raise BundleVerifyError(where, f"inclusion proof fails ({exc})") from exc
+        details = entry["details"]
+        found[index] = _Entry(
+            index,
+            str(entry["time"]),
+            str(entry["actor"]),
+            str(entry["action"]),
+            str(entry["object"]),
+            details if isinstance(details, dict) else {},
+        )
+    return found
+
+
+def _signed_checkpoint(
+    small: dict[str, bytes], device_vkey: str | None, cosigner_vkey: str | None
+) -> tuple[Verifier, Verifier, int, bytes, dict[int, list[bytes]]]:
+    """The checkpoint signed by the device and cosigned by the owner, and the proofs to it."""
     device = _verifier(small, "audit/device.vkey", device_vkey)
-    if manifest.get("device_vkey") != device.vkey:
-        raise BundleVerifyError("manifest.json", "device_vkey differs from audit/device.vkey")
     cosigner = _verifier(small, "audit/cosigner.vkey", cosigner_vkey)
-    note_bytes = small["audit/checkpoint.note"]
     try:
-        note = open_note(note_bytes, [device, cosigner])
+        note = open_note(small["audit/checkpoint.note"], [device, cosigner])
         checkpoint = parse_checkpoint(note.text)
     except NoteError as exc:
         raise BundleVerifyError("audit/checkpoint.note", str(exc)) from exc
@@ -226,57 +351,154 @@ def check_contents(
         raise BundleVerifyError(
             "audit/proofs.json", "tree size or root differs from the checkpoint"
         )
-    manifest_sha256 = hashlib.sha256(small["manifest.json"]).hexdigest()
-    actions: dict[str, dict] = {}
-    lines = small["audit/entries.jsonl"].split(b"\n")
-    if lines[-1] != b"":
-        raise BundleVerifyError("audit/entries.jsonl", "does not end with a newline")
-    for number, leaf in enumerate(lines[:-1], start=1):
-        where = f"audit/entries.jsonl line {number}"
-        index = stated_index(leaf)
-        try:
-            entry = decode_entry(leaf)
-        except EntryError as exc:
-            raise BundleVerifyError(where, str(exc)) from exc
-        if index is None or index != entry["index"] or index not in by_index:
-            raise BundleVerifyError(where, "no inclusion proof for this entry's index")
-        try:
-            merkle.verify_inclusion(index, tree_size, merkle.leaf_hash(leaf), by_index[index], root)
-        except AuditError as exc:
-            raise BundleVerifyError(where, f"inclusion proof fails ({exc})") from exc
-        if entry["object"] != f"request/{request_id}":
-            raise BundleVerifyError(where, f"is about {entry['object']!r}, not this request")
-        actions.setdefault(entry["action"], entry["details"])
-    sealed = actions.get("export.bundle_sealed")
-    if sealed is None or sealed.get("manifest_sha256") != manifest_sha256:
+    return device, cosigner, tree_size, root, by_index
+
+
+def _entry_at(entries: dict[int, _Entry], index: int, action: str, about: str, what: str) -> _Entry:
+    entry = entries.get(index)
+    if entry is None:
+        raise BundleVerifyError(what, f"its {action} entry (index {index}) is not in the bundle")
+    if entry.action != action or entry.object != about:
+        raise BundleVerifyError(
+            what, f"audit entry {index} is {entry.action} about {entry.object!r}, not {action}"
+        )
+    return entry
+
+
+def _check_record(manifest: Manifest, entries: dict[int, _Entry], manifest_sha256: str) -> None:
+    """The manifest against the signed entries: submission field by field, approval, seal,
+    and every clip's origin (its clip.sealed entry)."""
+    request, decision = manifest.request, manifest.decision
+    about = f"request/{request.id}"
+    submitted = _entry_at(
+        entries, request.submission_index, "export.request_submitted", about, "manifest.json"
+    )
+    if submitted.time != request.submitted_at:
+        raise BundleVerifyError("manifest.json", "request.submitted_at is not the entry's time")
+    stated = request.submitted_fields()
+    differing = [
+        k
+        for k in sorted(set(stated) | set(submitted.details))
+        if stated.get(k) != submitted.details.get(k)
+    ]
+    if differing:
+        raise BundleVerifyError(
+            "manifest.json",
+            f"the request differs from its signed submission in {', '.join(differing)}",
+        )
+    approved = _entry_at(
+        entries, decision.approval_index, "export.request_approved", about, "manifest.json"
+    )
+    details = approved.details
+    if approved.index < submitted.index or approved.time != decision.decided_at:
+        raise BundleVerifyError("manifest.json", "decision is not the signed approval entry")
+    signed_decision = {
+        "clips": sorted(decision.clips),
+        "bundle_expires_at": decision.bundle_expires_at,
+        "download_limit": decision.download_limit,
+        "redaction": decision.redaction,
+        "include_later_footage": decision.includes_later_footage,
+    }
+    differing = [k for k, v in signed_decision.items() if details.get(k, False) != v]
+    if differing:
+        raise BundleVerifyError(
+            "manifest.json",
+            f"the decision differs from the signed approval in {', '.join(differing)}",
+        )
+    sealed = [
+        e for e in entries.values() if e.action == "export.bundle_sealed" and e.object == about
+    ]
+    if not any(e.details.get("manifest_sha256") == manifest_sha256 for e in sealed):
         raise BundleVerifyError("manifest.json", "its SHA-256 is not the one the audit log sealed")
-    approved = actions.get("export.request_approved")
-    decision = manifest.get("decision") or {}
-    if approved is None or sorted(approved.get("clips", [])) != sorted(decision.get("clips", [])):
-        raise BundleVerifyError("manifest.json", "the approved clips differ from the audit log")
-    if sorted(c.get("id") for c in listed.values()) != sorted(decision.get("clips", [])):
+    for entry in entries.values():
+        if entry.object == about:
+            if entry.action == "export.request_submitted" and entry.index != submitted.index:
+                raise BundleVerifyError("audit/entries.jsonl", "a second submission entry")
+            if entry.index < submitted.index:
+                raise BundleVerifyError(
+                    "audit/entries.jsonl", f"entry {entry.index} precedes the submission"
+                )
+    if sorted(c.id for c in manifest.clips) != sorted(decision.clips):
         raise BundleVerifyError("manifest.json", "the clips delivered are not the clips approved")
-    time_range = manifest.get("time_range") or {}
+    clip_ids = {c.id for c in manifest.clips}
+    for clip in manifest.clips:
+        what = clip.file
+        origin = _entry_at(entries, clip.sealed_index, "clip.sealed", clip.id, what)
+        if origin.actor != "recorder":
+            raise BundleVerifyError(what, "its clip.sealed entry is not by the recorder")
+        if (
+            origin.details.get("sha256") != clip.source_sha256
+            or origin.details.get("size_bytes") != clip.source_size
+        ):
+            raise BundleVerifyError(
+                what, "source_sha256/source_size differ from its clip.sealed entry"
+            )
+        if origin.time != clip.sealed_at:
+            raise BundleVerifyError(what, "sealed_at is not its clip.sealed entry's time")
+        after = origin.time >= submitted.time
+        if after != clip.after_request:
+            raise BundleVerifyError(what, "after_request is wrong")
+        if after and not decision.includes_later_footage:
+            raise BundleVerifyError(
+                what,
+                "sealed after the request was submitted, and the approval did not "
+                "include later footage",
+            )
+    for entry in entries.values():
+        if entry.object != about and not (
+            entry.action == "clip.sealed" and entry.object in clip_ids
+        ):
+            raise BundleVerifyError(
+                f"audit/entries.jsonl entry {entry.index}",
+                f"is about {entry.object!r}, not this request or its clips",
+            )
+
+
+def check_contents(
+    small: dict[str, bytes],
+    clips: dict[str, tuple[str, int]],
+    *,
+    device_vkey: str | None = None,
+    cosigner_vkey: str | None = None,
+) -> BundleReport:
+    """All the checks on a bundle's contents; raises :class:`BundleVerifyError`."""
+    try:
+        manifest = Manifest.from_bytes(small["manifest.json"])
+    except ManifestError as exc:
+        raise BundleVerifyError("manifest.json", str(exc)) from exc
+    guide_sha256 = hashlib.sha256(small["VERIFY.txt"]).hexdigest()
+    if guide_sha256 != manifest.verify_txt_sha256:
+        raise BundleVerifyError("VERIFY.txt", "differs from the one manifest.json names")
+    listed = {c.file: c for c in manifest.clips}
+    if len(listed) != len(manifest.clips):
+        raise BundleVerifyError("manifest.json", "a clip file is listed twice")
+    for name in sorted(set(clips) | set(listed)):
+        if name not in clips:
+            raise BundleVerifyError(name, "listed in manifest.json but missing from the bundle")
+        if name not in listed:
+            raise BundleVerifyError(name, "in the bundle but not listed in manifest.json")
+        if name != f"clips/{listed[name].id}.mp4":
+            raise BundleVerifyError(name, "file name does not match its clip id")
+        sha256, size = clips[name]
+        if sha256 != listed[name].sha256 or size != listed[name].size:
+            raise BundleVerifyError(name, "SHA-256 or size does not match manifest.json")
+    device, cosigner, tree_size, root, by_index = _signed_checkpoint(
+        small, device_vkey, cosigner_vkey
+    )
+    if manifest.device_vkey != device.vkey:
+        raise BundleVerifyError("manifest.json", "device_vkey differs from audit/device.vkey")
+    entries = _proven_entries(small, tree_size, root, by_index)
+    manifest_sha256 = hashlib.sha256(small["manifest.json"]).hexdigest()
+    _check_record(manifest, entries, manifest_sha256)
+    pinned = device_vkey is not None and cosigner_vkey is not None
     return BundleReport(
-        request_id=request_id,
-        requester=str(request.get("requester", "")),
-        organisation=str(request.get("organisation", "")),
-        kind=str(request.get("kind", "")),
-        legal_basis=f"{request.get('legal_basis', '')} "
-        f"{request.get('legal_reference', '')}".strip(),
-        clips=list(listed.values()),
+        manifest=manifest,
         clip_bytes=sum(size for _h, size in clips.values()),
-        time_range=(float(time_range.get("start", 0)), float(time_range.get("end", 0))),
         tree_size=tree_size,
-        entries=len(lines) - 1,
+        entries=len(entries),
         device_key=device.name,
         cosigner_key=cosigner.name,
-        warnings=[]
-        if device_vkey and cosigner_vkey
-        else [
-            "the device and owner keys were taken from the bundle itself; compare "
-            "audit/device.vkey and audit/cosigner.vkey with keys the owner gives you"
-        ],
+        keys_pinned=pinned,
     )
 
 
@@ -286,8 +508,14 @@ def verify_bundle(
     *,
     device_vkey: str | None = None,
     cosigner_vkey: str | None = None,
+    extract_to: Path | None = None,
 ) -> BundleReport:
-    """Decrypt ``path`` with ``identities`` and check it all; raises BundleVerifyError."""
+    """Decrypt ``path`` with ``identities`` and check it all; raises BundleVerifyError.
+
+    ``extract_to``: also write the bundle's files there (created if missing), exactly the
+    bytes verified; they appear only when every check passed (an existing file is never
+    overwritten). Nothing else is written anywhere.
+    """
     from doorbell.age.decrypt import decrypt
     from doorbell.errors import AgeError
 
@@ -295,10 +523,17 @@ def verify_bundle(
         handle = open(path, "rb")  # noqa: SIM115 - closed below
     except OSError as exc:
         raise BundleVerifyError(str(path), f"cannot open ({exc.strerror})") from exc
-    with handle:
-        try:
-            plain = decrypt(handle, identities)
-            small, clips = read_bundle(plain)
-        except AgeError as exc:
-            raise BundleVerifyError("age", f"cannot decrypt the bundle ({exc})") from exc
-    return check_contents(small, clips, device_vkey=device_vkey, cosigner_vkey=cosigner_vkey)
+    sink = _Sink(extract_to)
+    try:
+        with handle:
+            try:
+                plain = decrypt(handle, identities)
+                small, clips = read_bundle(plain, sink)
+            except AgeError as exc:
+                raise BundleVerifyError("age", f"cannot decrypt the bundle ({exc})") from exc
+        report = check_contents(small, clips, device_vkey=device_vkey, cosigner_vkey=cosigner_vkey)
+        sink.commit(sorted(small) + sorted(clips))
+    finally:
+        sink.discard()
+    report.extracted_to = extract_to
+    return report

@@ -329,8 +329,10 @@ class Recorder:
         interrupted = None
         if clip is not None:
             try:
-                self._store.mark_interrupted(clip.id, thumb_path=thumb_relative_path(clip.id))
+                cut = self._store.mark_interrupted(clip.id, thumb_path=thumb_relative_path(clip.id))
                 interrupted = clip.id
+                if cut is not None:  # its clip.sealed entry; if the log cannot take it now,
+                    append_clip_sealed(self._store, self._audit, cut)  # the next start will
                 self._store.end_event(clip.event_id, ended_at=self._wall_clock())
             except (OSError, sqlite3.OperationalError) as again:
                 log.error("cannot flag clip %s interrupted yet: %s", clip.id, again)

@@ -59,7 +59,8 @@ def clip_sealed_details(clip: Clip, *, recovered: bool = False) -> dict[str, Any
     """The details of a clip's ``clip.sealed`` entry, from its sealed index row.
 
     ``sha256`` of the ciphertext, ``size_bytes``, ``duration_s`` (ms precision), ``trigger``
-    and ``event``; a recovered entry also says ``"recovered": true``.
+    and ``event``; an interrupted clip's entry says ``"interrupted": true``, a recovered
+    entry ``"recovered": true``.
     """
     details: dict[str, Any] = {
         "sha256": clip.sha256 or "",
@@ -68,6 +69,8 @@ def clip_sealed_details(clip: Clip, *, recovered: bool = False) -> dict[str, Any
         "trigger": clip.trigger,
         "event": clip.event_id,
     }
+    if clip.interrupted:  # cut short (power cut, disk full): sha256 is of what survived
+        details["interrupted"] = True
     if recovered:
         details["recovered"] = True
     return details
