@@ -15,7 +15,10 @@ from doorbell.age.identities import X25519Identity
 from doorbell.audit.entries import decode_entry
 from doorbell.errors import RequestError
 from doorbell.exports.service import approve_and_build
+from doorbell.exports.verify import BundleVerifyError, verify_bundle
+from tests.conftest import require_tool
 from tests.exports_helpers import World, make_world
+from tests.exports_tamper import CASES, Bundle, TamperCase, hidden_member, plain_tar
 
 
 @pytest.fixture
@@ -100,3 +103,163 @@ def test_bundle_goes_to_the_signed_recipient_even_if_the_row_changes_after_appro
     assert list((world.data_dir / "exports").iterdir()) == []
     assert world.registry.get(request.id).bundle_state == "failed"
     assert _actions(world, request.id)[-2:] == ["export.bundle_refused", "export.bundle_failed"]
+
+
+# --- the tamper suite: every case is rejected, naming the part ------------------------------
+
+
+def _genuine(world: World, clips: int = 2) -> Bundle:
+    request, _token = world.registry.submit(world.raw_request(), source="owner")
+    result = approve_and_build(
+        world.registry,
+        world.store,
+        world.audit,
+        request.id,
+        identity=world.owner,
+        cosigning_key=world.cosigning_key,
+        clip_ids=world.clip_ids[:clips],
+    )
+    return Bundle(world, result.path, world.last_requester, request.id)
+
+
+def _pins(world: World) -> dict[str, str]:
+    from doorbell.keys import owner_cosigner_vkey
+
+    return {
+        "device_vkey": world.audit.device_verifier().vkey,
+        "cosigner_vkey": owner_cosigner_vkey(world.owner),
+    }
+
+
+def test_a_genuine_bundle_verifies_against_pinned_keys(world: World) -> None:
+    bundle = _genuine(world)
+    report = verify_bundle(bundle.path, [bundle.identity], **_pins(world))
+    assert report.keys_pinned and report.summary().startswith("OK: ")
+    unpinned = verify_bundle(bundle.path, [bundle.identity])
+    assert not unpinned.keys_pinned and unpinned.summary().startswith("NOT PROVEN: ")
+    for clip in report.clips:
+        assert clip.source_sha256 == world.store.get_clip(clip.id).sha256
+        assert not clip.after_request
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_tampered_bundle_is_rejected_naming_the_part(world: World, case: TamperCase) -> None:
+    bundle = _genuine(world)
+    case.apply(bundle)
+    with pytest.raises(BundleVerifyError) as caught:
+        verify_bundle(bundle.path, [bundle.identity], **_pins(world))
+    assert caught.value.what.startswith(case.expect), str(caught.value)
+
+
+def test_self_consistent_bundle_under_other_keys_fails_pinned(world: World, tmp_path: Path) -> None:
+    other_dir = tmp_path / "other"
+    other_dir.mkdir()
+    for other in make_world(other_dir):
+        forged = _genuine(other)
+        # self-consistent: it verifies under its own keys ...
+        assert not verify_bundle(forged.path, [forged.identity]).keys_pinned
+        # ... and not under the owner's
+        with pytest.raises(BundleVerifyError) as caught:
+            verify_bundle(forged.path, [forged.identity], **_pins(world))
+        assert caught.value.what == "audit/device.vkey"
+
+
+def test_hidden_member_attack_verifies_what_gnu_tar_extracts(world: World, tmp_path: Path) -> None:
+    """Issue item 4, reproduced: tarfile stops at the bad header, GNU tar extracts the
+    replacement over the genuine clip. Before the strict reader, verify-bundle said OK."""
+    import io
+    import subprocess
+    import tarfile
+
+    tar_tool = require_tool("tar")
+    bundle = _genuine(world)
+    replacement = b"another clip entirely" * 100
+    hidden_member(bundle, replacement)
+    plain = plain_tar(bundle)
+    with tarfile.open(fileobj=io.BytesIO(plain), mode="r|") as tar:
+        seen = [member.name for member in tar]  # what the old verifier read: genuine only
+    assert len(seen) == 9 and len(seen) == len(set(seen))
+    out = tmp_path / "gnu"
+    out.mkdir()
+    subprocess.run([tar_tool, "-x", "-C", str(out)], input=plain, check=True, capture_output=True)
+    clip = sorted((out / "clips").iterdir())[0]
+    assert clip.read_bytes() == replacement  # GNU tar: the replacement over the genuine clip
+    with pytest.raises(BundleVerifyError, match="devmajor") as caught:
+        verify_bundle(bundle.path, [bundle.identity], **_pins(world))
+    assert caught.value.what == "tar"
+
+
+def test_extract_writes_exactly_what_was_verified(world: World, tmp_path: Path) -> None:
+    import hashlib
+
+    bundle = _genuine(world)
+    target = tmp_path / "out"
+    report = verify_bundle(bundle.path, [bundle.identity], extract_to=target, **_pins(world))
+    files = sorted(p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file())
+    assert files == sorted(
+        [c.file for c in report.clips]
+        + [
+            "VERIFY.txt",
+            "manifest.json",
+            "audit/entries.jsonl",
+            "audit/checkpoint.note",
+            "audit/proofs.json",
+            "audit/device.vkey",
+            "audit/cosigner.vkey",
+        ]
+    )
+    for clip in report.clips:
+        assert hashlib.sha256((target / clip.file).read_bytes()).hexdigest() == clip.sha256
+    # a bundle that does not verify leaves nothing behind
+    tampered = tmp_path / "bad"
+    hidden_member(bundle, b"x" * 600)
+    with pytest.raises(BundleVerifyError):
+        verify_bundle(bundle.path, [bundle.identity], extract_to=tampered, **_pins(world))
+    assert list(tampered.iterdir()) == []
+
+
+def test_later_footage_only_on_purpose_and_the_manifest_says_so(world: World) -> None:
+    from doorbell.recorder.sealaudit import append_clip_sealed
+    from tests.ui_helpers import T0, make_clip
+
+    request, _token = world.registry.submit(world.raw_request(), source="owner")
+    world.clock.advance(5.0)
+    later = make_clip(world.store, [world.owner.recipient], T0 + 900, seconds=1.0, seed=9)
+    append_clip_sealed(world.store, world.audit, world.store.get_clip(later))
+    kwargs = {
+        "identity": world.owner,
+        "cosigning_key": world.cosigning_key,
+        "clip_ids": [world.clip_ids[0], later],
+    }
+    with pytest.raises(RequestError, match="sealed after the request was submitted"):
+        approve_and_build(world.registry, world.store, world.audit, request.id, **kwargs)
+    assert world.registry.get(request.id).status == "pending"
+    result = approve_and_build(
+        world.registry,
+        world.store,
+        world.audit,
+        request.id,
+        include_later_footage=True,
+        **kwargs,
+    )
+    report = verify_bundle(result.path, [world.last_requester], **_pins(world))
+    assert report.manifest.decision.includes_later_footage
+    assert [c.after_request for c in report.clips] == [False, True]
+    assert "AFTER the request was submitted" in report.summary()
+
+
+def test_clip_without_its_sealed_entry_is_not_exported(world: World) -> None:
+    from tests.ui_helpers import T0, make_clip
+
+    unlogged = make_clip(world.store, [world.owner.recipient], T0 + 900, seconds=1.0, seed=8)
+    request, _token = world.registry.submit(world.raw_request(), source="owner")
+    with pytest.raises(RequestError, match=r"without a clip\.sealed entry"):
+        approve_and_build(
+            world.registry,
+            world.store,
+            world.audit,
+            request.id,
+            identity=world.owner,
+            cosigning_key=world.cosigning_key,
+            clip_ids=[unlogged],
+        )
