@@ -90,9 +90,9 @@ def test_voluntary_needs_no_reference_and_passphrase_needs_no_recipient(world: W
 
 def test_tokens_are_stored_hashed_only(world: World) -> None:
     _request, token = world.registry.submit(world.raw_request(), source="owner")
-    database = (world.data_dir / "index.sqlite3").read_bytes()
-    wal = world.data_dir / "index.sqlite3-wal"
-    everything = database + (wal.read_bytes() if wal.exists() else b"")
+    database = (world.data_dir / "exports.sqlite3").read_bytes()
+    journal = world.data_dir / "exports.sqlite3-journal"
+    everything = database + (journal.read_bytes() if journal.exists() else b"")
     assert token.encode() not in everything
     assert token_hash(token).encode() in everything
 

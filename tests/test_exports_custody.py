@@ -28,7 +28,7 @@ def world(data_dir: Path) -> Iterator[World]:
 
 def _edit_row(world: World, request_id: str, column: str, value: object) -> None:
     """What anyone with write access to the registry's database file can do."""
-    path = world.data_dir / "index.sqlite3"
+    path = world.data_dir / "exports.sqlite3"
     with sqlite3.connect(path) as db:
         query = f"UPDATE export_requests SET {column} = ? WHERE id = ?"  # noqa: S608 - test column
         db.execute(query, (value, request_id))
@@ -263,3 +263,49 @@ def test_clip_without_its_sealed_entry_is_not_exported(world: World) -> None:
             cosigning_key=world.cosigning_key,
             clip_ids=[unlogged],
         )
+
+
+# --- least privilege: the registry is its own database file ---------------------------------
+
+
+def test_registry_moves_out_of_the_index_on_first_open(data_dir: Path) -> None:
+    """An index.sqlite3 from before: its export tables move into exports.sqlite3, once."""
+    import sqlite3 as sql
+
+    from doorbell.exports.registry import _SCHEMA, ExportRegistry
+
+    with sql.connect(data_dir / "index.sqlite3") as old:
+        old.executescript(
+            _SCHEMA.replace(
+                "CREATE TABLE IF NOT EXISTS export_meta", "CREATE TABLE IF NOT EXISTS unused"
+            )
+        )
+        old.execute(
+            "INSERT INTO export_requests (id, created_at, source, status, requester,"
+            " organisation, contact, kind, legal_basis, legal_reference, window_start,"
+            " window_end, reason, delivery, decide_by) VALUES ('req-0123456789ab', 1.0, 'owner',"
+            " 'pending', 'PC', '', 'pc@x', 'police', 'voluntary', '', 0.0, 60.0,"
+            " 'a reason here', 'passphrase', 9e9)"
+        )
+        old.execute("INSERT INTO export_settings VALUES ('open_form', '1')")
+    registry = ExportRegistry.open(data_dir, audit=None)
+    try:
+        assert registry.get("req-0123456789ab").fields.requester == "PC"
+        assert registry.open_form_enabled()
+    finally:
+        registry.close()
+    with sql.connect(data_dir / "index.sqlite3") as old:
+        tables = {r[0] for r in old.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert not tables & {"export_requests", "export_settings"}
+        # whatever appears in the index later is never migrated again
+        old.executescript(
+            _SCHEMA.replace(
+                "CREATE TABLE IF NOT EXISTS export_meta", "CREATE TABLE IF NOT EXISTS unused"
+            )
+        )
+        old.execute("INSERT INTO export_settings VALUES ('transparency_public', '1')")
+    registry = ExportRegistry.open(data_dir, audit=None)
+    try:
+        assert not registry.transparency_public()
+    finally:
+        registry.close()

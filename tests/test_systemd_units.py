@@ -287,6 +287,21 @@ def test_recorder_reads_public_keys_and_writes_footage(provisioned_root: Path) -
     assert _can(provisioned_root, rec, provisioned_root / "run/doorbell", "create")
 
 
+def test_recorder_cannot_alter_the_export_registry(provisioned_root: Path) -> None:
+    """Issue 16: approval reads exports.sqlite3, so the recorder (which writes the index and
+    the audit log) must not be able to change it: file mode, and a read-only mount."""
+    data = provisioned_root / "var/lib/doorbell"
+    for name in ("exports.sqlite3", "exports.sqlite3-journal"):
+        assert not _can(provisioned_root, "doorbell-rec", data / name, "write"), name
+        assert _can(provisioned_root, "doorbell-rec", data / name, "read"), name
+        assert _can(provisioned_root, "doorbell-web", data / name, "write"), name
+    read_only = " ".join(_settings(SYSTEMD_DIR / "doorbell-recorder.service")["ReadOnlyPaths"])
+    assert read_only.split() == [
+        "-/var/lib/doorbell/exports.sqlite3",
+        "-/var/lib/doorbell/exports.sqlite3-journal",
+    ]
+
+
 def test_web_reads_footage_and_writes_only_its_own_state(provisioned_root: Path) -> None:
     data = provisioned_root / "var/lib/doorbell"
     web = "doorbell-web"

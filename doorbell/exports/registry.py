@@ -1,7 +1,8 @@
 """The export requests of a data dir: tables, lifecycle transitions, each one audited.
 
-Tables (in ``index.sqlite3``, created here with ``CREATE TABLE IF NOT EXISTS``; the clip
-index of :mod:`doorbell.store` is untouched): ``export_requests``, ``export_invitations``,
+Tables (in ``exports.sqlite3``, the registry's own database file, created here with
+``CREATE TABLE IF NOT EXISTS``; an older ``index.sqlite3``'s export tables are moved in on
+first open): ``export_requests``, ``export_invitations``,
 ``export_settings`` (the open-form and public-transparency switches) and ``export_audit``
 (which audit entry indexes belong to which request, so a bundle can carry them).
 
@@ -13,6 +14,7 @@ request. The clock (UTC epoch seconds) is injected.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -44,7 +46,12 @@ from doorbell.exports.model import (
 )
 from doorbell.sqlite import LockedConnection
 
+#: The export registry's own database file (owned by the web service's user; the recorder
+#: sees it read-only). Approval reads it, so nothing the recorder writes is in it.
+DATABASE_NAME = "exports.sqlite3"
+#: Where the export tables lived before: moved out on first open (:func:`_migrate_from_index`).
 INDEX_NAME = "index.sqlite3"
+_TABLES = ("export_requests", "export_invitations", "export_settings", "export_audit")
 EXPORTS_DIR = "exports"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS export_requests (
@@ -87,7 +94,52 @@ CREATE TABLE IF NOT EXISTS export_invitations (
 CREATE TABLE IF NOT EXISTS export_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS export_audit (
     request_id TEXT NOT NULL, idx INTEGER NOT NULL, PRIMARY KEY (request_id, idx));
+CREATE TABLE IF NOT EXISTS export_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+
+
+def _migrate_from_index(db: sqlite3.Connection, index_path: Path) -> None:
+    """Move the export tables of an older ``index.sqlite3`` into this database, once.
+
+    Runs in one transaction on this database and is marked done (``export_meta``
+    ``migrated_from_index``), so it never runs again, whatever the index holds later; then
+    the old tables are dropped from the index. The rows copied are still only a cache:
+    approval checks each against its signed submission entry.
+    """
+    done = db.execute("SELECT value FROM export_meta WHERE key = 'migrated_from_index'")
+    if done.fetchone() is not None:
+        return
+    old: dict[str, tuple[list[str], list[tuple[object, ...]]]] = {}
+    if index_path.exists():
+        with contextlib.closing(sqlite3.connect(f"file:{index_path}?mode=ro", uri=True)) as index:
+            present = {
+                row[0] for row in index.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+            for table in _TABLES:
+                if table in present:
+                    cursor = index.execute(f"SELECT * FROM {table}")  # noqa: S608 - fixed names
+                    old[table] = ([d[0] for d in cursor.description], cursor.fetchall())
+    copied = 0
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for table, (columns, rows) in old.items():
+            names = ", ".join(columns)
+            marks = ", ".join("?" for _ in columns)
+            for row in rows:
+                copied += db.execute(
+                    f"INSERT OR IGNORE INTO {table} ({names}) VALUES ({marks})",  # noqa: S608
+                    row,
+                ).rowcount
+        db.execute("INSERT INTO export_meta VALUES ('migrated_from_index', ?)", (str(copied),))
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    if old:
+        with contextlib.closing(sqlite3.connect(index_path, timeout=30)) as index:
+            for table in _TABLES:
+                index.execute(f"DROP TABLE IF EXISTS {table}")
+            index.commit()
 
 
 @dataclass(frozen=True)
@@ -225,22 +277,27 @@ class ExportRegistry(LockedConnection, InvitationsMixin, DeliveryMixin):
         clock: Callable[[], float] = time.time,
         config: ExportsConfig | None = None,
     ) -> ExportRegistry:
-        """Open the export tables of ``data_dir`` (creating them); raises StorageError."""
+        """Open ``<data_dir>/exports.sqlite3`` (creating its tables); raises StorageError.
+
+        On first open, export tables of an older ``index.sqlite3`` are moved into it.
+        """
         root = Path(data_dir)
         if not root.is_dir():
             raise StorageError(f"{root}: data directory does not exist; run `doorbell init` first")
+        path = root / DATABASE_NAME
         try:
-            db = sqlite3.connect(
-                root / INDEX_NAME, timeout=30, isolation_level=None, check_same_thread=False
-            )
+            db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
             db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")
+            # A rollback journal kept in place (PERSIST), not WAL: the recorder reads this
+            # file through a read-only mount, and a WAL reader must write the -shm file; and
+            # the journal file is never deleted, so it stays the read-only-mounted file
+            # (systemd/doorbell-recorder.service) instead of one the recorder could create.
+            db.execute("PRAGMA journal_mode=PERSIST")
             db.execute("PRAGMA synchronous=FULL")
             db.executescript(_SCHEMA)
+            _migrate_from_index(db, root / INDEX_NAME)
         except sqlite3.DatabaseError as exc:
-            raise StorageError(
-                f"{root / INDEX_NAME}: cannot open the export tables: {exc}"
-            ) from exc
+            raise StorageError(f"{path}: cannot open the export registry: {exc}") from exc
         (root / EXPORTS_DIR).mkdir(mode=0o750, exist_ok=True)
         return cls(root, db, audit, clock, config or ExportsConfig())
 
