@@ -153,6 +153,30 @@ def test_bundle_is_deleted_after_expiry_and_download_refused(world: World) -> No
     assert refused["action"] == "export.download_refused"
 
 
+def test_expired_bundles_are_swept_on_a_timer_without_any_page_load(world: World) -> None:
+    """Issue 17 (assigned to 16): before, an expired bundle stayed on disk until a page load
+    or a download attempt swept it."""
+    import threading
+    import time
+
+    from doorbell.exports.service import ExpirySweeper
+
+    request, _token, result = approved_bundle(world, expires_in_s=3600)
+    world.clock.advance(3601)
+    sweeper = ExpirySweeper(world.registry, interval_s=0.02)
+    sweeper.start()
+    try:
+        deadline = time.monotonic() + 10
+        while result.path.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        sweeper.stop()
+    assert not result.path.exists()
+    assert world.registry.get(request.id).status == "closed"
+    assert entries_about(world, request.id)[-1]["details"] == {"reason": "bundle expired"}
+    assert not any(t.name == "exports-expiry-sweep" for t in threading.enumerate())
+
+
 def test_download_limit_then_refused_and_audited(world: World) -> None:
     request, token, result = approved_bundle(world, download_limit=2)
     for _ in range(2):

@@ -119,7 +119,9 @@ def list_requests(config_path: Path | None, data_dir: Path | None, status: str |
 @click.argument("request_id")
 def show(config_path: Path | None, data_dir: Path | None, request_id: str) -> None:
     """Show a request and the clips in its time window."""
-    from doorbell.exports.model import format_time
+    import time
+
+    from doorbell.exports.model import format_time, window_warning
     from doorbell.exports.service import clips_for_request
 
     with _opened(config_path, data_dir) as opened:
@@ -131,6 +133,9 @@ def show(config_path: Path | None, data_dir: Path | None, request_id: str) -> No
     click.echo(f"  requester: {f.requester} / {f.organisation or '-'} / {f.contact}")
     click.echo(f"  kind: {f.kind}; legal basis: {f.legal_basis} {f.legal_reference}".rstrip())
     click.echo(f"  window: {format_time(f.window_start)} to {format_time(f.window_end)}")
+    warning = window_warning(f.window_start, f.window_end, time.time())
+    if warning:
+        click.echo(f"  WARNING: {warning}")
     click.echo(f"  delivery: {f.delivery} {f.recipient or ''}".rstrip())
     click.echo(f"  reason: {f.reason}")
     if r.status == "pending":

@@ -14,6 +14,7 @@ let anyone download a bundle.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import secrets
 import unicodedata
@@ -49,6 +50,8 @@ LIMITS = {
     "label": 120,
 }
 MIN_REASON_CHARS = 10
+#: No request window may start before this (UTC epoch seconds: 1970-01-01).
+EARLIEST_TIME = 0.0
 _REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ./#:_()-]*")
 _REQUEST_ID = re.compile(r"req-[0-9a-f]{12}")
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
@@ -147,6 +150,9 @@ def parse_time(value: object, field: str, problems: list[str]) -> float | None:
     """A UTC time: epoch seconds (number), ISO 8601 with ``Z``/offset, or a naive
     ``YYYY-MM-DDTHH:MM[:SS]`` (as a browser's datetime-local sends), taken as UTC."""
     if isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            problems.append(f"{field}: not a time")
+            return None
         return float(value)
     if not isinstance(value, str) or not value.strip():
         problems.append(f"{field}: required (UTC, like 2026-01-02T15:04)")
@@ -194,7 +200,8 @@ def validate_request(
     Keys: requester, organisation (optional), contact, kind, legal_basis, legal_reference
     (required unless voluntary), window_start, window_end, reason, delivery, recipient
     (required for delivery "recipient"). ``now`` (UTC epoch seconds) bounds the window: it
-    must start in the past and span at most ``max_window_s`` seconds.
+    must start in the past, end no later than ``now``, start no earlier than 1970 (see
+    :func:`window_in_bounds`) and span at most ``max_window_s`` seconds.
     """
     problems: list[str] = []
     unknown = sorted(
@@ -243,6 +250,11 @@ def validate_request(
             problems.append(f"window: at most {max_window_s / 86400:g} days long")
         if start >= now:
             problems.append("window_start: must be in the past")
+        if not window_in_bounds(start, end, now):
+            problems.append(
+                "window: must lie between 1970-01-01 and now (footage from the future or "
+                "before 1970 cannot exist)"
+            )
     reason = clean_text(
         raw.get("reason"), "reason", problems, multiline=True, minimum=MIN_REASON_CHARS
     )
@@ -373,8 +385,31 @@ def submission_differences(
     return differing
 
 
+def window_in_bounds(start: float, end: float, now: float) -> bool:
+    """Whether a window lies within 1970-01-01 (epoch 0) .. ``now`` (and is not reversed).
+
+    Checked on input and again by every reader of a stored request (a row from before the
+    bound, or an edited one), which then warns instead of failing on an impossible time.
+    """
+    return math.isfinite(start) and math.isfinite(end) and EARLIEST_TIME <= start < end <= now
+
+
+def window_warning(start: float, end: float, now: float) -> str:
+    """'' for a sane window, else a line telling the owner what is wrong and what to do."""
+    if window_in_bounds(start, end, now):
+        return ""
+    return (
+        f"this request's window ({format_time(start)} to {format_time(end)}) lies outside "
+        "1970-01-01..now: no footage can match it. Deny it."
+    )
+
+
 def format_time(timestamp: float | None) -> str:
-    """UTC time for people: ``2026-01-02 15:04:05Z`` ('' for None)."""
+    """UTC time for people: ``2026-01-02 15:04:05Z`` ('' for None; a time no calendar of
+    this platform can show, e.g. year 1 on a 32-bit Pi, as ``(invalid time ...)``)."""
     if timestamp is None:
         return ""
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    try:
+        return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):
+        return f"(invalid time {timestamp!r})"

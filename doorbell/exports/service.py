@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -28,8 +29,13 @@ _LONGEST_CLIP_S = 3600.0
 
 
 def clips_for_request(store: Any, request: Any) -> list[Any]:
-    """Sealed clips overlapping ``[window_start, window_end)``, oldest first."""
+    """Sealed clips overlapping ``[window_start, window_end)``, oldest first (none for a
+    stored window outside 1970..now: see :func:`doorbell.exports.model.window_in_bounds`)."""
+    from doorbell.exports.model import window_in_bounds
+
     start, end = request.fields.window_start, request.fields.window_end
+    if not window_in_bounds(start, end, math.inf):
+        return []
     found = store.clips(since=start - _LONGEST_CLIP_S, until=end, newest_first=False)
     return [c for c in found if c.sealed and (c.ended_at or c.started_at) >= start]
 
@@ -263,3 +269,35 @@ class BundleJobs:
             threads = [thread for thread, _progress in self._jobs.values()]
         for thread in threads:
             thread.join(timeout)
+
+
+class ExpirySweeper:
+    """Deletes expired bundles and expires undecided requests on a timer, not only when a
+    page happens to load: a named thread (``exports-expiry-sweep``, non-daemon) calling
+    ``registry.sweep()`` every ``interval_s`` seconds; :meth:`stop` joins it."""
+
+    def __init__(self, registry: Any, interval_s: float = 60.0) -> None:
+        if not interval_s > 0:
+            raise ValueError(f"sweep interval must be positive, not {interval_s!r}")
+        self._registry = registry
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="exports-expiry-sweep", daemon=False)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        import logging
+
+        while not self._stop.wait(self._interval_s):
+            try:
+                self._registry.sweep()
+            except Exception:  # a locked database or a full disk must not end the sweeping
+                logging.getLogger(__name__).exception("export expiry sweep failed")
+
+    def stop(self) -> None:
+        """Stop and join the thread (idempotent)."""
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join()

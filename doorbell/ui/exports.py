@@ -61,13 +61,16 @@ transparency_bp = Blueprint("transparency", __name__)
 class ExportsState:
     """The registry and background bundle jobs of a web app."""
 
-    def __init__(self, registry: Any, jobs: Any) -> None:
+    def __init__(self, registry: Any, jobs: Any, sweeper: Any) -> None:
         self.registry = registry
         self.jobs = jobs
+        #: deletes expired bundles on a timer (not only on a page load)
+        self.sweeper = sweeper
         #: one preview decode at a time (each holds a decoded clip's frames and a detector)
         self.preview_gate = threading.BoundedSemaphore(1)
 
     def close(self) -> None:
+        self.sweeper.stop()
         self.jobs.join()
         self.registry.close()
 
@@ -75,7 +78,7 @@ class ExportsState:
 def install(app: Flask) -> None:
     """Open the export registry for ``app`` and register the export blueprints."""
     from doorbell.exports.registry import ExportRegistry
-    from doorbell.exports.service import BundleJobs
+    from doorbell.exports.service import BundleJobs, ExpirySweeper
     from doorbell.ui import requests_portal
 
     state = app.extensions["doorbell"]
@@ -83,7 +86,9 @@ def install(app: Flask) -> None:
         state.data_dir, state.audit, clock=state.wall_clock, config=state.config.exports
     )
     jobs = BundleJobs(registry=registry, store=state.store, audit=state.audit)
-    app.extensions["doorbell_exports"] = ExportsState(registry, jobs)
+    sweeper = ExpirySweeper(registry)
+    app.extensions["doorbell_exports"] = ExportsState(registry, jobs, sweeper)
+    sweeper.start()
     for blueprint in (requests_portal.bp, bp, transparency_bp):
         app.register_blueprint(blueprint)
 
@@ -147,11 +152,14 @@ def switches() -> Any:
 
 @bp.get("/<request_id>")
 def review(request_id: str, *, error: str = "", status: int = 200) -> Any:
+    from doorbell.exports.model import window_warning
     from doorbell.exports.service import clips_for_request
 
     found = _request_or_404(request_id)
     clips = clips_for_request(_state().store, found)
     _state().record("owner", "export.request_viewed", f"request/{found.id}", {})
+    fields = found.fields
+    error = error or window_warning(fields.window_start, fields.window_end, _state().wall_clock())
     config = _exports().registry.config
     page = render_template(
         "exports/review.html",
