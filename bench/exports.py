@@ -113,12 +113,13 @@ def measure_bundle(root: Path, clips: int, clip_seconds: float, log_entries: int
             clip_ids=ids,
         )
         approve_s = time.perf_counter() - started
-        pins = {
-            "device_vkey": audit.device_verifier().vkey,
-            "cosigner_vkey": owner_cosigner_vkey(owner),
-        }
         started = time.perf_counter()
-        report = verify_bundle(result.path, [requester], **pins)
+        report = verify_bundle(
+            result.path,
+            [requester],
+            device_vkey=audit.device_verifier().vkey,
+            cosigner_vkey=owner_cosigner_vkey(owner),
+        )
         verify_s = time.perf_counter() - started
         source_bytes = sum(store.get_clip(c).size_bytes for c in ids)
         return {
@@ -151,12 +152,13 @@ def tamper_table(root: Path) -> list[dict[str, Any]]:
         for world in make_world(directory, clips=2):
             bundle = _genuine(world)
             case.apply(bundle)
-            pins = {
-                "device_vkey": world.audit.device_verifier().vkey,
-                "cosigner_vkey": cosigner_of(world.owner),
-            }
             try:
-                verify_bundle(bundle.path, [bundle.identity], **pins)
+                verify_bundle(
+                    bundle.path,
+                    [bundle.identity],
+                    device_vkey=world.audit.device_verifier().vkey,
+                    cosigner_vkey=cosigner_of(world.owner),
+                )
                 message, code = "ACCEPTED", 0
             except BundleVerifyError as exc:
                 message, code = str(exc), 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -122,7 +123,7 @@ def _genuine(world: World, clips: int = 2) -> Bundle:
     return Bundle(world, result.path, world.last_requester, request.id)
 
 
-def _pins(world: World) -> dict[str, str]:
+def _pins(world: World) -> dict[str, Any]:
     from doorbell.keys import owner_cosigner_vkey
 
     return {

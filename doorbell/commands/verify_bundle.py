@@ -158,7 +158,9 @@ def verify_bundle(
     else:
         from doorbell.age.identities import ScryptIdentity
 
-        lines = _read_small(passphrase_file, "passphrase file").splitlines()  # type: ignore[arg-type]
+        if passphrase_file is None:
+            raise UsageError("give -i IDENTITY, --passphrase-file FILE or --owner-key")
+        lines = _read_small(passphrase_file, "passphrase file").splitlines()
         if not lines or not lines[0]:
             raise UsageError(f"{passphrase_file}: empty passphrase file")
         identities = [ScryptIdentity(lines[0])]

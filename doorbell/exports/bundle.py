@@ -36,10 +36,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from doorbell.errors import DoorbellError, RequestError
+from doorbell.exports.core import ExportRequest
+from doorbell.exports.manifest import JSON
+from doorbell.exports.record import LoggedEntry, RequestRecord
 from doorbell.fsutil import fsync_dir, temp_path_for
+
+if TYPE_CHECKING:  # types only: importing them at run time would load what is not needed
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from doorbell.age.identities import X25519Identity
+    from doorbell.age.recipients import Recipient
+    from doorbell.audit.log import AuditLog
+    from doorbell.exports.registry import ExportRegistry
+    from doorbell.store import Clip, Store
 
 BUNDLE_FORMAT = "doorbell-export/1"
 BUNDLE_MODE = 0o640
@@ -89,7 +101,7 @@ class _HashingReader:
         self.size = 0
 
     def read(self, size: int = -1) -> bytes:
-        data = self._source.read(size)
+        data: bytes = self._source.read(size)
         self.sha256.update(data)
         self.size += len(data)
         self._on_bytes(len(data))
@@ -127,7 +139,7 @@ class _Bounded:
         if not wanted:
             return b""
         self._source.seek(self._position)
-        data = self._source.read(wanted)
+        data: bytes = self._source.read(wanted)
         self._position += len(data)
         return data
 
@@ -165,7 +177,9 @@ def verify_guide() -> bytes:
     return resources.files("doorbell.exports").joinpath("VERIFY.txt").read_bytes()
 
 
-def _recipients(request: Any, passphrase: str | None, work_factor: int) -> list[Any]:
+def _recipients(
+    request: ExportRequest, passphrase: str | None, work_factor: int
+) -> list[Recipient]:
     from doorbell.age.recipients import ScryptRecipient, parse_recipient
 
     if request.fields.delivery == "recipient":
@@ -194,7 +208,7 @@ def _redacted_spool(
     try:
         with os.fdopen(fd, "w+b") as handle:
             with encrypt(handle, [key.recipient]) as sink:
-                result = redact_clip(source, sink, spec, progress=progress)
+                result = redact_clip(source, cast(BinaryIO, sink), spec, progress=progress)
             handle.flush()
             handle.seek(0)
             reader = decrypt(handle, [key])
@@ -208,7 +222,9 @@ def _text_or_none(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _signed_decision(request: Any, record: Any) -> tuple[Any, Any]:
+def _signed_decision(
+    request: ExportRequest, record: RequestRecord
+) -> tuple[LoggedEntry, LoggedEntry]:
     """The submission and approval entries of ``request``; raises :class:`BundleError` when
     one is missing or the row's decision (clips, redaction, expiry, limit) differs from the
     signed approval: the row is a cache, the log is the record."""
@@ -236,12 +252,12 @@ def _signed_decision(request: Any, record: Any) -> tuple[Any, Any]:
 
 def build_bundle(
     *,
-    registry: Any,
-    store: Any,
-    audit: Any,
+    registry: ExportRegistry,
+    store: Store,
+    audit: AuditLog,
     request_id: str,
-    identity: Any,
-    cosigning_key: Any,
+    identity: X25519Identity,
+    cosigning_key: Ed25519PrivateKey,
     passphrase: str | None = None,
     work_factor: int = 18,
     progress: ProgressCallback | None = None,
@@ -276,9 +292,13 @@ def build_bundle(
         with os.fdopen(fd, "wb") as handle:
             os.fchmod(handle.fileno(), BUNDLE_MODE)
             sink = _HashingSink(handle)
-            with encrypt(sink, recipients) as writer:  # type: ignore[arg-type]
+            with encrypt(cast(BinaryIO, sink), recipients) as writer:
                 # closed explicitly below: only a clean close may finish the tar
-                tar = tarfile.open(fileobj=writer, mode="w|", format=tarfile.PAX_FORMAT)  # noqa: SIM115
+                # plain ustar: the only shape verify's strict reader accepts (tarfile refuses
+                # here, at build time, anything ustar cannot hold)
+                tar = tarfile.open(  # noqa: SIM115
+                    fileobj=cast(BinaryIO, writer), mode="w|", format=tarfile.USTAR_FORMAT
+                )
                 manifest_sha256 = _write_contents(
                     tar,
                     registry,
@@ -314,13 +334,13 @@ def build_bundle(
 
 def _write_contents(
     tar: tarfile.TarFile,
-    registry: Any,
-    store: Any,
-    audit: Any,
-    request: Any,
-    clips: list[Any],
-    identity: Any,
-    cosigning_key: Any,
+    registry: ExportRegistry,
+    store: Store,
+    audit: AuditLog,
+    request: ExportRequest,
+    clips: list[Clip],
+    identity: X25519Identity,
+    cosigning_key: Ed25519PrivateKey,
     report: ProgressCallback,
     total: int,
     checkpoint_wait_s: float,
@@ -393,15 +413,15 @@ def _write_contents(
                     hashing = _HashingReader(reader, lambda _n: None)
                     info = tarfile.TarInfo(name)
                     info.size, info.mtime, info.mode = size, int(clip.started_at), 0o644
-                    tar.addfile(info, hashing)  # type: ignore[arg-type]
+                    tar.addfile(info, cast(BinaryIO, hashing))
                     redaction = result.manifest()
                 advance(weight)
             else:
                 hashing = _HashingReader(delivered, advance)
                 info = tarfile.TarInfo(name)
                 info.size, info.mtime, info.mode = delivered.size, int(clip.started_at), 0o644
-                tar.addfile(info, hashing)  # type: ignore[arg-type]
-            prefix = None
+                tar.addfile(info, cast(BinaryIO, hashing))
+            prefix: dict[str, JSON] | None = None
             if clip.interrupted:
                 prefix = {"authenticated_bytes": plain.size, "playable_bytes": delivered.size}
         entries.append(

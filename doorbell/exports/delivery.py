@@ -1,30 +1,32 @@
 """Delivering bundles: ready/failed/deleted states, counted downloads, expiry sweeps.
 
-A mixin of :class:`doorbell.exports.registry.ExportRegistry` (same tables and lock), split
-out so each module reads top to bottom. Every step is an audit entry about the request:
-downloads (actor ``requester:<id>``, or ``owner`` for self-exports), refusals of a known
-request's token (why), deletions (``system`` on expiry or a used-up limit).
+A part of :class:`doorbell.exports.registry.ExportRegistry` (same tables and lock, through
+:class:`doorbell.exports.core.RegistryCore`), split out so each module reads top to
+bottom. Every step is an audit entry about the request: downloads (actor
+``requester:<id>``, or ``owner`` for self-exports), refusals of a known request's token
+(why), deletions (``system`` on expiry or a used-up limit).
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import BinaryIO
 
 from doorbell.errors import NotPermitted
+from doorbell.exports.core import ExportRequest, RegistryCore
+from doorbell.exports.lifecycle import (
+    DOWNLOADABLE,
+    BundleState,
+    RequestStatus,
+    bundle_sources,
+    sources,
+    sql_in,
+)
 from doorbell.fsutil import fsync_dir
 
-if TYPE_CHECKING:
-    from doorbell.exports.registry import ExportRequest
 
-
-class DeliveryMixin:
-    """Bundle states, downloads and expiry (needs the registry's ``_transaction``, ``record``,
-    ``get``, ``by_token``, ``bundle_path`` and ``_clock``)."""
-
-    _clock: Any
-    _lock: Any
-    _db: Any
+class DeliveryMixin(RegistryCore):
+    """Bundle states, downloads and expiry (transitions from :mod:`.lifecycle`)."""
 
     # --- bundles ---------------------------------------------------------------------------
 
@@ -33,9 +35,9 @@ class DeliveryMixin:
     ) -> None:
         with self._transaction() as db:
             db.execute(
-                "UPDATE export_requests SET bundle_state = 'ready', bundle_bytes = ?,"
+                "UPDATE export_requests SET bundle_state = 'ready', bundle_bytes = ?,"  # noqa: S608 - states from the lifecycle table
                 " bundle_sha256 = ?, manifest_sha256 = ?"
-                " WHERE id = ? AND bundle_state = 'building'",
+                f" WHERE id = ? AND bundle_state IN {sql_in(bundle_sources(BundleState.READY))}",
                 (size, sha256, manifest_sha256, request_id),
             )
         details = {"size": size, "sha256": sha256, "manifest_sha256": manifest_sha256}
@@ -44,8 +46,8 @@ class DeliveryMixin:
     def bundle_failed(self, request_id: str, error: str) -> None:
         with self._transaction() as db:
             db.execute(
-                "UPDATE export_requests SET bundle_state = 'failed', bundle_error = ?"
-                " WHERE id = ? AND bundle_state = 'building'",
+                "UPDATE export_requests SET bundle_state = 'failed', bundle_error = ?"  # noqa: S608 - states from the lifecycle table
+                f" WHERE id = ? AND bundle_state IN {sql_in(bundle_sources(BundleState.FAILED))}",
                 (error[:500], request_id),
             )
         self.record("system", "export.bundle_failed", request_id, {"error": error[:500]})
@@ -58,8 +60,9 @@ class DeliveryMixin:
             fsync_dir(path.parent)
         with self._transaction() as db:
             changed = db.execute(
-                "UPDATE export_requests SET bundle_state = 'deleted', status = 'closed',"
-                " closed_at = ? WHERE id = ? AND status IN ('approved', 'delivered')",
+                "UPDATE export_requests SET bundle_state = 'deleted', status = 'closed',"  # noqa: S608 - states from the lifecycle table
+                " closed_at = ? WHERE id = ?"
+                f" AND status IN {sql_in(sources(RequestStatus.CLOSED))}",
                 (self._clock(), request_id),
             ).rowcount
         if changed:
@@ -91,9 +94,9 @@ class DeliveryMixin:
     ) -> tuple[ExportRequest, BinaryIO]:
         now = self._clock()
         problem = ""
-        if request.status not in ("approved", "delivered"):
+        if request.status not in DOWNLOADABLE:
             problem = f"request is {request.status}"
-        elif request.bundle_state != "ready":
+        elif request.bundle_state != BundleState.READY:
             problem = f"bundle is {request.bundle_state}"
         elif request.bundle_expires_at is not None and request.bundle_expires_at <= now:
             problem = "bundle expired"
@@ -103,8 +106,9 @@ class DeliveryMixin:
         if not problem:
             with self._transaction() as db:
                 changed = db.execute(
-                    "UPDATE export_requests SET downloads = downloads + 1, status = 'delivered'"
-                    " WHERE id = ? AND downloads < download_limit AND bundle_state = 'ready'",
+                    "UPDATE export_requests SET downloads = downloads + 1, status = 'delivered'"  # noqa: S608 - states from the lifecycle table
+                    " WHERE id = ? AND downloads < download_limit AND bundle_state = 'ready'"
+                    f" AND status IN {sql_in(sources(RequestStatus.DELIVERED))}",
                     (request.id,),
                 ).rowcount
                 if changed == 1:
@@ -157,7 +161,8 @@ class DeliveryMixin:
             stale = [
                 r[0]
                 for r in self._db.execute(
-                    "SELECT id FROM export_requests WHERE status IN ('approved', 'delivered')"
+                    "SELECT id FROM export_requests"  # noqa: S608 - states from the lifecycle table
+                    f" WHERE status IN {sql_in(sources(RequestStatus.CLOSED))}"
                     " AND bundle_expires_at <= ?",
                     (now,),
                 )
@@ -165,8 +170,9 @@ class DeliveryMixin:
         for request_id in overdue:
             with self._transaction() as db:
                 changed = db.execute(
-                    "UPDATE export_requests SET status = 'expired', decision = 'expired',"
-                    " decided_at = ? WHERE id = ? AND status = 'pending'",
+                    "UPDATE export_requests SET status = 'expired', decision = 'expired',"  # noqa: S608 - states from the lifecycle table
+                    " decided_at = ? WHERE id = ?"
+                    f" AND status IN {sql_in(sources(RequestStatus.EXPIRED))}",
                     (now, request_id),
                 ).rowcount
             if changed:

@@ -7,9 +7,9 @@ person they expect a request from and hands the link over; the token is shown on
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from doorbell.errors import NotPermitted, RequestError
+from doorbell.exports.core import RegistryCore
 from doorbell.exports.model import clean_text, new_token, token_hash
 
 
@@ -23,14 +23,8 @@ class Invitation:
     revoked: bool
 
 
-class InvitationsMixin:
-    """Create, check, list and revoke invitations (uses the registry's db, lock, audit)."""
-
-    _clock: Any
-    _lock: Any
-    _db: Any
-    _audit: Any
-    config: Any
+class InvitationsMixin(RegistryCore):
+    """Create, check, list and revoke invitations (the registry's db, lock and audit log)."""
 
     # --- invitations ---------------------------------------------------------------------------
 

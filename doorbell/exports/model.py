@@ -33,12 +33,7 @@ DELIVERIES = ("recipient", "passphrase")
 #: Where a request came from.
 SOURCES = ("invitation", "open_form", "owner", "self")
 
-#: Lifecycle (see :mod:`doorbell.exports`): pending -> approved | denied | expired;
-#: approved -> delivered (first download) -> closed (bundle expired, used up or deleted).
-STATUSES = ("pending", "approved", "denied", "expired", "delivered", "closed")
-#: Bundle file state of an approved request.
-BUNDLE_STATES = ("none", "building", "ready", "failed", "deleted")
-
+#: Lifecycle and bundle states: :mod:`doorbell.exports.lifecycle` (enums, one transition table).
 LIMITS = {
     "requester": 120,
     "organisation": 120,
@@ -266,7 +261,7 @@ def validate_request(
         text = clean_text(raw.get("recipient"), "recipient", problems)
         if text:
             recipient = check_recipient(text, problems)
-    if problems:
+    if problems or start is None or end is None:
         raise RequestInvalid("the request is not valid: " + "; ".join(problems), problems)
     return RequestFields(
         requester=requester,
@@ -275,8 +270,8 @@ def validate_request(
         kind=str(kind),
         legal_basis=str(basis),
         legal_reference=reference,
-        window_start=float(start),  # type: ignore[arg-type]
-        window_end=float(end),  # type: ignore[arg-type]
+        window_start=start,
+        window_end=end,
         reason=reason,
         delivery=str(delivery),
         recipient=recipient,

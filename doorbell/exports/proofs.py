@@ -16,16 +16,21 @@ import base64
 import json
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from doorbell.audit.note import Note, parse_checkpoint, parse_note
 from doorbell.errors import AuditError
+
+if TYPE_CHECKING:  # types only
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from doorbell.audit.log import AuditLog
 
 #: How often to look for the recorder's checkpoint while waiting, in seconds.
 POLL_S = 0.1
 
 
-def _device_note(audit: Any, size: int) -> bytes:
+def _device_note(audit: AuditLog, size: int) -> bytes:
     """The device-signed checkpoint note of exactly ``size`` (read from the log's table)."""
     from doorbell.audit.log import AUDIT_DB_FILE, connect
 
@@ -40,7 +45,7 @@ def _device_note(audit: Any, size: int) -> bytes:
 
 
 def wait_for_checkpoint(
-    audit: Any, min_size: int, wait_s: float, sleep: Callable[[float], None] = time.sleep
+    audit: AuditLog, min_size: int, wait_s: float, sleep: Callable[[float], None] = time.sleep
 ) -> None:
     """Return once a device-signed checkpoint of at least ``min_size`` entries exists.
 
@@ -64,10 +69,10 @@ def wait_for_checkpoint(
 
 
 def audit_files(
-    audit: Any,
+    audit: AuditLog,
     indexes: list[int],
     sealed_index: int,
-    cosigning_key: Any,
+    cosigning_key: Ed25519PrivateKey,
     wait_s: float,
     sleep: Callable[[float], None] = time.sleep,
     *,

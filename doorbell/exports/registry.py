@@ -17,17 +17,17 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from doorbell.config import ExportsConfig
 from doorbell.errors import NotPermitted, RequestError, StorageError
+from doorbell.exports.core import EXPORTS_DIR, AuditAppender, ExportRequest, _request_from_row
 from doorbell.exports.delivery import DeliveryMixin
 from doorbell.exports.invitations import Invitation, InvitationsMixin
+from doorbell.exports.lifecycle import RequestStatus, sources, sql_in
 from doorbell.exports.model import (
     LIMITS,
     SUBMITTED_ACTION,
@@ -36,7 +36,6 @@ from doorbell.exports.model import (
     clean_text,
     field_values,
     fields_from_submission,
-    is_request_id,
     new_request_id,
     new_token,
     submission_details,
@@ -44,7 +43,6 @@ from doorbell.exports.model import (
     token_hash,
     validate_request,
 )
-from doorbell.sqlite import LockedConnection
 
 #: The export registry's own database file (owned by the web service's user; the recorder
 #: sees it read-only). Approval reads it, so nothing the recorder writes is in it.
@@ -52,7 +50,6 @@ DATABASE_NAME = "exports.sqlite3"
 #: Where the export tables lived before: moved out on first open (:func:`_migrate_from_index`).
 INDEX_NAME = "index.sqlite3"
 _TABLES = ("export_requests", "export_invitations", "export_settings", "export_audit")
-EXPORTS_DIR = "exports"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS export_requests (
     id TEXT PRIMARY KEY,
@@ -142,55 +139,6 @@ def _migrate_from_index(db: sqlite3.Connection, index_path: Path) -> None:
             index.commit()
 
 
-@dataclass(frozen=True)
-class ExportRequest:
-    """One row of ``export_requests`` (times: UTC epoch seconds)."""
-
-    id: str
-    created_at: float
-    source: str
-    status: str
-    decision: str | None
-    fields: RequestFields
-    decide_by: float
-    decided_at: float | None
-    deny_reason: str
-    clip_ids: tuple[str, ...]
-    redaction: dict | None
-    bundle_expires_at: float | None
-    download_limit: int
-    downloads: int
-    bundle_state: str
-    bundle_error: str
-    bundle_bytes: int
-    bundle_sha256: str | None
-    manifest_sha256: str | None
-
-    @property
-    def actor(self) -> str:
-        """The audit actor standing for this request's requester."""
-        return f"requester:{self.id}"
-
-    def public_fields(self) -> dict[str, Any]:
-        """The request as stated (goes into the manifest): no token, no internal state."""
-        f = self.fields
-        return {
-            "id": self.id,
-            "submitted_at": self.created_at,
-            "source": self.source,
-            "requester": f.requester,
-            "organisation": f.organisation,
-            "contact": f.contact,
-            "kind": f.kind,
-            "legal_basis": f.legal_basis,
-            "legal_reference": f.legal_reference,
-            "window": {"start": f.window_start, "end": f.window_end},
-            "reason": f.reason,
-            "delivery": f.delivery,
-            "recipient": f.recipient,
-        }
-
-
 class SubmissionMismatch(RequestError):
     """A request's row differs from its signed ``export.request_submitted`` entry."""
 
@@ -210,69 +158,17 @@ def _check_loggable(fields: RequestFields) -> None:
             ) from None
 
 
-def _request_from_row(row: sqlite3.Row) -> ExportRequest:
-    fields = RequestFields(
-        requester=row["requester"],
-        organisation=row["organisation"],
-        contact=row["contact"],
-        kind=row["kind"],
-        legal_basis=row["legal_basis"],
-        legal_reference=row["legal_reference"],
-        window_start=row["window_start"],
-        window_end=row["window_end"],
-        reason=row["reason"],
-        delivery=row["delivery"],
-        recipient=row["recipient"],
-    )
-    return ExportRequest(
-        id=row["id"],
-        created_at=row["created_at"],
-        source=row["source"],
-        status=row["status"],
-        decision=row["decision"],
-        fields=fields,
-        decide_by=row["decide_by"],
-        decided_at=row["decided_at"],
-        deny_reason=row["deny_reason"],
-        clip_ids=tuple(json.loads(row["clip_ids"])),
-        redaction=json.loads(row["redaction"]) if row["redaction"] else None,
-        bundle_expires_at=row["bundle_expires_at"],
-        download_limit=row["download_limit"],
-        downloads=row["downloads"],
-        bundle_state=row["bundle_state"],
-        bundle_error=row["bundle_error"],
-        bundle_bytes=row["bundle_bytes"],
-        bundle_sha256=row["bundle_sha256"],
-        manifest_sha256=row["manifest_sha256"],
-    )
-
-
-class ExportRegistry(LockedConnection, InvitationsMixin, DeliveryMixin):
+class ExportRegistry(InvitationsMixin, DeliveryMixin):
     """Requests, invitations and switches of one data dir. Thread-safe; use :meth:`open`.
 
     ``audit`` is an open :class:`doorbell.audit.log.AuditLog` (or anything with ``append``).
     """
 
-    def __init__(
-        self,
-        data_dir: Path,
-        connection: sqlite3.Connection,
-        audit: Any,
-        clock: Callable[[], float],
-        config: ExportsConfig,
-    ) -> None:
-        self.data_dir = data_dir
-        self._db = connection
-        self._audit = audit
-        self._clock = clock
-        self.config = config
-        self._lock = threading.RLock()
-
     @classmethod
     def open(
         cls,
         data_dir: str | Path,
-        audit: Any,
+        audit: AuditAppender,
         *,
         clock: Callable[[], float] = time.time,
         config: ExportsConfig | None = None,
@@ -300,26 +196,6 @@ class ExportRegistry(LockedConnection, InvitationsMixin, DeliveryMixin):
             raise StorageError(f"{path}: cannot open the export registry: {exc}") from exc
         (root / EXPORTS_DIR).mkdir(mode=0o750, exist_ok=True)
         return cls(root, db, audit, clock, config or ExportsConfig())
-
-    @property
-    def audit_log(self) -> Any:
-        """The audit log this registry appends to (read for the signed record)."""
-        return self._audit
-
-    def record(self, actor: str, action: str, request_id: str, details: dict | None = None) -> int:
-        """Append an audit entry about ``request_id`` and remember its index for the bundle."""
-        index = self._audit.append(actor, action, f"request/{request_id}", details or {})
-        with self._transaction() as db:
-            db.execute("INSERT OR IGNORE INTO export_audit VALUES (?, ?)", (request_id, index))
-        return index
-
-    def audit_indexes(self, request_id: str) -> list[int]:
-        """Audit entry indexes recorded about ``request_id``, ascending."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT idx FROM export_audit WHERE request_id = ? ORDER BY idx", (request_id,)
-            )
-            return [r[0] for r in rows]
 
     # --- switches ---------------------------------------------------------------------------
 
@@ -462,36 +338,6 @@ class ExportRegistry(LockedConnection, InvitationsMixin, DeliveryMixin):
 
     # --- reading ---------------------------------------------------------------------------
 
-    def get(self, request_id: str) -> ExportRequest:
-        """The request with this id; raises :class:`RequestError` if there is none."""
-        with self._lock:
-            row = (
-                None
-                if not is_request_id(request_id)
-                else self._db.execute(
-                    "SELECT * FROM export_requests WHERE id = ?", (request_id,)
-                ).fetchone()
-            )
-        if row is None:
-            raise RequestError(f"request {request_id!r}: no such request")
-        return _request_from_row(row)
-
-    def by_token(self, token: str) -> ExportRequest:
-        """The request whose requester holds ``token``; :class:`NotPermitted` otherwise."""
-        digest = token_hash(token)
-        with self._lock:
-            row = (
-                None
-                if digest is None
-                else self._db.execute(
-                    "SELECT * FROM export_requests WHERE access_hash = ? AND source != 'self'",
-                    (digest,),
-                ).fetchone()
-            )
-        if row is None:
-            raise NotPermitted("unknown request link")
-        return _request_from_row(row)
-
     def requests(
         self, *, status: str | None = None, include_self: bool = True
     ) -> list[ExportRequest]:
@@ -502,12 +348,6 @@ class ExportRegistry(LockedConnection, InvitationsMixin, DeliveryMixin):
         with self._lock:
             rows = self._db.execute(query + " ORDER BY created_at DESC", (status, status))
             return [_request_from_row(r) for r in rows]
-
-    def bundle_path(self, request_id: str) -> Path:
-        """``<data_dir>/exports/<request>.tar.age`` (ciphertext only)."""
-        if not is_request_id(request_id):
-            raise RequestError(f"request {request_id!r}: not a request id")
-        return self.data_dir / EXPORTS_DIR / f"{request_id}.tar.age"
 
     # --- the signed record ----------------------------------------------------------------
 
@@ -555,7 +395,7 @@ class ExportRegistry(LockedConnection, InvitationsMixin, DeliveryMixin):
         clip_ids: list[str],
         expires_in_s: float | None = None,
         download_limit: int | None = None,
-        redaction: dict | None = None,
+        redaction: dict[str, Any] | None = None,
         step_up: bool = True,
         include_later_footage: bool = False,
     ) -> ExportRequest:
@@ -577,9 +417,10 @@ class ExportRegistry(LockedConnection, InvitationsMixin, DeliveryMixin):
         now = self._clock()
         with self._transaction() as db:
             changed = db.execute(
-                "UPDATE export_requests SET status = 'approved', decision = 'approved',"
+                "UPDATE export_requests SET status = 'approved', decision = 'approved',"  # noqa: S608 - states from the lifecycle table
                 " decided_at = ?, clip_ids = ?, redaction = ?, bundle_expires_at = ?,"
-                " download_limit = ?, bundle_state = 'building' WHERE id = ? AND status = 'pending'"
+                " download_limit = ?, bundle_state = 'building' WHERE id = ?"
+                f" AND status IN {sql_in(sources(RequestStatus.APPROVED))}"
                 " AND decide_by > ?",
                 (
                     now,
@@ -616,8 +457,9 @@ class ExportRegistry(LockedConnection, InvitationsMixin, DeliveryMixin):
             raise RequestError("; ".join(problems))
         with self._transaction() as db:
             changed = db.execute(
-                "UPDATE export_requests SET status = 'denied', decision = 'denied',"
-                " decided_at = ?, deny_reason = ? WHERE id = ? AND status = 'pending'",
+                "UPDATE export_requests SET status = 'denied', decision = 'denied',"  # noqa: S608 - states from the lifecycle table
+                " decided_at = ?, deny_reason = ? WHERE id = ?"
+                f" AND status IN {sql_in(sources(RequestStatus.DENIED))}",
                 (self._clock(), reason, request_id),
             ).rowcount
         if changed != 1:

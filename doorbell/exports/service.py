@@ -18,17 +18,26 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from doorbell.errors import AuditError, RequestError, StorageError
-from doorbell.exports.bundle import BundleResult, build_bundle
+from doorbell.exports.bundle import BundleResult, ProgressCallback, build_bundle
+from doorbell.exports.core import ExportRequest
+
+if TYPE_CHECKING:  # types only
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from doorbell.age.identities import X25519Identity
+    from doorbell.audit.log import AuditLog
+    from doorbell.exports.registry import ExportRegistry
+    from doorbell.store import Clip, Store
 
 #: Clips may be this long at most (config.recording.max_clip_s is capped lower), so a clip
 #: that started this much before the window may still overlap it.
 _LONGEST_CLIP_S = 3600.0
 
 
-def clips_for_request(store: Any, request: Any) -> list[Any]:
+def clips_for_request(store: Store, request: ExportRequest) -> list[Clip]:
     """Sealed clips overlapping ``[window_start, window_end)``, oldest first (none for a
     stored window outside 1970..now: see :func:`doorbell.exports.model.window_in_bounds`)."""
     from doorbell.exports.model import window_in_bounds
@@ -46,7 +55,11 @@ class LogNotAnchored(RequestError):
 
 
 def check_owner_log(
-    audit: Any, identity: Any, cosigning_key: Any, *, clock: Callable[[], float] = time.time
+    audit: AuditLog,
+    identity: X25519Identity,
+    cosigning_key: Ed25519PrivateKey,
+    *,
+    clock: Callable[[], float] = time.time,
 ) -> bytes:
     """Check the audit log against the owner anchor and cosign it; return the cosignature.
 
@@ -80,7 +93,7 @@ def check_owner_log(
     )
 
 
-def check_clip_choice(store: Any, request: Any, clip_ids: list[str]) -> None:
+def check_clip_choice(store: Store, request: ExportRequest, clip_ids: list[str]) -> None:
     """Raise :class:`RequestError` unless every id is a clip in the request's window."""
     allowed = {c.id for c in clips_for_request(store, request)}
     outside = sorted(set(clip_ids) - allowed)
@@ -89,17 +102,17 @@ def check_clip_choice(store: Any, request: Any, clip_ids: list[str]) -> None:
 
 
 def approve(
-    registry: Any,
-    store: Any,
+    registry: ExportRegistry,
+    store: Store,
     request_id: str,
     *,
     clip_ids: list[str],
     expires_in_s: float | None = None,
     download_limit: int | None = None,
-    redaction: dict | None = None,
+    redaction: dict[str, Any] | None = None,
     passphrase: str | None = None,
     include_later_footage: bool = False,
-) -> Any:
+) -> ExportRequest:
     """Check the choice and approve (audited). ``passphrase`` must be given (not stored)
     when the request is delivered with one. Returns the approved request.
 
@@ -130,7 +143,7 @@ def approve(
 
 
 def check_clip_origins(
-    registry: Any, request_id: str, clip_ids: list[str], include_later_footage: bool
+    registry: ExportRegistry, request_id: str, clip_ids: list[str], include_later_footage: bool
 ) -> None:
     """Raise :class:`RequestError` unless every clip's ``clip.sealed`` entry is in the log
     (the bundle proves each clip's origin with it) and, unless ``include_later_footage``,
@@ -157,16 +170,16 @@ def check_clip_origins(
 
 
 def approve_and_build(
-    registry: Any,
-    store: Any,
-    audit: Any,
+    registry: ExportRegistry,
+    store: Store,
+    audit: AuditLog,
     request_id: str,
     *,
-    identity: Any,
-    cosigning_key: Any,
+    identity: X25519Identity,
+    cosigning_key: Ed25519PrivateKey,
     clip_ids: list[str],
     passphrase: str | None = None,
-    progress: Any = None,
+    progress: ProgressCallback | None = None,
     work_factor: int | None = None,
     **decision: Any,
 ) -> BundleResult:
@@ -218,7 +231,12 @@ class BundleJobs:
     """Bundles built in background threads (named ``bundle-<request>``, non-daemon)."""
 
     def __init__(
-        self, *, registry: Any, store: Any, audit: Any, work_factor: int | None = None
+        self,
+        *,
+        registry: ExportRegistry,
+        store: Store,
+        audit: AuditLog,
+        work_factor: int | None = None,
     ) -> None:
         self.registry, self.store, self.audit = registry, store, audit
         self.work_factor = work_factor or registry.config.passphrase_work_factor
@@ -276,7 +294,7 @@ class ExpirySweeper:
     page happens to load: a named thread (``exports-expiry-sweep``, non-daemon) calling
     ``registry.sweep()`` every ``interval_s`` seconds; :meth:`stop` joins it."""
 
-    def __init__(self, registry: Any, interval_s: float = 60.0) -> None:
+    def __init__(self, registry: ExportRegistry, interval_s: float = 60.0) -> None:
         if not interval_s > 0:
             raise ValueError(f"sweep interval must be positive, not {interval_s!r}")
         self._registry = registry

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import threading
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 from flask import (
     Blueprint,
@@ -249,7 +249,8 @@ def preview(request_id: str) -> Any:
 
     found = _request_or_404(request_id)
     state = _state()
-    clip = {c.id: c for c in clips_for_request(state.store, found)}.get(request.args.get("clip"))
+    clips = {c.id: c for c in clips_for_request(state.store, found)}
+    clip = clips.get(request.args.get("clip", ""))
     if clip is None:
         abort(404)
     try:
@@ -270,7 +271,7 @@ def preview(request_id: str) -> Any:
         )
         try:
             source = playable_prefix(opened.reader, clip.id) if clip.interrupted else opened.reader
-            jpeg = preview_jpeg(source, spec, at_s=at_s, width=640)
+            jpeg = preview_jpeg(cast(BinaryIO, source), spec, at_s=at_s, width=640)
         finally:
             opened.close()
     except RedactionError as exc:
