@@ -68,10 +68,12 @@ class World:
         return raw
 
 
-def log_sealed_clips(data_dir: Path, store: Store, clip_ids: list[str]) -> None:
+def log_sealed_clips(
+    data_dir: Path, store: Store, clip_ids: list[str], *, at: float = T0 + 3600
+) -> None:
     """Append each clip's ``clip.sealed`` entry, as the recorder does when it seals one
-    (timed an hour after T0: before any request the tests submit)."""
-    with AuditLog.open(data_dir, clock=lambda: T0 + 3600) as log:
+    (timed ``at``, by default an hour after T0: before any request the tests submit)."""
+    with AuditLog.open(data_dir, clock=lambda: at) as log:
         for clip_id in clip_ids:
             append_clip_sealed(store, log, store.get_clip(clip_id))
 

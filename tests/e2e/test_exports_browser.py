@@ -29,6 +29,7 @@ from ui_helpers import make_clip
 from doorbell.age.identities import X25519Identity
 from doorbell.keys import unlock_owner_identity
 from doorbell.store import Store
+from tests.exports_helpers import log_sealed_clips
 
 CLI = [sys.executable, "-c", "import sys; from doorbell.cli import main; sys.exit(main())"]
 
@@ -63,6 +64,7 @@ def export_site(tmp_path: Path):
             make_clip(store, [identity.recipient], start + 600 * i, seconds=2, seed=i)
             for i in range(3)
         ]
+        log_sealed_clips(data_dir, store, clips, at=time.time())  # what the recorder logs
     port = free_port()
     config = tmp_path / "doorbell.toml"
     config.write_text(
@@ -206,15 +208,39 @@ def test_invitation_approval_one_download_verify_and_transparency(
     identity_file = tmp_path / "requester.key"
     identity_file.write_text(f"{requester_key}\n")
     identity_file.chmod(0o600)
+    # the two public keys the owner hands over by another channel (`doorbell keys show`)
+    shown = subprocess.run(
+        [*CLI, "keys", "show", "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    device_vkey = shown.split("device key:", 1)[1].split()[0]
+    cosigner_vkey = shown.split("owner cosigner:", 1)[1].split()[0]
+    extracted = tmp_path / "verified"
     verified = subprocess.run(
-        [*CLI, "verify-bundle", str(bundle), "-i", str(identity_file)],
+        [
+            *CLI,
+            "verify-bundle",
+            str(bundle),
+            "-i",
+            str(identity_file),
+            "--device-vkey",
+            device_vkey,
+            "--cosigner-vkey",
+            cosigner_vkey,
+            "--extract",
+            str(extracted),
+        ],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
     assert verified.returncode == 0, verified.stdout + verified.stderr
-    assert "  clips: 2 (" in verified.stdout
+    assert verified.stdout.startswith("OK: ") and "  clips: 2 (" in verified.stdout
+    assert len(list((extracted / "clips").iterdir())) == 2
     assert verified.stdout.count("redacted: 2 region(s); method 'fill'") == 2, verified.stdout
 
     # The owner's transparency page counts it.
