@@ -433,3 +433,26 @@ def test_blur_faces_choice_reaches_the_manifest_and_the_preview(site: dict) -> N
     assert faces["detector"] == "centerface" and faces["detector_version"]
     assert manifest["clips"][0]["redaction"]["result"]["frames"] == 10
     assert "faces by 'centerface'" in verify_bundle(bundle, [key]).summary()
+
+
+def test_web_approval_refuses_a_recipient_swapped_in_the_database(site: dict) -> None:
+    """Issue 16: the web approval exported to whatever the row said; it now rebuilds the
+    request from its signed submission entry and refuses a row that differs."""
+    import sqlite3
+
+    genuine = X25519Identity.generate()
+    request_id = (
+        site["exports"].registry.submit(form_fields(str(genuine.recipient)), source="owner")[0].id
+    )
+    thief = X25519Identity.generate()
+    with sqlite3.connect(site["data_dir"] / "exports.sqlite3") as db:
+        db.execute(
+            "UPDATE export_requests SET recipient = ? WHERE id = ?",
+            (str(thief.recipient), request_id),
+        )
+    response = approve(site, request_id, site["clips"][:1], FakeVault().passphrase)
+    assert response.status_code == 400
+    assert "differs from the signed submission in recipient" in html.unescape(response.text)
+    assert "export.approval_refused" in [e["action"] for e in actions(site["app"])[-3:]]
+    assert site["exports"].registry.get(request_id).status == "pending"
+    assert site["exports"].jobs.progress(request_id) is None  # no bundle started
