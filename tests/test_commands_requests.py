@@ -421,3 +421,47 @@ def test_approve_refuses_without_a_good_anchor(
     _assert_refused(data_dir, first, code, out, before=before, cosignatures=1, entry=entry)
     assert message in out
     assert (path.read_bytes() if path.exists() else None) == left  # the anchor untouched
+
+
+def test_owner_checks_their_own_export_with_the_wrapped_key_file(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    """Issue 16: the owner's own export (delivered to the owner's recipient) is checked with
+    keys/owner.key.age and the owner passphrase; the cosigner key is pinned from it."""
+    from doorbell.audit.log import AuditLog
+    from doorbell.config import ExportsConfig
+    from doorbell.exports.registry import ExportRegistry
+    from doorbell.exports.service import approve_and_build
+
+    clips = _setup(data_dir)
+    identity = unlock_owner_identity(data_dir, PASSPHRASE)
+    with (
+        AuditLog.open(data_dir, signer=load_device_signer(data_dir / "keys")) as audit,
+        Store.open(data_dir) as store,
+        ExportRegistry.open(data_dir, audit, config=ExportsConfig(checkpoint_wait_s=5)) as registry,
+    ):
+        request = registry.add_self_export(
+            window_start=T0, window_end=T0 + 3600, recipient=str(identity.recipient)
+        )
+        result = approve_and_build(
+            registry,
+            store,
+            audit,
+            request.id,
+            identity=identity,
+            cosigning_key=derive_owner_cosigning_key(identity),
+            clip_ids=clips[:1],
+        )
+    good = tmp_path / "owner-passphrase.txt"
+    good.write_text(PASSPHRASE + "\n")
+    key_file = str(data_dir / "keys" / "owner.key.age")
+    device = (data_dir / "keys" / "device.vkey").read_text().strip()
+    argv = ["verify-bundle", str(result.path), "--owner-key", key_file]
+    code, out = _run(*argv, "--passphrase-file", str(good), "--device-vkey", device)
+    assert code == 0 and out.startswith("OK: "), out
+    code, out = _run(*argv, "--passphrase-file", str(good))  # device key not pinned
+    assert code == 3 and out.startswith("NOT PROVEN"), out
+    wrong = tmp_path / "wrong.txt"
+    wrong.write_text("not the owner passphrase\n")
+    code, out = _run(*argv, "--passphrase-file", str(wrong), "--device-vkey", device)
+    assert code == 1 and "cannot unlock the owner key" in out, out
