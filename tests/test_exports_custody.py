@@ -289,7 +289,10 @@ def test_registry_moves_out_of_the_index_on_first_open(data_dir: Path) -> None:
             " 'a reason here', 'passphrase', 9e9)"
         )
         old.execute("INSERT INTO export_settings VALUES ('open_form', '1')")
-    registry = ExportRegistry.open(data_dir, audit=None)
+    from doorbell.audit.log import AuditLog
+
+    log = AuditLog.open(data_dir)
+    registry = ExportRegistry.open(data_dir, log)
     try:
         assert registry.get("req-0123456789ab").fields.requester == "PC"
         assert registry.open_form_enabled()
@@ -305,8 +308,9 @@ def test_registry_moves_out_of_the_index_on_first_open(data_dir: Path) -> None:
             )
         )
         old.execute("INSERT INTO export_settings VALUES ('transparency_public', '1')")
-    registry = ExportRegistry.open(data_dir, audit=None)
+    registry = ExportRegistry.open(data_dir, log)
     try:
         assert not registry.transparency_public()
     finally:
         registry.close()
+        log.close()

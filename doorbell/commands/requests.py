@@ -172,6 +172,11 @@ def show(config_path: Path | None, data_dir: Path | None, request_id: str) -> No
     type=click.Path(dir_okay=False, path_type=Path),
     help="For passphrase delivery: the bundle passphrase (else prompted).",
 )
+@click.option(
+    "--include-later-footage",
+    is_flag=True,
+    help="Allow clips sealed after the request was submitted (the bundle says so).",
+)
 @click.option("--redact-faces", is_flag=True, help="Blur faces (detected automatically).")
 @click.option(
     "--redact-region",
@@ -208,6 +213,7 @@ def approve(
     redact_regions: tuple[str, ...],
     keep_regions: tuple[str, ...],
     redact_method: str,
+    include_later_footage: bool,
 ) -> None:
     """Approve a request (asks the owner passphrase again) and build its bundle.
 
@@ -271,6 +277,7 @@ def approve(
             expires_in_s=None if expires_days is None else expires_days * 86400,
             download_limit=download_limit,
             redaction=None if spec.is_empty else spec.to_dict(),
+            include_later_footage=include_later_footage,
         )
     click.echo("", err=True)
     click.echo(

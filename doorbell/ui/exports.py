@@ -216,6 +216,8 @@ def approve(request_id: str) -> Any:
             download_limit=limit,
             redaction=redaction,
             passphrase=bundle_passphrase,
+            # clips sealed after the request only on purpose (the manifest then says so)
+            include_later_footage=request.form.get("include_later_footage") == "on",
         )
     except RedactionError as exc:
         return review(request_id, error=f"Redaction: {exc}", status=400)
