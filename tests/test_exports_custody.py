@@ -65,6 +65,8 @@ def _actions(world: World, request_id: str) -> list[str]:
         ("reason", "A different reason entirely."),
         ("window_start", 0.0),
         ("delivery", "passphrase"),
+        ("source", "invitation"),
+        ("invitation_id", "inv-forged"),
     ],
 )
 def test_approval_refuses_a_row_edited_after_submission(
@@ -72,7 +74,7 @@ def test_approval_refuses_a_row_edited_after_submission(
 ) -> None:
     request, _token = world.registry.submit(world.raw_request(), source="owner")
     _edit_row(world, request.id, column, value)
-    named = column.removesuffix("_start")
+    named = {"window_start": "window", "invitation_id": "invitation"}.get(column, column)
     with pytest.raises(RequestError, match=f"differs from the signed submission in {named}"):
         _approve(world, request.id)
     assert world.registry.get(request.id).status == "pending"

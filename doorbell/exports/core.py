@@ -44,6 +44,7 @@ class ExportRequest:
     id: str
     created_at: float
     source: str
+    invitation_id: str | None
     status: RequestStatus
     decision: str | None
     fields: RequestFields
@@ -85,6 +86,7 @@ def _request_from_row(row: sqlite3.Row) -> ExportRequest:
         id=row["id"],
         created_at=row["created_at"],
         source=row["source"],
+        invitation_id=row["invitation_id"],
         status=RequestStatus(row["status"]),
         decision=row["decision"],
         fields=fields,

@@ -371,6 +371,8 @@ class ExportRegistry(InvitationsMixin, DeliveryMixin):
         differing = submission_differences(
             stored.fields, stored.source, signed, str(details.get("source"))
         )
+        if stored.invitation_id != details.get("invitation"):
+            differing.append("invitation")
         if differing:
             self.record(
                 "system",
