@@ -9,6 +9,7 @@ Threads serve concurrent requests (cheroot's pool); decryption releases the GIL 
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 from pathlib import Path
@@ -36,6 +37,7 @@ def build_server(app: Any, config: Config, data_dir: Path, *, port: int | None =
     from cheroot.ssl.builtin import BuiltinSSLAdapter
 
     from doorbell.tls import CERT_FILE, KEY_FILE, TLS_DIR
+    from doorbell.ui.serverlog import quiet_server_errors
 
     address = (config.web.bind, config.web.port if port is None else port)
     server = wsgi.Server(
@@ -53,6 +55,7 @@ def build_server(app: Any, config: Config, data_dir: Path, *, port: int | None =
             if not path.is_file():
                 raise KeyFileError(f"{path}: missing; run `doorbell init` (or set web.tls = false)")
         server.ssl_adapter = BuiltinSSLAdapter(str(cert), str(key))
+    quiet_server_errors(server)  # client disconnects: one DEBUG line, no traceback
     return server
 
 
@@ -68,9 +71,12 @@ def serve(server: Any, stop: threading.Event, *, ready: Any = None, stopping: An
     """Run ``server`` on a named thread until ``stop`` is set, then stop it and join.
 
     ``ready()`` is called once the socket listens, ``stopping()`` when shutdown begins.
-    Raises :class:`UsageError` if the server thread dies on its own.
+    Raises :class:`UsageError` if the address is in use or the server thread dies on its own.
     """
-    server.prepare()
+    try:
+        server.prepare()
+    except OSError as error:
+        raise UsageError(_bind_problem(server.bind_addr, error)) from None
     if ready is not None:
         ready()
     thread = threading.Thread(target=server.serve, name="web-server", daemon=False)
@@ -84,6 +90,18 @@ def serve(server: Any, stop: threading.Event, *, ready: Any = None, stopping: An
             stopping()
         server.stop()
         thread.join()
+
+
+def _bind_problem(address: Any, error: OSError) -> str:
+    """One line for a listening socket that could not be made (usually: port in use)."""
+    host, port = (address[0], address[1]) if isinstance(address, tuple) else (address, "")
+    if "in use" in str(error) or error.errno == errno.EADDRINUSE:
+        return (
+            f"port {port} on {host} is already in use (another doorbell web or demo?): "
+            "stop it, or choose another port (web.port in the configuration, --port for "
+            "`doorbell demo`)"
+        )
+    return f"cannot listen on {host} port {port}: {error}"
 
 
 @click.command("web")
@@ -115,6 +133,9 @@ def web(config_path: Path | None, data_dir: Path | None) -> None:
     def stopping() -> None:
         if notifier is not None:
             notifier.stopping("locking every session and stopping")
+        # Lock first: the shutdown is audited (web.locked) before anything can hang, and
+        # the open live streams, which end when their session locks, let the workers go.
+        state.sessions.lock_all("shutdown")
 
     try:
         server = build_server(app, config, config.data_dir)
