@@ -133,9 +133,12 @@ def web(config_path: Path | None, data_dir: Path | None) -> None:
     def stopping() -> None:
         if notifier is not None:
             notifier.stopping("locking every session and stopping")
-        # Lock first: the shutdown is audited (web.locked) before anything can hang, and
-        # the open live streams, which end when their session locks, let the workers go.
+        # Lock first: the shutdown is audited (web.locked) before anything can hang; the
+        # live event streams end when their session locks, and the frame polls when the
+        # live feed closes, so every worker is free before the server waits for them.
         state.sessions.lock_all("shutdown")
+        if state.live is not None:
+            state.live.close()  # wakes the frame long polls
 
     try:
         server = build_server(app, config, config.data_dir)
