@@ -101,3 +101,51 @@ def test_the_web_server_names_a_port_in_use(tmp_path: Path) -> None:
             UsageError, match=rf"port {port} on 127.0.0.1 is already in use.*--port"
         ):
             serve(server, threading.Event())
+
+
+@pytest.mark.parametrize("tls", [False, True])
+def test_a_stalled_stream_does_not_hold_the_web_server_stop(tmp_path: Path, tls: bool) -> None:
+    """A paused video: the client keeps the connection and stops reading, the worker blocks
+    in send. Stopping the server still takes seconds, not the 30 s socket timeout."""
+    import ssl
+    import time
+
+    from doorbell.tls import create_self_signed_certificate
+
+    if tls:
+        create_self_signed_certificate(tmp_path, ["doorbell.local"], clock=time.time)
+    config = parse_config({"web": {"tls": tls}, "storage": {"data_dir": str(tmp_path)}})
+    chunk = b"\0" * 65536
+
+    def endless(environ: dict, start_response) -> object:
+        start_response("200 OK", [("Content-Type", "video/mp4")])
+        return iter(lambda: chunk, None)
+
+    server = build_server(endless, config, tmp_path, port=free_port())
+    stop = threading.Event()
+    serving = threading.Thread(target=serve, args=(server, stop), name="test-web", daemon=False)
+    serving.start()
+    deadline = time.monotonic() + 10
+    client = None
+    while client is None:
+        try:
+            client = socket.create_connection(server.bind_addr, timeout=10)
+        except ConnectionRefusedError:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    try:
+        if tls:
+            context = ssl.create_default_context()
+            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+            client = context.wrap_socket(client)
+        client.sendall(b"GET /clip.mp4 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        client.recv(1024)  # the response started; now the "browser" pauses
+        time.sleep(1.0)  # every buffer on the way fills up, the worker blocks in send
+        started = time.monotonic()
+        stop.set()
+        serving.join(timeout=20)
+        took = time.monotonic() - started
+    finally:
+        client.close()
+    assert not serving.is_alive()
+    assert took < 4.0, f"stop took {took:.1f} s"

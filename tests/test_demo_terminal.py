@@ -177,3 +177,62 @@ def test_a_port_in_use_is_one_line_before_anything_runs(tmp_path: Path) -> None:
     assert f"port {port}" in output and "--port" in output
     assert "running" not in output and "Traceback" not in output
     assert not (tmp_path / "demo").exists(), "nothing was created or started"
+
+
+def test_ctrl_c_with_a_paused_video_and_a_bundle_building_stops_in_5_s(tmp_path: Path) -> None:
+    import re
+    from datetime import UTC, datetime, timedelta
+    from urllib.parse import urlencode
+
+    data_dir, port = tmp_path / "demo", free_port()
+    demo = DemoOnATerminal("--data-dir", str(data_dir), "--port", str(port), *SMALL)
+    paused = None
+    try:
+        demo.wait_for(BANNER_END)
+        browser = Browser(port)
+        browser.unlock((data_dir / "DEMO-PASSPHRASE.txt").read_text().strip())
+        demo.type("\n")  # a ring: a clip within seconds
+        deadline = time.monotonic() + 60
+        while not (
+            clips := re.findall(rb"/clips/([\w-]+)", browser.request("GET", "/timeline")[1])
+        ):
+            assert time.monotonic() < deadline, "no clip in 60 s"
+            time.sleep(1)
+        clip_id = clips[0].decode()
+        # a paused video: the response started, the player stopped reading
+        paused = browser.open_wait(f"/clips/{clip_id}/video")
+        assert paused.recv(64).startswith(b"HTTP/1.1 200")
+        # a self-export (once a clip is sealed): the build waits for a signed checkpoint
+        now = datetime.now(UTC)
+        window = {
+            "window_start": (now - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"),
+            "window_end": (now + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"),
+        }
+        while True:
+            page = browser.request("GET", "/exports")[1]
+            token = re.search(rb'name="csrf_token" value="([^"]+)"', page)
+            assert token is not None
+            form = {"csrf_token": token.group(1).decode(), **window}
+            status, answer = browser.request("POST", "/exports/self", urlencode(form))
+            if status == 302:
+                break
+            assert b"choose at least one clip" in answer, answer[-500:]
+            assert time.monotonic() < deadline, "no sealed clip in 60 s"
+            time.sleep(1)
+        started = time.monotonic()
+        demo.ctrl_c()
+        code = demo.wait(10)
+        took = time.monotonic() - started
+    finally:
+        if paused is not None:
+            paused.close()
+        demo.close()
+    assert code == 0, demo.output
+    assert took < 5.0, f"Ctrl-C took {took:.1f} s:\n{demo.output}"
+    assert "Traceback" not in demo.output
+    actions = audit_actions(data_dir)
+    assert [e["details"] for e in actions if e["action"] == "web.locked"] == [
+        {"reason": "shutdown"}
+    ]
+    built = [e for e in actions if e["action"] in ("export.bundle_ready", "export.bundle_failed")]
+    assert built, "the bundle either finished or was stopped, audited either way"

@@ -9,8 +9,11 @@ Threads serve concurrent requests (cheroot's pool); decryption releases the GIL 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
+import os
+import socket
 import threading
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,8 @@ log = logging.getLogger(__name__)
 
 #: Worker threads: a few browsers, each with a handful of parallel requests, plus live streams.
 THREADS = 24
+#: Seconds the workers get to finish their responses at shutdown before connections are cut.
+STOP_GRACE_S = 1.5
 
 
 def build_server(app: Any, config: Config, data_dir: Path, *, port: int | None = None) -> Any:
@@ -88,8 +93,40 @@ def serve(server: Any, stop: threading.Event, *, ready: Any = None, stopping: An
     finally:
         if stopping is not None:
             stopping()
-        server.stop()
+        _stop_within(server, STOP_GRACE_S)
         thread.join()
+
+
+def _stop_within(server: Any, grace_s: float) -> None:
+    """``server.stop()``, cutting the connections still busy after ``grace_s`` seconds.
+
+    A worker blocked sending to a client that stopped reading (a paused video keeps its
+    connection open with a full window) would hold cheroot's stop for the socket timeout;
+    shutting that connection down makes its send fail at once.
+    """
+    # cheroot keeps no public list of busy connections; its thread pool's workers hold
+    # them (and stop() empties that list: take it first)
+    workers = list(getattr(server.requests, "_threads", ()))
+    stopper = threading.Thread(target=server.stop, name="web-server-stop", daemon=False)
+    stopper.start()
+    stopper.join(grace_s)
+    if stopper.is_alive():
+        for worker in workers:
+            connection = getattr(worker, "conn", None)
+            if connection is not None:
+                _shut_down(connection.socket)
+        stopper.join()
+
+
+def _shut_down(sock: Any) -> None:
+    """Shut a (TLS) connection down from another thread, through a duplicate descriptor:
+    the TLS object of the thread using it is left alone, its next send or receive fails."""
+    try:
+        duplicate = socket.socket(fileno=os.dup(sock.fileno()))
+    except OSError:
+        return  # already closed
+    with duplicate, contextlib.suppress(OSError):
+        duplicate.shutdown(socket.SHUT_RDWR)
 
 
 def _bind_problem(address: Any, error: OSError) -> str:

@@ -68,6 +68,8 @@ class ExportsState:
         self.preview_gate = threading.BoundedSemaphore(1)
 
     def close(self) -> None:
+        """Stop running bundle builds (each marked failed, audited) and close the registry."""
+        self.jobs.cancel()  # a build may wait up to a minute for a checkpoint: not at shutdown
         self.jobs.join()
         self.registry.close()
 
