@@ -20,6 +20,7 @@ from types import FrameType
 import click
 
 from doorbell.commands.demo_processes import Child
+from doorbell.errors import UsageError
 from doorbell.fsutil import write_file_atomic
 
 DEMO_PASSPHRASE_FILE = "DEMO-PASSPHRASE.txt"  # noqa: S105 - a file name, not a secret
@@ -242,9 +243,11 @@ def demo(
         _run(children, text, seconds)
     except (KeyboardInterrupt, _Stop):
         click.echo("\ndemo: stopping")
-    except demo_processes.UsageError as error:
+    except UsageError as error:
         failure = str(error)
     finally:
+        # a second Ctrl-C must not leave the children running: the stop takes seconds anyway
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.SIG_IGN)
         killed = demo_processes.stop_children(children)
         for signum, handler in previous.items():
             signal.signal(signum, handler)
