@@ -218,7 +218,10 @@ def demo(
         problem = port_problem(port)
     if problem is not None:
         raise click.ClickException(problem)
-    config_path, passphrase = _prepare(data_dir, port, (width, height, fps))
+    try:
+        config_path, passphrase = _prepare(data_dir, port, (width, height, fps))
+    except KeyboardInterrupt:
+        raise click.ClickException("demo: interrupted while preparing; nothing started") from None
     previous = {
         signum: signal.signal(signum, _stop_signal) for signum in (signal.SIGTERM, signal.SIGHUP)
     }

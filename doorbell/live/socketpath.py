@@ -54,22 +54,24 @@ def resolve_live_socket(
     if configured != DEFAULT_SOCKET_PATH:
         return LiveSocketPlace(configured, "live.socket_path in the configuration")
     if system_dir.is_dir():
-        return LiveSocketPlace(system_dir / SOCKET_NAME, f"{system_dir} exists (tmpfiles.d)")
+        return LiveSocketPlace(
+            system_dir / SOCKET_NAME, f"{system_dir} exists (made by tmpfiles.d)"
+        )
     runtime = env.get("RUNTIME_DIRECTORY", "").split(":")[0]
     if runtime and Path(runtime).is_absolute():
         return LiveSocketPlace(
-            Path(runtime) / SOCKET_NAME, f"$RUNTIME_DIRECTORY ({system_dir} is not there)"
+            Path(runtime) / SOCKET_NAME, f"$RUNTIME_DIRECTORY; {system_dir} is not there"
         )
     xdg = env.get("XDG_RUNTIME_DIR", "")
     if xdg and Path(xdg).is_absolute() and Path(xdg).is_dir():
         return LiveSocketPlace(
             Path(xdg) / "doorbell" / SOCKET_NAME,
-            f"$XDG_RUNTIME_DIR/doorbell ({system_dir} is not there)",
+            f"$XDG_RUNTIME_DIR/doorbell; {system_dir} is not there",
             fallback=True,
         )
     return LiveSocketPlace(
         config.data_dir / "run" / SOCKET_NAME,
-        f"under the data dir ({system_dir} is not there, no $XDG_RUNTIME_DIR)",
+        f"under the data dir; {system_dir} is not there, nor $XDG_RUNTIME_DIR",
         fallback=True,
     )
 
