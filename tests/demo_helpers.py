@@ -143,19 +143,30 @@ class Browser:
         if status != 302:
             raise AssertionError(f"unlock answered {status}")
 
-    def open_stream(self, path: str) -> tuple[http.client.HTTPSConnection, bytes]:
-        """Start a streaming GET and read its first bytes; the caller leaves it open or drops it."""
-        connection = self.connect()
-        connection.request("GET", path, headers=self._headers())
-        response = connection.getresponse()
-        if response.status != 200:
-            raise AssertionError(f"{path} answered {response.status}")
-        return connection, response.read1(64) if hasattr(response, "read1") else b""
+    def open_stream(self, path: str) -> tuple[ssl.SSLSocket, bytes]:
+        """Start a streaming GET and read its first bytes; the caller keeps it or drops it
+        (``close()`` without a TLS goodbye: a browser leaving mid-stream)."""
+        sock = self.open_wait(path)
+        first = b""
+        while b"\r\n\r\n" not in first:
+            piece = sock.recv(4096)
+            if not piece:
+                break
+            first += piece
+        head, _, body = first.partition(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.1 200"):
+            sock.close()
+            raise AssertionError(f"{path} answered {head[:60]!r}")
+        return sock, body or sock.recv(64)
 
     def open_wait(self, path: str) -> ssl.SSLSocket:
         """Send a GET and do not read the answer (a long poll in progress)."""
         raw = socket.create_connection(("127.0.0.1", self.port), timeout=10)
-        sock = self.context.wrap_socket(raw)
+        try:
+            sock = self.context.wrap_socket(raw)
+        except BaseException:
+            raw.close()
+            raise
         cookie = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\n\r\n".encode())
         return sock
