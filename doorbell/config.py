@@ -215,7 +215,11 @@ class WebConfig:
 
 @dataclass(frozen=True)
 class LiveConfig:
-    socket_path: str = _key("/run/doorbell/live.sock", "unix socket between recorder and web UI")
+    socket_path: str = _key(
+        "/run/doorbell/live.sock",
+        "unix socket between recorder and web UI; the default, without /run/doorbell, moves to "
+        "$RUNTIME_DIRECTORY, $XDG_RUNTIME_DIR/doorbell or <data_dir>/run (`doorbell doctor`)",
+    )
     socket_group: str = _key(
         "", "group allowed to connect to the live socket (the web user's); empty: the recorder's"
     )

@@ -1,10 +1,11 @@
 """`doorbell doctor`: is this doorbell healthy? A list of checks, each pass, warn or fail.
 
 Checks: configuration, camera delivers a frame, systemd units active, data-dir and key file
-modes, free space, clock synchronised, TLS certificate and its fingerprint, audit log
-verifies, and no outbound connection held by a doorbell process. A check that cannot be
-made here (no systemd, no timedatectl) warns instead of failing; any fail makes the command
-exit non-zero. Reads only; changes nothing, decrypts nothing.
+modes, where the live socket is (and why there), free space, clock synchronised, TLS
+certificate and its fingerprint, audit log verifies, and no outbound connection held by a
+doorbell process. A check that cannot be made here (no systemd, no timedatectl) warns
+instead of failing; any fail makes the command exit non-zero. Reads only; changes nothing,
+decrypts nothing.
 """
 
 from __future__ import annotations
@@ -120,6 +121,20 @@ def check_modes(data_dir: Path) -> Check:
     return Check("file modes", PASS, "keys and data dir have safe modes")
 
 
+def check_live_socket(config: Config, *, system_dir: Path | None = None) -> Check:
+    """Where the live socket between recorder and web UI is, and why there."""
+    from doorbell.live.socketpath import resolve_live_socket
+
+    if system_dir is None:
+        place = resolve_live_socket(config)
+    else:
+        place = resolve_live_socket(config, system_dir=system_dir)
+    detail = f"{place.path} ({place.reason})"
+    if not place.fallback and not place.path.parent.is_dir():
+        return Check("live socket", FAIL, f"{detail}: directory {place.path.parent} is missing")
+    return Check("live socket", PASS, detail)
+
+
 def check_free_space(config: Config) -> Check:
     from doorbell.store import free_bytes
 
@@ -232,6 +247,7 @@ def run_checks(config: Config) -> list[Check]:
         lambda: check_camera(config),
         check_units,
         lambda: check_modes(data_dir),
+        lambda: check_live_socket(config),
         lambda: check_free_space(config),
         check_time,
         lambda: check_tls(data_dir),

@@ -97,3 +97,7 @@ class RequestError(DoorbellError, ValueError):
 
 class NotPermitted(DoorbellError, PermissionError):
     """The caller may not do this (no session, wrong token, expired, over a limit)."""
+
+
+class Cancelled(DoorbellError, RuntimeError):
+    """Work stopped before it finished because the process is shutting down."""

@@ -78,9 +78,12 @@ def recorder_from_config(
         publisher = None
         if live:
             from doorbell.live import LivePublisher
+            from doorbell.live.socketpath import prepare_live_socket_dir, resolve_live_socket
 
+            place = resolve_live_socket(config)
+            prepare_live_socket_dir(place)
             publisher = stack.enter_context(
-                LivePublisher(Path(config.live.socket_path), group=config.live.socket_group or None)
+                LivePublisher(place.path, group=config.live.socket_group or None)
             )
         detector = MotionDetector(config.motion, (camera.lores_width, camera.lores_height))
         recorder_box: list[Recorder] = []
@@ -151,6 +154,44 @@ def recorder(config_path: Path | None, data_dir: Path | None, no_live: bool) -> 
     the chime and the UI's ring notification). With the file camera and realtime = false it
     processes the file as fast as it can and exits 0 at its end.
     """
+    # A ring may come at any moment (the demo forwards Enter as SIGUSR1): catch it first,
+    # before anything slow, and hold it until the recorder exists. The demo starts us with
+    # SIGUSR1 blocked, so one sent even earlier waits here instead of killing the process.
+    rings = _EarlyRings()
+    previous_usr1 = signal.signal(signal.SIGUSR1, rings.handle)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
+    try:
+        code, rec = _run_recorder(config_path, data_dir, no_live, rings)
+    finally:
+        signal.signal(signal.SIGUSR1, previous_usr1)
+    clips = len(rec.sealed_clips)
+    click.echo(f"recorder: stopped after {rec.frames_processed} frames, {clips} clip(s)")
+    sys.exit(code)
+
+
+class _EarlyRings:
+    """SIGUSR1 before the recorder exists is remembered; afterwards it rings at once."""
+
+    def __init__(self) -> None:
+        self.pending = 0
+        self.ring: Callable[[], None] | None = None
+
+    def handle(self, _signum: int, _frame: object) -> None:
+        if self.ring is None:
+            self.pending += 1
+        else:
+            self.ring()
+
+    def attach(self, ring: Callable[[], None]) -> None:
+        self.ring = ring
+        if self.pending:
+            self.pending = 0
+            ring()
+
+
+def _run_recorder(
+    config_path: Path | None, data_dir: Path | None, no_live: bool, rings: _EarlyRings
+) -> tuple[int, Any]:
     from doorbell import service
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -172,13 +213,11 @@ def recorder(config_path: Path | None, data_dir: Path | None, no_live: bool) -> 
             sig: signal.signal(sig, lambda *_: rec.stop())
             for sig in (signal.SIGTERM, signal.SIGINT)
         }
-        signal.signal(signal.SIGUSR1, lambda *_: rec.ring())
+        rings.attach(rec.ring)
         try:
             code = rec.run()
         finally:
+            rings.ring = None
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-            signal.signal(signal.SIGUSR1, signal.SIG_DFL)
-    clips = len(rec.sealed_clips)
-    click.echo(f"recorder: stopped after {rec.frames_processed} frames, {clips} clip(s)")
-    sys.exit(code)
+    return code, rec

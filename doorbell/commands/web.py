@@ -9,7 +9,11 @@ Threads serve concurrent requests (cheroot's pool); decryption releases the GIL 
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
+import os
+import socket
 import threading
 from pathlib import Path
 from typing import Any
@@ -24,6 +28,8 @@ log = logging.getLogger(__name__)
 
 #: Worker threads: a few browsers, each with a handful of parallel requests, plus live streams.
 THREADS = 24
+#: Seconds the workers get to finish their responses at shutdown before connections are cut.
+STOP_GRACE_S = 1.5
 
 
 def build_server(app: Any, config: Config, data_dir: Path, *, port: int | None = None) -> Any:
@@ -36,6 +42,7 @@ def build_server(app: Any, config: Config, data_dir: Path, *, port: int | None =
     from cheroot.ssl.builtin import BuiltinSSLAdapter
 
     from doorbell.tls import CERT_FILE, KEY_FILE, TLS_DIR
+    from doorbell.ui.serverlog import quiet_server_errors
 
     address = (config.web.bind, config.web.port if port is None else port)
     server = wsgi.Server(
@@ -53,6 +60,7 @@ def build_server(app: Any, config: Config, data_dir: Path, *, port: int | None =
             if not path.is_file():
                 raise KeyFileError(f"{path}: missing; run `doorbell init` (or set web.tls = false)")
         server.ssl_adapter = BuiltinSSLAdapter(str(cert), str(key))
+    quiet_server_errors(server)  # client disconnects: one DEBUG line, no traceback
     return server
 
 
@@ -68,9 +76,12 @@ def serve(server: Any, stop: threading.Event, *, ready: Any = None, stopping: An
     """Run ``server`` on a named thread until ``stop`` is set, then stop it and join.
 
     ``ready()`` is called once the socket listens, ``stopping()`` when shutdown begins.
-    Raises :class:`UsageError` if the server thread dies on its own.
+    Raises :class:`UsageError` if the address is in use or the server thread dies on its own.
     """
-    server.prepare()
+    try:
+        server.prepare()
+    except OSError as error:
+        raise UsageError(_bind_problem(server.bind_addr, error)) from None
     if ready is not None:
         ready()
     thread = threading.Thread(target=server.serve, name="web-server", daemon=False)
@@ -82,8 +93,52 @@ def serve(server: Any, stop: threading.Event, *, ready: Any = None, stopping: An
     finally:
         if stopping is not None:
             stopping()
-        server.stop()
+        _stop_within(server, STOP_GRACE_S)
         thread.join()
+
+
+def _stop_within(server: Any, grace_s: float) -> None:
+    """``server.stop()``, cutting the connections still busy after ``grace_s`` seconds.
+
+    A worker blocked sending to a client that stopped reading (a paused video keeps its
+    connection open with a full window) would hold cheroot's stop for the socket timeout;
+    shutting that connection down makes its send fail at once.
+    """
+    # cheroot keeps no public list of busy connections; its thread pool's workers hold
+    # them (and stop() empties that list: take it first)
+    workers = list(getattr(server.requests, "_threads", ()))
+    stopper = threading.Thread(target=server.stop, name="web-server-stop", daemon=False)
+    stopper.start()
+    stopper.join(grace_s)
+    if stopper.is_alive():
+        for worker in workers:
+            connection = getattr(worker, "conn", None)
+            if connection is not None:
+                _shut_down(connection.socket)
+        stopper.join()
+
+
+def _shut_down(sock: Any) -> None:
+    """Shut a (TLS) connection down from another thread, through a duplicate descriptor:
+    the TLS object of the thread using it is left alone, its next send or receive fails."""
+    try:
+        duplicate = socket.socket(fileno=os.dup(sock.fileno()))
+    except OSError:
+        return  # already closed
+    with duplicate, contextlib.suppress(OSError):
+        duplicate.shutdown(socket.SHUT_RDWR)
+
+
+def _bind_problem(address: Any, error: OSError) -> str:
+    """One line for a listening socket that could not be made (usually: port in use)."""
+    host, port = (address[0], address[1]) if isinstance(address, tuple) else (address, "")
+    if "in use" in str(error) or error.errno == errno.EADDRINUSE:
+        return (
+            f"port {port} on {host} is already in use (another doorbell web or demo?): "
+            "stop it, or choose another port (web.port in the configuration, --port for "
+            "`doorbell demo`)"
+        )
+    return f"cannot listen on {host} port {port}: {error}"
 
 
 @click.command("web")
@@ -115,6 +170,12 @@ def web(config_path: Path | None, data_dir: Path | None) -> None:
     def stopping() -> None:
         if notifier is not None:
             notifier.stopping("locking every session and stopping")
+        # Lock first: the shutdown is audited (web.locked) before anything can hang; the
+        # live event streams end when their session locks, and the frame polls when the
+        # live feed closes, so every worker is free before the server waits for them.
+        state.sessions.lock_all("shutdown")
+        if state.live is not None:
+            state.live.close()  # wakes the frame long polls
 
     try:
         server = build_server(app, config, config.data_dir)

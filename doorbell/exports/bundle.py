@@ -299,20 +299,26 @@ def build_bundle(
                 tar = tarfile.open(  # noqa: SIM115
                     fileobj=cast(BinaryIO, writer), mode="w|", format=tarfile.USTAR_FORMAT
                 )
-                manifest_sha256 = _write_contents(
-                    tar,
-                    registry,
-                    store,
-                    audit,
-                    request,
-                    clips,
-                    identity,
-                    cosigning_key,
-                    report,
-                    total,
-                    checkpoint_wait_s,
-                    sleep,
-                )
+                try:
+                    manifest_sha256 = _write_contents(
+                        tar,
+                        registry,
+                        store,
+                        audit,
+                        request,
+                        clips,
+                        identity,
+                        cosigning_key,
+                        report,
+                        total,
+                        checkpoint_wait_s,
+                        sleep,
+                    )
+                except BaseException:
+                    # Abandon the tar stream: left open, its __del__ would write the end of
+                    # the archive into the closed age writer (an "Exception ignored" trace).
+                    _abandon_stream(tar)
+                    raise
                 tar.close()
             handle.flush()
             os.fsync(handle.fileno())
@@ -330,6 +336,12 @@ def build_bundle(
     )
     report("done", total, total)
     return result
+
+
+def _abandon_stream(tar: tarfile.TarFile) -> None:
+    stream = tar.fileobj
+    if stream is not None and hasattr(stream, "closed"):
+        stream.closed = True  # tarfile._Stream: close() and __del__ then write nothing
 
 
 def _write_contents(

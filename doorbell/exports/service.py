@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from doorbell.errors import AuditError, RequestError, StorageError
+from doorbell.errors import AuditError, Cancelled, RequestError, StorageError
 from doorbell.exports.bundle import BundleResult, ProgressCallback, build_bundle
 from doorbell.exports.core import ExportRequest
 
@@ -242,6 +242,7 @@ class BundleJobs:
         self.work_factor = work_factor or registry.config.passphrase_work_factor
         self._jobs: dict[str, tuple[threading.Thread, JobProgress]] = {}
         self._lock = threading.Lock()
+        self._cancelled = threading.Event()
 
     def start(
         self, request_id: str, *, identity: Any, cosigning_key: Any, passphrase: str | None = None
@@ -250,6 +251,7 @@ class BundleJobs:
         progress = JobProgress()
 
         def report(stage: str, done: int, total: int) -> None:
+            self._raise_if_cancelled()
             progress.stage, progress.done, progress.total = stage, done, total
 
         def run() -> None:
@@ -265,6 +267,7 @@ class BundleJobs:
                     work_factor=self.work_factor,
                     progress=report,
                     checkpoint_wait_s=self.registry.config.checkpoint_wait_s,
+                    sleep=self._sleep,
                 )
             except Exception as exc:  # reported on the page and in the audit log
                 progress.error = f"{type(exc).__name__}: {exc}"
@@ -280,6 +283,23 @@ class BundleJobs:
         with self._lock:
             job = self._jobs.get(request_id)
         return None if job is None else job[1].as_dict()
+
+    def cancel(self) -> None:
+        """Stop every running build at its next step (the web UI is shutting down).
+
+        Each stops with :class:`Cancelled`: its temporary file is removed and the bundle is
+        marked failed, audited, as any failed build is.
+        """
+        self._cancelled.set()
+
+    def _raise_if_cancelled(self) -> None:
+        if self._cancelled.is_set():
+            raise Cancelled("the web UI stopped while this bundle was being built")
+
+    def _sleep(self, seconds: float) -> None:
+        """``time.sleep`` for the builds, cut short by :meth:`cancel`."""
+        self._cancelled.wait(seconds)
+        self._raise_if_cancelled()
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for every running build (shutdown, tests)."""

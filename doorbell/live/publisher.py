@@ -242,7 +242,8 @@ class LivePublisher:
         sock.setblocking(False)
         with self._lock:
             self._connections.append(_Connection(sock, self._clock()))
-        log.info("live subscriber connected (%d now)", self.subscriber_count)
+        # the web UI connecting is routine (a live page opened): not worth a terminal line
+        log.debug("live subscriber connected (%d now)", self.subscriber_count)
 
     def _check_peer(self, connection: _Connection) -> None:
         try:
@@ -299,7 +300,8 @@ class LivePublisher:
             self._connections.remove(connection)
             if reason != "disconnected":
                 self.dropped_subscribers += 1
-            log.info("live subscriber %s; dropped", reason)
+            level = logging.DEBUG if reason == "disconnected" else logging.INFO
+            log.log(level, "live subscriber %s; dropped", reason)
             self._dead.append(connection)
 
 

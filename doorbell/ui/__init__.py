@@ -176,6 +176,7 @@ def create_app(
     the data dir; ``live`` to a subscriber of ``config.live.socket_path`` (started lazily).
     Raises :class:`doorbell.errors.StorageError` if the data dir or its index is unusable.
     """
+    from doorbell.live.socketpath import resolve_live_socket
     from doorbell.settingsfile import with_owner_settings
     from doorbell.store import Store
     from doorbell.ui import audit, auth, events, settings
@@ -236,7 +237,7 @@ def create_app(
         throttle=UnlockThrottle(clock),
         limiter=limiter,
         timeline=TimelineIndex(root),
-        live=live if live is not None else live_view.LiveHub(config.live.socket_path),
+        live=live if live is not None else live_view.LiveHub(str(resolve_live_socket(config).path)),
         tls_fingerprint=_tls_fingerprint(root),
     )
     app.extensions["doorbell"] = state

@@ -70,7 +70,9 @@ class ExportsState:
         self.preview_gate = threading.BoundedSemaphore(1)
 
     def close(self) -> None:
+        """Stop the sweeper and running bundle builds (each marked failed, audited); close."""
         self.sweeper.stop()
+        self.jobs.cancel()  # a build may wait up to a minute for a checkpoint: not at shutdown
         self.jobs.join()
         self.registry.close()
 
