@@ -236,3 +236,36 @@ def test_ctrl_c_with_a_paused_video_and_a_bundle_building_stops_in_5_s(tmp_path:
     ]
     built = [e for e in actions if e["action"] in ("export.bundle_ready", "export.bundle_failed")]
     assert built, "the bundle either finished or was stopped, audited either way"
+
+
+def _children(pid: int) -> list[int]:
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return [int(part) for part in text.split()]
+
+
+def test_children_die_with_a_demo_killed_outright(tmp_path: Path) -> None:
+    """SIGKILL to the demo (a closed terminal, an OOM kill): no recorder or web server is left
+    running behind it (they sit in their own process groups, so nothing else would stop them)."""
+    demo = DemoOnATerminal("--data-dir", str(tmp_path / "demo"), "--port", str(free_port()), *SMALL)
+    try:
+        demo.wait_for(BANNER_END)
+        children = _children(demo.process.pid)
+        assert len(children) == 2, demo.output
+        demo.process.kill()
+        demo.process.wait()
+        deadline = time.monotonic() + 10
+        alive = children
+        while alive and time.monotonic() < deadline:
+            time.sleep(0.1)
+            alive = [pid for pid in children if _running(pid)]
+    finally:
+        demo.close()
+    assert alive == [], f"children {alive} outlived the demo"
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"

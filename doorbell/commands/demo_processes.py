@@ -9,10 +9,14 @@
   action (terminate); the recorder unblocks it once its handler is in place.
 * **Ctrl-C is the demo's.** Children run in their own process group with stdin closed: the
   terminal's SIGINT reaches only the demo, which stops both with SIGTERM and a deadline.
+* **They never outlive the demo.** Each child asks the kernel for SIGTERM when the demo dies
+  (``PR_SET_PDEATHSIG``), so a demo killed outright (SIGKILL, a closed terminal) leaves no
+  recorder or web server running behind it.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import secrets
 import select
@@ -43,6 +47,16 @@ class Child:
     messages: list[str] = field(default_factory=list)
 
 
+#: prctl(2) option: the signal this process gets when its parent dies (Linux).
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the demo dies. Best effort off Linux."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
 def _notify_socket(name: str) -> tuple[socket.socket, str]:
     """A datagram socket in the abstract namespace (no file) and its $NOTIFY_SOCKET value."""
     label = f"doorbell-demo-{os.getpid()}-{name}-{secrets.token_hex(4)}"
@@ -53,7 +67,8 @@ def _notify_socket(name: str) -> tuple[socket.socket, str]:
 
 
 def start_child(name: str, argv: list[str], env: Mapping[str, str] | None = None) -> Child:
-    """Start ``argv`` with its own notify socket, SIGUSR1 blocked, its own process group."""
+    """Start ``argv`` with its own notify socket, SIGUSR1 blocked, its own process group,
+    and SIGTERM when the demo dies."""
     sock, address = _notify_socket(name)
     child_env = dict(os.environ if env is None else env)
     child_env["NOTIFY_SOCKET"] = address
@@ -61,7 +76,13 @@ def start_child(name: str, argv: list[str], env: Mapping[str, str] | None = None
         child_env.pop(inherited, None)
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
     try:
-        process = subprocess.Popen(argv, env=child_env, stdin=subprocess.DEVNULL, process_group=0)
+        process = subprocess.Popen(
+            argv,
+            env=child_env,
+            stdin=subprocess.DEVNULL,
+            process_group=0,
+            preexec_fn=_die_with_parent,  # only prctl between fork and exec: no locks
+        )
     except OSError:
         sock.close()
         raise
