@@ -85,11 +85,12 @@ class SshServer:
         return f"sftp://root@127.0.0.1:{self.port}{path}"
 
     def start(self) -> None:
-        self.process = subprocess.Popen(
-            [self.sshd, "-D", "-e", "-f", str(self.config)],
-            stdout=subprocess.DEVNULL,
-            stderr=open(self.directory / "sshd.log", "ab"),  # noqa: SIM115 - kept by Popen
-        )
+        with open(self.directory / "sshd.log", "ab") as log:  # the child keeps its own copy
+            self.process = subprocess.Popen(
+                [self.sshd, "-D", "-e", "-f", str(self.config)],
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
