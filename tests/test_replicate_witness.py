@@ -56,11 +56,11 @@ def add_clips(data_dir: Path, vault: FakeVault, count: int, offset_s: float = 0.
             made.append(
                 make_clip(store, [vault.identity.recipient], T0 + offset_s + 60 * n, seed=n)
             )
-    with AuditLog.open(data_dir, signer=load_device_signer(data_dir / "keys")) as log:
-        with Store.open(data_dir) as store:
-            for clip_id in made:
-                clip = store.get_clip(clip_id)
-                log.append("recorder", "clip.sealed", clip_id, {"sha256": clip.sha256 or ""})
+    signer = load_device_signer(data_dir / "keys")
+    with AuditLog.open(data_dir, signer=signer) as log, Store.open(data_dir) as store:
+        for clip_id in made:
+            clip = store.get_clip(clip_id)
+            log.append("recorder", "clip.sealed", clip_id, {"sha256": clip.sha256 or ""})
     return made
 
 
