@@ -94,8 +94,8 @@ class SshServer:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                log = (self.directory / "sshd.log").read_text(errors="replace")
-                raise AssertionError(f"sshd exited at start:\n{log}")
+                output = (self.directory / "sshd.log").read_text(errors="replace")
+                raise AssertionError(f"sshd exited at start:\n{output}")
             with (
                 contextlib.suppress(OSError),
                 socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock,
