@@ -11,6 +11,7 @@ import contextlib
 import io
 import os
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -268,7 +269,7 @@ def test_sftp_survives_a_killed_server_mid_clip(
 ) -> None:
     data_dir, vault = world
     add_clip(data_dir, vault)
-    big = add_raw_clip(data_dir, 24 * 1024 * 1024, offset_s=120)
+    big = add_raw_clip(data_dir, 10 * 1024 * 1024, offset_s=120)
     remote = tmp_path / "remote"
     remote.mkdir()
     replicator = Replicator(
@@ -289,12 +290,12 @@ def test_sftp_survives_a_killed_server_mid_clip(
         with Store.open(data_dir) as store:
             big_path = remote / store.get_clip(big).path
         deadline = time.monotonic() + 60
-        while not (big_path.exists() and big_path.stat().st_size > 2 * 1024 * 1024):
+        while not (big_path.exists() and big_path.stat().st_size > 1024 * 1024):
             assert time.monotonic() < deadline, "the copy never started"
             time.sleep(0.01)
         sshd.kill()  # mid-clip
         cut_at = big_path.stat().st_size
-        assert 0 < cut_at < 24 * 1024 * 1024
+        assert 0 < cut_at < 10 * 1024 * 1024
         time.sleep(1.0)  # a few failed reconnects
         add_clip(data_dir, vault, 300, seed=2)  # recorded while the copy is down
         sshd.start()
@@ -391,3 +392,55 @@ def test_the_copy_refuses_to_follow_a_rolled_back_log(
     assert "rolled back" in replicator.state.status.witness_conflict
     assert (copy / layout.ENTRIES_FILE).read_bytes() == before  # the witness is untouched
     assert actions(data_dir) == ["replicate.witness_conflict"]
+
+
+def test_a_hung_destination_never_blocks_the_recorder(
+    world: tuple[Path, FakeVault], sshd: SshServer, tmp_path: Path
+) -> None:
+    data_dir, vault = world
+    add_clip(data_dir, vault)
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    replicator = Replicator(data_dir, sftp_connector(sshd, remote, timeout_s=20.0))
+    replicator.sync()
+    add_raw_clip(data_dir, 8 * 1024 * 1024, offset_s=60)  # a backlog to be busy with
+    assert sshd.process is not None
+    sessions = subprocess.run(
+        ["pgrep", "-P", str(sshd.process.pid)], capture_output=True, text=True, check=False
+    ).stdout.split()
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=replicator.run, args=(stop,), kwargs={"interval_s": 0.1}, name="test-replicator"
+    )
+    for pid in [sshd.process.pid, *map(int, sessions)]:
+        os.kill(pid, signal.SIGSTOP)  # the NAS hangs: TCP stays open, nothing answers
+    thread.start()
+    try:
+        time.sleep(0.5)
+        assert thread.is_alive()
+        # The recorder meanwhile: a whole clip, its index rows and signed audit entries.
+        started = time.monotonic()
+        clip_id = add_raw_clip(data_dir, 2 * 1024 * 1024, offset_s=120)
+        with AuditLog.open(data_dir, signer=load_device_signer(data_dir / "keys")) as log:
+            for _ in range(20):
+                log.append("recorder", "clip.sealed", clip_id, {"sha256": "0" * 64})
+            log.checkpoint()
+        took = time.monotonic() - started
+        assert took < 3.0, f"the recorder took {took:.1f} s while the copy hung"
+    finally:
+        for pid in [sshd.process.pid, *map(int, sessions)]:
+            os.kill(pid, signal.SIGCONT)
+    try:
+        deadline = time.monotonic() + 60
+        while not (
+            replicator.state.status.connected
+            and replicator.state.clips
+            and all(p.done for p in replicator.state.clips.values())
+            and replicator.state.status.bytes_behind == 0
+        ):
+            assert time.monotonic() < deadline, replicator.state.status
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert_same_copy(data_dir, remote)

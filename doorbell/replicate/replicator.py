@@ -237,14 +237,15 @@ class Replicator:
     def _sync_with(self, dest: Destination, index: sqlite3.Connection) -> PassReport:
         if not self._verified:
             self._start_copy(dest)
-        rows = {row["id"]: row for row in index.execute("SELECT * FROM clips ORDER BY started_at")}
+        query = "SELECT * FROM clips ORDER BY started_at"
+        rows = {row["id"]: row for row in index.execute(query).fetchall()}
         live = [r for r in rows.values() if not r["sealed"]]
         for row in reversed(live):  # newest first: the clip being recorded right now
             self._copy_clip(dest, row, budget=None)
         self._copy_audit(dest)
         for row in rows.values():
             self._copy_row(dest, row)
-        for row in index.execute("SELECT * FROM events ORDER BY started_at"):
+        for row in index.execute("SELECT * FROM events ORDER BY started_at").fetchall():
             data = _row_json(row)
             digest = _digest(data)
             if self.state.events.get(row["id"]) != digest:
@@ -350,17 +351,24 @@ class Replicator:
     # --- the log ------------------------------------------------------------------------------
 
     def _copy_audit(self, dest: Destination) -> None:
+        """Entries, then the checkpoints and cosignatures they cover, then the anchor.
+
+        Every database read finishes before the network is touched (a hung destination
+        never keeps a read snapshot open on the recorder's WAL), and a checkpoint goes to
+        the copy only once its entries are there, so the copy always verifies.
+        """
         if not (self.data_dir / AUDIT_DB_FILE).exists():
             return
         conn = self._open_ro(AUDIT_DB_FILE)
         try:
-            conn.execute("BEGIN")  # one snapshot: checkpoints never name unseen entries
-            self._check_witness(dest, conn)
+            local_size = conn.execute("SELECT size FROM tree WHERE id = 0").fetchone()[0]
+            self._check_witness(dest, conn, local_size)
             if self.state.status.witness_conflict:
                 return
             self._copy_entries(dest, conn)
-            query = "SELECT size, note FROM checkpoints WHERE size > ? ORDER BY size"
-            for size, note in conn.execute(query, (self.state.checkpoint_size,)).fetchall():
+            query = "SELECT size, note FROM checkpoints WHERE size > ? AND size <= ? ORDER BY size"
+            limits = (self.state.checkpoint_size, self.state.entries)
+            for size, note in conn.execute(query, limits).fetchall():
                 path = layout.checkpoint_path(size)
                 if dest.size(path) is None:
                     dest.replace(path, bytes(note))
@@ -370,26 +378,27 @@ class Replicator:
                 "SELECT id, size, timestamp, cosigner_vkey, note FROM cosignatures"
                 " WHERE id > ? ORDER BY id"
             )
-            for row_id, size, stamp, _vkey, note in conn.execute(
-                query, (self.state.cosignature_id,)
-            ).fetchall():
-                key_id = parse_note(bytes(note)).signatures[-1].key_id.hex()
-                path = f"{layout.COSIGNATURES_DIR}/{size}-{stamp}-{key_id}.note"
-                if dest.size(path) is None:
-                    dest.replace(path, bytes(note))
-                self.state.cosignature_id = row_id
-                self._dirty = True
+            rows = conn.execute(query, (self.state.cosignature_id,)).fetchall()
             vkeys: list[str] = []
             for (vkey,) in conn.execute("SELECT cosigner_vkey FROM cosignatures ORDER BY id"):
                 if vkey not in vkeys:
                     vkeys.append(vkey)
-            listing = "".join(v + "\n" for v in vkeys).encode()
-            if _digest(listing) != self.state.cosigners_digest:
-                dest.replace(layout.COSIGNERS_FILE, listing)
-                self.state.cosigners_digest = _digest(listing)
-                self._dirty = True
         finally:
             conn.close()
+        for row_id, size, stamp, _vkey, note in rows:
+            if size > self.state.entries:
+                break  # its entries are not on the copy yet: next pass
+            key_id = parse_note(bytes(note)).signatures[-1].key_id.hex()
+            path = f"{layout.COSIGNATURES_DIR}/{size}-{stamp}-{key_id}.note"
+            if dest.size(path) is None:
+                dest.replace(path, bytes(note))
+            self.state.cosignature_id = row_id
+            self._dirty = True
+        listing = "".join(v + "\n" for v in vkeys).encode()
+        if _digest(listing) != self.state.cosigners_digest:
+            dest.replace(layout.COSIGNERS_FILE, listing)
+            self.state.cosigners_digest = _digest(listing)
+            self._dirty = True
         anchor = self.data_dir / layout.ANCHOR_COPY
         if anchor.exists():
             data = anchor.read_bytes()
@@ -398,13 +407,12 @@ class Replicator:
                 self.state.anchor_digest = _digest(data)
                 self._dirty = True
 
-    def _check_witness(self, dest: Destination, conn: sqlite3.Connection) -> None:
+    def _check_witness(self, dest: Destination, conn: sqlite3.Connection, local_size: int) -> None:
         """The copy's entries must be a prefix of this device's log; otherwise stop copying
         the log (never overwrite the witness) and report it once. The size is compared on
         every pass, the last copied entry's bytes once per connection."""
         if self.state.status.witness_conflict or self.state.entries == 0:
             return
-        local_size = conn.execute("SELECT size FROM tree WHERE id = 0").fetchone()[0]
         problem = ""
         if local_size < self.state.entries:
             problem = (
