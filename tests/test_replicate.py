@@ -383,6 +383,10 @@ def test_the_copy_refuses_to_follow_a_rolled_back_log(
     copy.mkdir()
     Replicator(data_dir, lambda: LocalDestination(copy)).sync()
     before = (copy / layout.ENTRIES_FILE).read_bytes()
+    true_log = tmp_path / "true-audit.sqlite3"
+    with AuditLog.open(data_dir) as log:
+        log._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    shutil.copy(data_dir / "audit.sqlite3", true_log)
     for suffix in ("-wal", "-shm"):
         (data_dir / f"audit.sqlite3{suffix}").unlink(missing_ok=True)
     shutil.copy(old_log, data_dir / "audit.sqlite3")  # the SD card rolled back
@@ -392,6 +396,33 @@ def test_the_copy_refuses_to_follow_a_rolled_back_log(
     assert "rolled back" in replicator.state.status.witness_conflict
     assert (copy / layout.ENTRIES_FILE).read_bytes() == before  # the witness is untouched
     assert actions(data_dir) == ["replicate.witness_conflict"]
+    # The owner puts the true log back: the conflict clears and the copy goes on.
+    for suffix in ("-wal", "-shm"):
+        (data_dir / f"audit.sqlite3{suffix}").unlink(missing_ok=True)
+    shutil.copy(true_log, data_dir / "audit.sqlite3")
+    replicator.sync()
+    assert replicator.state.status.witness_conflict == ""
+    # (the conflict entry was appended to the rolled-back log, which is gone now)
+    assert actions(data_dir) == ["replicate.witness_resolved"]
+    replicator.sync()
+    assert_same_copy(data_dir, copy)
+
+
+def test_a_new_destination_gets_a_whole_new_copy(
+    world: tuple[Path, FakeVault], tmp_path: Path
+) -> None:
+    data_dir, vault = world
+    add_clip(data_dir, vault)
+    first, second = tmp_path / "usb", tmp_path / "nas"
+    first.mkdir()
+    second.mkdir()
+    Replicator(data_dir, lambda: LocalDestination(first), description=str(first)).close()
+    replicator = Replicator(data_dir, lambda: LocalDestination(first), description=str(first))
+    replicator.sync()
+    replicator.close()
+    replicator = Replicator(data_dir, lambda: LocalDestination(second), description=str(second))
+    replicator.sync()
+    assert_same_copy(data_dir, second)
 
 
 def test_a_hung_destination_never_blocks_the_recorder(

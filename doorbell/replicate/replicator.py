@@ -108,6 +108,13 @@ class Replicator:
         self.delete_delay_s = delete_delay_s
         self.backlog_bytes_per_pass = backlog_bytes_per_pass
         self.state: ReplicationState = load_state(self.data_dir)
+        if description and self.state.status.destination not in ("", description):
+            log.warning(
+                "destination changed from %s to %s: starting a new copy",
+                self.state.status.destination,
+                description,
+            )
+            self.state = ReplicationState()
         self.state.status.destination = description
         self._destination: Destination | None = None
         self._verified = False
@@ -410,16 +417,18 @@ class Replicator:
     def _check_witness(self, dest: Destination, conn: sqlite3.Connection, local_size: int) -> None:
         """The copy's entries must be a prefix of this device's log; otherwise stop copying
         the log (never overwrite the witness) and report it once. The size is compared on
-        every pass, the last copied entry's bytes once per connection."""
-        if self.state.status.witness_conflict or self.state.entries == 0:
+        every pass, the last copied entry's bytes once per connection (every pass while in
+        conflict, so a conflict clears itself when the device's true log is put back)."""
+        if self.state.entries == 0:
             return
+        conflict = self.state.status.witness_conflict
         problem = ""
         if local_size < self.state.entries:
             problem = (
                 f"the copy holds {self.state.entries} log entries but this device only "
                 f"{local_size}: the device's log was rolled back"
             )
-        elif not self._tail_checked:
+        elif conflict or not self._tail_checked:
             self._tail_checked = True
             row = conn.execute(
                 "SELECT leaf FROM entries WHERE idx = ?", (self.state.entries - 1,)
@@ -431,11 +440,15 @@ class Replicator:
                     f"entry {self.state.entries - 1} on the copy differs from this device's: "
                     "the device's log was rewritten (forked)"
                 )
-        if problem:
+        if problem and not conflict:
             log.error("witness conflict: %s", problem)
+            self._record("replicate.witness_conflict", {"reason": problem})
+        elif conflict and not problem:
+            log.warning("witness conflict resolved: the device's log extends the copy again")
+            self._record("replicate.witness_resolved", {"was": conflict[:500]})
+        if bool(problem) != bool(conflict):  # the first reason stands until resolved
             self.state.status.witness_conflict = problem
             self._dirty = True
-            self._record("replicate.witness_conflict", {"reason": problem})
 
     def _copy_entries(self, dest: Destination, conn: sqlite3.Connection) -> None:
         while True:
