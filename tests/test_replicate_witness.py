@@ -4,6 +4,7 @@ data dir."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -224,3 +225,28 @@ def test_restore_reports_an_altered_clip_and_refuses_a_forged_log(
     assert run(tmp_path / "r2") == 1
     assert "does not verify" in capsys.readouterr().err
     assert not (tmp_path / "r2" / "index.sqlite3").exists()
+
+
+def test_restore_never_writes_outside_a_clips_own_files(
+    owner: tuple[Path, FakeVault, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data_dir, vault, copy = owner
+    clips = add_clips(data_dir, vault, 1)
+    replicate(data_dir, copy)
+    row_path = copy / layout.clip_row_path(clips[0])
+    row = json.loads(row_path.read_text())
+    row["path"] = "keys/owner.recipients"  # a hostile copy aims at another file
+    row_path.write_text(json.dumps(row))
+    passphrase_file = tmp_path / "passphrase"
+    passphrase_file.write_text(PASSPHRASE + "\n")
+    passphrase_file.chmod(0o600)
+    new = tmp_path / "restored"
+    argv = [
+        "restore", "--from", str(copy), "--data-dir", str(new), "--key-file",
+        str(data_dir / "keys" / "owner.key.age"), "--passphrase-file", str(passphrase_file),
+    ]  # fmt: skip
+    assert main(argv) == 1
+    assert "not this clip's own files" in capsys.readouterr().err
+    assert (new / "keys" / "owner.recipients").read_bytes() == (
+        data_dir / "keys" / "owner.recipients"
+    ).read_bytes()

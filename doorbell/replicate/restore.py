@@ -40,7 +40,7 @@ from doorbell.errors import AuditError, KeyFileError, ReplicationError, StorageE
 from doorbell.fsutil import fsync_dir, write_file_atomic
 from doorbell.replicate import layout
 from doorbell.replicate.destination import Destination
-from doorbell.store import CLIP_ID_PATTERN, Store
+from doorbell.store import CLIP_ID_PATTERN, Store, thumb_relative_path
 
 CHUNK_BYTES = 1024 * 1024
 _CLIP_COLUMNS = (
@@ -133,7 +133,7 @@ def restore(
         write_file_atomic(data_dir / layout.ANCHOR_COPY, anchor, mode=0o640)
     with Store.open(data_dir, clock=clock) as store:
         _restore_clips(dest, store, sealed_hashes, report)
-        _restore_events(dest, store)
+        _restore_events(dest, store, report)
         reconciled = store.reconcile()
     report.interrupted = sorted(set(report.interrupted) | set(reconciled.clips_marked_interrupted))
     return report
@@ -280,10 +280,18 @@ def _restore_clips(
             report.problems.append(f"{clip_id!r}: not a clip id; skipped")
             continue
         relative = str(row.get("path", ""))
+        thumb = row.get("thumb_path")
         try:
-            store.absolute(relative)
-        except StorageError as exc:
-            report.problems.append(f"clip {clip_id}: {exc}; skipped")
+            expected_path = store.clip_relative_path(clip_id, float(row["started_at"]))
+        except (KeyError, TypeError, ValueError, StorageError) as exc:
+            report.problems.append(f"clip {clip_id}: the copy's index row is damaged ({exc})")
+            continue
+        if relative != expected_path or thumb not in (None, thumb_relative_path(clip_id)):
+            # The copy is not trusted: a row may only name the files of its own clip.
+            report.problems.append(
+                f"clip {clip_id}: the copy's index row names {relative!r} / {thumb!r}, not "
+                "this clip's own files; skipped"
+            )
             continue
         try:
             size, sha256 = _download(dest, relative, store.absolute(relative))
@@ -308,7 +316,6 @@ def _restore_clips(
                     )
         if not row.get("sealed"):
             report.interrupted.append(clip_id)
-        thumb = row.get("thumb_path")
         if thumb:
             try:
                 _download(dest, str(thumb), store.absolute(str(thumb)))
@@ -316,16 +323,23 @@ def _restore_clips(
                 report.problems.append(f"clip {clip_id}: thumbnail: {exc}")
                 row = {**row, "thumb_path": None}
         values = [row.get(column) for column in _CLIP_COLUMNS]
-        with store._transaction() as db:
-            db.execute(_INSERT_CLIP, values)
+        try:
+            with store._transaction() as db:
+                db.execute(_INSERT_CLIP, values)
+        except sqlite3.Error as exc:
+            report.problems.append(f"clip {clip_id}: the copy's index row is refused ({exc})")
+            continue
         report.clips += 1
 
 
-def _restore_events(dest: Destination, store: Store) -> None:
+def _restore_events(dest: Destination, store: Store, report: RestoreReport) -> None:
     for row in _rows(dest, layout.EVENT_ROWS_DIR):
         values = [row.get(column) for column in _EVENT_COLUMNS]
-        with store._transaction() as db:
-            db.execute(_INSERT_EVENT, values)
+        try:
+            with store._transaction() as db:
+                db.execute(_INSERT_EVENT, values)
+        except sqlite3.Error as exc:
+            report.problems.append(f"event {row.get('id')}: the copy's row is refused ({exc})")
 
 
 __all__ = ["RestoreReport", "restore"]
