@@ -106,15 +106,25 @@ class SshServer:
             time.sleep(0.05)
         raise AssertionError("sshd did not start listening within 10 s")
 
+    def sessions(self) -> list[int]:
+        """Pids of the per-connection sshd processes (children of the listener), from /proc."""
+        if self.process is None:
+            return []
+        found = []
+        for stat_file in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError):
+                fields = stat_file.read_text().rsplit(")", 1)[1].split()
+                if int(fields[1]) == self.process.pid:
+                    found.append(int(stat_file.parent.name))
+        return found
+
     def kill(self) -> None:
         """SIGKILL the listener and every session it forked (mid-write if one is busy)."""
         if self.process is None:
             return
-        for line in subprocess.run(
-            ["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True, check=False
-        ).stdout.split():
+        for child in self.sessions():
             with contextlib.suppress(ProcessLookupError):
-                os.kill(int(line), signal.SIGKILL)
+                os.kill(child, signal.SIGKILL)
         self.process.kill()
         self.process.wait(timeout=10)
         self.process = None

@@ -436,14 +436,12 @@ def test_a_hung_destination_never_blocks_the_recorder(
     replicator.sync()
     add_raw_clip(data_dir, 8 * 1024 * 1024, offset_s=60)  # a backlog to be busy with
     assert sshd.process is not None
-    sessions = subprocess.run(
-        ["pgrep", "-P", str(sshd.process.pid)], capture_output=True, text=True, check=False
-    ).stdout.split()
+    sessions = sshd.sessions()
     stop = threading.Event()
     thread = threading.Thread(
         target=replicator.run, args=(stop,), kwargs={"interval_s": 0.1}, name="test-replicator"
     )
-    for pid in [sshd.process.pid, *map(int, sessions)]:
+    for pid in [sshd.process.pid, *sessions]:
         os.kill(pid, signal.SIGSTOP)  # the NAS hangs: TCP stays open, nothing answers
     thread.start()
     try:
@@ -459,7 +457,7 @@ def test_a_hung_destination_never_blocks_the_recorder(
         took = time.monotonic() - started
         assert took < 3.0, f"the recorder took {took:.1f} s while the copy hung"
     finally:
-        for pid in [sshd.process.pid, *map(int, sessions)]:
+        for pid in [sshd.process.pid, *sessions]:
             os.kill(pid, signal.SIGCONT)
     try:
         deadline = time.monotonic() + 60

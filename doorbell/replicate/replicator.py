@@ -53,6 +53,8 @@ ENTRIES_PER_WRITE = 2000
 #: How much of the tail already on the copy is compared with the local bytes on resume.
 TAIL_CHECK_BYTES = 4096
 AUDIT_ACTOR = "replicate"
+#: Longest time between two saves of an unchanged state (doctor's "has it run lately").
+STATUS_SAVE_S = 60.0
 
 
 class AuditSink(Protocol):
@@ -187,8 +189,11 @@ class Replicator:
             log.error("cannot audit %s: %s", action, exc)
 
     def _save(self, *, force: bool = False) -> None:
-        if self._dirty or force:
-            self.state.status.updated_at = self._clock()
+        """Save after progress; a pass that copied nothing refreshes the status only every
+        :data:`STATUS_SAVE_S` (an fsynced write per second would wear an SD card)."""
+        now = self._clock()
+        if self._dirty or force or now - self.state.status.updated_at >= STATUS_SAVE_S:
+            self.state.status.updated_at = now
             save_state(self.data_dir, self.state)
             self._dirty = False
 
@@ -219,11 +224,11 @@ class Replicator:
             if status.last_success_at is not None or status.down_since is not None:
                 self._record("replicate.resumed", {"down_s": down})
             status.connected, status.down_since, status.last_error = True, None, ""
+            self._dirty = True
         status.last_success_at = now
         if self._copied_this_pass:
             status.last_copied_at = now
         status.bytes_behind = report.bytes_behind
-        self._dirty = True
         self._save()
         return PassReport(
             self._copied_this_pass,
