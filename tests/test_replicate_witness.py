@@ -15,14 +15,15 @@ from doorbell.audit.devicekey import load_device_signer
 from doorbell.audit.entries import decode_entry
 from doorbell.audit.log import AuditLog
 from doorbell.cli import main
-from doorbell.config import parse_config
+from doorbell.config import load_config, parse_config
 from doorbell.keys import create_owner_keys, derive_owner_cosigning_key
 from doorbell.replicate import layout
 from doorbell.replicate.destination import LocalDestination
 from doorbell.replicate.replicator import Replicator
-from doorbell.replicate.witness import check_against_copy
+from doorbell.replicate.witness import check_against_copy, unlock_witness_check
 from doorbell.store import Store
 from doorbell.ui import close_app, create_app
+from tests.replicate_helpers import SshServer
 from tests.ui_helpers import (
     PASSPHRASE,
     T0,
@@ -250,3 +251,52 @@ def test_restore_never_writes_outside_a_clips_own_files(
     assert (new / "keys" / "owner.recipients").read_bytes() == (
         data_dir / "keys" / "owner.recipients"
     ).read_bytes()
+
+
+def test_witness_over_sftp(
+    owner: tuple[Path, FakeVault, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data_dir, vault, _copy = owner
+    server = SshServer(tmp_path / "sshd")
+    server.start()
+    try:
+        remote = tmp_path / "remote"
+        remote.mkdir()
+        add_clips(data_dir, vault, 1)
+        config = tmp_path / "doorbell.toml"
+        config.write_text(
+            f'[storage]\ndata_dir = "{data_dir}"\n[replicate]\n'
+            f'destination = "{server.url(remote)}"\nhost_key = "{server.host_key_line}"\n'
+            f'identity_file = "{server.client_key}"\n'
+        )
+        assert main(["replicate", "--config", str(config), "--once"]) == 0
+        argv = ["audit", "verify", "--config", str(config), "--witness", server.url(remote)]
+        assert main(argv) == 0
+        assert "witness sftp://" in capsys.readouterr().out
+        # The unlock check never contacts the server: it uses what the replicator saw.
+        settings = load_config(config)
+        with AuditLog.open_readonly(data_dir) as log:
+            assert unlock_witness_check(settings, log) is None
+        save_log(data_dir, tmp_path / "saved")
+        add_clips(data_dir, vault, 1, offset_s=600)
+        assert main(["replicate", "--config", str(config), "--once"]) == 0
+        roll_back(data_dir, tmp_path / "saved")  # the card is rewritten while the Pi is off
+        # At boot the replicator reconnects: it keeps the copy's latest checkpoint and
+        # refuses to extend the copy from the rolled-back log.
+        assert main(["replicate", "--config", str(config), "--once"]) == 0
+        server.stop()  # the server is unreachable at unlock: no matter
+        with AuditLog.open_readonly(data_dir) as log:
+            found = unlock_witness_check(settings, log)
+        assert found is not None and found["anchor"] == "mismatch"
+        assert "rolled back" in found["error"]
+        (data_dir / "replicate" / "state.json").unlink()  # its status alone is not needed
+        with AuditLog.open_readonly(data_dir) as log:
+            found = unlock_witness_check(settings, log)
+        # (the replicator's own witness_conflict entry made the log differ at 4: "forked")
+        assert found is not None and found["anchor"] == "mismatch"
+        server.start()
+        rewrite_log(data_dir)
+        assert main(argv) == 1
+        assert "FAILED (forked)" in capsys.readouterr().out
+    finally:
+        server.stop()

@@ -39,9 +39,16 @@ from typing import Any, Protocol
 from doorbell.audit.log import AUDIT_DB_FILE
 from doorbell.audit.note import parse_note
 from doorbell.errors import ReplicationError, StorageError
+from doorbell.fsutil import write_file_atomic
 from doorbell.replicate import layout
 from doorbell.replicate.destination import Destination
-from doorbell.replicate.state import ClipProgress, ReplicationState, load_state, save_state
+from doorbell.replicate.state import (
+    ClipProgress,
+    ReplicationState,
+    load_state,
+    save_state,
+    witness_note_path,
+)
 from doorbell.store import INDEX_NAME
 
 log = logging.getLogger(__name__)
@@ -307,6 +314,7 @@ class Replicator:
                         f"({target} differs from {device}); give a new destination"
                     )
         self.state.keys_copied = True
+        self._fetch_witness(dest)
         self._resume_entries(dest)
         for clip_id, progress in self.state.clips.items():
             if progress.done or progress.gone_since is not None or progress.conflict:
@@ -320,6 +328,21 @@ class Replicator:
             progress.copied = remote
         self._verified = True
         self._dirty = True
+
+    def _fetch_witness(self, dest: Destination) -> None:
+        """Keep the copy's latest checkpoint, as found at connect (before this process adds
+        any), in replicate/witness.note: the web UI checks the log against it at unlock
+        without reaching the server itself (it has neither the key nor the network)."""
+        from doorbell.replicate.witness import checkpoint_sizes
+
+        sizes = checkpoint_sizes(dest)
+        if not sizes:
+            return
+        note = dest.read(layout.checkpoint_path(sizes[-1]))
+        path = witness_note_path(self.data_dir)
+        if not path.exists() or path.read_bytes() != note:
+            path.parent.mkdir(mode=0o750, exist_ok=True)
+            write_file_atomic(path, note, mode=0o640)
 
     def _device_vkey(self) -> str:
         path = self.data_dir / "keys" / "device.vkey"

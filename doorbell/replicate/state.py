@@ -23,12 +23,19 @@ from doorbell.fsutil import write_file_atomic
 
 STATE_DIR = "replicate"
 STATE_FILE = "state.json"
+#: The copy's latest checkpoint as the replicator found it at its last connect.
+WITNESS_NOTE_FILE = "witness.note"
 STATE_VERSION = 1
 
 
 def state_path(data_dir: Path) -> Path:
     """``<data_dir>/replicate/state.json``."""
     return Path(data_dir) / STATE_DIR / STATE_FILE
+
+
+def witness_note_path(data_dir: Path) -> Path:
+    """``<data_dir>/replicate/witness.note``."""
+    return Path(data_dir) / STATE_DIR / WITNESS_NOTE_FILE
 
 
 @dataclass

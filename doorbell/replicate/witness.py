@@ -124,32 +124,38 @@ def unlock_witness_check(config: Any, audit_log: Any) -> dict[str, str] | None:
     """At unlock: None when there is no copy configured or the log agrees with it; otherwise
     the anchor-banner entry ``{"error": ..., "anchor": "mismatch"}`` (behind or forked).
 
-    An unreachable copy does not block the unlock (it is logged; doctor and the UI status
-    show it): the witness can only speak when it can be reached.
+    A mounted-directory copy is read directly (its latest checkpoint). An SFTP copy is not
+    contacted from the web process (it holds neither the replication key nor a way out
+    through the firewall): the replicator keeps the copy's latest checkpoint, as found when
+    it last connected, in ``replicate/witness.note``, and reports a log that went behind or
+    forked in its status; both are checked here. An unreachable directory does not block
+    the unlock (it is logged; doctor and the Audit page show it).
     """
+    from doorbell.replicate.state import read_status, witness_note_path
+
     replicate = getattr(config, "replicate", None)
     if replicate is None or not replicate.destination:
         return None
-    try:
-        dest = open_destination(
-            replicate.destination,
-            host_key=replicate.host_key,
-            identity_file=replicate.identity_file,
-            timeout_s=min(replicate.timeout_s, 5.0),
-        )
+    device = audit_log.device_verifier()
+    if replicate.destination.startswith("sftp://"):
+        status = read_status(config.data_dir)
+        if status is not None and status.witness_conflict:
+            return {"error": f"Off-site copy: {status.witness_conflict}", "anchor": "mismatch"}
+        path = witness_note_path(config.data_dir)
+        notes = [path.read_bytes()] if path.exists() else []
+        result = compare(audit_log.size, audit_log.root_at, notes, device)
+    else:
         try:
-            result = check_against_copy(
-                dest,
-                audit_log.size,
-                audit_log.root_at,
-                audit_log.device_verifier(),
-                every_checkpoint=False,
-            )
-        finally:
-            dest.close()
-    except ReplicationError as exc:
-        log.warning("witness check skipped, the copy is unreachable: %s", exc)
-        return None
+            dest = open_destination(replicate.destination, timeout_s=5.0)
+            try:
+                result = check_against_copy(
+                    dest, audit_log.size, audit_log.root_at, device, every_checkpoint=False
+                )
+            finally:
+                dest.close()
+        except ReplicationError as exc:
+            log.warning("witness check skipped, the copy is unreachable: %s", exc)
+            return None
     if result.ok:
         return None
     return {"error": f"Off-site copy: {result.message}", "anchor": "mismatch"}
