@@ -3,11 +3,14 @@ checks, and the `doorbell replicate --once` command."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from doorbell.cli import main
 from doorbell.config import Config, parse_config
@@ -146,3 +149,13 @@ def test_replicate_once_command(
     assert "does not exist" in capsys.readouterr().err
     config.write_text(f'[storage]\ndata_dir = "{data_dir}"\n')
     assert main(["replicate", "--config", str(config), "--once"]) == 2
+
+
+@settings(max_examples=200, deadline=None)
+@given(key=st.text(max_size=200), destination=st.text(max_size=100))
+def test_any_host_key_or_destination_gives_a_config_error_or_a_config(
+    key: str, destination: str
+) -> None:
+    for url in (destination, f"sftp://pi@nas/{destination}"):
+        with contextlib.suppress(ConfigError):
+            parse_config({"replicate": {"destination": url, "host_key": key}})

@@ -25,6 +25,7 @@ import posixpath
 import secrets
 import socket
 import stat
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -225,7 +226,14 @@ def parse_host_key(line: str) -> paramiko.PKey:
         raise ReplicationError(f"{line!r}: not a host key line like 'ssh-ed25519 AAAA...'")
     try:
         return paramiko.PKey.from_type_string(fields[0], _b64(fields[1]))
-    except (paramiko.SSHException, ValueError) as exc:
+    except (
+        paramiko.SSHException,
+        paramiko.pkey.UnknownKeyType,
+        ValueError,
+        TypeError,
+        IndexError,
+        struct.error,
+    ) as exc:
         raise ReplicationError(f"{line[:40]!r}...: not a usable host key ({exc})") from None
 
 
