@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +22,7 @@ from doorbell.doctor import FAIL, PASS, WARN, check_outbound, check_replication
 from doorbell.errors import ConfigError
 from doorbell.replicate.destination import LocalDestination
 from doorbell.replicate.replicator import Replicator
+from doorbell.replicate.state import load_state
 from doorbell.store import Store
 from doorbell.ui import close_app, create_app
 from tests.ui_helpers import Clock, FakeVault, prepare_data_dir, unlock
@@ -159,3 +164,29 @@ def test_any_host_key_or_destination_gives_a_config_error_or_a_config(
     for url in (destination, f"sftp://pi@nas/{destination}"):
         with contextlib.suppress(ConfigError):
             parse_config({"replicate": {"destination": url, "host_key": key}})
+
+
+def test_replicate_service_runs_until_sigterm(data_dir: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    config = tmp_path / "doorbell.toml"
+    config.write_text(
+        f'[storage]\ndata_dir = "{data_dir}"\n[replicate]\ndestination = "{copy}"\n'
+        "interval_s = 0.2\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "doorbell.cli", "replicate", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (copy / "audit" / "entries.jsonl").exists():
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err.decode()
+    assert load_state(data_dir).status.connected
