@@ -269,7 +269,7 @@ def test_sftp_survives_a_killed_server_mid_clip(
 ) -> None:
     data_dir, vault = world
     add_clip(data_dir, vault)
-    big = add_raw_clip(data_dir, 10 * 1024 * 1024, offset_s=120)
+    big = add_raw_clip(data_dir, 40 * 1024 * 1024, offset_s=120)
     remote = tmp_path / "remote"
     remote.mkdir()
     replicator = Replicator(
@@ -295,7 +295,7 @@ def test_sftp_survives_a_killed_server_mid_clip(
             time.sleep(0.01)
         sshd.kill()  # mid-clip
         cut_at = big_path.stat().st_size
-        assert 0 < cut_at < 10 * 1024 * 1024
+        assert 0 < cut_at < 40 * 1024 * 1024
         time.sleep(1.0)  # a few failed reconnects
         add_clip(data_dir, vault, 300, seed=2)  # recorded while the copy is down
         sshd.start()
@@ -367,6 +367,10 @@ def test_a_replicator_killed_between_write_and_state_save_duplicates_nothing(
     (data_dir / "replicate" / "state.json").write_bytes(saved)
     with open(copy / layout.ENTRIES_FILE, "ab") as handle:
         handle.write(b'{"half a line')  # and a write cut mid-line
+    remote_clip = copy / path.relative_to(data_dir)
+    with open(remote_clip, "r+b") as handle:  # an unacknowledged pipelined write left a hole
+        handle.seek(3 * 1024 * 1024 + 1000)
+        handle.write(bytes(65536))
     Replicator(data_dir, lambda: LocalDestination(copy)).sync()
     assert_same_copy(data_dir, copy)
 

@@ -50,8 +50,15 @@ class Destination(Protocol):
         """Size of the file at ``path`` in bytes, or None when there is none."""
         ...
 
-    def write_at(self, path: str, offset: int, data: bytes) -> None:
-        """Write ``data`` at ``offset`` (creating the file and its directories at 0)."""
+    def write_at(self, path: str, offset: int, data: bytes, *, in_order: bool = True) -> None:
+        """Write ``data`` at ``offset`` (creating the file and its directories at 0).
+
+        ``in_order``: each block is acknowledged before the next is sent, so a failure
+        leaves a prefix. False lets SFTP pipeline the blocks (30x faster on a LAN),
+        confirmed by the file's size afterwards: a failure may then leave any of them
+        written, so the caller must treat everything from ``offset`` on as unconfirmed (the
+        replicator cuts it off on reconnect; restore checks every clip's hash).
+        """
         ...
 
     def truncate(self, path: str, size: int) -> None:
@@ -127,9 +134,9 @@ class LocalDestination:
             except FileNotFoundError:
                 return None
 
-    def write_at(self, path: str, offset: int, data: bytes) -> None:
+    def write_at(self, path: str, offset: int, data: bytes, *, in_order: bool = True) -> None:
         target = self._path(path)
-        with self._errors("write", path):
+        with self._errors("write", path):  # sequential pwrite: a prefix either way
             target.parent.mkdir(parents=True, exist_ok=True)
             flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC
             fd = os.open(target, flags, 0o640)
@@ -335,7 +342,7 @@ class SftpDestination:
             except FileNotFoundError:
                 return None
 
-    def write_at(self, path: str, offset: int, data: bytes) -> None:
+    def write_at(self, path: str, offset: int, data: bytes, *, in_order: bool = True) -> None:
         target = self._path(path)
         with self._errors("write", path):
             self._mkdirs(posixpath.dirname(target))
@@ -343,11 +350,22 @@ class SftpDestination:
             if offset == 0 and self.size(path):
                 mode = "r+b"  # never truncate what is there: the caller writes over it
             with self._sftp.open(target, mode) as handle:
-                handle.set_pipelined(False)
+                handle.set_pipelined(not in_order)
                 handle.seek(offset)
                 for start in range(0, len(data), BLOCK_BYTES):
                     handle.write(data[start : start + BLOCK_BYTES])
-                    handle.flush()
+                    if in_order:
+                        handle.flush()
+            if not in_order:
+                # paramiko drops the status of pipelined writes; the server answers the
+                # close only after it has handled every write, so the size tells whether
+                # they all landed (what paramiko's own put(confirm=True) checks).
+                held = self._sftp.stat(target).st_size or 0
+                if held < offset + len(data):
+                    raise ReplicationError(
+                        f"{self.description}: cannot write {path}: the server holds {held} "
+                        f"of {offset + len(data)} bytes (is its disk full?)"
+                    )
 
     def truncate(self, path: str, size: int) -> None:
         with self._errors("truncate", path):

@@ -319,13 +319,7 @@ class Replicator:
         for clip_id, progress in self.state.clips.items():
             if progress.done or progress.gone_since is not None or progress.conflict:
                 continue
-            remote = dest.size(progress.path) or 0
-            self._check_tail(dest, clip_id, progress, remote)
-            if progress.copied != remote:
-                log.info(
-                    "clip %s: resuming at %d (state said %d)", clip_id, remote, progress.copied
-                )
-            progress.copied = remote
+            self._resume_clip(dest, clip_id, progress)
         self._verified = True
         self._dirty = True
 
@@ -348,27 +342,36 @@ class Replicator:
         path = self.data_dir / "keys" / "device.vkey"
         return path.read_text("ascii").strip() if path.exists() else "(none)"
 
-    def _check_tail(
-        self, dest: Destination, clip_id: str, progress: ClipProgress, remote: int
-    ) -> None:
-        """The bytes already on the copy must be the local ones, or the copy is not ours."""
-        if remote == 0:
-            return
-        local_path = self.data_dir / progress.path
+    def _resume_clip(self, dest: Destination, clip_id: str, progress: ClipProgress) -> None:
+        """Where to go on with a clip after a (re)connect.
+
+        Clip bytes are sent pipelined, so only what an acknowledged write covered (the
+        state's ``copied``) is known good: anything past it is cut off and sent again
+        (the same bytes: nothing is duplicated). A copy shorter than that lost data: go on
+        from its end. A copy longer than the local file, or whose last bytes differ from
+        the local ones, is not this clip's: it is never touched (``conflict``).
+        """
+        remote = dest.size(progress.path) or 0
         local = self._local_size(progress.path)
         if remote > local:
             progress.conflict = f"the copy has {remote} bytes, this device {local}"
-            self._dirty = True
-            return
-        start = max(0, remote - TAIL_CHECK_BYTES)
-        with open(local_path, "rb") as handle:
-            handle.seek(start)
-            mine = handle.read(remote - start)
-        if dest.read(progress.path, start, remote - start) != mine:
-            progress.conflict = "the bytes on the copy differ from this device's"
-            self._dirty = True
+        else:
+            if remote > progress.copied:
+                dest.truncate(progress.path, progress.copied)
+                remote = progress.copied
+            if remote < progress.copied:
+                log.info("clip %s: the copy holds %d of %d bytes", clip_id, remote, progress.copied)
+            progress.copied = remote
+            if remote:
+                start = max(0, remote - TAIL_CHECK_BYTES)
+                with open(self.data_dir / progress.path, "rb") as handle:
+                    handle.seek(start)
+                    mine = handle.read(remote - start)
+                if dest.read(progress.path, start, remote - start) != mine:
+                    progress.conflict = "the bytes on the copy differ from this device's"
         if progress.conflict:
             log.error("clip %s: %s; not copying it", clip_id, progress.conflict)
+        self._dirty = True
 
     def _resume_entries(self, dest: Destination) -> None:
         """Take the number of entries from the copy (dropping a half-written last line)."""
@@ -554,7 +557,7 @@ class Replicator:
                     data = handle.read(min(CHUNK_BYTES, size - progress.copied))
                     if not data:
                         break
-                    dest.write_at(row["path"], progress.copied, data)
+                    dest.write_at(row["path"], progress.copied, data, in_order=False)
                     progress.copied += len(data)
                     copied += len(data)
                     self._copied_this_pass += len(data)
