@@ -7,10 +7,11 @@ removing. Every failure (unreachable, refused, disk full, killed mid-write) is r
 :class:`doorbell.errors.ReplicationError` with the path and the reason; nothing is retried
 here, the replicator decides.
 
-Writes are never pipelined: each block is acknowledged before the next is sent, so a write
-that fails (the server was killed, its disk filled) leaves the remote file a *prefix* of the
-local one, never a file with a hole. That is what lets the replicator resume from the remote
-size without losing or duplicating a byte.
+``write_at(..., in_order=True)`` acknowledges each block before sending the next, so a
+write that fails (the server was killed, its disk filled) leaves the remote file a *prefix*
+of the local one, never a file with a hole. ``in_order=False`` (clip bytes over SFTP)
+pipelines the blocks and confirms the result by the file's size; after a failure the caller
+must cut the file back to its last confirmed offset (the replicator does, on reconnect).
 
 SFTP uses paramiko with key authentication only and a pinned host key (the ``host_key``
 line of ``[replicate]``, as in ``ssh-keyscan`` output): a server that presents any other key

@@ -7,10 +7,11 @@ new checkpoints and cosignatures, writes changed index rows, thumbnails and the 
 copies older clips (at most ``backlog_bytes_per_pass`` of them, so a backlog never starves
 the clip being recorded), and finally mirrors deletions older than ``delete_delay_s``.
 
-Resuming: after every (re)connect the sizes on the copy are re-read and taken as the offsets,
-and the tail already there is compared with the local bytes, so a pass cut anywhere (server
-killed, disk full, replicator killed) resumes where the copy stopped: nothing lost, nothing
-written twice. The copy of the log is never rewritten: a device log shorter than, or
+Resuming: after every (re)connect the sizes on the copy are re-read; a clip is cut back to
+its last confirmed offset (pipelined bytes past it may have a gap) and its tail compared
+with the local bytes; the log copy's count is taken from the copy (a half line cut off). So a
+pass cut anywhere (server killed, disk full, replicator killed) resumes where the copy
+stopped: nothing lost, nothing written twice. The copy of the log is never rewritten: a device log shorter than, or
 different from, the copy is a rollback or a fork; the replicator then stops copying the log,
 keeps copying clips, and reports it (``witness_conflict``).
 
