@@ -11,9 +11,9 @@ Resuming: after every (re)connect the sizes on the copy are re-read; a clip is c
 its last confirmed offset (pipelined bytes past it may have a gap) and its tail compared
 with the local bytes; the log copy's count is taken from the copy (a half line cut off). So a
 pass cut anywhere (server killed, disk full, replicator killed) resumes where the copy
-stopped: nothing lost, nothing written twice. The copy of the log is never rewritten: a device log shorter than, or
-different from, the copy is a rollback or a fork; the replicator then stops copying the log,
-keeps copying clips, and reports it (``witness_conflict``).
+stopped: nothing lost, nothing written twice. The copy of the log is never rewritten: a
+device log shorter than, or different from, the copy is a rollback or a fork; the replicator
+then stops copying the log, keeps copying clips, and reports it (``witness_conflict``).
 
 The recorder is never slowed: this is another process that only reads (SQLite WAL readers
 never block the writer) and never holds a lock while talking to the network.
