@@ -273,6 +273,17 @@ def test_witness_over_sftp(
         argv = ["audit", "verify", "--config", str(config), "--witness", server.url(remote)]
         assert main(argv) == 0
         assert "witness sftp://" in capsys.readouterr().out
+        # Restore straight from the SFTP copy (host key and login key from the config).
+        passphrase_file = tmp_path / "passphrase"
+        passphrase_file.write_text(PASSPHRASE + "\n")
+        passphrase_file.chmod(0o600)
+        restore_argv = [
+            "restore", "--from", server.url(remote), "--data-dir", str(tmp_path / "restored"),
+            "--key-file", str(data_dir / "keys" / "owner.key.age"),
+            "--passphrase-file", str(passphrase_file), "--config", str(config),
+        ]  # fmt: skip
+        assert main(restore_argv) == 0, capsys.readouterr().err
+        assert "restored 1 clips" in capsys.readouterr().out
         # The unlock check never contacts the server: it uses what the replicator saw.
         settings = load_config(config)
         with AuditLog.open_readonly(data_dir) as log:
