@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 from doorbell.age.decrypt import decrypt
+from doorbell.age.recipients import parse_recipients_file
 from doorbell.audit.devicekey import load_device_signer
 from doorbell.audit.entries import decode_entry
 from doorbell.audit.log import AuditLog
@@ -30,11 +31,19 @@ from doorbell.audit.verify import verify_export
 from doorbell.errors import ReplicationError, VideoError
 from doorbell.media.video import H264Encoder, decode_frames
 from doorbell.recorder.clipfile import EncryptedClipWriter
+from doorbell.recorder.pipeline import Recorder
 from doorbell.replicate import layout
 from doorbell.replicate.destination import LocalDestination, SftpDestination, open_destination
 from doorbell.replicate.replicator import Replicator
 from doorbell.replicate.state import load_state
 from doorbell.store import Store, new_clip_id
+from tests.recorder_helpers import (
+    IndexCamera,
+    ScriptedMotion,
+    make_owner,
+    read_index,
+    recorder_config,
+)
 from tests.replicate_helpers import SshServer, small_filesystem
 from tests.ui_helpers import T0, FakeVault, make_clip, prepare_data_dir
 
@@ -477,3 +486,55 @@ def test_a_hung_destination_never_blocks_the_recorder(
         stop.set()
         thread.join(timeout=30)
     assert_same_copy(data_dir, remote)
+
+
+def _indexes(data: bytes, identity: Any) -> list[int]:
+    plain = decrypt(io.BytesIO(data), [identity], allow_truncated=True).read()
+    found: list[int] = []
+    with contextlib.suppress(VideoError):  # a cut MP4 ends in a decode error after its last frame
+        for frame in decode_frames(plain):
+            found.append(read_index(frame.image))
+    return found
+
+
+def test_the_real_recorder_is_copied_while_it_records(tmp_path: Path) -> None:
+    """doorbell.recorder.pipeline.Recorder records one event; a replicator pass runs in the
+    middle of it (from the camera's frame callback). The copy then plays exactly what the
+    device's own file plays at that moment, and after the seal it is the same file."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    identity = make_owner(data_dir)
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    replicator = Replicator(data_dir, lambda: LocalDestination(copy))
+    seen: dict[str, list[int]] = {}
+
+    def mid_clip(index: int) -> None:
+        if index != 150:
+            return
+        replicator.sync()
+        with Store.open(data_dir) as store:
+            (clip,) = store.clips()
+        assert not clip.sealed
+        seen["copy"] = _indexes((copy / clip.path).read_bytes(), identity)
+        seen["device"] = _indexes((data_dir / clip.path).read_bytes(), identity)
+
+    config = recorder_config(data_dir, recording={"bitrate_kbps": 4000})
+    signer = load_device_signer(data_dir / "keys")
+    with AuditLog.open(data_dir, signer=signer) as audit, Store.open(data_dir) as store:
+        recorder = Recorder(
+            config,
+            camera_factory=lambda: IndexCamera(260, on_frame=mid_clip),
+            detector=ScriptedMotion(set(range(40, 220))),
+            store=store,
+            audit=audit,
+            recipients=parse_recipients_file(data_dir / "keys" / "owner.recipients"),
+        )
+        assert recorder.run() == 0
+    assert seen["copy"] == seen["device"], "the copy plays what the device played"
+    assert len(seen["copy"]) >= 60 and seen["copy"][-1] < 150
+    replicator.sync()
+    assert_same_copy(data_dir, copy)
+    with Store.open(data_dir) as store:
+        (clip,) = store.clips()
+    assert clip.sealed and _indexes((copy / clip.path).read_bytes(), identity)[-1] >= 219
