@@ -34,7 +34,9 @@ LAZY_COMMANDS: dict[str, str] = {
     "keys": "doorbell.commands.keys:keys",
     "motion-preview": "doorbell.commands.motion_preview:motion_preview",
     "recorder": "doorbell.commands.recorder:recorder",
+    "replicate": "doorbell.commands.replicate:replicate",
     "requests": "doorbell.commands.requests:requests",
+    "restore": "doorbell.commands.replicate:restore",
     "verify-bundle": "doorbell.commands.verify_bundle:verify_bundle",
     "web": "doorbell.commands.web:web",
 }

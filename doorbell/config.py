@@ -285,6 +285,35 @@ class ExportsConfig:
 
 
 @dataclass(frozen=True)
+class ReplicateConfig:
+    destination: str = _key(
+        "",
+        "off-site copy of the ciphertext and the log: a mounted directory (absolute path) or "
+        "sftp://user@host[:port]/absolute/path; empty: no copy",
+    )
+    host_key: str = _key(
+        "", "sftp: the server's pinned host key, 'ssh-ed25519 AAAA...' (as ssh-keyscan prints)"
+    )
+    identity_file: str = _key(
+        "/etc/doorbell/replicate_ed25519",
+        "sftp: this device's private key (OpenSSH format, no passphrase)",
+    )
+    interval_s: float = _key(1.0, "seconds between passes over new data", min=0.1, max=3600.0)
+    retry_s: float = _key(
+        10.0, "seconds between attempts while the copy is unreachable", min=1.0, max=3600.0
+    )
+    timeout_s: float = _key(
+        15.0, "connect and per-request timeout for the destination", min=1.0, max=300.0
+    )
+    delete_delay_days: float = _key(
+        7.0,
+        "days a clip deleted on the device stays in the copy (a thief cannot erase it)",
+        min=0.0,
+        max=3650.0,
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     camera: CameraConfig = field(default_factory=CameraConfig)
     motion: MotionConfig = field(default_factory=MotionConfig)
@@ -296,6 +325,7 @@ class Config:
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
     exports: ExportsConfig = field(default_factory=ExportsConfig)
+    replicate: ReplicateConfig = field(default_factory=ReplicateConfig)
     #: the file this configuration was read from (None: built-in defaults)
     source: Path | None = field(default=None, compare=False)
 
@@ -475,6 +505,39 @@ def _cross_checks(config: Config, problems: list[str]) -> None:
         )
     if not config.storage.data_dir:
         problems.append("storage.data_dir: must not be empty")
+    _check_replicate(config.replicate, problems)
+
+
+def _check_replicate(replicate: ReplicateConfig, problems: list[str]) -> None:
+    """The destination must be usable as written (parsed here, never contacted)."""
+    destination = replicate.destination
+    if not destination:
+        return
+    if destination.startswith("sftp://"):
+        from doorbell.errors import ReplicationError
+        from doorbell.replicate.destination import parse_host_key, parse_sftp_url
+
+        try:
+            parse_sftp_url(destination)
+        except ReplicationError as exc:
+            problems.append(f"replicate.destination: {exc}")
+        if not replicate.host_key:
+            problems.append(
+                "replicate.host_key: required for an sftp destination (the server's key, "
+                "from `ssh-keyscan HOST` on a network you trust)"
+            )
+        else:
+            try:
+                parse_host_key(replicate.host_key)
+            except ReplicationError as exc:
+                problems.append(f"replicate.host_key: {exc}")
+        if not replicate.identity_file.startswith("/"):
+            problems.append("replicate.identity_file: give an absolute path")
+    elif "://" in destination or not destination.startswith("/"):
+        problems.append(
+            f"replicate.destination: {_describe(destination)} is neither an absolute "
+            "directory nor sftp://user@host/path"
+        )
 
 
 def parse_config(document: dict[str, Any], *, source: Path | None = None) -> Config:

@@ -2,8 +2,9 @@
 
 Checks: configuration, camera delivers a frame, systemd units active, data-dir and key file
 modes, where the live socket is (and why there), free space, clock synchronised, TLS
-certificate and its fingerprint, audit log verifies, and no outbound connection held by a
-doorbell process. A check that cannot be made here (no systemd, no timedatectl) warns
+certificate and its fingerprint, audit log verifies, the off-site copy (last copied, bytes
+behind, destination reachable), and no outbound connection held by a doorbell process except
+to the configured copy. A check that cannot be made here (no systemd, no timedatectl) warns
 instead of failing; any fail makes the command exit non-zero. Reads only; changes nothing,
 decrypts nothing.
 """
@@ -224,7 +225,9 @@ def _address(text: str, width: int) -> tuple[str, int]:
 
 
 def check_outbound(config: Config, proc: Path = Path("/proc")) -> Check:
-    """No doorbell process holds a TCP connection it opened to another host."""
+    """No doorbell process holds a TCP connection it opened to another host, except the
+    SFTP destination the owner configured for the off-site copy."""
+    allowed = _replication_peers(config)
     inodes = _doorbell_socket_inodes(proc)
     outbound = []
     for local_ip, local_port, remote_ip, remote_port, state, inode in _tcp_connections(proc):
@@ -234,10 +237,73 @@ def check_outbound(config: Config, proc: Path = Path("/proc")) -> Check:
             continue
         if ipaddress.ip_address(remote_ip).is_loopback:
             continue
+        if (remote_ip, remote_port) in allowed:  # the owner's off-site copy (replicate)
+            continue
         outbound.append(f"{local_ip}:{local_port} -> {remote_ip}:{remote_port}")
     if outbound:
         return Check("no phoning home", FAIL, "outbound connections: " + ", ".join(outbound))
     return Check("no phoning home", PASS, "no outbound connection from doorbell processes")
+
+
+def _replication_peers(config: Config) -> set[tuple[str, int]]:
+    """(address, port) of the configured SFTP destination, resolved; empty without one."""
+    import socket
+
+    from doorbell.errors import ReplicationError
+    from doorbell.replicate.destination import parse_sftp_url
+
+    destination = config.replicate.destination
+    if not destination.startswith("sftp://"):
+        return set()
+    try:
+        address = parse_sftp_url(destination)
+        infos = socket.getaddrinfo(address.host, address.port, proto=socket.IPPROTO_TCP)
+    except (ReplicationError, OSError):
+        return set()
+    return {(str(info[4][0]), address.port) for info in infos}
+
+
+def check_replication(config: Config, *, clock: Callable[[], float] = time.time) -> Check:
+    """The off-site copy: configured? reachable now? when did it last copy, how far behind?"""
+    from doorbell.errors import ReplicationError
+    from doorbell.replicate.destination import open_destination
+    from doorbell.replicate.state import read_status
+
+    settings = config.replicate
+    name = "off-site copy"
+    if not settings.destination:
+        return Check(name, PASS, "not configured ([replicate] destination; docs/replicate.md)")
+    try:
+        open_destination(
+            settings.destination,
+            host_key=settings.host_key,
+            identity_file=settings.identity_file,
+            timeout_s=min(settings.timeout_s, 5.0),
+        ).close()
+        reachable = ""
+    except ReplicationError as exc:
+        reachable = str(exc)
+    status = read_status(config.data_dir)
+    if status is None:
+        detail = "configured, but the replicator has never run (enable doorbell-replicate)"
+        return Check(name, WARN if not reachable else FAIL, f"{detail}; {reachable}".rstrip("; "))
+    if status.witness_conflict:
+        return Check(name, FAIL, f"the copy disagrees with this device: {status.witness_conflict}")
+    if reachable:
+        return Check(name, FAIL, f"destination unreachable: {reachable}")
+    now = clock()
+    copied = (
+        "never" if status.last_copied_at is None else f"{now - status.last_copied_at:.0f} s ago"
+    )
+    detail = (
+        f"{settings.destination}: reachable, last copied {copied}, "
+        f"{status.bytes_behind} bytes behind"
+    )
+    if not status.connected:
+        return Check(name, WARN, f"{detail}; the replicator reports: {status.last_error}")
+    if now - status.updated_at > max(300.0, 10 * settings.retry_s):
+        return Check(name, WARN, f"{detail}; but the replicator has not run for a while")
+    return Check(name, PASS, detail)
 
 
 def run_checks(config: Config) -> list[Check]:
@@ -252,6 +318,7 @@ def run_checks(config: Config) -> list[Check]:
         check_time,
         lambda: check_tls(data_dir),
         lambda: check_audit(data_dir),
+        lambda: check_replication(config),
         lambda: check_outbound(config),
     ]
     results = []

@@ -39,6 +39,10 @@ class DiskFullError(StorageError):
     """There is not enough free space (or quota) to write what was asked."""
 
 
+class ReplicationError(StorageError):
+    """The off-site copy cannot be reached, written or trusted (host key, format, conflict)."""
+
+
 # --- keys and cryptography -----------------------------------------------------------------
 
 

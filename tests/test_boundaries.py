@@ -35,6 +35,11 @@ RECORDER_SIDE = [
     "doorbell.store",
     "doorbell.pubkeys",
     "doorbell.commands.recorder",
+    # the off-site copy holds no key that decrypts (restore, which unlocks one, is apart)
+    "doorbell.replicate.replicator",
+    "doorbell.replicate.destination",
+    "doorbell.replicate.state",
+    "doorbell.replicate.witness",
 ]
 DECRYPTION_SIDE = {"doorbell.age.identities", "doorbell.age.decrypt", "doorbell.keys"}
 UI_FORBIDDEN = ("picamera2", "gpiozero", "doorbell.camera")

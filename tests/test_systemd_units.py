@@ -29,7 +29,7 @@ import pytest
 from tests.conftest import PROJECT_ROOT, missing, require_tool
 
 SYSTEMD_DIR = PROJECT_ROOT / "systemd"
-UNITS = ("doorbell-recorder.service", "doorbell-web.service")
+UNITS = ("doorbell-recorder.service", "doorbell-web.service", "doorbell-replicate.service")
 #: the issue's target, in systemd-analyze's own unit for --threshold (tenths of exposure)
 MAX_EXPOSURE = 2.0
 EXECUTABLE = "opt/doorbell/venv/bin/doorbell"
@@ -105,7 +105,7 @@ def test_verify_harness_reports_a_typo(tmp_path: Path) -> None:
 
 
 def test_units_run_the_documented_commands() -> None:
-    for unit, role in zip(UNITS, ("recorder", "web"), strict=True):
+    for unit, role in zip(UNITS, ("recorder", "web", "replicate"), strict=True):
         text = (SYSTEMD_DIR / unit).read_text()
         command = f"ExecStart=/opt/doorbell/venv/bin/doorbell {role} --config /etc/doorbell/"
         assert command in text
@@ -263,6 +263,31 @@ def _can(root: Path, user: str, path: Path, mode: str) -> bool:
 def test_sysusers_groups(provisioned_root: Path) -> None:
     assert _group_names(provisioned_root, "doorbell-rec") == {"doorbell", "video", "gpio"}
     assert _group_names(provisioned_root, "doorbell-web") == {"doorbell"}
+    assert _group_names(provisioned_root, "doorbell-repl") == {"doorbell"}
+
+
+def test_replicator_reads_ciphertext_and_the_log_but_no_secret_key(
+    provisioned_root: Path,
+) -> None:
+    data = provisioned_root / "var/lib/doorbell"
+    repl = "doorbell-repl"
+    for secret in ("keys/owner.key.age", "keys/device.key", "tls/key.pem"):
+        assert not _can(provisioned_root, repl, data / secret, "read"), secret
+    for public in ("keys/owner.recipients", "keys/device.vkey", "index.sqlite3", "audit.sqlite3"):
+        assert _can(provisioned_root, repl, data / public, "read"), public
+    assert _can(provisioned_root, repl, data / "replicate", "create")
+    for directory in ("clips", "thumbs", "keys", "exports", "sessions"):
+        assert not _can(provisioned_root, repl, data / directory, "create"), directory
+
+
+def test_replicate_unit_reaches_only_the_home_network() -> None:
+    settings = _settings(SYSTEMD_DIR / "doorbell-replicate.service")
+    assert settings["IPAddressDeny"] == ["any"]
+    assert settings["PrivateDevices"] == ["yes"]
+    assert "0.0.0.0/0" not in " ".join(settings["IPAddressAllow"])
+    hidden = " ".join(settings["InaccessiblePaths"])
+    for secret in ("keys/owner.key.age", "keys/device.key", "tls/key.pem"):
+        assert secret in hidden
 
 
 def test_recorder_can_never_read_the_owner_key(provisioned_root: Path) -> None:

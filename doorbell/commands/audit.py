@@ -5,11 +5,15 @@ from __future__ import annotations
 import collections
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from doorbell.commands.options import config_options, load_cli_config
 from doorbell.errors import UsageError
+
+if TYPE_CHECKING:
+    from doorbell.config import Config
 
 
 @click.group("audit")
@@ -44,6 +48,12 @@ def audit() -> None:
     default=None,
     help="With --owner-check: read the owner passphrase from this file (mode 0600).",
 )
+@click.option(
+    "--witness",
+    default=None,
+    metavar="PATH|URL",
+    help="Also check the log against the off-site copy at PATH or sftp://URL (its checkpoints).",
+)
 def verify(
     config_path: Path | None,
     data_dir: Path | None,
@@ -51,6 +61,7 @@ def verify(
     cosigners: tuple[str, ...],
     owner_check: bool,
     passphrase_file: Path | None,
+    witness: str | None,
 ) -> None:
     """Recompute the tree and check every checkpoint and owner cosignature.
 
@@ -59,6 +70,8 @@ def verify(
     --owner-check unlocks the owner key (passphrase on the terminal, or --passphrase-file),
     pins the owner's cosigner key and checks that the log still produces the head the owner
     last cosigned, as sealed in <data_dir>/owner-anchor (see docs/audit.md).
+    --witness checks that the log still produces every checkpoint the off-site copy holds
+    (`doorbell replicate`): a log behind the copy was rolled back, one that differs forked.
     """
     from doorbell.audit.verify import verify_data_dir, verify_export
 
@@ -68,7 +81,10 @@ def verify(
         raise UsageError("--passphrase-file goes with --owner-check")
     if owner_check and export_dir is not None:
         raise UsageError("--owner-check checks a data dir, not an export")
+    if witness is not None and export_dir is not None:
+        raise UsageError("--witness checks a data dir, not an export")
     anchor_line = None
+    witness_ok = True
     if export_dir is not None:
         result = verify_export(export_dir, cosigners)
     else:
@@ -77,13 +93,38 @@ def verify(
             vkey, anchor_ok, anchor_line = _owner_check(config.data_dir, passphrase_file)
             cosigners = (*cosigners, vkey)
         result = verify_data_dir(config.data_dir, cosigners)
+        if witness is not None:
+            witness_ok, witness_line = _witness_check(config, witness)
+            anchor_line = witness_line if anchor_line is None else f"{anchor_line}\n{witness_line}"
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     click.echo(result.summary())
     if anchor_line is not None:
         click.echo(anchor_line)
-    if not result.ok or (owner_check and not anchor_ok):
+    if not result.ok or (owner_check and not anchor_ok) or not witness_ok:
         click.get_current_context().exit(1)
+
+
+def _witness_check(config: Config, witness: str) -> tuple[bool, str]:
+    """(ok?, the line to print) for ``--witness``: the log against the copy's checkpoints."""
+    from doorbell.audit.log import AuditLog
+    from doorbell.replicate.destination import open_destination
+    from doorbell.replicate.witness import check_against_copy
+
+    settings = config.replicate
+    dest = open_destination(
+        witness,
+        host_key=settings.host_key,
+        identity_file=settings.identity_file,
+        timeout_s=settings.timeout_s,
+    )
+    try:
+        with AuditLog.open_readonly(config.data_dir) as log:
+            result = check_against_copy(dest, log.size, log.root_at, log.device_verifier())
+    finally:
+        dest.close()
+    verdict = "OK" if result.ok else f"FAILED ({result.verdict})"
+    return result.ok, f"witness {dest.description}: {verdict}: {result.message}"
 
 
 def _owner_check(data_dir: Path, passphrase_file: Path | None) -> tuple[str, bool, str]:

@@ -83,6 +83,37 @@ def _verdict(state: Any, force: bool) -> dict[str, Any]:
         return cached
 
 
+def _replication(state: Any) -> dict[str, Any] | None:
+    """The off-site copy's status as the replicator last saved it (issue 22); None when no
+    copy is configured. Read from replicate/state.json: rendering never touches the network."""
+    import datetime
+
+    from doorbell.replicate.state import read_status
+
+    destination = state.config.replicate.destination
+    if not destination:
+        return None
+    status = read_status(state.config.data_dir)
+    if status is None:
+        return {"destination": destination, "never": True}
+
+    def when(stamp: float | None) -> str:
+        if stamp is None:
+            return "never"
+        return datetime.datetime.fromtimestamp(stamp, tz=datetime.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+    return {
+        "destination": destination,
+        "never": False,
+        "connected": status.connected,
+        "last_copied": when(status.last_copied_at),
+        "last_success": when(status.last_success_at),
+        "bytes_behind": status.bytes_behind,
+        "error": status.last_error,
+        "conflict": status.witness_conflict,
+    }
+
+
 @bp.get("/audit")
 def audit_log() -> Any:
     state = current_app.extensions["doorbell"]
@@ -105,5 +136,6 @@ def audit_log() -> Any:
         verdict=_verdict(state, request.args.get("verify") == "1"),
         latest_checkpoint=latest.decode() if latest else "",
         cosigned=session.owner.checkpoint,
+        replication=_replication(state),
         as_json=lambda value: json.dumps(value, ensure_ascii=False, sort_keys=True),
     )

@@ -116,8 +116,22 @@ def unlock_post() -> Any:
     owner = UnlockedOwner(keys.identity, keys.cosigning_key, state.clock())
     record.owner = owner
     record.last_active = state.clock()
-    owner.checkpoint = _cosign(state, keys)
+    witness = _witness(state)
+    owner.checkpoint = witness if witness is not None else _cosign(state, keys)
     return redirect(_safe_next(next_url))
+
+
+def _witness(state: Any) -> dict[str, Any] | None:
+    """The off-site copy (issue 22) as a witness, before cosigning: a log behind or forked
+    from the copy's checkpoints is not cosigned, is audited (``audit.witness_mismatch``) and
+    shows the anchor-mismatch banner. None: no copy configured, unreachable, or it agrees."""
+    from doorbell.replicate.witness import unlock_witness_check
+
+    found = unlock_witness_check(state.config, state.audit)
+    if found is not None:
+        log.error("audit log disagrees with the off-site copy: %s", found["error"])
+        state.record("owner", "audit.witness_mismatch", "", {"reason": found["error"][:500]})
+    return found
 
 
 def _cosign(state: Any, keys: Any, *, accept: bool = False) -> dict[str, Any]:
