@@ -97,3 +97,10 @@ class RequestError(DoorbellError, ValueError):
 
 class NotPermitted(DoorbellError, PermissionError):
     """The caller may not do this (no session, wrong token, expired, over a limit)."""
+
+
+# --- notifications -----------------------------------------------------------------------
+
+
+class NotifyError(DoorbellError, RuntimeError):
+    """An alert could not be delivered: the channel is unreachable, refused it or timed out."""

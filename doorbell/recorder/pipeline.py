@@ -279,7 +279,8 @@ class Recorder:
         self, frame: Frame, packets: list[EncodedPacket], decision: str | None, motion: Any
     ) -> None:
         if decision == "start":
-            self._open_clip(frame, self._ring.take(), trigger=self._machine.trigger)
+            zones = tuple(sorted(getattr(motion, "zones", ()) or ()))  # for the notifier
+            self._open_clip(frame, self._ring.take(), trigger=self._machine.trigger, zones=zones)
         elif decision == "split" and self._clip is not None:
             event_id = self._clip.event_id
             self._seal_open_clip(end_event=False)
@@ -401,6 +402,7 @@ class Recorder:
         *,
         trigger: str,
         event_id: str | None = None,
+        zones: tuple[str, ...] = (),
     ) -> None:
         if not packets or not packets[0].is_keyframe:
             # Nothing decodable yet (the encoder's first frames): wait for the next keyframe.
@@ -428,7 +430,7 @@ class Recorder:
         self._machine.clip_started(packets[0].time_s)
         self._write_thumbnail(clip_id, frame)
         self._on_recording(True)
-        self._emit("motion_start", {"clip": clip_id, "trigger": trigger})
+        self._emit("motion_start", {"clip": clip_id, "trigger": trigger, "zones": list(zones)})
 
     def _write_thumbnail(self, clip_id: str, frame: Frame) -> None:
         jpeg = encode_jpeg(frame.main, self.config.recording.thumbnail_width)
@@ -467,7 +469,9 @@ class Recorder:
         self._on_recording(False)
         self._emit("clip_sealed", {"clip": clip.id, "duration_s": round(sealed.duration_s, 3)})
         if end_event:
-            self._emit("motion_stop", {"clip": clip.id, "event": clip.event_id})
+            self._emit(
+                "motion_stop", {"clip": clip.id, "event": clip.event_id, "zones": list(zones)}
+            )
 
     def _record_ring(self, frame: Frame) -> None:
         clip_id = self._clip.id if self._clip is not None else None
