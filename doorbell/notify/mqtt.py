@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 from typing import Any
 
@@ -163,6 +164,7 @@ class MqttChannel:
         )
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_connect_fail = self._on_connect_fail
         self._client = client
 
     @property
@@ -214,6 +216,14 @@ class MqttChannel:
         client.publish(self._topic("status"), "online", qos=1, retain=True)
         self._connected.set()
         log.info("mqtt: connected to %s", self.destination)
+
+    def _on_connect_fail(self, client: paho.Client, userdata: object) -> None:
+        # paho calls this inside its ``except OSError`` (refused, TLS verification failed)
+        error = sys.exception()
+        reason = short_error(error) if error is not None else "connection failed"
+        if self.error != f"cannot connect to the broker {self.destination}: {reason}":
+            self.error = f"cannot connect to the broker {self.destination}: {reason}"
+            log.error("mqtt: %s", self.error)
 
     def _on_disconnect(
         self,

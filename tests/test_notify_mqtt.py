@@ -1,0 +1,232 @@
+"""MQTT + Home Assistant against a real Mosquitto broker on loopback (TLS, password file)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from doorbell.audit.entries import decode_entry
+from doorbell.audit.log import AuditLog
+from doorbell.config import Config, parse_config
+from doorbell.errors import ConfigError
+from doorbell.live.publisher import LivePublisher
+from doorbell.notify.alerts import Alert
+from doorbell.notify.mqtt import MqttChannel
+from doorbell.notify.service import Notifier
+from tests.notify_helpers import Mosquitto, Subscriber, TlsFiles, make_tls
+
+USER, PASSWORD = "doorbell", "correct horse battery"
+WATCHER, WATCHER_PASSWORD = "homeassistant", "watch only"
+
+
+@pytest.fixture
+def tls(tmp_path: Path) -> TlsFiles:
+    return make_tls(tmp_path / "tls")
+
+
+@pytest.fixture
+def broker(tmp_path: Path, tls: TlsFiles) -> Iterator[Mosquitto]:
+    server = Mosquitto(tmp_path / "broker", tls, {USER: PASSWORD, WATCHER: WATCHER_PASSWORD})
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def watcher(broker: Mosquitto, tls: TlsFiles) -> Iterator[Subscriber]:
+    subscriber = Subscriber(broker, tls, WATCHER, WATCHER_PASSWORD)
+    yield subscriber
+    subscriber.close()
+
+
+def _config(tmp_path: Path, broker: Mosquitto, tls: TlsFiles, **mqtt: Any) -> Config:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir(exist_ok=True)
+    secret = tmp_path / "mqtt-password"
+    secret.write_text((mqtt.pop("password", PASSWORD)) + "\n")
+    notify = mqtt.pop("notify", {})
+    section = {
+        "enabled": True,
+        "host": "127.0.0.1",
+        "port": broker.port,
+        "ca_file": str(tls.ca),
+        "username": USER,
+        "password_file": str(secret),
+        "keepalive_s": 5,
+        **mqtt,
+    }
+    return parse_config(
+        {
+            "storage": {"data_dir": str(data_dir)},
+            "live": {"socket_path": str(tmp_path / "live.sock")},
+            "notify": {"ui_url": "https://doorbell.lan:8443/", **notify},
+            "mqtt": section,
+        }
+    )
+
+
+def _audit_entries(data_dir: Path, action_prefix: str = "notify.") -> list[dict[str, Any]]:
+    with AuditLog.open(data_dir) as audit:
+        entries = [decode_entry(leaf) for _i, leaf in audit.entries()]
+    return [entry for entry in entries if entry["action"].startswith(action_prefix)]
+
+
+def test_discovery_availability_and_a_ring_within_one_second(
+    tmp_path: Path, broker: Mosquitto, tls: TlsFiles, watcher: Subscriber
+) -> None:
+    config = _config(tmp_path, broker, tls)
+    with (
+        LivePublisher(config.live.socket_path) as recorder_side,
+        AuditLog.open(config.data_dir) as audit,
+    ):
+        notifier = Notifier(config, [MqttChannel(config.mqtt, ui_url=config.notify.ui_url)], audit)
+        with notifier:
+            ring_config = json.loads(
+                watcher.wait_for("homeassistant/event/doorbell/ring/config")[0]
+            )
+            assert ring_config["event_types"] == ["ring"]
+            assert ring_config["state_topic"] == "doorbell/ring"
+            assert ring_config["availability_topic"] == "doorbell/status"
+            assert ring_config["device"]["identifiers"] == ["doorbell"]
+            motion = json.loads(
+                watcher.wait_for("homeassistant/binary_sensor/doorbell/motion/config")[0]
+            )
+            assert motion["device_class"] == "motion"
+            for sensor in ("storage", "camera"):
+                found = watcher.wait_for(f"homeassistant/sensor/doorbell/{sensor}/config")
+                assert json.loads(found[0])["device_class"] == "enum"
+            assert watcher.wait_for("doorbell/status")[-1] == b"online"
+            deadline = time.monotonic() + 5
+            while recorder_side.subscriber_count == 0 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            # what the recorder publishes: frames (never forwarded) and events
+            recorder_side.publish_frame(
+                b"\xff\xd8\xff" + b"J" * 5000, time_s=1.0, width=8, height=8
+            )
+            pressed = time.time()
+            recorder_side.publish_event("ring", time_s=pressed, event="ev-1", clip=None)
+            recorder_side.publish_event("motion_start", time_s=pressed, clip="c1", zones=["porch"])
+            ring = watcher.wait_for("doorbell/ring", timeout=5)
+            arrived = watcher.arrival("doorbell/ring")
+            assert arrived is not None and arrived - pressed < 1.0, "a ring arrives within 1 s"
+            event = json.loads(ring[0])
+            assert event["event_type"] == "ring"
+            assert event["url"] == "https://doorbell.lan:8443/"
+            assert watcher.wait_for("doorbell/motion")[-1] == b"ON"
+            attributes = json.loads(watcher.wait_for("doorbell/motion/attributes")[-1])
+            assert attributes == {"zones": ["porch"]}
+            assert notifier.wait_for_outcome("mqtt", "ring", 5) == "sent"
+        assert watcher.wait_for("doorbell/status", count=2)[-1] == b"offline"
+    for topic, payload, _retain, _at in watcher.messages:
+        assert b"\xff\xd8" not in payload and len(payload) < 2000, f"no picture on {topic}"
+    sent = _audit_entries(config.data_dir)
+    ring_entry = next(e for e in sent if e["details"]["kind"] == "ring")
+    assert ring_entry["action"] == "notify.sent"
+    assert ring_entry["details"]["host"] == f"127.0.0.1:{broker.port}"
+    assert ring_entry["details"]["channel"] == "mqtt"
+    assert set(ring_entry["details"]) == {"channel", "kind", "host", "attempts"}
+
+
+def test_broker_restart_loses_no_ring(
+    tmp_path: Path, broker: Mosquitto, tls: TlsFiles, watcher: Subscriber
+) -> None:
+    config = _config(tmp_path, broker, tls)
+    with AuditLog.open(config.data_dir) as audit:
+        channel = MqttChannel(config.mqtt, reconnect_max_s=1.0)
+        with Notifier(config, [channel], audit, live=False) as notifier:
+            deadline = time.monotonic() + 10
+            while not channel.is_connected and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert channel.is_connected
+            broker.stop()
+            while channel.is_connected and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not channel.is_connected
+            assert notifier.submit(Alert("ring", time.time(), "ring:while-down")) == ["mqtt"]
+            time.sleep(1.0)  # the ring waits while the broker is down
+            broker.start()
+            assert notifier.wait_for_outcome("mqtt", "ring", 20) == "sent"
+            # the watcher's persistent session (QoS 1, clean_session false) gets it after
+            # its own reconnect
+            rings = watcher.wait_for("doorbell/ring", timeout=15)
+            assert len(rings) == 1 and json.loads(rings[0])["event_type"] == "ring"
+
+
+def test_wrong_password_is_a_clear_error_and_the_recorder_side_is_unaffected(
+    tmp_path: Path, broker: Mosquitto, tls: TlsFiles
+) -> None:
+    config = _config(tmp_path, broker, tls, password="wrong", notify={"max_age_s": 5.0})
+    with (
+        LivePublisher(config.live.socket_path) as recorder_side,
+        AuditLog.open(config.data_dir) as audit,
+    ):
+        channel = MqttChannel(config.mqtt)
+        with Notifier(config, [channel], audit) as notifier:
+            deadline = time.monotonic() + 10
+            while not channel.error and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert "refused the connection" in channel.error
+            assert "mqtt.password_file" in channel.error
+            while recorder_side.subscriber_count == 0 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            started = time.monotonic()
+            for index in range(200):  # the recorder never waits on the notifier
+                recorder_side.publish_event("ring", time_s=time.time(), event=f"ev-{index}")
+                recorder_side.publish_frame(
+                    b"\xff\xd8" + bytes(20000), time_s=1.0, width=8, height=8
+                )
+            assert time.monotonic() - started < 1.0
+            assert notifier.wait_for_outcome("mqtt", "ring", 15) == "failed"
+    failed = _audit_entries(config.data_dir)
+    assert [e["action"] for e in failed] == ["notify.failed"], "one burst, one alert"
+    assert "refused the connection" in failed[0]["details"]["error"]
+    assert "wrong" not in json.dumps(failed)
+
+
+def test_client_certificate_authentication(tmp_path: Path, tls: TlsFiles) -> None:
+    broker = Mosquitto(tmp_path / "certbroker", tls, {}, require_certificate=True)
+    broker.start()
+    try:
+        config = _config(
+            tmp_path,
+            broker,
+            tls,
+            username="",
+            password_file="",
+            cert_file=str(tls.client_cert),
+            key_file=str(tls.client_key),
+        )
+        with AuditLog.open(config.data_dir) as audit:
+            channel = MqttChannel(config.mqtt)
+            with Notifier(config, [channel], audit, live=False) as notifier:
+                notifier.submit(Alert("ring", time.time(), "ring:cert"))
+                assert notifier.wait_for_outcome("mqtt", "ring", 10) == "sent"
+    finally:
+        broker.stop()
+
+
+# paho leaves the socket of a failed TLS handshake to the garbage collector
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_broker_certificate_from_another_ca_is_refused(
+    tmp_path: Path, broker: Mosquitto, tls: TlsFiles
+) -> None:
+    other = make_tls(tmp_path / "other")
+    config = _config(tmp_path, broker, tls, ca_file=str(other.ca), notify={"max_age_s": 5.0})
+    with (
+        AuditLog.open(config.data_dir) as audit,
+        Notifier(config, [MqttChannel(config.mqtt)], audit, live=False) as notifier,
+    ):
+        notifier.submit(Alert("ring", time.time(), "ring:mitm"))
+        assert notifier.wait_for_outcome("mqtt", "ring", 15) == "failed"
+    failed = _audit_entries(config.data_dir)
+    assert "CERTIFICATE_VERIFY_FAILED" in failed[0]["details"]["error"]
+
+
+def test_plain_mqtt_to_another_host_is_refused_by_the_config(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="only a loopback broker may go without TLS"):
+        parse_config({"mqtt": {"enabled": True, "host": "broker.lan", "tls": False}})
