@@ -561,6 +561,10 @@ def _polygons(value: Any, where: str, problems: list[str]) -> tuple[Polygon, ...
     return tuple(result)
 
 
+def _form(pattern: str) -> str:
+    return "HH:MM-HH:MM, like 22:00-07:00" if pattern == QUIET_HOURS_PATTERN else pattern
+
+
 def _strings(
     value: Any, meta: dict[str, Any], where: str, problems: list[str]
 ) -> tuple[str, ...] | None:
@@ -577,7 +581,9 @@ def _strings(
             allowed = ", ".join(repr(c) for c in choices)
             problems.append(f"{where}[{index}]: {_describe(item)} is not one of {allowed}")
         elif pattern and not re.fullmatch(pattern, item):
-            problems.append(f"{where}[{index}]: {_describe(item)} is not in the form {pattern}")
+            problems.append(
+                f"{where}[{index}]: {_describe(item)} is not in the form {_form(pattern)}"
+            )
     return tuple(value) if len(problems) == before else None
 
 
@@ -618,7 +624,7 @@ def _section(name: str, cls: type, table: Any, problems: list[str]) -> Any:
                 continue
             pattern = meta.get("pattern")
             if pattern and not re.fullmatch(pattern, value):
-                problems.append(f"{where}: {_describe(value)} is not in the form {pattern}")
+                problems.append(f"{where}: {_describe(value)} is not in the form {_form(pattern)}")
                 continue
             parsed = value
         elif kind == tuple[str, ...]:
