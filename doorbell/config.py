@@ -314,7 +314,7 @@ class ExportsConfig:
 @dataclass(frozen=True)
 class NotifyConfig:
     ui_url: str = _key(
-        "", "address of the web UI that alerts link to, like https://doorbell.lan:8443/"
+        "", "address of the web UI that alerts link to, like https://<doorbell host>:8443/"
     )
     max_age_s: float = _key(
         600.0,
@@ -398,7 +398,7 @@ class MqttConfig:
 @dataclass(frozen=True)
 class NtfyConfig:
     enabled: bool = _key(False, "push alerts to the owner's own ntfy server (the ntfy app)")
-    url: str = _key("", "topic URL on the owner's ntfy server, like https://ntfy.lan/doorbell")
+    url: str = _key("", "topic URL on the owner's ntfy server, like https://<ntfy host>/doorbell")
     token_file: str = _key("", "file holding the ntfy access token; readable by the notifier only")
     ca_file: str = _key("", "CA certificate (PEM) of the ntfy server; empty: the system's")
     events: tuple[str, ...] = _key(
@@ -698,7 +698,8 @@ def _notify_checks(config: Config, problems: list[str]) -> None:
             problems.append("ntfy.url: required when ntfy.enabled = true")
         elif parts.scheme not in ("https", "http") or not parts.hostname or len(parts.path) < 2:
             problems.append(
-                f"ntfy.url: {_describe(ntfy.url)} is not a topic URL like https://ntfy.lan/doorbell"
+                f"ntfy.url: {_describe(ntfy.url)} is not a topic URL like "
+                "https://<ntfy host>/doorbell"
             )
         elif parts.scheme == "http" and not _is_loopback_host(parts.hostname):
             problems.append(
