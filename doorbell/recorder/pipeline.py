@@ -533,7 +533,8 @@ class Recorder:
             self.apply_settings(new)
 
     def apply_settings(self, new: Config) -> list[str]:
-        """Apply what the owner may change while recording: motion, privacy masks, storage.
+        """Apply what the owner may change while recording: motion, privacy masks, storage,
+        the chime's quiet hours.
 
         Everything else (camera, recording, where the data lives) needs a restart. Returns the
         sections that changed; each application is an audit entry.
@@ -543,6 +544,10 @@ class Recorder:
             for name in ("motion", "privacy", "storage")
             if getattr(new, name) != getattr(self.config, name)
         ]
+        if new.gpio.quiet_hours != self.config.gpio.quiet_hours:  # the chime's (bell.py)
+            gpio = dataclasses.replace(self.config.gpio, quiet_hours=new.gpio.quiet_hours)
+            self.config = dataclasses.replace(self.config, gpio=gpio)
+            changed.append("gpio.quiet_hours")
         if not changed:
             return changed
         storage = dataclasses.replace(new.storage, data_dir=self.config.storage.data_dir)
