@@ -309,6 +309,7 @@ class HttpRecorder:
 
     status: int = 200
     requests: list[Recorded] = field(default_factory=list)
+    arrivals: list[float] = field(default_factory=list)
     changed: threading.Condition = field(default_factory=threading.Condition)
 
     def __post_init__(self) -> None:
@@ -322,6 +323,7 @@ class HttpRecorder:
                     recorder.requests.append(
                         Recorded(self.command, self.path, dict(self.headers.items()), body)
                     )
+                    recorder.arrivals.append(time.time())
                     recorder.changed.notify_all()
                 self.send_response(recorder.status)
                 payload = json.dumps({"id": "x", "event": "message"}).encode()
