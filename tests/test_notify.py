@@ -5,6 +5,8 @@ channel against a real HTTP server on loopback that records what it is sent."""
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -345,3 +347,56 @@ def test_camera_down_for_n_minutes(tmp_path: Path, ntfy_server: HttpRecorder) ->
             notifier.poll()
     titles = [r.headers["Title"] for r in ntfy_server.requests]
     assert titles == ["Camera lost", "Camera down"]
+
+
+def _cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from doorbell.cli import main; sys.exit(main())",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def _config_file(tmp_path: Path, server: HttpRecorder, token_file: str) -> Path:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir(exist_ok=True)
+    path = tmp_path / "doorbell.toml"
+    path.write_text(
+        f'[storage]\ndata_dir = "{data_dir}"\n[ntfy]\nenabled = true\n'
+        f'url = "http://127.0.0.1:{server.port}/doorbell"\ntoken_file = "{token_file}"\n'
+    )
+    return path
+
+
+def test_cli_test_alert(tmp_path: Path, ntfy_server: HttpRecorder) -> None:
+    token = tmp_path / "token"
+    token.write_text(TOKEN)
+    result = _cli(
+        "notify", "--config", str(_config_file(tmp_path, ntfy_server, str(token))), "--test", "ntfy"
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"test alert sent on ntfy to 127.0.0.1:{ntfy_server.port}" in result.stdout
+    assert ntfy_server.requests[0].headers["Title"] == "Doorbell test"
+    ntfy_server.status = 500
+    result = _cli(
+        "notify", "--config", str(_config_file(tmp_path, ntfy_server, str(token))), "--test", "ntfy"
+    )
+    assert result.returncode == 1
+    assert "answered 500" in result.stderr
+
+
+def test_cli_unreadable_secret_is_a_configuration_error(
+    tmp_path: Path, ntfy_server: HttpRecorder
+) -> None:
+    config = _config_file(tmp_path, ntfy_server, str(tmp_path / "no-such-token"))
+    result = _cli("notify", "--config", str(config))
+    assert result.returncode == 2
+    assert "ntfy.token_file: cannot read" in result.stderr
+    assert ntfy_server.requests == []

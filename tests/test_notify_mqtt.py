@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -230,3 +233,39 @@ def test_a_broker_certificate_from_another_ca_is_refused(
 def test_plain_mqtt_to_another_host_is_refused_by_the_config(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="only a loopback broker may go without TLS"):
         parse_config({"mqtt": {"enabled": True, "host": "broker.lan", "tls": False}})
+
+
+def test_the_last_will_says_offline_when_the_notifier_dies(
+    tmp_path: Path, broker: Mosquitto, tls: TlsFiles, watcher: Subscriber
+) -> None:
+    config = _config(tmp_path, broker, tls, keepalive_s=5)
+    path = tmp_path / "doorbell.toml"
+    path.write_text(
+        f'[storage]\ndata_dir = "{config.data_dir}"\n'
+        f'[live]\nsocket_path = "{tmp_path / "l.sock"}"\n'
+        f'[mqtt]\nenabled = true\nhost = "127.0.0.1"\nport = {broker.port}\n'
+        f'ca_file = "{tls.ca}"\nusername = "{USER}"\n'
+        f'password_file = "{config.mqtt.password_file}"\nkeepalive_s = 5\n'
+    )
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from doorbell.cli import main; sys.exit(main())",
+            "notify",
+            "--config",
+            str(path),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert watcher.wait_for("doorbell/status", timeout=20)[-1] == b"online"
+        process.send_signal(signal.SIGKILL)  # no clean goodbye: the broker's will speaks
+        process.wait(timeout=10)
+        statuses = watcher.wait_for("doorbell/status", timeout=15, count=2)
+        assert statuses[-1] == b"offline"
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
