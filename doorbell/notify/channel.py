@@ -44,7 +44,10 @@ def read_secret(path: str, key: str) -> str:
         ) from error
     if len(raw) > MAX_SECRET_BYTES:
         raise ConfigError(f"{key}: {path} is larger than {MAX_SECRET_BYTES} bytes")
-    lines = raw.decode("utf-8", errors="strict").splitlines()
+    try:
+        lines = raw.decode("utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise ConfigError(f"{key}: {path} is not UTF-8 text") from None
     if not lines or not lines[0]:
         raise ConfigError(f"{key}: {path} is empty")
     return lines[0]

@@ -58,6 +58,8 @@ STATE_FILE = "notify-state.json"
 INDEX_FILE = "index.sqlite3"
 #: a test alert is tried this long, so the Settings page shows a result soon
 TEST_MAX_AGE_S = 20.0
+#: longest single delivery attempt (connect, TLS, send, acknowledgement)
+ATTEMPT_TIMEOUT_S = 10.0
 #: storage and camera alerts change a state; repeating the current state says nothing new
 STATE_OF = {
     "storage_full": ("storage", "full"),
@@ -402,7 +404,8 @@ class Notifier:
                 break
             attempts += 1
             try:
-                channel.send(alert, min(remaining, 30.0))
+                # short attempts, so a stop (TimeoutStopSec=20s) never waits long on one
+                channel.send(alert, min(remaining, ATTEMPT_TIMEOUT_S))
             except NotifyError as failure:
                 error = str(failure)
                 log.warning("%s: %s alert not delivered yet: %s", channel.name, alert.kind, error)
