@@ -29,10 +29,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # the real servers the tests use
+
+from notify_helpers import HttpRecorder, Mosquitto, Subscriber, make_tls  # noqa: E402
 
 from doorbell.age.identities import X25519Identity  # noqa: E402
 from doorbell.audit.devicekey import create_device_key  # noqa: E402
-from tests.notify_helpers import HttpRecorder, Mosquitto, Subscriber, make_tls  # noqa: E402
 
 
 def _doorbell(*args: str) -> subprocess.Popen[bytes]:

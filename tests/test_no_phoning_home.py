@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from notify_helpers import HttpRecorder, Mosquitto, free_port, make_tls, server_context
 from recorder_helpers import plaintext_hits
 
 from doorbell.audit.log import AuditLog
@@ -240,7 +241,6 @@ def test_notifier_without_channels_makes_no_connection_at_all(tmp_path: Path) ->
 
 def test_notifier_connects_only_to_the_configured_destinations(tmp_path: Path) -> None:
     from aiosmtpd.controller import Controller
-    from notify_helpers import HttpRecorder, Mosquitto, free_port, make_tls, server_context
 
     tls = make_tls(tmp_path / "tls")
     broker = Mosquitto(tmp_path / "broker", tls, {"doorbell": "mqtt-pass"})

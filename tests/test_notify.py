@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from notify_helpers import HttpRecorder
 
 from doorbell.audit.entries import decode_entry
 from doorbell.audit.log import AuditLog
@@ -25,7 +26,6 @@ from doorbell.notify.alerts import TEST, Alert
 from doorbell.notify.ntfy import NtfyChannel
 from doorbell.notify.schedule import Deduplicator, QuietHours, RateLimit
 from doorbell.notify.service import STATE_FILE, Notifier
-from tests.notify_helpers import HttpRecorder
 
 TOKEN = "tk_live_owner_token"
 

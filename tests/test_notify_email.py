@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from notify_helpers import TlsFiles, free_port, make_tls, server_context
 
 from doorbell.audit.entries import decode_entry
 from doorbell.audit.log import AuditLog
@@ -19,7 +20,6 @@ from doorbell.errors import NotifyError
 from doorbell.notify.alerts import Alert
 from doorbell.notify.mail import EmailChannel
 from doorbell.notify.service import Notifier
-from tests.notify_helpers import TlsFiles, free_port, make_tls, server_context
 
 aiosmtpd_controller = pytest.importorskip("aiosmtpd.controller")
 from aiosmtpd.smtp import AuthResult, LoginPassword  # noqa: E402

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from notify_helpers import Mosquitto, Subscriber, TlsFiles, make_tls
 
 from doorbell.audit.entries import decode_entry
 from doorbell.audit.log import AuditLog
@@ -21,7 +22,6 @@ from doorbell.live.publisher import LivePublisher
 from doorbell.notify.alerts import Alert
 from doorbell.notify.mqtt import MqttChannel
 from doorbell.notify.service import Notifier
-from tests.notify_helpers import Mosquitto, Subscriber, TlsFiles, make_tls
 
 USER, PASSWORD = "doorbell", "correct horse battery"
 WATCHER, WATCHER_PASSWORD = "homeassistant", "watch only"

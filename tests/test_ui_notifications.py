@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from notify_helpers import HttpRecorder
 from ui_helpers import Clock, FakeVault, csrf_from, prepare_data_dir, unlock
 
 from doorbell.audit.entries import decode_entry
@@ -18,7 +19,6 @@ from doorbell.config import load_config
 from doorbell.notify.build import enabled_channels
 from doorbell.notify.service import Notifier
 from doorbell.ui import close_app, create_app
-from tests.notify_helpers import HttpRecorder
 
 
 @pytest.fixture
