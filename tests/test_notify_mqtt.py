@@ -269,3 +269,125 @@ def test_the_last_will_says_offline_when_the_notifier_dies(
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def _processes_config(tmp_path: Path, broker: Mosquitto, tls: TlsFiles, password: str) -> Path:
+    from doorbell.age.identities import X25519Identity
+    from doorbell.audit.devicekey import create_device_key
+
+    data = tmp_path / "data"
+    (data / "keys").mkdir(parents=True)
+    identity = X25519Identity.generate()
+    (data / "keys" / "owner.recipients").write_text(f"{identity.recipient}\n")
+    create_device_key(data / "keys", "doorbell.test/recorder")
+    (tmp_path / "mqtt-password").write_text(password + "\n")
+    path = tmp_path / "doorbell.toml"
+    path.write_text(
+        f"""[camera]
+width = 320
+height = 240
+lores_width = 160
+lores_height = 120
+fps = 15
+[motion]
+enabled = false
+[recording]
+pre_roll_s = 0.5
+post_roll_s = 0.5
+[storage]
+data_dir = "{data}"
+min_free_gb = 0.0
+[live]
+socket_path = "{tmp_path / "live.sock"}"
+[notify]
+max_age_s = 5.0
+[mqtt]
+enabled = true
+host = "127.0.0.1"
+port = {broker.port}
+ca_file = "{tls.ca}"
+username = "{USER}"
+password_file = "{tmp_path / "mqtt-password"}"
+events = ["ring"]
+"""
+    )
+    return path
+
+
+def _doorbell(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from doorbell.cli import main; sys.exit(main())",
+            *args,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _stop(*processes: subprocess.Popen[str]) -> list[tuple[int, str, str]]:
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    results = []
+    for process in processes:
+        out, err = process.communicate(timeout=60)
+        results.append((process.returncode, out, err))
+    return results
+
+
+def test_a_button_press_reaches_home_assistant_within_one_second(
+    tmp_path: Path, broker: Mosquitto, tls: TlsFiles, watcher: Subscriber
+) -> None:
+    """Real processes: `doorbell recorder` (SIGUSR1 is the button) and `doorbell notify`."""
+    config = _processes_config(tmp_path, broker, tls, PASSWORD)
+    recorder = _doorbell("recorder", "--config", str(config))
+    notifier = _doorbell("notify", "--config", str(config))
+    try:
+        assert watcher.wait_for("doorbell/status", timeout=30)[-1] == b"online"
+        state = tmp_path / "data" / "notify-state.json"
+        deadline = time.monotonic() + 30
+        while not state.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.5)  # the recorder's first frames, the notifier's live subscription
+        pressed = time.time()
+        recorder.send_signal(signal.SIGUSR1)
+        watcher.wait_for("doorbell/ring", timeout=10)
+        arrived = watcher.arrival("doorbell/ring")
+    finally:
+        (rec_code, _rec_out, rec_err), (notify_code, _out, notify_err) = _stop(recorder, notifier)
+    assert arrived is not None, notify_err
+    assert arrived - pressed < 1.0, f"press to Home Assistant took {arrived - pressed:.3f} s"
+    assert rec_code == 0, rec_err
+    assert notify_code == 0, notify_err
+
+
+def test_with_a_wrong_password_the_recorder_records_the_ring_anyway(
+    tmp_path: Path, broker: Mosquitto, tls: TlsFiles
+) -> None:
+    config = _processes_config(tmp_path, broker, tls, "not the password")
+    recorder = _doorbell("recorder", "--config", str(config))
+    notifier = _doorbell("notify", "--config", str(config))
+    try:
+        data = tmp_path / "data"
+        deadline = time.monotonic() + 30
+        while not (data / "notify-state.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.5)
+        recorder.send_signal(signal.SIGUSR1)
+        failed: list[dict[str, Any]] = []
+        while not failed and time.monotonic() < deadline:
+            time.sleep(0.5)
+            failed = [e for e in _audit_entries(data) if e["action"] == "notify.failed"]
+    finally:
+        (rec_code, rec_out, rec_err), (notify_code, _out, notify_err) = _stop(recorder, notifier)
+    assert rec_code == 0, rec_err
+    assert "1 clip(s)" in rec_out, "the ring was recorded"
+    recorded = _audit_entries(data, "doorbell.ring")
+    assert len(recorded) == 1
+    assert failed and "refused the connection" in failed[0]["details"]["error"]
+    assert "refused the connection" in notify_err and "mqtt.password_file" in notify_err
+    assert notify_code == 0
