@@ -271,14 +271,13 @@ def test_the_settings_test_button_sends_a_test_alert_and_audits_the_result(
     assert sent["details"]["request"] == str(request)
 
 
-def _index_with_request(data_dir: Path, request_id: str, decide_by: float) -> None:
+def _index_with_requests(data_dir: Path, *requests: tuple[str, float]) -> None:
+    """The export_requests columns the notifier reads: pending requests and their decide-by."""
     with sqlite3.connect(data_dir / "index.sqlite3") as connection:
         connection.execute(
             "CREATE TABLE export_requests (id TEXT PRIMARY KEY, status TEXT, decide_by REAL)"
         )
-        connection.execute(
-            "INSERT INTO export_requests VALUES (?, 'pending', ?)", (request_id, decide_by)
-        )
+        connection.executemany("INSERT INTO export_requests VALUES (?, 'pending', ?)", requests)
     connection.close()
 
 
@@ -286,12 +285,15 @@ def test_export_request_waiting_and_about_to_expire(
     tmp_path: Path, ntfy_server: HttpRecorder
 ) -> None:
     config = _config(tmp_path, ntfy_server, ntfy={"events": ["export_request", "export_expiring"]})
-    _index_with_request(config.data_dir, "r1", time.time() + 3 * 3600)
+    _index_with_requests(
+        config.data_dir, ("r1", time.time() + 3 * 3600), ("own", time.time() + 10 * 86400)
+    )
     with (
         AuditLog.open(config.data_dir) as audit,
         Notifier(config, [NtfyChannel(config.ntfy)], audit, live=False) as notifier,
     ):
         time.sleep(0.2)
+        audit.append("owner", "export.request_submitted", "request/own", {})  # no news
         audit.append("requester:r1", "export.request_submitted", "request/r1", {})
         assert notifier.wait_for_outcome("ntfy", "export_request", 5) == "sent"
         assert notifier.wait_for_outcome("ntfy", "export_expiring", 5) == "sent"

@@ -80,6 +80,8 @@ def alert_from_audit(index: int, entry: dict[str, Any]) -> Alert | None:
     if kind == "ring":
         return Alert(kind, when, f"ring:{target}" if target else f"ring:audit:{index}")
     if kind == "export_request":
+        if entry.get("actor") == "owner":
+            return None  # the owner's own request (an export for themselves): no news
         request_id = target.removeprefix("request/")
         return Alert(kind, when, f"request:{request_id}", ref=request_id)
     if kind == TEST:
