@@ -391,3 +391,43 @@ def test_with_a_wrong_password_the_recorder_records_the_ring_anyway(
     assert failed and "refused the connection" in failed[0]["details"]["error"]
     assert "refused the connection" in notify_err and "mqtt.password_file" in notify_err
     assert notify_code == 0
+
+
+def test_a_cli_test_alert_beside_the_daemon_does_not_disturb_it(
+    tmp_path: Path, broker: Mosquitto, tls: TlsFiles, watcher: Subscriber
+) -> None:
+    config = _config(tmp_path, broker, tls)
+    path = tmp_path / "doorbell.toml"
+    path.write_text(
+        f'[storage]\ndata_dir = "{config.data_dir}"\n'
+        f'[mqtt]\nenabled = true\nhost = "127.0.0.1"\nport = {broker.port}\n'
+        f'ca_file = "{tls.ca}"\nusername = "{USER}"\n'
+        f'password_file = "{config.mqtt.password_file}"\n'
+    )
+    with AuditLog.open(config.data_dir) as audit:
+        daemon = MqttChannel(config.mqtt)
+        with Notifier(config, [daemon], audit, live=False):
+            assert watcher.wait_for("doorbell/status")[-1] == b"online"
+            result = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    "import sys; from doorbell.cli import main; sys.exit(main())",
+                    "notify",
+                    "--config",
+                    str(path),
+                    "--test",
+                    "mqtt",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert result.returncode == 0, result.stderr
+            notice = json.loads(watcher.wait_for("doorbell/notice")[0])
+            assert notice["event_type"] == "test"
+            time.sleep(0.5)
+            assert daemon.is_connected, "the daemon kept its session"
+    statuses = [p for topic, p, _r, _t in watcher.messages if topic == "doorbell/status"]
+    assert statuses == [b"online", b"offline"], "only the daemon's own online and goodbye"

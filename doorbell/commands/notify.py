@@ -43,7 +43,8 @@ def notify(
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     config = load_cli_config(config_path, data_dir)
     if test_channel is not None:
-        channel = next((c for c in enabled_channels(config) if c.name == test_channel), None)
+        channels = enabled_channels(config, one_shot=True)
+        channel = next((c for c in channels if c.name == test_channel), None)
         if channel is None:
             raise UsageError(f"{test_channel}: not enabled; set {test_channel}.enabled = true")
         with (

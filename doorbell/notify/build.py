@@ -8,8 +8,11 @@ from doorbell.notify.channel import Channel
 CHANNEL_NAMES = ("mqtt", "ntfy", "email")
 
 
-def enabled_channels(config: Config) -> list[Channel]:
+def enabled_channels(config: Config, *, one_shot: bool = False) -> list[Channel]:
     """One channel per enabled section (``[mqtt]``, ``[ntfy]``, ``[email]``), none otherwise.
+
+    ``one_shot``: for a single test alert beside the running notifier (MQTT: another client
+    id, no discovery, no availability messages).
 
     Raises :class:`doorbell.errors.ConfigError` when a secret or CA file cannot be read.
     """
@@ -18,7 +21,7 @@ def enabled_channels(config: Config) -> list[Channel]:
     if config.mqtt.enabled:
         from doorbell.notify.mqtt import MqttChannel
 
-        channels.append(MqttChannel(config.mqtt, ui_url=ui_url))
+        channels.append(MqttChannel(config.mqtt, ui_url=ui_url, one_shot=one_shot))
     if config.ntfy.enabled:
         from doorbell.notify.ntfy import NtfyChannel
 

@@ -127,11 +127,15 @@ class MqttChannel:
         ui_url: str = "",
         reconnect_min_s: float = 1.0,
         reconnect_max_s: float = 30.0,
+        one_shot: bool = False,
     ) -> None:
         self.config = config
         self.destination = f"{config.host}:{config.port}"
         self.ui_url = ui_url
         self.error = ""
+        # `doorbell notify --test` next to the running daemon: its own client id, and it
+        # neither announces the device nor says online/offline (that is the daemon's job)
+        self.one_shot = one_shot
         self._connected = threading.Event()
         self._lock = threading.Lock()
         self._started = False
@@ -142,7 +146,7 @@ class MqttChannel:
         )
         client = paho.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=config.client_id,
+            client_id=f"{config.client_id}-test" if one_shot else config.client_id,
             protocol=paho.MQTTv311,
             clean_session=True,
         )
@@ -158,7 +162,8 @@ class MqttChannel:
                         f"mqtt.cert_file/key_file: cannot load {config.cert_file}: {error}"
                     ) from error
             client.tls_set_context(context)
-        client.will_set(self._topic("status"), "offline", qos=1, retain=True)
+        if not one_shot:
+            client.will_set(self._topic("status"), "offline", qos=1, retain=True)
         client.reconnect_delay_set(
             min_delay=max(1, round(reconnect_min_s)), max_delay=round(reconnect_max_s)
         )
@@ -187,7 +192,7 @@ class MqttChannel:
         if not self._started:
             return
         self._started = False
-        if self._connected.is_set():
+        if self._connected.is_set() and not self.one_shot:
             try:
                 info = self._client.publish(self._topic("status"), "offline", qos=1, retain=True)
                 info.wait_for_publish(2.0)
@@ -211,9 +216,10 @@ class MqttChannel:
             log.error("mqtt: %s", self.error)
             return
         self.error = ""
-        for topic, payload in discovery_messages(self.config).items():
-            client.publish(topic, json.dumps(payload, sort_keys=True), qos=1, retain=True)
-        client.publish(self._topic("status"), "online", qos=1, retain=True)
+        if not self.one_shot:
+            for topic, payload in discovery_messages(self.config).items():
+                client.publish(topic, json.dumps(payload, sort_keys=True), qos=1, retain=True)
+            client.publish(self._topic("status"), "online", qos=1, retain=True)
         self._connected.set()
         log.info("mqtt: connected to %s", self.destination)
 
