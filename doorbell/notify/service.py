@@ -60,6 +60,8 @@ INDEX_FILE = "index.sqlite3"
 TEST_MAX_AGE_S = 20.0
 #: longest single delivery attempt (connect, TLS, send, acknowledgement)
 ATTEMPT_TIMEOUT_S = 10.0
+#: how many finished deliveries :attr:`Notifier.outcomes` remembers (the audit log has all)
+OUTCOMES_KEPT = 256
 #: storage and camera alerts change a state; repeating the current state says nothing new
 STATE_OF = {
     "storage_full": ("storage", "full"),
@@ -129,7 +131,7 @@ class Notifier:
         self._unlock_alerted_at: float | None = None
         self._dirty = False
         #: (channel, alert kind, outcome) of every finished delivery, for tests and the bench
-        self.outcomes: list[tuple[str, str, str]] = []
+        self.outcomes: deque[tuple[str, str, str]] = deque(maxlen=OUTCOMES_KEPT)
         self.delivered = threading.Condition(self._lock)
 
     # --- lifecycle -------------------------------------------------------------------------
