@@ -25,7 +25,8 @@ from doorbell.live.subscriber import LiveSubscriber
 from doorbell.notify.alerts import TEST, Alert
 from doorbell.notify.ntfy import NtfyChannel
 from doorbell.notify.schedule import Deduplicator, QuietHours, RateLimit
-from doorbell.notify.service import STATE_FILE, Notifier
+from doorbell.notify.service import Notifier
+from doorbell.notify.state import STATE_FILE
 
 TOKEN = "tk_live_owner_token"
 

@@ -21,8 +21,6 @@ logged while the notifier was down are seen when it returns; those still younger
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import queue
 import sqlite3
@@ -31,18 +29,17 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from doorbell.audit.entries import EntryError, decode_entry
 from doorbell.audit.log import AuditLog
 from doorbell.config import Config, EmailConfig, MqttConfig, NtfyConfig
 from doorbell.errors import DoorbellError, NotifyError, StorageError
-from doorbell.fsutil import write_file_atomic
 from doorbell.live.subscriber import LiveSubscriber
 from doorbell.live.wire import LiveMessage
 from doorbell.notify.alerts import TEST, Alert
 from doorbell.notify.channel import Channel
+from doorbell.notify.requests import is_pending, pending_due_by
 from doorbell.notify.schedule import Deduplicator, QuietHours, RateLimit
 from doorbell.notify.sources import (
     ACTOR,
@@ -51,11 +48,10 @@ from doorbell.notify.sources import (
     alert_from_live,
     entry_time,
 )
+from doorbell.notify.state import NotifierState
 
 log = logging.getLogger(__name__)
 
-STATE_FILE = "notify-state.json"
-INDEX_FILE = "index.sqlite3"
 #: a test alert is tried this long, so the Settings page shows a result soon
 TEST_MAX_AGE_S = 20.0
 #: longest single delivery attempt (connect, TLS, send, acknowledgement)
@@ -121,12 +117,7 @@ class Notifier:
         )
         self._settings_mtime = self._settings_stamp()
         self.restart_needed = threading.Event()
-        # state saved across restarts
-        self._cursor: int | None = None
-        self._states: dict[str, str] = {}
-        self._camera_lost_since: float | None = None
-        self._camera_down_sent = False
-        self._expiring_sent: set[str] = set()
+        self._state = NotifierState()  # saved across restarts (notify-state.json)
         self._unlock_failures: deque[float] = deque()
         self._unlock_alerted_at: float | None = None
         self._dirty = False
@@ -138,7 +129,7 @@ class Notifier:
 
     def start(self) -> None:
         """Load the saved state, start channels, deliverers, the watcher and the subscriber."""
-        self._load_state()
+        self._state = NotifierState.load(self.data_dir)
         for channel in self.channels:
             channel.start()
             thread = threading.Thread(
@@ -200,17 +191,18 @@ class Notifier:
         (storage, camera) learn from it; nothing is sent.
         """
         with self._lock:
+            state = self._state
             if alert.kind in STATE_OF:
                 group, value = STATE_OF[alert.kind]
-                if self._states.get(group) == value:
+                if state.states.get(group) == value:
                     return []
-                self._states[group] = value
+                state.states[group] = value
                 self._dirty = True
-                if alert.kind == "camera_lost" and self._camera_lost_since is None:
-                    self._camera_lost_since = alert.time
-                    self._camera_down_sent = False
+                if alert.kind == "camera_lost" and state.camera_lost_since is None:
+                    state.camera_lost_since = alert.time
+                    state.camera_down_sent = False
                 elif alert.kind == "camera_back":
-                    self._camera_lost_since = None
+                    state.camera_lost_since = None
             if not fresh or not self._dedupe.first_time(alert.key, alert.kind, alert.time):
                 return []
             queued = []
@@ -251,7 +243,8 @@ class Notifier:
             self._save_state()
 
     def _read_audit(self) -> None:
-        cursor = self._cursor if self._cursor is not None else self._audit.size
+        saved = self._state.audit_cursor
+        cursor = saved if saved is not None else self._audit.size
         now = self._wall()
         max_age = self.config.notify.max_age_s
         for index, leaf in self._audit.entries(cursor):
@@ -269,14 +262,14 @@ class Notifier:
             if alert is None:
                 continue
             if alert.kind == "export_request":
-                if self._request_pending(alert.ref):  # still waiting: relevant however old
+                if is_pending(self.data_dir, alert.ref):  # still waiting: relevant however old
                     self.submit(Alert(alert.kind, now, alert.key, ref=alert.ref))
                 continue
             age = now - alert.time
             fresh = age <= (TEST_MAX_AGE_S if alert.kind == TEST else max_age)
             self.submit(alert, fresh=fresh)
-        if cursor != self._cursor:
-            self._cursor = cursor
+        if cursor != saved:
+            self._state.audit_cursor = cursor
             self._dirty = True
 
     def _count_unlock_failure(self, index: int, when: float, now: float) -> None:
@@ -294,58 +287,24 @@ class Notifier:
             fresh = now - when <= notify.max_age_s
             self.submit(Alert("unlock_failures", when, f"unlock_failures:{index}"), fresh=fresh)
 
-    def _index(self) -> sqlite3.Connection | None:
-        path = self.data_dir / INDEX_FILE
-        if not path.exists():
-            return None
-        try:
-            return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
-        except sqlite3.Error as error:
-            log.warning("cannot read %s: %s", path, error)
-            return None
-
-    def _request_pending(self, request_id: str) -> bool:
-        connection = self._index()
-        if connection is None:
-            return False
-        try:
-            with contextlib.closing(connection):
-                row = connection.execute(
-                    "SELECT status FROM export_requests WHERE id = ?", (request_id,)
-                ).fetchone()
-        except sqlite3.Error:
-            return False
-        return row is not None and row[0] == "pending"
-
     def _check_expiring(self) -> None:
-        connection = self._index()
-        if connection is None:
-            return
         now = self._wall()
         horizon = now + self.config.notify.expiring_within_h * 3600.0
-        try:
-            with contextlib.closing(connection):
-                rows = connection.execute(
-                    "SELECT id FROM export_requests WHERE status = 'pending' AND decide_by <= ?",
-                    (horizon,),
-                ).fetchall()
-        except sqlite3.Error:
-            return  # no exports table yet
-        for (request_id,) in rows:
-            if request_id in self._expiring_sent:
+        for request_id in pending_due_by(self.data_dir, horizon):
+            if request_id in self._state.expiring_sent:
                 continue
-            self._expiring_sent.add(request_id)
+            self._state.expiring_sent.add(request_id)
             self._dirty = True
             self.submit(Alert("export_expiring", now, f"expiring:{request_id}", ref=request_id))
 
     def _check_camera_down(self) -> None:
         with self._lock:
-            since = self._camera_lost_since
-            if since is None or self._camera_down_sent:
+            since = self._state.camera_lost_since
+            if since is None or self._state.camera_down_sent:
                 return
             if self._wall() - since < self.config.notify.camera_down_min * 60.0:
                 return
-            self._camera_down_sent = True
+            self._state.camera_down_sent = True
             self._dirty = True
         self.submit(Alert("camera_down", self._wall(), f"camera_down:{since:.3f}"))
 
@@ -455,47 +414,7 @@ class Notifier:
 
     # --- saved state -----------------------------------------------------------------------
 
-    def _state_path(self) -> Path:
-        return self.data_dir / STATE_FILE
-
-    def _load_state(self) -> None:
-        try:
-            state = json.loads(self._state_path().read_text())
-        except FileNotFoundError:
-            self._cursor = None  # first start: from the log's end, nothing old is replayed
-            return
-        except (OSError, ValueError) as error:
-            log.warning(
-                "%s unreadable (%s): starting from the log's end", self._state_path(), error
-            )
-            return
-        if not isinstance(state, dict):
-            return
-        cursor = state.get("audit_cursor")
-        self._cursor = cursor if isinstance(cursor, int) and cursor >= 0 else None
-        states = state.get("states")
-        if isinstance(states, dict):
-            self._states = {str(k): str(v) for k, v in states.items()}
-        since = state.get("camera_lost_since")
-        self._camera_lost_since = float(since) if isinstance(since, int | float) else None
-        self._camera_down_sent = bool(state.get("camera_down_sent"))
-        expiring = state.get("expiring_sent")
-        if isinstance(expiring, list):
-            self._expiring_sent = {str(item) for item in expiring[-1000:]}
-
     def _save_state(self) -> None:
-        with self._lock:
-            if self._cursor is None:
-                return
-            state = {
-                "audit_cursor": self._cursor,
-                "states": self._states,
-                "camera_lost_since": self._camera_lost_since,
-                "camera_down_sent": self._camera_down_sent,
-                "expiring_sent": sorted(self._expiring_sent),
-            }
+        with self._lock:  # submit() changes the state on other threads
             self._dirty = False
-        try:
-            write_file_atomic(self._state_path(), json.dumps(state).encode(), mode=0o600)
-        except (OSError, DoorbellError) as error:
-            log.warning("cannot save %s: %s", self._state_path(), error)
+            self._state.save(self.data_dir)
