@@ -305,9 +305,11 @@ class Recorded:
 
 @dataclass
 class HttpRecorder:
-    """A small HTTP server on loopback that records every request (ntfy's protocol)."""
+    """A small HTTP(S) server on loopback that records every request (ntfy's protocol)."""
 
     status: int = 200
+    tls: TlsFiles | None = None
+    location: str = ""
     requests: list[Recorded] = field(default_factory=list)
     arrivals: list[float] = field(default_factory=list)
     changed: threading.Condition = field(default_factory=threading.Condition)
@@ -328,6 +330,8 @@ class HttpRecorder:
                 self.send_response(recorder.status)
                 payload = json.dumps({"id": "x", "event": "message"}).encode()
                 self.send_header("Content-Type", "application/json")
+                if recorder.location:
+                    self.send_header("Location", recorder.location)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
@@ -336,6 +340,10 @@ class HttpRecorder:
                 return
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if self.tls is not None:
+            self.server.socket = server_context(self.tls).wrap_socket(
+                self.server.socket, server_side=True
+            )
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(
             target=self.server.serve_forever, name="test-http", daemon=False

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from notify_helpers import HttpRecorder
+from notify_helpers import HttpRecorder, make_tls
 
 from doorbell.audit.entries import decode_entry
 from doorbell.audit.log import AuditLog
@@ -133,6 +133,31 @@ def test_ntfy_refusal_is_a_clear_error(tmp_path: Path, ntfy_server: HttpRecorder
     channel = NtfyChannel(_config(tmp_path, ntfy_server).ntfy)
     with pytest.raises(NotifyError, match=r"answered 403"):
         channel.send(Alert("ring", time.time(), "ring:1"), 5.0)
+
+
+def test_ntfy_over_https_checks_the_servers_certificate(tmp_path: Path) -> None:
+    tls = make_tls(tmp_path / "tls")
+    server = HttpRecorder(tls=tls)
+    try:
+        url = f"https://127.0.0.1:{server.port}/doorbell"
+        good = parse_config({"ntfy": {"enabled": True, "url": url, "ca_file": str(tls.ca)}})
+        NtfyChannel(good.ntfy).send(Alert("ring", time.time(), "ring:tls"), 5.0)
+        assert [r.path for r in server.requests] == ["/doorbell"]
+        other = make_tls(tmp_path / "other")
+        bad = parse_config({"ntfy": {"enabled": True, "url": url, "ca_file": str(other.ca)}})
+        with pytest.raises(NotifyError, match="CERTIFICATE_VERIFY_FAILED"):
+            NtfyChannel(bad.ntfy).send(Alert("ring", time.time(), "ring:mitm"), 5.0)
+    finally:
+        server.close()
+    assert len(server.requests) == 1
+
+
+def test_ntfy_never_follows_a_redirect(tmp_path: Path, ntfy_server: HttpRecorder) -> None:
+    ntfy_server.status, ntfy_server.location = 303, "http://192.0.2.1/elsewhere"
+    channel = NtfyChannel(_config(tmp_path, ntfy_server).ntfy)
+    with pytest.raises(NotifyError, match="answered 303"):
+        channel.send(Alert("ring", time.time(), "ring:redirect"), 5.0)
+    assert len(ntfy_server.requests) == 1
 
 
 def test_ntfy_url_must_be_https_off_loopback() -> None:
