@@ -9,6 +9,8 @@ at the door can see.
 ``pin_factory`` is injected (gpiozero's ``MockFactory`` in tests, ``None`` for gpiozero's
 default on a Pi). With ``gpio.enabled = false`` the bell touches no hardware at all but
 still rings through :meth:`Bell.ring`, which is how the demo and the web UI simulate a press.
+During the chime's quiet hours (``gpio.quiet_hours``) a press rings without the chime: it is
+still recorded, and still alerts on the notifier's channels that are not quiet.
 
 A press rings once: edges closer than ``max(bounce_s, chime_s)`` to the last ring (measured
 with the injected ``clock``) are contact bounce or impatient repeats of the same visit.
@@ -21,6 +23,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from doorbell.errors import GPIOError
@@ -50,8 +53,13 @@ class Bell:
         pin_factory: Any = None,
         clock: Callable[[], float] = time.monotonic,
         when_rung: RingCallback | None = None,
+        local_now: Callable[[], datetime] = datetime.now,
+        quiet_hours: Callable[[], tuple[str, ...]] | None = None,
     ) -> None:
         self.config = gpio
+        self._local_now = local_now
+        # the owner may change quiet hours while the recorder runs: ask each time
+        self._quiet_hours = quiet_hours or (lambda: self.config.quiet_hours)
         self.when_rung = when_rung
         self._clock = clock
         self._holdoff_s = max(gpio.bounce_s, gpio.chime_s)
@@ -173,9 +181,19 @@ class Bell:
     def _on_press(self) -> None:
         self.ring()
 
+    @property
+    def is_quiet(self) -> bool:
+        """Whether the chime's quiet hours (``gpio.quiet_hours``, local time) are now."""
+        from doorbell.notify.schedule import QuietHours
+
+        return QuietHours(self._quiet_hours()).is_quiet(self._local_now())
+
     def _sound_chime(self) -> None:
         chime = self._chime
         if chime is None:
+            return
+        if self.is_quiet:
+            log.info("ring during the chime's quiet hours: not chiming (still recording)")
             return
         seconds = self.config.chime_s
         # one on/off cycle, timed on gpiozero's own background thread (Buzzer is a

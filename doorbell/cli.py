@@ -33,6 +33,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "init": "doorbell.commands.init:init",
     "keys": "doorbell.commands.keys:keys",
     "motion-preview": "doorbell.commands.motion_preview:motion_preview",
+    "notify": "doorbell.commands.notify:notify",
     "recorder": "doorbell.commands.recorder:recorder",
     "replicate": "doorbell.commands.replicate:replicate",
     "requests": "doorbell.commands.requests:requests",

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import re
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -33,6 +34,26 @@ MAX_CONFIG_BYTES = 1 << 20
 #: At most this many points per polygon, and this many polygons per list.
 MAX_POLYGON_POINTS = 256
 MAX_POLYGONS = 64
+#: At most this many strings in a list of strings (event kinds, quiet hours, addresses).
+MAX_STRINGS = 32
+
+#: What the notifier can tell the owner about (``doorbell notify``; docs/notifications.md).
+NOTIFY_EVENT_KINDS = (
+    "ring",
+    "motion_start",
+    "motion_stop",
+    "storage_full",
+    "storage_ok",
+    "camera_lost",
+    "camera_back",
+    "camera_down",
+    "export_request",
+    "export_expiring",
+    "unlock_failures",
+)
+#: A quiet-hours span, local time: "22:00-07:00" (across midnight) or "12:30-14:00".
+QUIET_HOURS_PATTERN = r"([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]"
+_QUIET_DOC = 'spans of local time when this stays silent, like ["22:00-07:00"]'
 
 
 def _key(
@@ -42,9 +63,14 @@ def _key(
     min: float | None = None,
     max: float | None = None,
     choices: tuple[Any, ...] | None = None,
+    pattern: str | None = None,
 ) -> Any:
-    """A config field with its documentation and the values it allows."""
-    meta = {"doc": doc, "min": min, "max": max, "choices": choices}
+    """A config field with its documentation and the values it allows.
+
+    ``choices`` and ``pattern`` (a regular expression each string must match in full) also
+    apply to every item of a list of strings.
+    """
+    meta = {"doc": doc, "min": min, "max": max, "choices": choices, "pattern": pattern}
     if isinstance(default, list | tuple):
         return field(default_factory=lambda: tuple(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -239,6 +265,11 @@ class GpioConfig:
     )
     chime_s: float = _key(1.0, "how long the chime sounds", min=0.05, max=10.0)
     bounce_s: float = _key(0.05, "button debounce time", min=0.0, max=1.0)
+    quiet_hours: tuple[str, ...] = _key(
+        (),
+        "chime: " + _QUIET_DOC + " (a ring still records and alerts)",
+        pattern=QUIET_HOURS_PATTERN,
+    )
 
 
 @dataclass(frozen=True)
@@ -314,6 +345,127 @@ class ReplicateConfig:
 
 
 @dataclass(frozen=True)
+class NotifyConfig:
+    ui_url: str = _key(
+        "", "address of the web UI that alerts link to, like https://<doorbell host>:8443/"
+    )
+    max_age_s: float = _key(
+        600.0,
+        "an alert not delivered within this many seconds (broker down, notifier restarting) "
+        "is dropped instead of arriving late",
+        min=5.0,
+        max=86_400.0,
+    )
+    dedupe_s: float = _key(
+        30.0,
+        "rings closer than this to the last ring alert are one burst, one alert",
+        min=0.0,
+        max=3600.0,
+    )
+    rate_limit_per_hour: int = _key(
+        60, "most alerts one channel sends per hour (the rest are dropped)", min=1, max=10_000
+    )
+    camera_down_min: float = _key(
+        10.0, "camera_down: the camera has been lost for this many minutes", min=1.0, max=1440.0
+    )
+    expiring_within_h: float = _key(
+        24.0,
+        "export_expiring: an undecided request expires within this many hours",
+        min=1.0,
+        max=336.0,
+    )
+    unlock_failures: int = _key(
+        3, "unlock_failures: this many failed unlocks within unlock_window_s", min=1, max=1000
+    )
+    unlock_window_s: float = _key(
+        600.0, "window of the failed-unlock count", min=10.0, max=86_400.0
+    )
+    poll_s: float = _key(
+        1.0, "how often the audit log and the export requests are checked", min=0.1, max=60.0
+    )
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    enabled: bool = _key(False, "send alerts and states to an MQTT broker (Home Assistant)")
+    host: str = _key("", "the owner's broker: host name or address")
+    port: int = _key(8883, "broker port (8883: MQTT over TLS)", min=1, max=65535)
+    tls: bool = _key(True, "TLS to the broker (false is allowed only for a loopback broker)")
+    ca_file: str = _key(
+        "", "CA certificate (PEM) the broker's certificate must chain to; empty: the system's"
+    )
+    cert_file: str = _key("", "client certificate (PEM) for certificate authentication")
+    key_file: str = _key("", "its private key (PEM); readable by the notifier only")
+    username: str = _key("", "user name for password authentication")
+    password_file: str = _key("", "file holding the password; readable by the notifier only")
+    client_id: str = _key(
+        "doorbell",
+        "MQTT client id (also the Home Assistant device id)",
+        pattern=r"[A-Za-z0-9_-]{1,64}",
+    )
+    topic_prefix: str = _key(
+        "doorbell",
+        "topics: <prefix>/ring, <prefix>/motion, <prefix>/status ...",
+        pattern=r"[A-Za-z0-9_/-]{1,100}",
+    )
+    discovery_prefix: str = _key(
+        "homeassistant", "Home Assistant MQTT discovery prefix", pattern=r"[A-Za-z0-9_/-]{1,100}"
+    )
+    keepalive_s: int = _key(30, "MQTT keep-alive interval", min=5, max=3600)
+    events: tuple[str, ...] = _key(
+        (
+            "ring",
+            "motion_start",
+            "motion_stop",
+            "storage_full",
+            "storage_ok",
+            "camera_lost",
+            "camera_back",
+        ),
+        "which events are published",
+        choices=NOTIFY_EVENT_KINDS,
+    )
+    quiet_hours: tuple[str, ...] = _key((), _QUIET_DOC, pattern=QUIET_HOURS_PATTERN)
+
+
+@dataclass(frozen=True)
+class NtfyConfig:
+    enabled: bool = _key(False, "push alerts to the owner's own ntfy server (the ntfy app)")
+    url: str = _key("", "topic URL on the owner's ntfy server, like https://<ntfy host>/doorbell")
+    token_file: str = _key("", "file holding the ntfy access token; readable by the notifier only")
+    ca_file: str = _key("", "CA certificate (PEM) of the ntfy server; empty: the system's")
+    events: tuple[str, ...] = _key(
+        ("ring", "storage_full", "camera_down", "export_request", "unlock_failures"),
+        "which events are pushed",
+        choices=NOTIFY_EVENT_KINDS,
+    )
+    quiet_hours: tuple[str, ...] = _key((), _QUIET_DOC, pattern=QUIET_HOURS_PATTERN)
+
+
+@dataclass(frozen=True)
+class EmailConfig:
+    enabled: bool = _key(False, "e-mail slower news through the owner's SMTP server")
+    host: str = _key("", "SMTP server host name or address")
+    port: int = _key(587, "SMTP port (587: STARTTLS, 465: TLS)", min=1, max=65535)
+    security: str = _key(
+        "starttls",
+        "STARTTLS on a plain connection, or TLS from the start",
+        choices=("starttls", "tls"),
+    )
+    ca_file: str = _key("", "CA certificate (PEM) of the SMTP server; empty: the system's")
+    username: str = _key("", "SMTP user name (empty: no login)")
+    password_file: str = _key("", "file holding the SMTP password; readable by the notifier only")
+    sender: str = _key("", "From: address")
+    to: tuple[str, ...] = _key((), "To: addresses", pattern=r"[^@\s<>,]+@[^@\s<>,]+")
+    events: tuple[str, ...] = _key(
+        ("export_request", "export_expiring", "storage_full", "camera_down"),
+        "which events are e-mailed",
+        choices=NOTIFY_EVENT_KINDS,
+    )
+    quiet_hours: tuple[str, ...] = _key((), _QUIET_DOC, pattern=QUIET_HOURS_PATTERN)
+
+
+@dataclass(frozen=True)
 class Config:
     camera: CameraConfig = field(default_factory=CameraConfig)
     motion: MotionConfig = field(default_factory=MotionConfig)
@@ -326,6 +478,10 @@ class Config:
     audit: AuditConfig = field(default_factory=AuditConfig)
     exports: ExportsConfig = field(default_factory=ExportsConfig)
     replicate: ReplicateConfig = field(default_factory=ReplicateConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    ntfy: NtfyConfig = field(default_factory=NtfyConfig)
+    email: EmailConfig = field(default_factory=EmailConfig)
     #: the file this configuration was read from (None: built-in defaults)
     source: Path | None = field(default=None, compare=False)
 
@@ -439,6 +595,32 @@ def _polygons(value: Any, where: str, problems: list[str]) -> tuple[Polygon, ...
     return tuple(result)
 
 
+def _form(pattern: str) -> str:
+    return "HH:MM-HH:MM, like 22:00-07:00" if pattern == QUIET_HOURS_PATTERN else pattern
+
+
+def _strings(
+    value: Any, meta: dict[str, Any], where: str, problems: list[str]
+) -> tuple[str, ...] | None:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        problems.append(f"{where}: {_describe(value)} is not an array of strings")
+        return None
+    if len(value) > MAX_STRINGS:
+        problems.append(f"{where}: {len(value)} strings is above {MAX_STRINGS}")
+        return None
+    choices, pattern = meta.get("choices"), meta.get("pattern")
+    before = len(problems)
+    for index, item in enumerate(value):
+        if choices and item not in choices:
+            allowed = ", ".join(repr(c) for c in choices)
+            problems.append(f"{where}[{index}]: {_describe(item)} is not one of {allowed}")
+        elif pattern and not re.fullmatch(pattern, item):
+            problems.append(
+                f"{where}[{index}]: {_describe(item)} is not in the form {_form(pattern)}"
+            )
+    return tuple(value) if len(problems) == before else None
+
+
 def _section(name: str, cls: type, table: Any, problems: list[str]) -> Any:
     if not isinstance(table, dict):
         problems.append(f"{name}: {_describe(table)} is not a table; write it as [{name}]")
@@ -474,7 +656,15 @@ def _section(name: str, cls: type, table: Any, problems: list[str]) -> Any:
             if "\x00" in value or len(value) > 4096:
                 problems.append(f"{where}: {_describe(value)} is not a usable string")
                 continue
+            pattern = meta.get("pattern")
+            if pattern and not re.fullmatch(pattern, value):
+                problems.append(f"{where}: {_describe(value)} is not in the form {_form(pattern)}")
+                continue
             parsed = value
+        elif kind == tuple[str, ...]:
+            parsed = _strings(value, meta, where, problems)
+            if parsed is None:
+                continue
         elif kind == tuple[Polygon, ...]:
             parsed = _polygons(value, where, problems)
             if parsed is None:
@@ -506,6 +696,7 @@ def _cross_checks(config: Config, problems: list[str]) -> None:
     if not config.storage.data_dir:
         problems.append("storage.data_dir: must not be empty")
     _check_replicate(config.replicate, problems)
+    _notify_checks(config, problems)
 
 
 def _check_replicate(replicate: ReplicateConfig, problems: list[str]) -> None:
@@ -538,6 +729,62 @@ def _check_replicate(replicate: ReplicateConfig, problems: list[str]) -> None:
             f"replicate.destination: {_describe(destination)} is neither an absolute "
             "directory nor sftp://user@host/path"
         )
+
+
+def _is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _notify_checks(config: Config, problems: list[str]) -> None:
+    """A channel that is enabled must say where it goes, and never in plain text off-device."""
+    from urllib.parse import urlsplit
+
+    mqtt, ntfy, email = config.mqtt, config.ntfy, config.email
+    if mqtt.enabled:
+        if not mqtt.host:
+            problems.append("mqtt.host: required when mqtt.enabled = true")
+        elif not mqtt.tls and not _is_loopback_host(mqtt.host):
+            problems.append(
+                f"mqtt.tls: false sends the password and alerts in plain text to {mqtt.host!r}; "
+                "only a loopback broker may go without TLS"
+            )
+        if bool(mqtt.cert_file) != bool(mqtt.key_file):
+            problems.append("mqtt.cert_file/key_file: give both for certificate authentication")
+        if mqtt.password_file and not mqtt.username:
+            problems.append("mqtt.username: required with mqtt.password_file")
+    if ntfy.enabled or ntfy.url:
+        parts = urlsplit(ntfy.url)
+        if ntfy.enabled and not ntfy.url:
+            problems.append("ntfy.url: required when ntfy.enabled = true")
+        elif parts.scheme not in ("https", "http") or not parts.hostname or len(parts.path) < 2:
+            problems.append(
+                f"ntfy.url: {_describe(ntfy.url)} is not a topic URL like "
+                "https://<ntfy host>/doorbell"
+            )
+        elif parts.scheme == "http" and not _is_loopback_host(parts.hostname):
+            problems.append(
+                f"ntfy.url: {_describe(ntfy.url)} is plain http to another host; use https"
+            )
+        elif parts.username or parts.password or parts.query or parts.fragment:
+            problems.append("ntfy.url: no user, password, query or fragment (use ntfy.token_file)")
+    if email.enabled:
+        for key in ("host", "sender"):
+            if not getattr(email, key):
+                problems.append(f"email.{key}: required when email.enabled = true")
+        if not email.to:
+            problems.append("email.to: required when email.enabled = true (at least one address)")
+        if email.password_file and not email.username:
+            problems.append("email.username: required with email.password_file")
+    ui_url = config.notify.ui_url
+    if ui_url and urlsplit(ui_url).scheme not in ("https", "http"):
+        problems.append(f"notify.ui_url: {_describe(ui_url)} is not an http(s) address")
 
 
 def parse_config(document: dict[str, Any], *, source: Path | None = None) -> Config:

@@ -105,3 +105,10 @@ class NotPermitted(DoorbellError, PermissionError):
 
 class Cancelled(DoorbellError, RuntimeError):
     """Work stopped before it finished because the process is shutting down."""
+
+
+# --- notifications -----------------------------------------------------------------------
+
+
+class NotifyError(DoorbellError, RuntimeError):
+    """An alert could not be delivered: the channel is unreachable, refused it or timed out."""

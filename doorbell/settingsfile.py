@@ -39,6 +39,18 @@ OWNER_KEYS: frozenset[tuple[str, str]] = frozenset(
         ("motion", "zones"),
         ("motion", "masks"),
         ("privacy", "masks"),
+        # alerts (doorbell/ui/notifications.py): which channels, which events, when quiet;
+        # where they go (hosts, secrets) stays in the main file
+        ("gpio", "quiet_hours"),
+        ("mqtt", "enabled"),
+        ("mqtt", "events"),
+        ("mqtt", "quiet_hours"),
+        ("ntfy", "enabled"),
+        ("ntfy", "events"),
+        ("ntfy", "quiet_hours"),
+        ("email", "enabled"),
+        ("email", "events"),
+        ("email", "quiet_hours"),
     }
 )
 

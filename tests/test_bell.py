@@ -145,3 +145,31 @@ def test_no_pin_factory_raises_gpio_error(monkeypatch):
     monkeypatch.setattr(Device, "_default_pin_factory", staticmethod(no_factory))
     with pytest.raises(GPIOError, match=r"gpio\.enabled = false"):
         Bell(GPIO)
+
+
+def test_quiet_hours_silence_the_chime_but_not_the_ring(factory):
+    import dataclasses
+    from datetime import datetime
+
+    quiet = dataclasses.replace(GPIO, quiet_hours=("22:00-07:00",))
+    rings: list[float] = []
+    clock = FakeClock()
+    local = {"now": datetime(2026, 1, 1, 23, 30)}
+    with Bell(
+        quiet,
+        pin_factory=factory,
+        clock=clock,
+        when_rung=rings.append,
+        local_now=lambda: local["now"],
+    ) as bell:
+        chime = factory.pin(GPIO.chime_pin)
+        press(factory)
+        assert rings == [100.0], "a ring at night still records"
+        time.sleep(0.2)
+        assert not any(s.state for s in chime.states), "but the chime stays silent"
+        local["now"] = datetime(2026, 1, 2, 7, 0)
+        clock.now += 10
+        press(factory)
+        assert len(rings) == 2
+        assert wait_until(lambda: any(s.state for s in chime.states))
+        assert bell.ring_count == 2

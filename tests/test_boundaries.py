@@ -5,6 +5,8 @@
   `doorbell.keys`, however indirectly, and never through the lazy `doorbell.age` package root.
 - `doorbell.ui` never reaches picamera2, gpiozero or `doorbell.camera`.
 - Only `doorbell/camera/picam.py` imports picamera2.
+- The notifier (`doorbell.notify`, `doorbell notify`) never reaches decryption, the camera,
+  video, the recorder or exports: it holds no key and handles no picture.
 - Importing any module writes no file, starts no thread or process, opens no device or socket.
 
 The static checks parse imports with `ast` (imports inside functions count too) and follow
@@ -43,6 +45,17 @@ RECORDER_SIDE = [
 ]
 DECRYPTION_SIDE = {"doorbell.age.identities", "doorbell.age.decrypt", "doorbell.keys"}
 UI_FORBIDDEN = ("picamera2", "gpiozero", "doorbell.camera")
+NOTIFY_FORBIDDEN = (
+    *DECRYPTION_SIDE,
+    "doorbell.camera",
+    "doorbell.media",
+    "doorbell.recorder",
+    "doorbell.exports",
+    "doorbell.redact",
+    "picamera2",
+    "cv2",
+    "av",
+)
 
 
 def module_files(root: Path) -> dict[str, Path]:
@@ -144,6 +157,18 @@ def ui_violations(known: dict[str, Path]) -> list[str]:
     ]
 
 
+def notify_violations(known: dict[str, Path]) -> list[str]:
+    roots = expand(existing(["doorbell.notify", "doorbell.commands.notify"], known), known)
+    closure = import_closure(roots, known)
+    problems = [
+        f"{name} reached from the notifier via {closure[name]}"
+        for name in sorted(closure)
+        if any(name == f or name.startswith(f + ".") for f in NOTIFY_FORBIDDEN)
+    ]
+    reached = sorted(k for k in closure if k in known)
+    return problems + lazy_root_imports(reached, known, "doorbell.age")
+
+
 def picamera2_violations(known: dict[str, Path]) -> list[str]:
     return [
         f"{name} imports picamera2"
@@ -162,6 +187,26 @@ def test_recorder_side_never_reaches_decryption() -> None:
 
 def test_ui_never_reaches_camera_or_gpio() -> None:
     assert ui_violations(module_files(PACKAGE_ROOT)) == []
+
+
+def test_notifier_never_reaches_keys_or_pictures() -> None:
+    assert notify_violations(module_files(PACKAGE_ROOT)) == []
+
+
+def test_checker_catches_the_notifier_reaching_decryption(tmp_path: Path) -> None:
+    known = make_package(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "keys.py": "",
+            "notify/__init__.py": "",
+            "notify/mqtt.py": "def f():\n    from doorbell import keys\n    import cv2\n",
+        },
+    )
+    assert notify_violations(known) == [
+        "cv2 reached from the notifier via doorbell.notify.mqtt",
+        "doorbell.keys reached from the notifier via doorbell.notify.mqtt",
+    ]
 
 
 def test_only_picam_imports_picamera2() -> None:

@@ -136,7 +136,7 @@ def test_several_problems_are_reported_at_once(tmp_path: Path) -> None:
     assert any(
         p.endswith(
             "nope: unknown key (allowed: camera, motion, recording, storage, web, "
-            "live, gpio, privacy, audit, exports, replicate)"
+            "live, gpio, privacy, audit, exports, replicate, notify, mqtt, ntfy, email)"
         )
         for p in problems
     )

@@ -108,3 +108,11 @@ def test_invalid_settings_are_rejected_and_the_old_ones_kept(data_dir: Path) -> 
     assert recorder.config.motion.threshold == 25 and made == []
     rejected = [e for e in audit_entries(data_dir) if e["action"] == "settings.rejected"]
     assert len(rejected) == 1 and "motion.threshold" in rejected[0]["details"]["error"]
+
+
+def test_chime_quiet_hours_apply_while_recording(data_dir: Path) -> None:
+    make_owner(data_dir)
+    recorder, _made = run(data_dir, '[gpio]\nquiet_hours = ["22:00-07:00"]\n', count=60)
+    assert recorder.config.gpio.quiet_hours == ("22:00-07:00",)
+    applied = [e for e in audit_entries(data_dir) if e["action"] == "settings.applied"]
+    assert [e["details"]["sections"] for e in applied] == [["gpio.quiet_hours"]]

@@ -29,7 +29,12 @@ import pytest
 from tests.conftest import PROJECT_ROOT, missing, require_tool
 
 SYSTEMD_DIR = PROJECT_ROOT / "systemd"
-UNITS = ("doorbell-recorder.service", "doorbell-web.service", "doorbell-replicate.service")
+UNITS = (
+    "doorbell-recorder.service",
+    "doorbell-web.service",
+    "doorbell-replicate.service",
+    "doorbell-notify.service",
+)
 #: the issue's target, in systemd-analyze's own unit for --threshold (tenths of exposure)
 MAX_EXPOSURE = 2.0
 EXECUTABLE = "opt/doorbell/venv/bin/doorbell"
@@ -105,7 +110,7 @@ def test_verify_harness_reports_a_typo(tmp_path: Path) -> None:
 
 
 def test_units_run_the_documented_commands() -> None:
-    for unit, role in zip(UNITS, ("recorder", "web", "replicate"), strict=True):
+    for unit, role in zip(UNITS, ("recorder", "web", "replicate", "notify"), strict=True):
         text = (SYSTEMD_DIR / unit).read_text()
         command = f"ExecStart=/opt/doorbell/venv/bin/doorbell {role} --config /etc/doorbell/"
         assert command in text
@@ -138,6 +143,20 @@ def test_web_has_no_devices_and_no_camera_groups() -> None:
     assert "SupplementaryGroups" not in settings
     assert settings["IPAddressDeny"] == ["any"]
     assert "any" not in settings["IPAddressAllow"][0].split()
+
+
+def test_notifier_sees_no_key_and_no_footage() -> None:
+    settings = _settings(SYSTEMD_DIR / "doorbell-notify.service")
+    hidden = {path.lstrip("-") for path in " ".join(settings["InaccessiblePaths"]).split()}
+    data = "/var/lib/doorbell"
+    for private in ("keys", "tls", "clips", "thumbs", "exports", "sessions"):
+        assert f"{data}/{private}" in hidden, private
+    assert settings["User"] == ["doorbell-notify"]
+    assert "SupplementaryGroups" not in settings
+    assert settings["PrivateDevices"] == ["yes"]
+    assert settings["IPAddressDeny"] == ["any"]
+    assert "any" not in settings["IPAddressAllow"][0].split()
+    assert settings["LimitCORE"] == ["0"]
 
 
 def _settings(unit_path: Path) -> dict[str, list[str]]:
@@ -264,6 +283,7 @@ def test_sysusers_groups(provisioned_root: Path) -> None:
     assert _group_names(provisioned_root, "doorbell-rec") == {"doorbell", "video", "gpio"}
     assert _group_names(provisioned_root, "doorbell-web") == {"doorbell"}
     assert _group_names(provisioned_root, "doorbell-repl") == {"doorbell"}
+    assert _group_names(provisioned_root, "doorbell-notify") == {"doorbell"}
 
 
 def test_replicator_reads_ciphertext_and_the_log_but_no_secret_key(
@@ -288,6 +308,22 @@ def test_replicate_unit_reaches_only_the_home_network() -> None:
     hidden = " ".join(settings["InaccessiblePaths"])
     for secret in ("keys/owner.key.age", "keys/device.key", "tls/key.pem"):
         assert secret in hidden
+
+
+def test_notifier_reads_events_writes_the_audit_log_and_owns_its_secrets(
+    provisioned_root: Path,
+) -> None:
+    data = provisioned_root / "var/lib/doorbell"
+    notifier = "doorbell-notify"
+    assert _can(provisioned_root, notifier, data / "audit.sqlite3", "write")
+    assert _can(provisioned_root, notifier, data / "index.sqlite3", "read")
+    assert _can(provisioned_root, notifier, data, "create")  # -wal, notify-state.json
+    assert _can(provisioned_root, notifier, provisioned_root / "etc/doorbell/notify", "create")
+    assert not _can(provisioned_root, notifier, data / "keys/owner.key.age", "read")
+    assert not _can(provisioned_root, notifier, data / "keys/device.key", "read")
+    assert not _can(provisioned_root, notifier, data / "tls/key.pem", "read")
+    for other in ("doorbell-rec", "doorbell-web"):
+        assert not _can(provisioned_root, other, provisioned_root / "etc/doorbell/notify", "read")
 
 
 def test_recorder_can_never_read_the_owner_key(provisioned_root: Path) -> None:

@@ -92,6 +92,9 @@ def recorder_from_config(
                 config.gpio,
                 pin_factory=pin_factory,
                 when_rung=lambda *_args: recorder_box[0].ring() if recorder_box else None,
+                quiet_hours=lambda: (
+                    (recorder_box[0].config if recorder_box else config).gpio.quiet_hours
+                ),
             )
         )
         recorder = Recorder(

@@ -13,6 +13,9 @@ group both the recorder and web users belong to (as deployed: ``/run/doorbell`` 
 ``doorbell-rec:doorbell`` from tmpfiles.d, both service users are in group ``doorbell``, and
 the recorder passes ``group="doorbell"``); nobody else can connect.
 
+A subscriber says at most one thing: :data:`~doorbell.live.wire.EVENTS_ONLY_REQUEST` right
+after connecting (the notifier), and from then on it gets events and never a frame.
+
 A slow or dead subscriber never blocks the publisher: :meth:`LivePublisher.publish_frame`
 and :meth:`~LivePublisher.publish_event` only append to a small per-subscriber queue; one I/O
 thread sends without blocking. Old frames are dropped for a subscriber that lags (events are

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from doorbell.live.wire import EVENT_KINDS, FRAME, LiveError, encode_message
+from doorbell.live.wire import EVENT_KINDS, EVENTS_ONLY_REQUEST, FRAME, LiveError, encode_message
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,7 @@ class _Connection:
         self.current: memoryview | None = None
         self.queued_bytes = 0
         self.last_progress = now
+        self.events_only = False  # the subscriber asked for no frames (the notifier)
 
     @property
     def has_pending(self) -> bool:
@@ -199,6 +200,8 @@ class LivePublisher:
     def _publish(self, is_frame: bool, data: bytes) -> None:
         with self._lock:
             for connection in self._connections:
+                if is_frame and connection.events_only:
+                    continue
                 if is_frame:
                     frames = [item for item in connection.queue if item[0]]
                     while len(frames) >= self.max_pending_frames and frames:
@@ -228,7 +231,7 @@ class LivePublisher:
                     elif key.data == "wake":
                         with contextlib.suppress(BlockingIOError):
                             key.fileobj.recv(4096)  # type: ignore[union-attr]
-                    else:  # a subscriber sent something or hung up; it never talks
+                    else:  # a subscriber hung up, or asked for events only
                         self._check_peer(key.data)
                 self._flush_all(selector, interest)
         finally:
@@ -254,6 +257,11 @@ class LivePublisher:
             data = b""
         if not data:
             self._drop(connection, "disconnected")
+        elif EVENTS_ONLY_REQUEST in data:
+            with self._lock:
+                connection.events_only = True
+                connection.queue = deque(item for item in connection.queue if not item[0])
+                connection.queued_bytes = sum(len(item[1]) for item in connection.queue)
 
     def _flush_all(
         self, selector: selectors.BaseSelector, interest: dict[_Connection, int]

@@ -9,7 +9,14 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from doorbell.live.wire import MAX_HEADER_BYTES, MAX_PAYLOAD_BYTES, PREFIX, LiveError, LiveMessage
+from doorbell.live.wire import (
+    EVENTS_ONLY_REQUEST,
+    MAX_HEADER_BYTES,
+    MAX_PAYLOAD_BYTES,
+    PREFIX,
+    LiveError,
+    LiveMessage,
+)
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +26,9 @@ class LiveSubscriber:
 
     ``when_message`` (optional) is called on the subscriber thread for every message: keep
     it short. :attr:`latest_frame` always holds the newest frame; :meth:`wait_for_frame`
-    lets many HTTP streams follow it. Lifecycle: :meth:`start`, :meth:`close` (or ``with``);
+    lets many HTTP streams follow it. With ``events_only`` the subscriber asks the publisher
+    for events only, right after connecting, and drops any frame sent before that took effect.
+    Lifecycle: :meth:`start`, :meth:`close` (or ``with``);
     one named, non-daemon thread, joined on close.
     """
 
@@ -31,12 +40,14 @@ class LiveSubscriber:
         backoff_initial_s: float = 0.1,
         backoff_max_s: float = 5.0,
         poll_s: float = 0.2,
+        events_only: bool = False,
     ) -> None:
         self.socket_path = Path(socket_path)
         self.when_message = when_message
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
         self._poll_s = poll_s
+        self.events_only = events_only
         self._stop = threading.Event()
         self._changed = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -89,6 +100,8 @@ class LiveSubscriber:
             try:
                 sock.settimeout(self._poll_s)
                 sock.connect(str(self.socket_path))
+                if self.events_only:
+                    sock.sendall(EVENTS_ONLY_REQUEST)
             except OSError:
                 sock.close()
                 self._stop.wait(delay)
@@ -127,6 +140,8 @@ class LiveSubscriber:
                 payload=raw[header_length:],
                 seq=self._seq,
             )
+            if message.is_frame and self.events_only:
+                continue
             if message.is_frame:
                 with self._changed:
                     self.latest_frame = message

@@ -32,6 +32,8 @@ FRAME = "frame"
 PREFIX = struct.Struct(">II")
 MAX_HEADER_BYTES = 16 << 10
 MAX_PAYLOAD_BYTES = 4 << 20
+#: The one thing a subscriber may say: "send me events, never frames" (the notifier).
+EVENTS_ONLY_REQUEST = b"E"
 
 
 class LiveError(DoorbellError, OSError):

@@ -279,7 +279,8 @@ class Recorder:
         self, frame: Frame, packets: list[EncodedPacket], decision: str | None, motion: Any
     ) -> None:
         if decision == "start":
-            self._open_clip(frame, self._ring.take(), trigger=self._machine.trigger)
+            zones = tuple(sorted(getattr(motion, "zones", ()) or ()))  # for the notifier
+            self._open_clip(frame, self._ring.take(), trigger=self._machine.trigger, zones=zones)
         elif decision == "split" and self._clip is not None:
             event_id = self._clip.event_id
             self._seal_open_clip(end_event=False)
@@ -403,6 +404,7 @@ class Recorder:
         *,
         trigger: str,
         event_id: str | None = None,
+        zones: tuple[str, ...] = (),
     ) -> None:
         if not packets or not packets[0].is_keyframe:
             # Nothing decodable yet (the encoder's first frames): wait for the next keyframe.
@@ -430,7 +432,7 @@ class Recorder:
         self._machine.clip_started(packets[0].time_s)
         self._write_thumbnail(clip_id, frame)
         self._on_recording(True)
-        self._emit("motion_start", {"clip": clip_id, "trigger": trigger})
+        self._emit("motion_start", {"clip": clip_id, "trigger": trigger, "zones": list(zones)})
 
     def _write_thumbnail(self, clip_id: str, frame: Frame) -> None:
         jpeg = encode_jpeg(frame.main, self.config.recording.thumbnail_width)
@@ -469,7 +471,9 @@ class Recorder:
         self._on_recording(False)
         self._emit("clip_sealed", {"clip": clip.id, "duration_s": round(sealed.duration_s, 3)})
         if end_event:
-            self._emit("motion_stop", {"clip": clip.id, "event": clip.event_id})
+            self._emit(
+                "motion_stop", {"clip": clip.id, "event": clip.event_id, "zones": list(zones)}
+            )
 
     def _record_ring(self, frame: Frame) -> None:
         clip_id = self._clip.id if self._clip is not None else None
@@ -531,7 +535,8 @@ class Recorder:
             self.apply_settings(new)
 
     def apply_settings(self, new: Config) -> list[str]:
-        """Apply what the owner may change while recording: motion, privacy masks, storage.
+        """Apply what the owner may change while recording: motion, privacy masks, storage,
+        the chime's quiet hours.
 
         Everything else (camera, recording, where the data lives) needs a restart. Returns the
         sections that changed; each application is an audit entry.
@@ -541,6 +546,10 @@ class Recorder:
             for name in ("motion", "privacy", "storage")
             if getattr(new, name) != getattr(self.config, name)
         ]
+        if new.gpio.quiet_hours != self.config.gpio.quiet_hours:  # the chime's (bell.py)
+            gpio = dataclasses.replace(self.config.gpio, quiet_hours=new.gpio.quiet_hours)
+            self.config = dataclasses.replace(self.config, gpio=gpio)
+            changed.append("gpio.quiet_hours")
         if not changed:
             return changed
         storage = dataclasses.replace(new.storage, data_dir=self.config.storage.data_dir)

@@ -247,6 +247,9 @@ def create_app(
     app.after_request(security_headers)
     for blueprint in (auth.bp, events.bp, live_view.bp, audit.bp, settings.bp):
         app.register_blueprint(blueprint)
+    from doorbell.ui import notifications
+
+    app.register_blueprint(notifications.bp)
     from doorbell.ui import exports as exports_view
 
     exports_view.install(app)  # requests (portal), exports, transparency

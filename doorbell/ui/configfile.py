@@ -57,7 +57,7 @@ def _scalar(value: Any, where: str) -> str:
 
 
 def to_toml(document: dict[str, Any]) -> str:
-    """Serialise a configuration document (sections of scalars and polygon arrays)."""
+    """Serialise a configuration document (sections of scalars, string lists, polygon arrays)."""
     lines = [HEADER.rstrip("\n")]
     for section, table in document.items():
         if not isinstance(table, dict):
@@ -65,7 +65,11 @@ def to_toml(document: dict[str, Any]) -> str:
         lines += ["", f"[{section}]"]
         arrays = []
         for key, value in table.items():
-            if isinstance(value, list):
+            if isinstance(value, list) and all(isinstance(item, str) for item in value):
+                # a list of strings (event kinds, quiet hours), or an empty list: inline
+                items = ", ".join(_scalar(item, f"{section}.{key}") for item in value)
+                lines.append(f"{key} = [{items}]")
+            elif isinstance(value, list):
                 arrays.append((key, value))
             else:
                 lines.append(f"{key} = {_scalar(value, f'{section}.{key}')}")
