@@ -38,12 +38,13 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from doorbell.audit.note import NoteError, parse_checkpoint, parse_note
+from doorbell.datadir import ANCHOR_FILE as ANCHOR_FILE
+from doorbell.datadir import DataDir
 from doorbell.errors import AuditError, StorageError
 from doorbell.fsutil import write_file_atomic
 
-ANCHOR_FILE = "owner-anchor"
 #: The object of the ``audit.anchor_*`` entries :func:`owner_cosign` writes.
-ANCHOR_OBJECT = "owner-anchor"
+ANCHOR_OBJECT = ANCHOR_FILE
 MAGIC = b"doorbell-owner-anchor/v1\n"
 #: 0640: the web user writes it, its group (doorbell) may read the ciphertext; no secret in it.
 ANCHOR_MODE = 0o640
@@ -80,7 +81,7 @@ class Anchor:
 
 def anchor_path(data_dir: Path) -> Path:
     """``<data_dir>/owner-anchor``."""
-    return Path(data_dir) / ANCHOR_FILE
+    return DataDir(data_dir).owner_anchor
 
 
 def anchor_from_cosignature(note: bytes, clock: Callable[[], float] = time.time) -> Anchor:

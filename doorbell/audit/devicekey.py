@@ -22,11 +22,10 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from doorbell.audit.note import MalformedNote, Signer, Verifier
+from doorbell.datadir import DEVICE_KEY_FILE, DEVICE_VKEY_FILE
 from doorbell.errors import KeyFileError
 from doorbell.fsutil import write_file_atomic
 
-DEVICE_KEY_FILE = "device.key"
-DEVICE_VKEY_FILE = "device.vkey"
 MAX_KEY_FILE_BYTES = 4096
 
 

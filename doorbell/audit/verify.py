@@ -31,6 +31,7 @@ from doorbell.audit.devicekey import load_device_verifier
 from doorbell.audit.entries import EntryError, decode_entry, stated_index
 from doorbell.audit.merkle import CompactRange
 from doorbell.audit.note import NoteError, Verifier, open_note, parse_checkpoint
+from doorbell.datadir import DataDir
 from doorbell.errors import AuditError, StorageError
 
 #: (index, leaf bytes, stored leaf hash or None, stored completed nodes or None)
@@ -260,10 +261,10 @@ def verify_data_dir(data_dir: Path, cosigner_vkeys: Iterable[str] = ()) -> Verif
 
     Raises :class:`StorageError` if there is no log, :class:`KeyFileError` without the key.
     """
-    path = Path(data_dir) / "audit.sqlite3"
+    path = DataDir(data_dir).audit
     if not path.exists():
         raise StorageError(f"{path}: no audit log here")
-    device = load_device_verifier(Path(data_dir) / "keys")
+    device = load_device_verifier(DataDir(data_dir).keys)
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
     try:
         conn.execute("BEGIN")  # one snapshot for every read below

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from doorbell.datadir import DataDir
 from doorbell.fsutil import write_file_atomic
 
 DEMO_PASSPHRASE_FILE = "DEMO-PASSPHRASE.txt"  # noqa: S105 - a file name, not a secret
@@ -71,7 +72,7 @@ def _prepare(data_dir: Path, port: int, size: tuple[int, int, int]) -> tuple[Pat
     config_path = data_dir / "doorbell.toml"
     write_file_atomic(config_path, demo_config(data_dir, port, *size).encode(), mode=0o640)
     passphrase_file = data_dir / DEMO_PASSPHRASE_FILE
-    if not (data_dir / "keys" / "owner.recipients").exists():
+    if not DataDir(data_dir).owner_recipients.exists():
         passphrase, _bits = generate_passphrase()
         write_file_atomic(passphrase_file, f"{passphrase}\n".encode(), mode=0o600)
         click.echo("demo: creating keys (a real owner would choose the passphrase)")

@@ -15,6 +15,7 @@ import click
 
 from doorbell.commands.options import config_options, load_cli_config
 from doorbell.config import Config
+from doorbell.datadir import DataDir
 from doorbell.errors import StorageError
 
 log = logging.getLogger("doorbell.recorder.pipeline")
@@ -51,10 +52,10 @@ def recorder_from_config(
     from doorbell.store import Store
 
     data_dir = config.data_dir
-    if not (data_dir / "keys").is_dir():
+    if not DataDir(data_dir).keys.is_dir():
         raise StorageError(f"{data_dir}: no keys/ here; run `doorbell init --data-dir {data_dir}`")
     recipients = load_owner_recipients(data_dir)
-    signer = load_device_signer(data_dir / "keys")
+    signer = load_device_signer(DataDir(data_dir).keys)
     camera = config.camera
     with ExitStack() as stack:
         audit = stack.enter_context(

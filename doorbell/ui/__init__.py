@@ -29,6 +29,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
 from doorbell.config import Config
+from doorbell.datadir import DataDir
 from doorbell.errors import KeyFileError
 from doorbell.ui.guard import UnlockThrottle, gate, security_headers
 from doorbell.ui.sessions import MemorySession, MemorySessionInterface, SessionStore
@@ -134,10 +135,10 @@ class IdleSweeper:
 
 
 def _tls_fingerprint(data_dir: Path) -> str:
-    from doorbell.tls import CERT_FILE, TLS_DIR, certificate_fingerprint
+    from doorbell.tls import certificate_fingerprint
 
     try:
-        return certificate_fingerprint(data_dir / TLS_DIR / CERT_FILE)
+        return certificate_fingerprint(DataDir(data_dir).tls_cert)
     except (OSError, ValueError):
         return ""
 
@@ -147,7 +148,7 @@ def _open_audit(data_dir: Path, config: Config, clock: Callable[[], float]) -> A
     from doorbell.audit.log import AuditLog
 
     try:
-        signer = load_device_signer(data_dir / "keys")
+        signer = load_device_signer(DataDir(data_dir).keys)
     except KeyFileError as exc:
         log.warning("audit: appending without signing (%s); the recorder signs", exc)
         signer = None
@@ -177,10 +178,9 @@ def create_app(
     Raises :class:`doorbell.errors.StorageError` if the data dir or its index is unusable.
     """
     from doorbell.settingsfile import with_owner_settings
-    from doorbell.store import Store
+    from doorbell.store import IndexReader, Store
     from doorbell.ui import audit, auth, events, settings
     from doorbell.ui import live as live_view
-    from doorbell.ui.timeline import TimelineIndex
     from doorbell.ui.vault import KeyFileVault
 
     root = Path(data_dir) if data_dir is not None else config.data_dir
@@ -235,7 +235,7 @@ def create_app(
         sessions=sessions,
         throttle=UnlockThrottle(clock),
         limiter=limiter,
-        timeline=TimelineIndex(root),
+        timeline=IndexReader(root),
         live=live if live is not None else live_view.LiveHub(config.live.socket_path),
         tls_fingerprint=_tls_fingerprint(root),
     )

@@ -29,6 +29,7 @@ from flask import (
     url_for,
 )
 
+from doorbell.datadir import OWNER_KEY_OBJECT
 from doorbell.errors import ConfigError, KeyFileError, PassphraseError, StorageError
 from doorbell.settingsfile import settings_path
 from doorbell.ui.configfile import polygons_to_document, save_changes
@@ -198,6 +199,6 @@ def passphrase_change() -> Any:
         return render_template("settings/passphrase.html", errors=[str(exc)]), 429
     except (PassphraseError, KeyFileError) as exc:
         return render_template("settings/passphrase.html", errors=[f"Not changed: {exc}"]), 400
-    state.record("owner", "owner.passphrase_changed", "keys/owner.key.age", {})
+    state.record("owner", "owner.passphrase_changed", OWNER_KEY_OBJECT, {})
     flash("Passphrase changed. Use the new one next time you unlock.")
     return redirect(url_for("settings.settings_page"))
