@@ -117,6 +117,11 @@ def run_recorder(config, count: int) -> list[float]:
     durations: list[float] = []
 
     class TimedCamera:
+        encoded_stream_info = None  # libx264 encodes
+
+        def set_privacy_masks(self, masks) -> None:
+            pass  # the bench config has none
+
         def __enter__(self):
             return self
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from recorder_helpers import (
+    EventLog,
     IndexCamera,
     ScriptedMotion,
     clip_indexes,
@@ -112,15 +113,9 @@ def test_ring_without_motion_records_a_ring_clip(data_dir: Path) -> None:
 
 def test_led_follows_recording_and_live_gets_masked_frames(data_dir: Path) -> None:
     make_owner(data_dir)
-    states: list[bool] = []
-    published: list[str] = []
-    record(
-        data_dir,
-        IndexCamera(100),
-        ScriptedMotion(set(range(30, 35))),
-        on_recording=states.append,
-        publish=lambda kind, details, payload: published.append(kind),
-    )
+    sink = EventLog()
+    record(data_dir, IndexCamera(100), ScriptedMotion(set(range(30, 35))), events=sink)
+    states, published = sink.recording, sink.kinds
     assert states == [True, False]
     assert "frame" in published and "clip_sealed" in published and "motion_start" in published
 

@@ -50,6 +50,9 @@ class FirstFrames:
         self.camera, self.count = camera, count
         self.encoded_stream_info = camera.encoded_stream_info
 
+    def set_privacy_masks(self, masks) -> None:
+        self.camera.set_privacy_masks(masks)
+
     def __enter__(self):
         return self
 

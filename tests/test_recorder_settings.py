@@ -41,6 +41,10 @@ class HookedCamera:
     def __exit__(self, *exc: object) -> None:
         self.inner.close()
 
+    @property
+    def encoded_stream_info(self):
+        return self.inner.encoded_stream_info
+
     def set_privacy_masks(self, masks) -> None:
         self.inner.set_privacy_masks(masks)
 

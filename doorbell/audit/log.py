@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -200,7 +200,9 @@ class AuditLog:
 
     # --- appending -----------------------------------------------------------------------
 
-    def append(self, actor: str, action: str, object: str = "", details: dict | None = None) -> int:
+    def append(
+        self, actor: str, action: str, object: str = "", details: dict[str, Any] | None = None
+    ) -> int:
         """Append one entry; return its index. Durable when this returns.
 
         Raises :class:`doorbell.audit.entries.EntryError` (bad field, secret, too large) or
@@ -215,7 +217,7 @@ class AuditLog:
         return self._conn.execute("SELECT size FROM tree WHERE id = 0").fetchone()[0]
 
     def _append_in_transaction(
-        self, actor: str, action: str, object: str, details: dict | None
+        self, actor: str, action: str, object: str, details: dict[str, Any] | None
     ) -> int:
         size, peaks = self._conn.execute("SELECT size, peaks FROM tree WHERE id = 0").fetchone()
         compact = merkle.CompactRange.from_bytes(size, peaks)

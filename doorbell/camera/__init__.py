@@ -87,6 +87,15 @@ class Camera(Protocol):
     @property
     def fps(self) -> float: ...
 
+    @property
+    def encoded_stream_info(self) -> StreamInfo | None:
+        """What the camera's own H.264 packets are (``Frame.packets``); None: it sends none."""
+        ...
+
+    def set_privacy_masks(self, privacy_masks: Iterable[Any]) -> None:
+        """Replace the privacy masks (relative polygons); frames read from now on carry them."""
+        ...
+
     def read(self) -> Frame:
         """The next frame (blocking). Raises CameraEnded at the end, CameraError on a fault."""
         ...
