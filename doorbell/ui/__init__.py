@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, render_template
 from flask_limiter import Limiter
@@ -31,8 +31,14 @@ from werkzeug.exceptions import HTTPException
 from doorbell.config import Config
 from doorbell.datadir import DataDir
 from doorbell.errors import KeyFileError
+from doorbell.store import IndexReader, Store
 from doorbell.ui.guard import UnlockThrottle, gate, security_headers
 from doorbell.ui.sessions import MemorySession, MemorySessionInterface, SessionStore
+from doorbell.ui.state import LiveFeed
+from doorbell.ui.vault import Vault
+
+if TYPE_CHECKING:
+    from doorbell.audit.log import AuditLog
 
 log = logging.getLogger(__name__)
 
@@ -59,24 +65,24 @@ class WebState:
     data_dir: Path
     clock: Callable[[], float]
     wall_clock: Callable[[], float]
-    vault: Any
-    store: Any
-    audit: Any
+    vault: Vault
+    store: Store
+    audit: AuditLog
     sessions: SessionStore
     throttle: UnlockThrottle
     limiter: Limiter
-    timeline: Any = None
-    live: Any = None
+    timeline: IndexReader
+    live: LiveFeed
     tls_fingerprint: str = ""
     config_lock: threading.Lock = field(default_factory=threading.Lock)
     #: admits one owner-passphrase check (scrypt, 64 MiB) at a time: see ui/stepup.py
     passphrase_gate: threading.BoundedSemaphore = field(
         default_factory=lambda: threading.BoundedSemaphore(1)
     )
-    sweeper: Any = None
+    sweeper: IdleSweeper | None = None
 
     def record(
-        self, actor: str, action: str, object: str = "", details: dict | None = None
+        self, actor: str, action: str, object: str = "", details: dict[str, Any] | None = None
     ) -> None:
         """Append an audit entry (failures propagate: an unaudited view must not happen)."""
         self.audit.append(actor, action, object, details or {})
@@ -143,7 +149,7 @@ def _tls_fingerprint(data_dir: Path) -> str:
         return ""
 
 
-def _open_audit(data_dir: Path, config: Config, clock: Callable[[], float]) -> Any:
+def _open_audit(data_dir: Path, config: Config, clock: Callable[[], float]) -> AuditLog:
     from doorbell.audit.devicekey import load_device_signer
     from doorbell.audit.log import AuditLog
 
@@ -166,8 +172,8 @@ def create_app(
     data_dir: str | os.PathLike[str] | None = None,
     clock: Callable[[], float] = time.monotonic,
     wall_clock: Callable[[], float] = time.time,
-    vault: Any = None,
-    live: Any = None,
+    vault: Vault | None = None,
+    live: LiveFeed | None = None,
     secret_key: bytes | None = None,
 ) -> Flask:
     """Build the owner's web app for ``config`` (``data_dir`` overrides the config's).
@@ -178,7 +184,6 @@ def create_app(
     Raises :class:`doorbell.errors.StorageError` if the data dir or its index is unusable.
     """
     from doorbell.settingsfile import with_owner_settings
-    from doorbell.store import IndexReader, Store
     from doorbell.ui import audit, auth, events, settings
     from doorbell.ui import live as live_view
     from doorbell.ui.vault import KeyFileVault
@@ -294,8 +299,7 @@ def close_app(app: Flask) -> None:
     state.sessions.lock_all("shutdown")
     if "doorbell_exports" in app.extensions:
         app.extensions["doorbell_exports"].close()
-    if state.live is not None:
-        state.live.close()
+    state.live.close()
     state.audit.close()
     state.timeline.close()
     state.store.close()

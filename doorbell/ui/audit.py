@@ -10,10 +10,11 @@ import json
 import threading
 from typing import Any
 
-from flask import Blueprint, current_app, render_template, request, session
+from flask import Blueprint, render_template, request, session
 
 from doorbell.audit.entries import EntryError, decode_entry
 from doorbell.errors import AuditError, DoorbellError
+from doorbell.ui.state import web_state
 
 bp = Blueprint("audit", __name__)
 
@@ -85,7 +86,7 @@ def _verdict(state: Any, force: bool) -> dict[str, Any]:
 
 @bp.get("/audit")
 def audit_log() -> Any:
-    state = current_app.extensions["doorbell"]
+    state = web_state()
     text = request.args.get("q", "")[:100]
     action = request.args.get("action", "")[:100]
     try:

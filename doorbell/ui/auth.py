@@ -33,7 +33,6 @@ from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
-    current_app,
     jsonify,
     redirect,
     render_template,
@@ -49,14 +48,11 @@ from doorbell.errors import AuditError, PassphraseError, StorageError
 from doorbell.keys import OWNER_COSIGNER_NAME
 from doorbell.ui.guard import passive, public
 from doorbell.ui.sessions import UnlockedOwner, current_session
+from doorbell.ui.state import web_state
 from doorbell.ui.stepup import PassphraseRefused, check_passphrase
 
 log = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__)
-
-
-def _state() -> Any:
-    return current_app.extensions["doorbell"]
 
 
 #: What a ``next`` target may be: a local absolute path (and query), printable ASCII only.
@@ -89,7 +85,7 @@ def unlock() -> Any:
 @bp.post("/unlock")
 @public
 def unlock_post() -> Any:
-    state = _state()
+    state = web_state()
     client = request.remote_addr or "unknown"
     next_url = request.form.get("next", "")
     try:
@@ -159,7 +155,7 @@ def _cosign(state: Any, keys: Any, *, accept: bool = False) -> dict[str, Any]:
 @bp.post("/audit/accept")
 def accept_log() -> Any:
     """After a warning: the owner (passphrase again) takes the log as it is as the reference."""
-    state = _state()
+    state = web_state()
     client = request.remote_addr or "unknown"
     owner = session.owner
     try:
@@ -188,7 +184,7 @@ def accept_log() -> Any:
 
 @bp.post("/lock")
 def lock() -> Any:
-    state = _state()
+    state = web_state()
     record = current_session()
     state.lock_session(record, reason="button")
     state.sessions.rotate(record)
@@ -200,7 +196,7 @@ def lock() -> Any:
 @passive
 def session_state() -> Any:
     """Lock state for the page's poll (no data): {"unlocked": bool, "idle_left_s": n}."""
-    state = _state()
+    state = web_state()
     owner = getattr(session, "owner", None)
     if owner is None:
         return jsonify(unlocked=False, idle_left_s=0)
@@ -212,7 +208,7 @@ def session_state() -> Any:
 @passive
 def consistency() -> Any:
     """Is the log now an extension of the browser's stored checkpoint (``size``, ``root``)?"""
-    state = _state()
+    state = web_state()
     current = session.owner.checkpoint if session.owner else {}
     try:
         old_size = int(request.args.get("size", ""))

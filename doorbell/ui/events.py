@@ -18,12 +18,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, redirect, render_template, request
+from flask import Blueprint, Response, abort, redirect, render_template, request
 from flask import session as flask_session
 
 from doorbell.errors import AgeError, StorageError
 from doorbell.store import CLIP_ID_PATTERN
 from doorbell.ui.ranges import ranged_response
+from doorbell.ui.state import web_state
 from doorbell.ui.timeline import FILTERS, hourly_chart_svg, human_size, storage_gauge_svg
 from doorbell.ui.vault import decrypt_small, open_encrypted
 
@@ -34,15 +35,11 @@ bp = Blueprint("events", __name__)
 VIEW_AUDIT_INTERVAL_S = 600.0
 
 
-def _state() -> Any:
-    return current_app.extensions["doorbell"]
-
-
 def _clip_or_404(clip_id: str) -> Any:
     if not CLIP_ID_PATTERN.match(clip_id):
         abort(404)
     try:
-        return _state().store.get_clip(clip_id)
+        return web_state().store.get_clip(clip_id)
     except StorageError:
         abort(404)
 
@@ -54,7 +51,7 @@ def home() -> Any:
 
 @bp.get("/timeline")
 def timeline() -> Any:
-    state = _state()
+    state = web_state()
     kind = request.args.get("kind", "all")
     if kind not in FILTERS:
         kind = "all"
@@ -97,7 +94,7 @@ def thumbnail(clip_id: str) -> Any:
     clip = _clip_or_404(clip_id)
     if not clip.thumb_path:
         abort(404)
-    state = _state()
+    state = web_state()
     try:
         jpeg = decrypt_small(state.store.absolute(clip.thumb_path), flask_session.owner.identity)
     except (StorageError, AgeError) as exc:
@@ -115,7 +112,7 @@ def clip_page(clip_id: str) -> Any:
 
 
 def _open_clip(clip: Any) -> Any:
-    state = _state()
+    state = web_state()
     try:
         return open_encrypted(
             state.store.absolute(clip.path),
@@ -128,7 +125,7 @@ def _open_clip(clip: Any) -> Any:
 
 
 def _audit_view(clip: Any) -> None:
-    state = _state()
+    state = web_state()
     seen: dict[str, float] = flask_session.setdefault("viewed_clips", {})
     now = state.clock()
     last = seen.get(clip.id)
@@ -166,7 +163,7 @@ def clip_download(clip_id: str) -> Any:
     opened = _open_clip(clip)
     range_header = request.headers.get("Range")
     try:
-        _state().record(
+        web_state().record(
             "owner",
             "clip.downloaded",
             clip.id,

@@ -24,10 +24,11 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, render_template, request
+from flask import Blueprint, Response, jsonify, render_template, request
 
 from doorbell.ui.guard import passive
 from doorbell.ui.sessions import current_session
+from doorbell.ui.state import web_state
 
 bp = Blueprint("live", __name__)
 
@@ -125,13 +126,13 @@ class LiveHub:
 
 
 def _hub() -> LiveHub:
-    return current_app.extensions["doorbell"].live
+    return web_state().live
 
 
 def _audit_live(via: str, *, always: bool) -> None:
     """Audit ``live.viewed`` at the page, and for frame polls after a gap of
     :data:`LIVE_AUDIT_GAP_S` (so a page left open, or frames fetched directly, are seen)."""
-    state = current_app.extensions["doorbell"]
+    state = web_state()
     record = current_session()
     now = state.clock()
     last = record.get("live_last_poll")
@@ -142,7 +143,7 @@ def _audit_live(via: str, *, always: bool) -> None:
 
 @bp.get("/live")
 def live_page() -> Any:
-    state = current_app.extensions["doorbell"]
+    state = web_state()
     _audit_live("page", always=True)
     return render_template("live/live.html", fps=state.config.live.fps)
 

@@ -20,6 +20,7 @@ from flask import Blueprint, Response, abort, current_app, render_template, requ
 from doorbell.errors import NotPermitted
 from doorbell.exports.model import KINDS, LEGAL_BASES, RequestInvalid, format_time
 from doorbell.ui.guard import public
+from doorbell.ui.state import web_state
 
 bp = Blueprint("requests", __name__, url_prefix="/requests")
 
@@ -46,7 +47,7 @@ def _exports() -> Any:
 
 
 def _limit(rate: str) -> Any:
-    return current_app.extensions["doorbell"].limiter.limit(rate)
+    return web_state().limiter.limit(rate)
 
 
 def _form(action: str, values: dict[str, str], problems: list[str], status: int = 200) -> Any:

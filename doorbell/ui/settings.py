@@ -21,7 +21,6 @@ from typing import Any
 
 from flask import (
     Blueprint,
-    current_app,
     flash,
     redirect,
     render_template,
@@ -33,6 +32,7 @@ from doorbell.datadir import OWNER_KEY_OBJECT
 from doorbell.errors import ConfigError, KeyFileError, PassphraseError, StorageError
 from doorbell.settingsfile import settings_path
 from doorbell.ui.configfile import polygons_to_document, save_changes
+from doorbell.ui.state import web_state
 
 bp = Blueprint("settings", __name__)
 
@@ -51,16 +51,12 @@ POLYGON_FIELDS: dict[str, tuple[str, str]] = {
 }
 
 
-def _state() -> Any:
-    return current_app.extensions["doorbell"]
-
-
 def _current(section: str, key: str) -> Any:
-    return getattr(getattr(_state().config, section), key)
+    return getattr(getattr(web_state().config, section), key)
 
 
 def _render(errors: list[str], status: int = 200) -> Any:
-    config = _state().config
+    config = web_state().config
     polygons = {
         field: json.dumps(polygons_to_document(_current(section, key)))
         for field, (section, key) in POLYGON_FIELDS.items()
@@ -70,7 +66,7 @@ def _render(errors: list[str], status: int = 200) -> Any:
         config=config,
         polygons=polygons,
         errors=errors,
-        config_path=str(settings_path(_state().data_dir)),
+        config_path=str(settings_path(web_state().data_dir)),
     )
     return page, status
 
@@ -133,7 +129,7 @@ def _audit_value(value: Any) -> Any:
 
 @bp.post("/settings")
 def settings_save() -> Any:
-    state = _state()
+    state = web_state()
     try:
         changes = _form_changes()
         if not changes:
@@ -168,7 +164,7 @@ def passphrase_change() -> Any:
     from doorbell.passphrase import require_strong
     from doorbell.ui.stepup import PassphraseRefused, check_passphrase
 
-    state = _state()
+    state = web_state()
     old = request.form.get("old_passphrase", "")
     new = request.form.get("new_passphrase", "")
     confirm = request.form.get("confirm_passphrase", "")
