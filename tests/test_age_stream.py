@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from doorbell.age.decrypt import decrypt
+from doorbell.age.decrypt import decrypt, decrypt_random_access
 from doorbell.age.encrypt import encrypt
 from doorbell.age.errors import (
     ChunkAuthenticationError,
@@ -25,8 +25,10 @@ from doorbell.age.errors import (
     TruncatedError,
 )
 from doorbell.age.identities import X25519Identity
+from doorbell.age.random_access import RandomAccessReader
+from doorbell.age.sequential import SequentialReader
 from doorbell.age.stream import CHUNK_SIZE, ENCRYPTED_CHUNK_SIZE
-from doorbell.errors import AgeError
+from doorbell.errors import AgeError, UsageError
 
 IDENTITY = X25519Identity.generate()
 EDGE_SIZES = [
@@ -171,6 +173,17 @@ def test_armored_and_piped_readers_are_not_seekable() -> None:
         assert not reader.seekable()
         with pytest.raises(io.UnsupportedOperation):
             reader.seek(0)
+
+
+def test_decrypt_picks_the_reader_and_random_access_refuses_a_stream() -> None:
+    data = PATTERN[: CHUNK_SIZE + 5]
+    assert isinstance(decrypt(io.BytesIO(seal(data)), [IDENTITY]), RandomAccessReader)
+    assert isinstance(decrypt(Pipe(seal(data)), [IDENTITY]), SequentialReader)
+    reader = decrypt_random_access(io.BytesIO(seal(data)), IDENTITY)
+    assert reader.size == len(data) and reader.read() == data
+    for stream in (io.BytesIO(seal(data, armor=True)), Pipe(seal(data))):
+        with pytest.raises(UsageError, match="seekable file that is not armored"):
+            decrypt_random_access(stream, [IDENTITY])
 
 
 def test_seek_decrypts_only_the_needed_chunk() -> None:

@@ -149,3 +149,9 @@ class ArmorReader:
             chunks.append(piece)
             wanted -= len(piece)
         return b"".join(chunks)
+
+    def readinto(self, buffer: memoryview) -> int:
+        """Fill ``buffer`` with decoded bytes; return the count (0 at the end)."""
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)

@@ -10,11 +10,9 @@ identities or decryption.
 from __future__ import annotations
 
 import secrets
-import sys
-import types
 from collections.abc import Iterable
 from types import TracebackType
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
@@ -164,18 +162,3 @@ def encrypt(
     sink: BinaryIO | ArmorWriter = armor_writer if armor_writer is not None else dst
     sink.write(finish_header(header, header_mac(file_key, header)) + nonce)
     return EncryptWriter(sink, armor_writer, payload_key(file_key, nonce))
-
-
-class _CallableModule(types.ModuleType):
-    """This module, callable as :func:`encrypt`.
-
-    Importing a submodule binds its name on the package, so ``doorbell.age.encrypt`` is this
-    module as soon as anything imported it; being callable keeps
-    ``from doorbell.age import encrypt; encrypt(...)`` working either way.
-    """
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return encrypt(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -14,7 +14,7 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, Protocol
 
 from doorbell.errors import AgeError, PassphraseError, StorageError
 
@@ -79,14 +79,14 @@ def open_encrypted(path: Path, identity: Any, *, allow_truncated: bool = True) -
     :attr:`OpenedFile.truncated` then says so. Raises :class:`StorageError` when the file is
     missing and :class:`AgeError` when it does not decrypt.
     """
-    from doorbell.age.decrypt import decrypt
+    from doorbell.age.decrypt import decrypt_random_access
 
     try:
-        raw: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed with the reader
+        raw = open(path, "rb")  # noqa: SIM115 - closed with the reader
     except FileNotFoundError:
         raise StorageError(f"{path.name}: the encrypted file is missing") from None
     try:
-        reader = decrypt(raw, [identity], allow_truncated=allow_truncated)
+        reader = decrypt_random_access(raw, [identity], allow_truncated=allow_truncated)
         size = reader.size
     except BaseException:
         raw.close()
