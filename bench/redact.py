@@ -27,8 +27,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from redact_helpers import NonSeekableSink, encode_clip, face_frames
+
 from doorbell.redact import CenterFaceDetector, RedactionSpec, box_polygon, redact_clip
-from tests.redact_helpers import NonSeekableSink, encode_clip, face_frames
 
 
 def iou(a, b) -> float:

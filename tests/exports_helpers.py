@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from ui_helpers import T0, make_clip
 
 from doorbell.age.decrypt import decrypt
 from doorbell.age.encrypt import encrypt
@@ -20,7 +21,6 @@ from doorbell.config import ExportsConfig
 from doorbell.exports.registry import ExportRegistry
 from doorbell.keys import OWNER_COSIGNER_NAME, derive_owner_cosigning_key
 from doorbell.store import Store
-from tests.ui_helpers import T0, make_clip
 
 NOW = T0 + 86400.0
 

@@ -52,7 +52,7 @@ class Pipe(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+    def readinto(self, buffer) -> int:
         n = min(len(buffer), len(self._data) - self._pos, 7919)
         buffer[:n] = self._data[self._pos : self._pos + n]
         self._pos += n

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent / "doorbell"
 
@@ -178,7 +179,7 @@ def test_only_picam_imports_picamera2() -> None:
     assert picamera2_violations(module_files(PACKAGE_ROOT)) == []
 
 
-def run_python(code: str) -> dict:
+def run_python(code: str) -> Any:
     result = subprocess.run(
         [sys.executable, "-X", "utf8", "-c", code],
         capture_output=True,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from ui_helpers import T0, make_clip, owner_init, rewrite_log
 
 from doorbell.age.identities import X25519Identity
 from doorbell.audit.anchor import ANCHOR_FILE, Anchor, read_anchor
@@ -24,7 +25,6 @@ from doorbell.keys import (
 )
 from doorbell.store import Store
 from doorbell.ui.vault import OwnerKeys
-from tests.ui_helpers import T0, make_clip, owner_init, rewrite_log
 
 PASSPHRASE = "owner passphrase for tests"
 
@@ -190,7 +190,7 @@ def _add(base: list[str], recipient: str) -> str:
 
 
 def test_approve_with_redaction_flags(data_dir: Path, tmp_path: Path) -> None:
-    from tests.exports_helpers import bundle_clips, decoded_frames
+    from exports_helpers import bundle_clips, decoded_frames
 
     clips = _setup(data_dir)
     requester = X25519Identity.generate()

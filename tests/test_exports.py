@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from exports_helpers import World, bundle_members, make_world, rewrite_bundle
 
 from doorbell.age.identities import ScryptIdentity
 from doorbell.audit.entries import decode_entry
@@ -16,7 +17,6 @@ from doorbell.exports.model import RequestInvalid, token_hash
 from doorbell.exports.service import approve_and_build, clips_for_request
 from doorbell.exports.verify import BundleVerifyError, verify_bundle
 from doorbell.fsutil import TEMP_MARKER
-from tests.exports_helpers import World, bundle_members, make_world, rewrite_bundle
 
 
 @pytest.fixture
@@ -366,9 +366,10 @@ def test_failed_build_leaves_no_file_and_is_audited(world: World) -> None:
 
 
 def test_interrupted_clip_is_delivered_as_its_playable_prefix(world: World) -> None:
+    from exports_helpers import bundle_clips, decoded_frames
+    from ui_helpers import T0, make_clip
+
     from doorbell.age.identities import X25519Identity
-    from tests.exports_helpers import bundle_clips, decoded_frames
-    from tests.ui_helpers import T0, make_clip
 
     cut = make_clip(
         world.store,

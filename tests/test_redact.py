@@ -9,6 +9,7 @@ import tempfile
 import cv2
 import numpy as np
 import pytest
+from redact_helpers import NonSeekableSink, encode_clip, face_frames
 
 from doorbell.errors import RedactionError
 from doorbell.media.video import decode_frames
@@ -21,7 +22,6 @@ from doorbell.redact import (
     preview_jpeg,
     redact_clip,
 )
-from tests.redact_helpers import NonSeekableSink, encode_clip, face_frames
 
 FPS = 15.0
 FRAMES = 24

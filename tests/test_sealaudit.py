@@ -84,7 +84,7 @@ def run_recorder(
             camera_factory=lambda: IndexCamera(frames),
             detector=ScriptedMotion(motion),
             store=store,
-            audit=audit,  # type: ignore[arg-type]
+            audit=audit,
             recipients=parse_recipients_file(data_dir / "keys" / "owner.recipients"),
         )
         if cut is None and store_hook is None:

@@ -29,19 +29,22 @@ from doorbell.errors import UsageError
 
 _DETECT_BYTES = 1100
 
+#: What :func:`decrypt` reads: any binary file object (a file, BytesIO, a pipe, a socket file).
+AgeSource = BinaryIO | io.RawIOBase | io.BufferedIOBase
+
 
 class _Prefixed:
     """``src`` with some already-read bytes put back in front (read and readline)."""
 
-    def __init__(self, prefix: bytes, src: BinaryIO) -> None:
+    def __init__(self, prefix: bytes, src: AgeSource) -> None:
         self._prefix = prefix
         self._src = src
 
     def read(self, size: int = -1) -> bytes:
         if not self._prefix:
-            return self._src.read(size)
+            return self._src.read(size) or b""  # a raw stream without data yet says None
         if size < 0:
-            data, self._prefix = self._prefix + self._src.read(), b""
+            data, self._prefix = self._prefix + (self._src.read() or b""), b""
             return data
         data, self._prefix = self._prefix[:size], self._prefix[size:]
         return data
@@ -70,7 +73,7 @@ def _looks_armored(prefix: bytes) -> bool:
 
 
 def decrypt(
-    src: BinaryIO,
+    src: AgeSource,
     identities: Iterable[Identity] | Identity,
     *,
     armor: bool | None = None,
@@ -91,7 +94,7 @@ def decrypt(
 
 
 def decrypt_random_access(
-    src: BinaryIO, identities: Iterable[Identity] | Identity, *, allow_truncated: bool = False
+    src: AgeSource, identities: Iterable[Identity] | Identity, *, allow_truncated: bool = False
 ) -> RandomAccessReader:
     """:func:`decrypt` for a seekable, unarmored file: a reader that seeks and knows its size.
 
@@ -105,7 +108,7 @@ def decrypt_random_access(
 
 
 def _open(
-    src: BinaryIO,
+    src: AgeSource,
     identities: Iterable[Identity] | Identity,
     armor: bool | None,
     allow_truncated: bool,
@@ -117,18 +120,17 @@ def _open(
     # random access needs seek and readinto, which every seekable io file object has
     seekable = isinstance(src, io.BufferedIOBase | io.RawIOBase) and src.seekable()
     start = src.tell() if seekable else 0
-    prefix = src.read(_DETECT_BYTES)
+    prefix = src.read(_DETECT_BYTES) or b""
     if armor is None:
         armor = _looks_armored(prefix)
-    source: ByteSource
+    stream: ArmorReader | _Prefixed | None = None  # the source of a sequential reader
     if armor:
-        source = ArmorReader(_Prefixed(prefix, src))
-        seekable = False
+        stream = ArmorReader(_Prefixed(prefix, src))
     elif seekable:
         src.seek(start)
-        source = src
     else:
-        source = _Prefixed(prefix, src)
+        stream = _Prefixed(prefix, src)
+    source: ByteSource = src if stream is None else stream
     header, header_size, leftover = read_header(source)
     file_key = unwrap_header_key(header.stanzas, candidates)
     if not hmac.compare_digest(header_mac(file_key, header.mac_input), header.mac):
@@ -140,7 +142,7 @@ def _open(
             raise HeaderError("the file ends before the payload nonce (truncated after header)")
         nonce += more
     key = payload_key(file_key, nonce)
-    if seekable and isinstance(src, io.BufferedIOBase | io.RawIOBase):
+    if stream is None and isinstance(src, io.BufferedIOBase | io.RawIOBase):
         payload_start = start + header_size + PAYLOAD_NONCE_SIZE
         return RandomAccessReader(
             src, key, payload_start=payload_start, allow_truncated=allow_truncated
@@ -148,7 +150,7 @@ def _open(
     if require_random_access:
         raise UsageError("random access needs a seekable file that is not armored")
     return SequentialReader(
-        source,
+        stream if stream is not None else _Prefixed(b"", src),
         key,
         pending=leftover[PAYLOAD_NONCE_SIZE:],
         allow_truncated=allow_truncated,

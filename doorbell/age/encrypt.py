@@ -12,11 +12,10 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable
 from types import TracebackType
-from typing import BinaryIO
 
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
-from doorbell.age.armor import ArmorWriter
+from doorbell.age.armor import ArmorWriter, ByteSink
 from doorbell.age.errors import RecipientError
 from doorbell.age.header import encode_header, finish_header
 from doorbell.age.primitives import FILE_KEY_SIZE, header_mac
@@ -40,7 +39,7 @@ class EncryptWriter:
       unsealed (truncated), so a failed recording never looks complete.
     """
 
-    def __init__(self, sink: BinaryIO | ArmorWriter, armor: ArmorWriter | None, key: bytes) -> None:
+    def __init__(self, sink: ByteSink, armor: ArmorWriter | None, key: bytes) -> None:
         self._sink = sink
         self._armor = armor
         self._aead = ChaCha20Poly1305(key)
@@ -139,7 +138,7 @@ class EncryptWriter:
 
 
 def encrypt(
-    dst: BinaryIO, recipients: Iterable[Recipient], *, armor: bool = False
+    dst: ByteSink, recipients: Iterable[Recipient], *, armor: bool = False
 ) -> EncryptWriter:
     """Start an age v1 file on ``dst`` for ``recipients``; returns the plaintext writer.
 
@@ -159,6 +158,6 @@ def encrypt(
     header = encode_header(stanzas)
     nonce = secrets.token_bytes(PAYLOAD_NONCE_SIZE)
     armor_writer = ArmorWriter(dst) if armor else None
-    sink: BinaryIO | ArmorWriter = armor_writer if armor_writer is not None else dst
+    sink: ByteSink = armor_writer if armor_writer is not None else dst
     sink.write(finish_header(header, header_mac(file_key, header)) + nonce)
     return EncryptWriter(sink, armor_writer, payload_key(file_key, nonce))

@@ -136,6 +136,11 @@ class DecryptReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    @property
+    def size(self) -> int:
+        """Plaintext size in bytes: random-access readers only (they verify the final chunk)."""
+        raise io.UnsupportedOperation("the size of a sequential age stream is not known")
+
     def tell(self) -> int:
         return self._position
 

@@ -32,9 +32,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from doorbell.audit.note import NoteError, parse_checkpoint, parse_note
@@ -42,6 +43,9 @@ from doorbell.datadir import ANCHOR_FILE as ANCHOR_FILE
 from doorbell.datadir import DataDir
 from doorbell.errors import AuditError, StorageError
 from doorbell.fsutil import write_file_atomic
+
+if TYPE_CHECKING:
+    from doorbell.audit.log import AuditLog
 
 #: The object of the ``audit.anchor_*`` entries :func:`owner_cosign` writes.
 ANCHOR_OBJECT = ANCHOR_FILE
@@ -184,9 +188,9 @@ class AnchoredCosignature:
 
 
 def cosign_anchored(
-    log: Any,
+    log: AuditLog,
     anchor_key: bytes,
-    cosigning_key: Any,
+    cosigning_key: Ed25519PrivateKey,
     name: str,
     *,
     clock: Callable[[], float] = time.time,
@@ -222,9 +226,9 @@ def cosign_anchored(
 
 
 def owner_cosign(
-    log: Any,
+    log: AuditLog,
     anchor_key: bytes,
-    cosigning_key: Any,
+    cosigning_key: Ed25519PrivateKey,
     name: str,
     *,
     accept: bool = False,
@@ -266,7 +270,7 @@ def owner_cosign(
     return done.note
 
 
-def _check_migration(log: Any, vkey: str) -> None:
+def _check_migration(log: AuditLog, vkey: str) -> None:
     """May a data dir without an anchor get its first one now? Raise AnchorMissing if not."""
     from doorbell.audit.entries import EntryError, decode_entry
 

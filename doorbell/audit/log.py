@@ -214,11 +214,14 @@ class AuditLog:
         return index
 
     def _size(self) -> int:
-        return self._conn.execute("SELECT size FROM tree WHERE id = 0").fetchone()[0]
+        size: int = self._conn.execute("SELECT size FROM tree WHERE id = 0").fetchone()[0]
+        return size
 
     def _append_in_transaction(
         self, actor: str, action: str, object: str, details: dict[str, Any] | None
     ) -> int:
+        size: int
+        peaks: bytes
         size, peaks = self._conn.execute("SELECT size, peaks FROM tree WHERE id = 0").fetchone()
         compact = merkle.CompactRange.from_bytes(size, peaks)
         leaf = encode_entry(
@@ -246,13 +249,11 @@ class AuditLog:
             return
         now = self._clock()
         with self._lock:
-            due = self._last_signed_at is None or now - self._last_signed_at >= (
-                self.checkpoint_interval_s
-            )
-            if due:
+            last = self._last_signed_at
+            if last is None or now - last >= self.checkpoint_interval_s:
                 self.checkpoint()
             elif self._timer is None:
-                delay = max(0.0, self._last_signed_at + self.checkpoint_interval_s - now)
+                delay = max(0.0, last + self.checkpoint_interval_s - now)
                 self._timer = threading.Timer(delay, self._timer_fired)
                 self._timer.name = "audit-checkpoint"
                 self._timer.daemon = False

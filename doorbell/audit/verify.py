@@ -30,7 +30,7 @@ from pathlib import Path
 from doorbell.audit.devicekey import load_device_verifier
 from doorbell.audit.entries import EntryError, decode_entry, stated_index
 from doorbell.audit.merkle import CompactRange
-from doorbell.audit.note import NoteError, Verifier, open_note, parse_checkpoint
+from doorbell.audit.note import Checkpoint, NoteError, Verifier, open_note, parse_checkpoint
 from doorbell.datadir import DataDir
 from doorbell.errors import AuditError, StorageError
 
@@ -218,7 +218,7 @@ def _check_genesis(
 
 
 def _check_heads(
-    heads: list,
+    heads: list[Checkpoint],
     roots: dict[int, bytes],
     size: int,
     stopped: bool,

@@ -16,7 +16,7 @@ import av
 import numpy as np
 
 from doorbell.errors import RedactionError, VideoError
-from doorbell.media.video import H264Encoder, Mp4ClipWriter, encode_jpeg
+from doorbell.media.video import ClipSink, H264Encoder, Mp4ClipWriter, encode_jpeg
 from doorbell.redact.faces import CenterFaceDetector, FaceBox, FaceDetector, FaceHold
 from doorbell.redact.render import FrameRedactor
 from doorbell.redact.spec import RedactionSpec
@@ -104,7 +104,7 @@ def _frame_rate(container: Any) -> float:
 
 def redact_clip(
     source: BinaryIO,
-    sink: BinaryIO,
+    sink: ClipSink,
     spec: RedactionSpec,
     *,
     progress: ProgressCallback | None = None,

@@ -10,10 +10,11 @@ import json
 import threading
 from typing import Any
 
-from flask import Blueprint, render_template, request, session
+from flask import Blueprint, render_template, request
 
 from doorbell.audit.entries import EntryError, decode_entry
 from doorbell.errors import AuditError, DoorbellError
+from doorbell.ui.sessions import current_owner
 from doorbell.ui.state import web_state
 
 bp = Blueprint("audit", __name__)
@@ -105,6 +106,6 @@ def audit_log() -> Any:
         size=state.audit.size,
         verdict=_verdict(state, request.args.get("verify") == "1"),
         latest_checkpoint=latest.decode() if latest else "",
-        cosigned=session.owner.checkpoint,
+        cosigned=current_owner().checkpoint,
         as_json=lambda value: json.dumps(value, ensure_ascii=False, sort_keys=True),
     )

@@ -47,7 +47,7 @@ from doorbell.audit.note import parse_checkpoint, parse_note
 from doorbell.errors import AuditError, PassphraseError, StorageError
 from doorbell.keys import OWNER_COSIGNER_NAME
 from doorbell.ui.guard import passive, public
-from doorbell.ui.sessions import UnlockedOwner, current_session
+from doorbell.ui.sessions import UnlockedOwner, current_owner, current_session
 from doorbell.ui.state import web_state
 from doorbell.ui.stepup import PassphraseRefused, check_passphrase
 
@@ -157,7 +157,7 @@ def accept_log() -> Any:
     """After a warning: the owner (passphrase again) takes the log as it is as the reference."""
     state = web_state()
     client = request.remote_addr or "unknown"
-    owner = session.owner
+    owner = current_owner()
     try:
         keys = check_passphrase(
             state,
@@ -200,7 +200,7 @@ def session_state() -> Any:
     owner = getattr(session, "owner", None)
     if owner is None:
         return jsonify(unlocked=False, idle_left_s=0)
-    left = state.config.web.idle_lock_s - (state.clock() - session.last_active)
+    left = state.config.web.idle_lock_s - (state.clock() - current_session().last_active)
     return jsonify(unlocked=True, idle_left_s=max(0, int(left)))
 
 
@@ -209,7 +209,8 @@ def session_state() -> Any:
 def consistency() -> Any:
     """Is the log now an extension of the browser's stored checkpoint (``size``, ``root``)?"""
     state = web_state()
-    current = session.owner.checkpoint if session.owner else {}
+    owner = current_session().owner
+    current = owner.checkpoint if owner else {}
     try:
         old_size = int(request.args.get("size", ""))
         old_root = base64.b64decode(request.args.get("root", ""), validate=True)

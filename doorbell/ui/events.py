@@ -24,6 +24,7 @@ from flask import session as flask_session
 from doorbell.errors import AgeError, StorageError
 from doorbell.store import CLIP_ID_PATTERN
 from doorbell.ui.ranges import ranged_response
+from doorbell.ui.sessions import current_owner
 from doorbell.ui.state import web_state
 from doorbell.ui.timeline import FILTERS, hourly_chart_svg, human_size, storage_gauge_svg
 from doorbell.ui.vault import decrypt_small, open_encrypted
@@ -85,7 +86,7 @@ def timeline() -> Any:
         chart=hourly_chart_svg(state.timeline.per_hour(now), now),
         gauge=gauge,
         human_size=human_size,
-        checkpoint=flask_session.owner.checkpoint,
+        checkpoint=current_owner().checkpoint,
     )
 
 
@@ -96,7 +97,7 @@ def thumbnail(clip_id: str) -> Any:
         abort(404)
     state = web_state()
     try:
-        jpeg = decrypt_small(state.store.absolute(clip.thumb_path), flask_session.owner.identity)
+        jpeg = decrypt_small(state.store.absolute(clip.thumb_path), current_owner().identity)
     except (StorageError, AgeError) as exc:
         log.warning("thumbnail %s: %s", clip_id, exc)
         abort(404)
@@ -116,7 +117,7 @@ def _open_clip(clip: Any) -> Any:
     try:
         return open_encrypted(
             state.store.absolute(clip.path),
-            flask_session.owner.identity,
+            current_owner().identity,
             allow_truncated=clip.interrupted or not clip.sealed,
         )
     except (StorageError, AgeError) as exc:

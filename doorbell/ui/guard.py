@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from flask import Response, current_app, redirect, request, session, url_for
+from werkzeug.wrappers import Response as BaseResponse
 
 from doorbell.ui.state import web_state
 
@@ -69,7 +70,7 @@ def wants_html() -> bool:
     return best == "text/html"
 
 
-def gate() -> Response | None:
+def gate() -> BaseResponse | None:
     """``before_request``: apply the idle lock, then refuse non-public views without a session."""
     state = web_state()
     now = state.clock()

@@ -28,7 +28,7 @@ from flask import Blueprint, Response, jsonify, render_template, request
 
 from doorbell.ui.guard import passive
 from doorbell.ui.sessions import current_session
-from doorbell.ui.state import web_state
+from doorbell.ui.state import LiveFeed, web_state
 
 bp = Blueprint("live", __name__)
 
@@ -125,7 +125,7 @@ class LiveHub:
             subscriber.close()
 
 
-def _hub() -> LiveHub:
+def _hub() -> LiveFeed:
     return web_state().live
 
 

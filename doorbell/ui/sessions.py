@@ -49,7 +49,7 @@ class UnlockedOwner:
     checkpoint: dict[str, Any] = field(default_factory=dict)
 
 
-class MemorySession(CallbackDict, SessionMixin):  # type: ignore[misc]
+class MemorySession(CallbackDict, SessionMixin):
     """One server-side session: a dict (for Flask and flask-wtf) plus the owner slot."""
 
     def __init__(self, sid: str, now: float, initial: dict[str, Any] | None = None) -> None:
@@ -204,3 +204,17 @@ class MemorySessionInterface(SessionInterface):
             )
             session.send_cookie = False
         response.vary.add("Cookie")
+
+
+def current_owner() -> UnlockedOwner:
+    """The unlocked owner of this request's session; 401 if it is locked.
+
+    Views behind the session gate (:func:`doorbell.ui.guard.gate`) only run unlocked, so the
+    401 here is a second line, never the first.
+    """
+    from flask import abort
+
+    owner = current_session().owner
+    if owner is None:
+        abort(401)
+    return owner
