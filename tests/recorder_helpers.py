@@ -50,7 +50,7 @@ class IndexCamera:
         count: int,
         fps: int = 10,
         *,
-        on_frame: Callable[[int], None] | None = None,
+        on_frame: Callable[[int], object] | None = None,
         start_index: int = 0,
     ) -> None:
         self.count, self.fps, self.on_frame = count, fps, on_frame

@@ -76,7 +76,7 @@ class WriteOnlySink:
 
 def seal(data: bytes, *, splits: list[int] | None = None, armor: bool = False) -> bytes:
     sink = WriteOnlySink()
-    with encrypt(sink, [IDENTITY.recipient], armor=armor) as writer:  # type: ignore[arg-type]
+    with encrypt(sink, [IDENTITY.recipient], armor=armor) as writer:
         position = 0
         for size in splits or []:
             writer.write(data[position : position + size])
@@ -201,7 +201,7 @@ def test_seek_decrypts_only_the_needed_chunk() -> None:
 
 def test_flush_writes_all_complete_chunks_and_flushes_the_sink() -> None:
     sink = WriteOnlySink()
-    writer = encrypt(sink, [IDENTITY.recipient])  # type: ignore[arg-type]
+    writer = encrypt(sink, [IDENTITY.recipient])
     header_size = len(sink.data)
     writer.write(PATTERN[: 3 * CHUNK_SIZE + 100])
     writer.flush()
@@ -224,7 +224,7 @@ def test_flush_writes_all_complete_chunks_and_flushes_the_sink() -> None:
 
 def test_exception_in_with_block_leaves_the_file_unsealed() -> None:
     sink = WriteOnlySink()
-    with pytest.raises(RuntimeError), encrypt(sink, [IDENTITY.recipient]) as writer:  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError), encrypt(sink, [IDENTITY.recipient]) as writer:
         writer.write(PATTERN[: CHUNK_SIZE + 1])
         raise RuntimeError("encoder failed")
     with pytest.raises(TruncatedError):

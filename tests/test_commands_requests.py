@@ -29,6 +29,13 @@ from doorbell.ui.vault import OwnerKeys
 PASSPHRASE = "owner passphrase for tests"
 
 
+def found(pattern: str, text: str) -> str:
+    """The first group of ``pattern`` in ``text`` (the test fails when it is not there)."""
+    match = re.search(pattern, text)
+    assert match is not None, text
+    return match.group(1)
+
+
 def _setup(data_dir: Path) -> list[str]:
     identity = create_owner_keys(data_dir, PASSPHRASE, work_factor=10)
     create_device_key(data_dir / "keys", "doorbell.test/cli")
@@ -75,7 +82,7 @@ def test_add_list_show_approve_verify_deny(data_dir: Path, tmp_path: Path) -> No
         str(requester.recipient),
     )
     assert code == 0, out
-    request_id = re.search(r"added (req-[0-9a-f]{12})", out).group(1)
+    request_id = found(r"added (req-[0-9a-f]{12})", out)
     code, out = _run("requests", "list", *base)
     assert request_id in out and "pending" in out
     code, out = _run("requests", "show", *base, request_id)
@@ -148,7 +155,7 @@ def test_deny_and_invite(data_dir: Path) -> None:
         "--reason",
         "My bike was stolen from the front.",
     )
-    request_id = re.search(r"(req-[0-9a-f]{12})", out).group(1)
+    request_id = found(r"(req-[0-9a-f]{12})", out)
     code, out = _run("requests", "deny", *base, request_id, "--reason", "Not my camera's view.")
     assert code == 0
     code, out = _run("requests", "show", *base, request_id)
@@ -186,7 +193,7 @@ def _add(base: list[str], recipient: str) -> str:
         recipient,
     )
     assert code == 0, out
-    return re.search(r"added (req-[0-9a-f]{12})", out).group(1)
+    return found(r"added (req-[0-9a-f]{12})", out)
 
 
 def test_approve_with_redaction_flags(data_dir: Path, tmp_path: Path) -> None:

@@ -67,7 +67,7 @@ def test_trigger_frame_and_pre_roll_are_in_the_clip(data_dir: Path) -> None:
     # post-roll: motion ended after frame 59, the clip runs 2 s (20 frames) past it
     assert indexes[-1] >= 59 + 19
     assert clip.zones == ("door",)
-    assert (data_dir / clip.thumb_path).exists()
+    assert clip.thumb_path is not None and (data_dir / clip.thumb_path).exists()
     assert "clip.sealed" in actions(data_dir)
 
 

@@ -15,6 +15,7 @@ from doorbell.bell import Bell
 from doorbell.config import GpioConfig
 from doorbell.live.publisher import LivePublisher
 from doorbell.live.subscriber import LiveSubscriber
+from doorbell.live.wire import LiveMessage
 from doorbell.recorder.events import (
     EventFanout,
     LiveEvents,
@@ -58,7 +59,7 @@ def test_led_and_status_adapters() -> None:
 def test_live_events_reach_a_real_subscriber(data_dir: Path, tmp_path: Path) -> None:
     config = recorder_config(data_dir)
     socket_path = tmp_path / "live.sock"
-    received = []
+    received: list[LiveMessage] = []
     with LivePublisher(socket_path) as publisher:
         subscriber = LiveSubscriber(str(socket_path), when_message=received.append)
         subscriber.start()

@@ -194,7 +194,7 @@ class PiCamera(BaseCamera):
 
     def _collect_packets(self, upto_us: int) -> list[EncodedPacket]:
         """Packets up to encoder time ``upto_us`` (this frame's), waiting for the last one."""
-        packets = []
+        packets: list[EncodedPacket] = []
         while True:
             if self._held is not None:
                 item, self._held = self._held, None
@@ -277,7 +277,7 @@ def _packet_output(output_class: type, put: Callable[[tuple[bytes, bool, int]], 
     its buffer) and never blocks.
     """
 
-    class PacketOutput(output_class):  # type: ignore[misc, valid-type]
+    class PacketOutput(output_class):
         def outputframe(
             self,
             frame: Any,

@@ -20,8 +20,15 @@ if TYPE_CHECKING:
 class LiveFeed(Protocol):
     """The recorder's live frames and events, as the web pages read them."""
 
-    recording: bool
-    last_event: dict[str, Any] | None
+    @property
+    def recording(self) -> bool:
+        """True while the recorder says it is recording."""
+        ...
+
+    @property
+    def last_event(self) -> dict[str, Any] | None:
+        """The latest event the recorder published, if any."""
+        ...
 
     def frame(self, after_seq: int, timeout: float) -> LiveMessage | None:
         """The newest frame with a higher sequence number, waiting up to ``timeout`` s."""
