@@ -1,4 +1,4 @@
-"""The owner's public keys, as the recorder reads them (contract 2).
+"""The owner's public keys, as the recorder reads them (privacy invariant 2, docs/architecture.md).
 
 ``keys/owner.recipients`` lists the owner's age recipients (``age1...``), one per line. It is
 all the recorder needs to encrypt clips, and it is public: this module imports only the

@@ -575,9 +575,10 @@ class Store(LockedConnection):
     def reconcile(self) -> ReconcileReport:
         """Make the index and the files agree after a crash; lose nothing.
 
-        Stray temp files (ciphertext, by invariant 1) are removed; unsealed rows whose file
-        exists become sealed-but-interrupted with the size found on disk; rows whose clip
-        file is gone are dropped; clip files with no row are indexed as recovered clips.
+        Stray temp files (ciphertext: privacy invariant 1, docs/architecture.md) are removed;
+        unsealed rows whose file exists become sealed-but-interrupted with the size found on
+        disk; rows whose clip file is gone are dropped; clip files with no row are indexed as
+        recovered clips.
         """
         removed = sweep_temp_files(self.data_dir)
         interrupted: list[str] = []

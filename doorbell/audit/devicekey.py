@@ -1,6 +1,6 @@
 """The device signing key: the Ed25519 key that signs the audit log's checkpoints.
 
-Files (contract 3), in the data dir's ``keys/`` directory:
+Files, in the data dir's ``keys/`` directory:
 
 - ``device.key`` (0600): the Go signed-note private key string
   ``PRIVATE+KEY+<name>+<hex key ID>+base64(0x01 || 32-byte seed)`` and a newline.
