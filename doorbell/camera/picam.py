@@ -38,6 +38,7 @@ from doorbell.errors import CameraError
 
 if TYPE_CHECKING:
     from doorbell.config import CameraConfig, RecordingConfig
+    from doorbell.masks import PolygonLike
     from doorbell.media.video import EncodedPacket, StreamInfo
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ class PiCamera(BaseCamera):
         config: CameraConfig,
         *,
         clock: Callable[[], float],
-        privacy_masks: Iterable[Any] = (),
+        privacy_masks: Iterable[PolygonLike] = (),
         picamera2_factory: Callable[[], Any] | None = None,
         recording: RecordingConfig | None = None,
         encoder_timeout_s: float = ENCODER_TIMEOUT_S,

@@ -11,6 +11,7 @@ import threading
 from typing import Any
 
 from flask import Blueprint, render_template, request
+from flask.typing import ResponseReturnValue
 
 from doorbell.audit.entries import EntryError, decode_entry
 from doorbell.errors import AuditError, DoorbellError
@@ -86,7 +87,7 @@ def _verdict(state: Any, force: bool) -> dict[str, Any]:
 
 
 @bp.get("/audit")
-def audit_log() -> Any:
+def audit_log() -> ResponseReturnValue:
     state = web_state()
     text = request.args.get("q", "")[:100]
     action = request.args.get("action", "")[:100]

@@ -40,6 +40,7 @@ from flask import (
     session,
     url_for,
 )
+from flask.typing import ResponseReturnValue
 
 from doorbell.audit.anchor import ANCHOR_OBJECT
 from doorbell.audit.merkle import verify_consistency
@@ -76,7 +77,7 @@ def _safe_next(target: str | None) -> str:
 
 @bp.get("/unlock")
 @public
-def unlock() -> Any:
+def unlock() -> ResponseReturnValue:
     if getattr(session, "owner", None) is not None:
         return redirect(_safe_next(request.args.get("next")))
     return render_template("auth/unlock.html", next=request.args.get("next", ""), error=None)
@@ -84,7 +85,7 @@ def unlock() -> Any:
 
 @bp.post("/unlock")
 @public
-def unlock_post() -> Any:
+def unlock_post() -> ResponseReturnValue:
     state = web_state()
     client = request.remote_addr or "unknown"
     next_url = request.form.get("next", "")
@@ -153,7 +154,7 @@ def _cosign(state: Any, keys: Any, *, accept: bool = False) -> dict[str, Any]:
 
 
 @bp.post("/audit/accept")
-def accept_log() -> Any:
+def accept_log() -> ResponseReturnValue:
     """After a warning: the owner (passphrase again) takes the log as it is as the reference."""
     state = web_state()
     client = request.remote_addr or "unknown"
@@ -183,7 +184,7 @@ def accept_log() -> Any:
 
 
 @bp.post("/lock")
-def lock() -> Any:
+def lock() -> ResponseReturnValue:
     state = web_state()
     record = current_session()
     state.lock_session(record, reason="button")
@@ -194,7 +195,7 @@ def lock() -> Any:
 @bp.get("/session")
 @public
 @passive
-def session_state() -> Any:
+def session_state() -> ResponseReturnValue:
     """Lock state for the page's poll (no data): {"unlocked": bool, "idle_left_s": n}."""
     state = web_state()
     owner = getattr(session, "owner", None)
@@ -206,7 +207,7 @@ def session_state() -> Any:
 
 @bp.get("/checkpoint/consistency")
 @passive
-def consistency() -> Any:
+def consistency() -> ResponseReturnValue:
     """Is the log now an extension of the browser's stored checkpoint (``size``, ``root``)?"""
     state = web_state()
     owner = current_session().owner

@@ -16,18 +16,18 @@ Interrupted clips play their authenticated prefix, and say so on the page.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from flask import Blueprint, Response, abort, redirect, render_template, request
 from flask import session as flask_session
+from flask.typing import ResponseReturnValue
 
 from doorbell.errors import AgeError, StorageError
-from doorbell.store import CLIP_ID_PATTERN
+from doorbell.store import CLIP_ID_PATTERN, Clip
 from doorbell.ui.ranges import ranged_response
 from doorbell.ui.sessions import current_owner
 from doorbell.ui.state import web_state
 from doorbell.ui.timeline import FILTERS, hourly_chart_svg, human_size, storage_gauge_svg
-from doorbell.ui.vault import decrypt_small, open_encrypted
+from doorbell.ui.vault import OpenedFile, decrypt_small, open_encrypted
 
 log = logging.getLogger(__name__)
 bp = Blueprint("events", __name__)
@@ -36,7 +36,7 @@ bp = Blueprint("events", __name__)
 VIEW_AUDIT_INTERVAL_S = 600.0
 
 
-def _clip_or_404(clip_id: str) -> Any:
+def _clip_or_404(clip_id: str) -> Clip:
     if not CLIP_ID_PATTERN.match(clip_id):
         abort(404)
     try:
@@ -46,12 +46,12 @@ def _clip_or_404(clip_id: str) -> Any:
 
 
 @bp.get("/")
-def home() -> Any:
+def home() -> ResponseReturnValue:
     return redirect("/timeline")
 
 
 @bp.get("/timeline")
-def timeline() -> Any:
+def timeline() -> ResponseReturnValue:
     state = web_state()
     kind = request.args.get("kind", "all")
     if kind not in FILTERS:
@@ -91,7 +91,7 @@ def timeline() -> Any:
 
 
 @bp.get("/thumbs/<clip_id>.jpg")
-def thumbnail(clip_id: str) -> Any:
+def thumbnail(clip_id: str) -> ResponseReturnValue:
     clip = _clip_or_404(clip_id)
     if not clip.thumb_path:
         abort(404)
@@ -107,12 +107,12 @@ def thumbnail(clip_id: str) -> Any:
 
 
 @bp.get("/clips/<clip_id>")
-def clip_page(clip_id: str) -> Any:
+def clip_page(clip_id: str) -> ResponseReturnValue:
     clip = _clip_or_404(clip_id)
     return render_template("events/clip.html", clip=clip, human_size=human_size)
 
 
-def _open_clip(clip: Any) -> Any:
+def _open_clip(clip: Clip) -> OpenedFile:
     state = web_state()
     try:
         return open_encrypted(
@@ -125,7 +125,7 @@ def _open_clip(clip: Any) -> Any:
         abort(404 if isinstance(exc, StorageError) else 500)
 
 
-def _audit_view(clip: Any) -> None:
+def _audit_view(clip: Clip) -> None:
     state = web_state()
     seen: dict[str, float] = flask_session.setdefault("viewed_clips", {})
     now = state.clock()
@@ -139,7 +139,7 @@ def _audit_view(clip: Any) -> None:
 
 
 @bp.get("/clips/<clip_id>/video")
-def clip_video(clip_id: str) -> Any:
+def clip_video(clip_id: str) -> ResponseReturnValue:
     clip = _clip_or_404(clip_id)
     opened = _open_clip(clip)
     try:
@@ -159,7 +159,7 @@ def clip_video(clip_id: str) -> Any:
 
 
 @bp.get("/clips/<clip_id>/download")
-def clip_download(clip_id: str) -> Any:
+def clip_download(clip_id: str) -> ResponseReturnValue:
     clip = _clip_or_404(clip_id)
     opened = _open_clip(clip)
     range_header = request.headers.get("Range")

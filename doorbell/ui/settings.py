@@ -27,6 +27,7 @@ from flask import (
     request,
     url_for,
 )
+from flask.typing import ResponseReturnValue
 
 from doorbell.datadir import OWNER_KEY_OBJECT
 from doorbell.errors import ConfigError, KeyFileError, PassphraseError, StorageError
@@ -72,7 +73,7 @@ def _render(errors: list[str], status: int = 200) -> Any:
 
 
 @bp.get("/settings")
-def settings_page() -> Any:
+def settings_page() -> ResponseReturnValue:
     return _render([])
 
 
@@ -128,7 +129,7 @@ def _audit_value(value: Any) -> Any:
 
 
 @bp.post("/settings")
-def settings_save() -> Any:
+def settings_save() -> ResponseReturnValue:
     state = web_state()
     try:
         changes = _form_changes()
@@ -153,12 +154,12 @@ def settings_save() -> Any:
 
 
 @bp.get("/settings/passphrase")
-def passphrase_page() -> Any:
+def passphrase_page() -> ResponseReturnValue:
     return render_template("settings/passphrase.html", errors=[])
 
 
 @bp.post("/settings/passphrase")
-def passphrase_change() -> Any:
+def passphrase_change() -> ResponseReturnValue:
     """Change the passphrase: the new one must be strong and new; the old one is checked
     through :mod:`doorbell.ui.stepup` (throttled, one at a time, audited) before rewrapping."""
     from doorbell.passphrase import require_strong
