@@ -66,19 +66,19 @@ def verify_bundle(
     """
     from doorbell.exports.verify import verify_bundle as verify
 
+    identities: list[Identity]
     if (identity_file is None) == (passphrase_file is None):
         raise UsageError("give exactly one of -i IDENTITY or --passphrase-file FILE")
-    identities: list[Identity]
     if identity_file is not None:
         from doorbell.age.identities import parse_identities
 
         identities = list(
             parse_identities(_read_small(identity_file, "identity file"), source=str(identity_file))
         )
-    else:
+    elif passphrase_file is not None:
         from doorbell.age.identities import ScryptIdentity
 
-        lines = _read_small(passphrase_file, "passphrase file").splitlines()  # type: ignore[arg-type]
+        lines = _read_small(passphrase_file, "passphrase file").splitlines()
         if not lines or not lines[0]:
             raise UsageError(f"{passphrase_file}: empty passphrase file")
         identities = [ScryptIdentity(lines[0])]
