@@ -1,4 +1,4 @@
-"""Import boundaries from ARCHITECTURE.md, and imports without side effects.
+"""Import boundaries (docs/architecture.md, "Boundaries"), and imports without side effects.
 
 - The recorder side (camera, motion, masks, recorder, bell, video, live, service, store, public
   keys) never reaches decryption: not `doorbell.age.identities`, `doorbell.age.decrypt`, the
