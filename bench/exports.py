@@ -29,6 +29,11 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # test helpers
+
+from exports_helpers import NOW, WallClock, World, make_world
+from exports_tamper import CASES, Bundle
+from ui_helpers import T0, make_clip
 
 from doorbell.age.identities import X25519Identity
 from doorbell.audit.devicekey import create_device_key, load_device_signer
@@ -40,9 +45,6 @@ from doorbell.exports.verify import BundleVerifyError, verify_bundle
 from doorbell.keys import OWNER_COSIGNER_NAME, derive_owner_cosigning_key, owner_cosigner_vkey
 from doorbell.recorder.sealaudit import append_clip_sealed
 from doorbell.store import Store
-from tests.exports_helpers import NOW, WallClock, World, make_world
-from tests.exports_tamper import CASES, Bundle
-from tests.ui_helpers import T0, make_clip
 
 
 def _fill_log(log: AuditLog, count: int) -> None:

@@ -189,9 +189,11 @@ def evaluate(scenario: str, seeds: list[int], frames: int, config: MotionConfig)
             covered.append(cover >= 0.005 * zone_area)
         ours.add_run(truth, active_ours, covered)
         base.add_run(truth, active_base, covered)
-    row = {"ours": ours.summary(), "baseline": base.summary()}
-    row["speed_ratio"] = round(row["ours"]["ms_per_frame"] / row["baseline"]["ms_per_frame"], 2)
-    return row
+    ours_summary, base_summary = ours.summary(), base.summary()
+    speed_ratio = float(ours_summary["ms_per_frame"] or 0) / float(
+        base_summary["ms_per_frame"] or 1
+    )
+    return {"ours": ours_summary, "baseline": base_summary, "speed_ratio": round(speed_ratio, 2)}
 
 
 def main(argv: list[str] | None = None) -> int:

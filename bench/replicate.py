@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # test helpers
 
 from doorbell.audit.devicekey import create_device_key, load_device_signer
 from doorbell.audit.log import AuditLog
@@ -171,7 +172,7 @@ def main() -> None:
         copy = root / "dir" / "copy"
         results["directory"] = run_once(root / "dir", str(copy), copy, "", args)
         if not args.no_sftp and os.geteuid() == 0 and Path("/usr/sbin/sshd").exists():
-            from tests.replicate_helpers import SshServer
+            from replicate_helpers import SshServer
 
             server = SshServer(root / "sshd")
             server.start()

@@ -112,7 +112,7 @@ def raw_payload(data: memoryview, key: bytes) -> bytes:
 
 
 def ours_encrypt(data: memoryview, identity: X25519Identity) -> None:
-    with encrypt(NullSink(), [identity.recipient]) as writer:  # type: ignore[arg-type]
+    with encrypt(NullSink(), [identity.recipient]) as writer:
         for start in range(0, len(data), CHUNK_SIZE):
             writer.write(data[start : start + CHUNK_SIZE])
 

@@ -107,7 +107,10 @@ def unlock(port: int) -> str:
 
     client = Client(port)
     _, _, page = client.request("GET", "/unlock")
-    token = re.search(rb'name="csrf_token" value="([^"]+)"', page).group(1).decode()
+    found = re.search(rb'name="csrf_token" value="([^"]+)"', page)
+    if found is None:
+        raise SystemExit("bench: no CSRF token on /unlock")
+    token = found.group(1).decode()
     form = urlencode({"csrf_token": token, "passphrase": PASSPHRASE})
     status, _, _ = client.request("POST", "/unlock", form)
     if status != 302:
@@ -160,7 +163,10 @@ def ttfb(port: int, cookie: str, clip_id: str, offset: int, repeats: int) -> flo
 
 def rss_mb(pid: int) -> float:
     text = Path(f"/proc/{pid}/status").read_text()
-    return int(re.search(r"VmRSS:\s+(\d+) kB", text).group(1)) / 1024
+    found = re.search(r"VmRSS:\s+(\d+) kB", text)
+    if found is None:
+        raise SystemExit(f"bench: no VmRSS for pid {pid}")
+    return int(found.group(1)) / 1024
 
 
 def main() -> None:

@@ -59,7 +59,9 @@ class Bell:
         self.config = gpio
         self._local_now = local_now
         # the owner may change quiet hours while the recorder runs: ask each time
-        self._quiet_hours = quiet_hours or (lambda: self.config.quiet_hours)
+        self.quiet_hours: Callable[[], tuple[str, ...]] = quiet_hours or (
+            lambda: self.config.quiet_hours
+        )
         self.when_rung = when_rung
         self._clock = clock
         self._holdoff_s = max(gpio.bounce_s, gpio.chime_s)
@@ -186,7 +188,7 @@ class Bell:
         """Whether the chime's quiet hours (``gpio.quiet_hours``, local time) are now."""
         from doorbell.notify.schedule import QuietHours
 
-        return QuietHours(self._quiet_hours()).is_quiet(self._local_now())
+        return QuietHours(self.quiet_hours()).is_quiet(self._local_now())
 
     def _sound_chime(self) -> None:
         chime = self._chime

@@ -48,7 +48,15 @@ class DoorbellCommandError(click.ClickException):
 
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
-        self.exit_code = exit_code
+        self._exit_code = exit_code
+
+    @property  # click declares exit_code on the class; ours differs per error
+    def exit_code(self) -> int:
+        return self._exit_code
+
+    @exit_code.setter
+    def exit_code(self, value: int) -> None:
+        self._exit_code = value
 
     def show(self, file: Any = None) -> None:
         click.echo(f"doorbell: error: {self.format_message()}", err=True)

@@ -852,6 +852,11 @@ def describe_keys() -> list[tuple[str, Any, str]]:
     rows = []
     for section, cls in SECTIONS.items():
         for f in dataclasses.fields(cls):
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            if f.default is not dataclasses.MISSING:
+                default: Any = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                default = f.default_factory()
+            else:  # pragma: no cover - every key has a default
+                default = None
             rows.append((f"{section}.{f.name}", default, f.metadata.get("doc", "")))
     return rows

@@ -22,19 +22,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from doorbell.config import Config
+from doorbell.datadir import DataDir
 from doorbell.errors import DoorbellError
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 UNITS = ("doorbell-recorder.service", "doorbell-web.service")
-#: key files and the most permissive mode each may have
-KEY_MODES = {
-    "keys/owner.key.age": 0o600,
-    "keys/device.key": 0o600,
-    "tls/key.pem": 0o600,
-    "keys/owner.recipients": 0o644,
-    "keys/device.vkey": 0o644,
-    "tls/cert.pem": 0o644,
-}
+
+
+def key_modes(paths: DataDir) -> dict[Path, int]:
+    """Key files and the most permissive mode each may have."""
+    return {
+        paths.owner_key: 0o600,
+        paths.device_key: 0o600,
+        paths.tls_key: 0o600,
+        paths.owner_recipients: 0o644,
+        paths.device_vkey: 0o644,
+        paths.tls_cert: 0o644,
+    }
 
 
 @dataclass(frozen=True)
@@ -103,8 +107,8 @@ def check_units() -> Check:
 def check_modes(data_dir: Path) -> Check:
     """Key files exist and are no more readable than the design allows; no world access."""
     problems = []
-    for relative, most in KEY_MODES.items():
-        path = data_dir / relative
+    for path, most in key_modes(DataDir(data_dir)).items():
+        relative = path.relative_to(data_dir).as_posix()
         try:
             mode = stat.S_IMODE(path.stat().st_mode)
         except FileNotFoundError:
@@ -161,9 +165,9 @@ def check_time() -> Check:
 
 
 def check_tls(data_dir: Path) -> Check:
-    from doorbell.tls import CERT_FILE, TLS_DIR, certificate_fingerprint
+    from doorbell.tls import certificate_fingerprint
 
-    cert = data_dir / TLS_DIR / CERT_FILE
+    cert = DataDir(data_dir).tls_cert
     if not cert.exists():
         return Check("TLS", FAIL, f"{cert} missing (run `doorbell init`)")
     try:

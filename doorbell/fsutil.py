@@ -5,8 +5,9 @@ renamed over the destination, and then the directory is fsynced, so a power cut 
 the old file or the new one, never a mix. Temporary files carry a fixed marker in their name
 (:data:`TEMP_MARKER`) so that start-up can sweep the ones a crash left behind.
 
-By the privacy invariant, callers only ever write ciphertext, public keys, signatures or
-configuration through this helper: a swept temp file is never plaintext footage.
+By privacy invariant 1 (docs/architecture.md), callers only ever write ciphertext, public
+keys, signatures or configuration through this helper: a swept temp file is never plaintext
+footage.
 """
 
 from __future__ import annotations

@@ -33,11 +33,11 @@ from doorbell.age.header import read_header
 from doorbell.age.identities import ScryptIdentity, X25519Identity, parse_identities
 from doorbell.age.primitives import hkdf_sha256
 from doorbell.age.recipients import MAX_SCRYPT_WORK_FACTOR, ScryptRecipient
+from doorbell.datadir import DataDir
 from doorbell.errors import AgeError, KeyFileError, PassphraseError
 from doorbell.fsutil import write_file_atomic
-from doorbell.pubkeys import OWNER_RECIPIENTS_FILE, keys_dir, load_owner_recipients
+from doorbell.pubkeys import load_owner_recipients
 
-OWNER_KEY_FILE = "owner.key.age"
 #: scrypt work factor (log2 N) of owner.key.age: 2**16 * 1 KiB = 64 MiB of memory and about
 #: 2 s on a Raspberry Pi Zero 2 W (512 MB RAM); see docs/keys.md for the reasoning.
 OWNER_KEY_WORK_FACTOR = 16
@@ -49,13 +49,12 @@ ANCHOR_KEY_INFO = b"doorbell.owner-anchor-key.v1"
 OWNER_COSIGNER_NAME = "doorbell-owner"
 #: The owner's cosigner verifier key (public), written at ``doorbell init``; what a bundle's
 #: ``audit/cosigner.vkey`` must equal (``doorbell keys show`` prints it).
-OWNER_COSIGNER_VKEY_FILE = "owner-cosigner.vkey"
 _MAX_KEY_FILE_BYTES = 64 * 1024
 
 
 def owner_key_path(data_dir: Path) -> Path:
     """``<data_dir>/keys/owner.key.age``."""
-    return keys_dir(data_dir) / OWNER_KEY_FILE
+    return DataDir(data_dir).owner_key
 
 
 def derive_owner_cosigning_key(identity: X25519Identity) -> Ed25519PrivateKey:
@@ -81,7 +80,7 @@ def write_owner_cosigner_vkey(data_dir: Path, identity: X25519Identity) -> str:
     from doorbell.fsutil import atomic_write
 
     vkey = owner_cosigner_vkey(identity)
-    with atomic_write(keys_dir(data_dir) / OWNER_COSIGNER_VKEY_FILE, mode=0o644) as handle:
+    with atomic_write(DataDir(data_dir).owner_cosigner_vkey, mode=0o644) as handle:
         handle.write((vkey + "\n").encode("ascii"))
     return vkey
 
@@ -132,19 +131,17 @@ def create_owner_keys(
     The caller has already judged the passphrase. Refuses to overwrite either file
     (:class:`KeyFileError`). Returns the identity (keep it in memory only).
     """
-    directory = keys_dir(data_dir)
-    directory.mkdir(mode=0o755, parents=True, exist_ok=True)
-    for name in (OWNER_KEY_FILE, OWNER_RECIPIENTS_FILE):
-        if (directory / name).exists():
-            raise KeyFileError(f"{directory / name}: already exists; refusing to replace it")
+    paths = DataDir(data_dir)
+    paths.keys.mkdir(mode=0o755, parents=True, exist_ok=True)
+    for path in (paths.owner_key, paths.owner_recipients):
+        if path.exists():
+            raise KeyFileError(f"{path}: already exists; refusing to replace it")
     identity = X25519Identity.generate()
     sealed = _seal_identity(identity, passphrase, work_factor, clock())
     recipients = f"# doorbell owner recipient (public)\n{identity.recipient}\n"
     try:
-        write_file_atomic(directory / OWNER_KEY_FILE, sealed, mode=0o600, overwrite=False)
-        write_file_atomic(
-            directory / OWNER_RECIPIENTS_FILE, recipients.encode(), mode=0o644, overwrite=False
-        )
+        write_file_atomic(paths.owner_key, sealed, mode=0o600, overwrite=False)
+        write_file_atomic(paths.owner_recipients, recipients.encode(), mode=0o644, overwrite=False)
     except FileExistsError as exc:
         raise KeyFileError(str(exc)) from None
     return identity
@@ -195,7 +192,7 @@ def unlock_owner_identity(
     if len(identities) != 1:
         raise KeyFileError(f"{path}: holds {len(identities)} identities, expected exactly 1")
     identity = identities[0]
-    recipients_file = keys_dir(data_dir) / OWNER_RECIPIENTS_FILE
+    recipients_file = DataDir(data_dir).owner_recipients
     if recipients_file.exists() and identity.recipient not in load_owner_recipients(data_dir):
         raise KeyFileError(
             f"{path}: the identity does not match owner.recipients; the key files are "

@@ -15,18 +15,20 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 import cv2
 import numpy as np
 
+from doorbell.config import Polygon
 from doorbell.errors import ConfigError
 
 #: One polygon, normalised: its vertices as (x, y) in 0..1.
 PolygonPoints = tuple[tuple[float, float], ...]
+#: A polygon as the configuration holds it, or just its (x, y) points in 0..1.
+PolygonLike = Polygon | Sequence[Sequence[float]]
 
 
-def normalise_polygons(polygons: Iterable[Any]) -> tuple[PolygonPoints, ...]:
+def normalise_polygons(polygons: Iterable[PolygonLike]) -> tuple[PolygonPoints, ...]:
     """Turn config :class:`~doorbell.config.Polygon` objects or point lists into hashable tuples.
 
     Raises :class:`ConfigError` for a polygon with fewer than 3 points or a coordinate outside
@@ -34,7 +36,7 @@ def normalise_polygons(polygons: Iterable[Any]) -> tuple[PolygonPoints, ...]:
     """
     result = []
     for polygon in polygons:
-        points = getattr(polygon, "points", polygon)
+        points = polygon.points if isinstance(polygon, Polygon) else polygon
         pairs = tuple((float(x), float(y)) for x, y in points)
         if len(pairs) < 3:
             raise ConfigError(f"polygon {pairs!r}: needs at least 3 points")
@@ -65,7 +67,7 @@ def _rasterise_cached(polygons: tuple[PolygonPoints, ...], width: int, height: i
     return mask
 
 
-def rasterise_polygons(polygons: Iterable[Any], width: int, height: int) -> np.ndarray:
+def rasterise_polygons(polygons: Iterable[PolygonLike], width: int, height: int) -> np.ndarray:
     """The union of ``polygons`` as a (height, width) uint8 mask: 255 inside, 0 outside.
 
     Cached per (polygons, size); the returned array is read-only, copy it to modify.
@@ -90,7 +92,7 @@ def _keep_mask_cached(
 
 
 def apply_privacy_masks(
-    image: np.ndarray, polygons: Iterable[Any], *, in_place: bool = False
+    image: np.ndarray, polygons: Iterable[PolygonLike], *, in_place: bool = False
 ) -> np.ndarray:
     """Black out every privacy polygon in ``image`` (H x W x 3 BGR or H x W grey, uint8).
 

@@ -73,8 +73,10 @@ class MotionError(DoorbellError, ValueError):
 
 
 class _HasLores(Protocol):
-    lores: np.ndarray
-    timestamp: float
+    @property
+    def lores(self) -> np.ndarray: ...
+    @property
+    def timestamp(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -126,11 +128,11 @@ class MotionDetector:
         self._kernel = np.ones((3, 3), np.uint8)
         self._kernel5 = np.ones((5, 5), np.uint8)
         self._background: np.ndarray | None = None
-        self._age = np.zeros((height, width), np.uint8)
+        self._age: np.ndarray = np.zeros((height, width), np.uint8)
         reach = 2 * _PERSIST_REACH_PX + 1
         self._reach = np.ones((reach, reach), np.uint8)
         self._threshold = config.threshold
-        self._difference = np.zeros((height, width), np.uint8)
+        self._difference: np.ndarray = np.zeros((height, width), np.uint8)
         # the noise model: each pixel's usual difference from the background (a swaying
         # bush, water, a flag: high; the path: low), and the thresholds it sets
         self._noise = np.zeros((height, width), np.float32)
@@ -381,6 +383,8 @@ class MotionDetector:
         # bush settles into a blur in seconds instead of triggering after every restart)
         alpha = max(self.config.background_alpha, 1.0 / (self._seen + 1))
         background = self._background
+        if background is None:  # pragma: no cover - set by the first frame, before learning
+            raise MotionError("motion: learning before the first frame")
         if objects is None or not objects.any():
             cv2.accumulateWeighted(smooth, background, alpha)
             return
@@ -432,14 +436,14 @@ def _masked_correlation(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float
     n = cv2.countNonZero(mask)
     if n < 8:
         return 0.0
-    mean_b, std_b = cv2.meanStdDev(b, mask=mask)
-    std_b = float(std_b[0, 0])
+    means_b, stds_b = cv2.meanStdDev(b, mask=mask)
+    std_b = float(stds_b[0, 0])
     if std_b < _MIN_TEXTURE:
         return 0.0
-    mean_a, std_a = cv2.meanStdDev(a, mask=mask)
-    std_a = float(std_a[0, 0])
+    means_a, stds_a = cv2.meanStdDev(a, mask=mask)
+    std_a = float(stds_a[0, 0])
     if std_a < 1e-6:
         return 0.0
-    product = cv2.mean(cv2.multiply(a, b, dtype=cv2.CV_32F), mask=mask)[0]
-    covariance = product - float(mean_a[0, 0]) * float(mean_b[0, 0])
+    product = float(cv2.mean(cv2.multiply(a, b, dtype=cv2.CV_32F), mask=mask)[0])
+    covariance = product - float(means_a[0, 0]) * float(means_b[0, 0])
     return covariance / (std_a * std_b)

@@ -1,4 +1,4 @@
-"""The owner's public keys, as the recorder reads them (contract 2).
+"""The owner's public keys, as the recorder reads them (privacy invariant 2, docs/architecture.md).
 
 ``keys/owner.recipients`` lists the owner's age recipients (``age1...``), one per line. It is
 all the recorder needs to encrypt clips, and it is public: this module imports only the
@@ -11,20 +11,18 @@ from pathlib import Path
 
 from doorbell.age.errors import KeyFormatError
 from doorbell.age.recipients import X25519Recipient, parse_recipients_file
+from doorbell.datadir import DataDir
 from doorbell.errors import KeyFileError
-
-KEYS_DIR = "keys"
-OWNER_RECIPIENTS_FILE = "owner.recipients"
 
 
 def keys_dir(data_dir: Path) -> Path:
     """``<data_dir>/keys``."""
-    return Path(data_dir) / KEYS_DIR
+    return DataDir(data_dir).keys
 
 
 def owner_recipients_path(data_dir: Path) -> Path:
     """``<data_dir>/keys/owner.recipients``."""
-    return keys_dir(data_dir) / OWNER_RECIPIENTS_FILE
+    return DataDir(data_dir).owner_recipients
 
 
 def load_owner_recipients(data_dir: Path) -> list[X25519Recipient]:

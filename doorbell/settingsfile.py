@@ -23,9 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from doorbell.config import MAX_CONFIG_BYTES, Config, parse_config
+from doorbell.datadir import DataDir
 from doorbell.errors import ConfigError
-
-SETTINGS_FILE = "settings.toml"
 
 #: (section, key) pairs the owner may set from the web UI, and nothing else.
 OWNER_KEYS: frozenset[tuple[str, str]] = frozenset(
@@ -57,7 +56,7 @@ OWNER_KEYS: frozenset[tuple[str, str]] = frozenset(
 
 def settings_path(data_dir: Path) -> Path:
     """``<data_dir>/settings.toml``."""
-    return Path(data_dir) / SETTINGS_FILE
+    return DataDir(data_dir).settings
 
 
 def read_toml(path: Path) -> dict[str, Any]:

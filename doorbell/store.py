@@ -1,10 +1,13 @@
-"""The data directory: layout, the SQLite index of clips and events, reconciliation, retention.
+"""The index of clips and events: its schema, migrations and every query; reconciliation.
 
-Layout below the data dir (see docs/formats.md)::
+This module owns ``index.sqlite3`` (paths: :class:`doorbell.datadir.DataDir`)::
 
     index.sqlite3                       this index (WAL), shared by recorder and web
     clips/YYYY/MM/DD/<id>.mp4.age       age-encrypted fragmented MP4
     thumbs/<id>.jpg.age                 age-encrypted JPEG thumbnail
+
+:class:`Store` writes (one per process); :class:`IndexReader` is the web UI's read-only view
+(the timeline's pages and charts). Both write through :func:`doorbell.sqlite.immediate_transaction`.
 
 A clip is written straight to its final name (never a swept temp name) and its index row says
 ``sealed = 0`` until the recorder seals it, so a power cut leaves a row that start-up turns
@@ -31,11 +34,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from doorbell.datadir import CLIPS_DIR, THUMBS_DIR, DataDir
 from doorbell.errors import StorageError
 from doorbell.fsutil import fsync_dir, sweep_temp_files
-from doorbell.sqlite import LockedConnection
+from doorbell.sqlite import LockedConnection, immediate_transaction
 
-INDEX_NAME = "index.sqlite3"
 SCHEMA_VERSION = 2
 CLIP_ID_PATTERN = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$")
 
@@ -117,7 +120,7 @@ class ReconcileReport:
 
 def thumb_relative_path(clip_id: str) -> str:
     """Where a clip's encrypted thumbnail lives, relative to the data dir."""
-    return f"thumbs/{clip_id}.jpg.age"
+    return f"{THUMBS_DIR}/{clip_id}.jpg.age"
 
 
 def new_clip_id(started_at: float) -> str:
@@ -157,6 +160,137 @@ def _event_from_row(row: sqlite3.Row) -> Event:
     )
 
 
+# --- the timeline (read-only) -------------------------------------------------------
+
+TIMELINE_FILTERS = ("all", "motion", "ring", "interrupted")
+TIMELINE_PAGE_SIZE = 48
+
+# A non-correlated IN (subquery) is materialised once per query as a temporary index, so
+# this stays cheap on deep pages (a correlated EXISTS scanned the events once per clip).
+_RING = (
+    "(c.trigger = 'ring' OR e.kind = 'ring' OR c.id IN "
+    "(SELECT clip_id FROM events WHERE kind = 'ring' AND clip_id IS NOT NULL))"
+)
+_WHERE = {
+    "all": "1",
+    "motion": f"NOT {_RING}",
+    "ring": _RING,
+    "interrupted": "c.interrupted = 1",
+}
+
+
+@dataclass(frozen=True)
+class TimelineItem:
+    clip_id: str
+    started_at: float
+    duration_s: float
+    size_bytes: int
+    kind: str
+    trigger: str
+    interrupted: bool
+    sealed: bool
+    has_thumb: bool
+    zones: tuple[str, ...]
+
+    @property
+    def day(self) -> str:
+        return datetime.fromtimestamp(self.started_at, UTC).strftime("%Y-%m-%d")
+
+    @property
+    def time_of_day(self) -> str:
+        return datetime.fromtimestamp(self.started_at, UTC).strftime("%H:%M:%S")
+
+
+@dataclass(frozen=True)
+class TimelinePage:
+    items: tuple[TimelineItem, ...]
+    total: int
+    page: int
+    pages: int
+    kind: str
+
+    def by_day(self) -> list[tuple[str, list[TimelineItem]]]:
+        days: list[tuple[str, list[TimelineItem]]] = []
+        for item in self.items:
+            if not days or days[-1][0] != item.day:
+                days.append((item.day, []))
+            days[-1][1].append(item)
+        return days
+
+
+class IndexReader:
+    """Read-only queries over ``<data_dir>/index.sqlite3`` for the timeline (thread-safe).
+
+    Its own read-only connection joins clips and events (the :class:`Store` API answers one
+    table at a time). With the ``clips_started`` index a page of 10,000 clips costs a few
+    milliseconds.
+    """
+
+    def __init__(self, data_dir: Path) -> None:
+        path = DataDir(data_dir).index
+        try:
+            self._db = sqlite3.connect(
+                f"file:{path}?mode=ro", uri=True, check_same_thread=False, timeout=30
+            )
+        except sqlite3.Error as exc:
+            raise StorageError(f"{path}: cannot open the index read-only: {exc}") from exc
+        self._db.row_factory = sqlite3.Row
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def page(
+        self, kind: str = "all", page: int = 1, page_size: int = TIMELINE_PAGE_SIZE
+    ) -> TimelinePage:
+        """Page ``page`` (1-based) of clips matching ``kind`` (one of :data:`TIMELINE_FILTERS`)."""
+        if kind not in _WHERE:
+            kind = "all"
+        where = _WHERE[kind]
+        base = f"FROM clips c LEFT JOIN events e ON e.id = c.event_id WHERE {where}"
+        with self._lock:
+            total = self._db.execute(f"SELECT count(*) {base}").fetchone()[0]
+            pages = max(1, -(-total // page_size))
+            page = min(max(1, page), pages)
+            rows = self._db.execute(
+                f"SELECT c.*, {_RING} AS is_ring {base}"
+                " ORDER BY c.started_at DESC, c.id DESC LIMIT ? OFFSET ?",
+                (page_size, (page - 1) * page_size),
+            ).fetchall()
+        items = tuple(
+            TimelineItem(
+                clip_id=row["id"],
+                started_at=row["started_at"],
+                duration_s=row["duration_s"],
+                size_bytes=row["size_bytes"],
+                kind="ring" if row["is_ring"] else "motion",
+                trigger=row["trigger"],
+                interrupted=bool(row["interrupted"]),
+                sealed=bool(row["sealed"]),
+                has_thumb=bool(row["thumb_path"]),
+                zones=tuple(json.loads(row["zones"] or "[]")),
+            )
+            for row in rows
+        )
+        return TimelinePage(items, total, page, pages, kind)
+
+    def per_hour(self, now: float, hours: int = 24) -> list[int]:
+        """Clip starts per hour for the last ``hours`` hours, oldest hour first."""
+        since = now - hours * 3600
+        counts = [0] * hours
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT CAST((started_at - ?) / 3600 AS INTEGER) AS h, count(*) FROM clips"
+                " WHERE started_at >= ? AND started_at < ? GROUP BY h",
+                (since, since, now),
+            ).fetchall()
+        for hour, count in rows:
+            if 0 <= hour < hours:
+                counts[hour] = count
+        return counts
+
+
 class Store(LockedConnection):
     """The index and files of one data directory. Thread-safe; one per process.
 
@@ -178,11 +312,12 @@ class Store(LockedConnection):
         Raises :class:`StorageError` when the directory is missing or the index is unusable.
         """
         root = Path(data_dir)
+        index = DataDir(root).index
         if not root.is_dir():
             raise StorageError(f"{root}: data directory does not exist; run `doorbell init` first")
         try:
             connection = sqlite3.connect(
-                root / INDEX_NAME, timeout=30, isolation_level=None, check_same_thread=False
+                index, timeout=30, isolation_level=None, check_same_thread=False
             )
             connection.row_factory = sqlite3.Row
             connection.execute("PRAGMA journal_mode=WAL")
@@ -191,14 +326,14 @@ class Store(LockedConnection):
             version = connection.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise StorageError(
-                    f"{root / INDEX_NAME}: index schema {version} is newer than this doorbell "
+                    f"{index}: index schema {version} is newer than this doorbell "
                     f"({SCHEMA_VERSION}); upgrade doorbell"
                 )
             connection.executescript(_SCHEMA)
             if version < SCHEMA_VERSION:
                 _migrate(connection)
         except sqlite3.DatabaseError as exc:
-            raise StorageError(f"{root / INDEX_NAME}: cannot open the index: {exc}") from exc
+            raise StorageError(f"{index}: cannot open the index: {exc}") from exc
         return cls(root, connection, clock)
 
     # --- paths ---------------------------------------------------------------------------
@@ -208,7 +343,7 @@ class Store(LockedConnection):
         if not CLIP_ID_PATTERN.match(clip_id):
             raise StorageError(f"{clip_id!r}: not a clip id")
         day = datetime.fromtimestamp(started_at, UTC)
-        return f"clips/{day:%Y/%m/%d}/{clip_id}.mp4.age"
+        return f"{CLIPS_DIR}/{day:%Y/%m/%d}/{clip_id}.mp4.age"
 
     def absolute(self, relative: str) -> Path:
         """The absolute path of an index path, refusing anything that leaves the data dir."""
@@ -444,9 +579,10 @@ class Store(LockedConnection):
     def reconcile(self) -> ReconcileReport:
         """Make the index and the files agree after a crash; lose nothing.
 
-        Stray temp files (ciphertext, by invariant 1) are removed; unsealed rows whose file
-        exists become sealed-but-interrupted with the size found on disk; rows whose clip
-        file is gone are dropped; clip files with no row are indexed as recovered clips.
+        Stray temp files (ciphertext: privacy invariant 1, docs/architecture.md) are removed;
+        unsealed rows whose file exists become sealed-but-interrupted with the size found on
+        disk; rows whose clip file is gone are dropped; clip files with no row are indexed as
+        recovered clips.
         """
         removed = sweep_temp_files(self.data_dir)
         interrupted: list[str] = []
@@ -467,7 +603,7 @@ class Store(LockedConnection):
                 self.mark_interrupted(clip.id, thumb_path=thumb_relative_path(clip.id))
                 interrupted.append(clip.id)
         orphans: list[str] = []
-        clips_root = self.data_dir / "clips"
+        clips_root = DataDir(self.data_dir).clips
         if clips_root.is_dir():
             for path in sorted(clips_root.rglob("*.mp4.age")):
                 relative = path.relative_to(self.data_dir).as_posix()
@@ -506,7 +642,7 @@ class Store(LockedConnection):
 
     def _remove_thumbnails_without_clips(self) -> int:
         """Thumbnails are derived from clips: one whose clip is gone only wastes space."""
-        thumbs_root = self.data_dir / "thumbs"
+        thumbs_root = DataDir(self.data_dir).thumbs
         if not thumbs_root.is_dir():
             return 0
         with self._lock:
@@ -565,16 +701,11 @@ def _migrate(connection: sqlite3.Connection) -> None:
     write lock, so the recorder and the web process opening an old index at once migrate it
     once.
     """
-    connection.execute("BEGIN IMMEDIATE")
-    try:
+    with immediate_transaction(connection, threading.RLock()):
         columns = {row[1] for row in connection.execute("PRAGMA table_info(clips)")}
         if "audit_pending_from" not in columns:
             connection.execute("ALTER TABLE clips ADD COLUMN audit_pending_from INTEGER")
         connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
-    connection.execute("COMMIT")
 
 
 def _file_sha256(path: Path) -> str:

@@ -19,12 +19,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from doorbell.datadir import DataDir
 from doorbell.errors import KeyFileError
 from doorbell.fsutil import write_file_atomic
 
-TLS_DIR = "tls"
-CERT_FILE = "cert.pem"
-KEY_FILE = "key.pem"
 #: Validity of the self-signed certificate (the browser exception is per certificate).
 VALIDITY_DAYS = 3650
 
@@ -52,11 +50,12 @@ def create_self_signed_certificate(
     ``hostnames`` become DNS subject alternative names (the first also the common name);
     127.0.0.1 and ::1 are always included. Refuses to overwrite (:class:`KeyFileError`).
     """
-    directory = Path(data_dir) / TLS_DIR
+    paths = DataDir(data_dir)
+    directory = paths.tls
     directory.mkdir(mode=0o755, exist_ok=True)
-    for name in (KEY_FILE, CERT_FILE):
-        if (directory / name).exists():
-            raise KeyFileError(f"{directory / name}: already exists; refusing to replace it")
+    for path in (paths.tls_key, paths.tls_cert):
+        if path.exists():
+            raise KeyFileError(f"{path}: already exists; refusing to replace it")
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.fromtimestamp(clock(), tz=datetime.UTC)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostnames[0])])
@@ -83,13 +82,13 @@ def create_self_signed_certificate(
         serialization.NoEncryption(),
     )
     try:
-        write_file_atomic(directory / KEY_FILE, key_pem, mode=0o600, overwrite=False)
+        write_file_atomic(paths.tls_key, key_pem, mode=0o600, overwrite=False)
         write_file_atomic(
-            directory / CERT_FILE,
+            paths.tls_cert,
             cert.public_bytes(serialization.Encoding.PEM),
             mode=0o644,
             overwrite=False,
         )
     except FileExistsError as exc:
         raise KeyFileError(str(exc)) from None
-    return certificate_fingerprint(directory / CERT_FILE)
+    return certificate_fingerprint(paths.tls_cert)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -22,7 +23,7 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").lower() == "true"
 
 
-def missing(reason: str) -> None:
+def missing(reason: str) -> NoReturn:
     """Skip outside CI, fail under CI=true."""
     if in_ci():
         pytest.fail(f"{reason} (CI=true: scripts/install-test-deps should have provided it)")
@@ -34,7 +35,7 @@ def require_tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
         missing(f"{name!r} is not installed; run scripts/install-test-deps")
-    return path  # type: ignore[return-value]
+    return path
 
 
 def vectors(*parts: str) -> Path:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from ui_helpers import T0, make_clip
 
 from doorbell.age.decrypt import decrypt
 from doorbell.age.encrypt import encrypt
@@ -21,7 +22,6 @@ from doorbell.exports.registry import ExportRegistry
 from doorbell.keys import OWNER_COSIGNER_NAME, derive_owner_cosigning_key
 from doorbell.recorder.sealaudit import append_clip_sealed
 from doorbell.store import Store
-from tests.ui_helpers import T0, make_clip
 
 NOW = T0 + 86400.0
 
@@ -125,8 +125,8 @@ def bundle_members(path: Path, identity: Any) -> list[tuple[tarfile.TarInfo, byt
     members = []
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
         for member in tar:
-            handle = tar.extractfile(member)
-            members.append((member, handle.read() if handle else b""))
+            extracted = tar.extractfile(member)
+            members.append((member, extracted.read() if extracted else b""))
     return members
 
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from exports_helpers import World
+
 from doorbell.age.decrypt import decrypt
 from doorbell.age.encrypt import encrypt
 from doorbell.audit.devicekey import load_device_signer
@@ -28,7 +30,6 @@ from doorbell.audit.note import (
     sign_note,
 )
 from doorbell.keys import OWNER_COSIGNER_NAME
-from tests.exports_helpers import World
 
 Members = dict[str, bytes]
 

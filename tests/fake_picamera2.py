@@ -140,6 +140,9 @@ class Output:
 
 
 class Encoder:
+    def encode(self, stream: str, request: FakeRequest) -> None:
+        raise NotImplementedError  # the two encoders below encode
+
     def __init__(self) -> None:
         self.width = self.height = self.stride = 0
         self.format: str | None = None
@@ -210,7 +213,7 @@ class H264Encoder(Encoder):
             "x264-params": "bframes=0:scenecut=0",
         }
         if not self.repeat:  # as picamera2's LibavH264Encoder: SPS/PPS once, out of band
-            context.flags |= av.codec.context.Flags.GLOBAL_HEADER
+            context.flags |= av.codec.context.Flags.global_header
         context.open()
         self._context = context
         self.firsttimestamp = None
@@ -223,6 +226,7 @@ class H264Encoder(Encoder):
     def encode(self, stream: str, request: FakeRequest) -> None:
         timestamp_us = self._timestamp(request)
         with MappedArray(request, stream) as mapped:  # after pre_callback, like the GPU DMA
+            assert mapped.array is not None
             image = np.ascontiguousarray(mapped.array[:, : self.width])
         self.frames_in.put((image, timestamp_us))
 
@@ -357,13 +361,15 @@ def install(monkeypatch: Any) -> types.ModuleType:
     module = types.ModuleType("picamera2")
     encoders = types.ModuleType("picamera2.encoders")
     outputs = types.ModuleType("picamera2.outputs")
-    module.Picamera2 = FakePicamera2
-    module.MappedArray = MappedArray
-    encoders.Encoder = Encoder
-    encoders.LibavH264Encoder = LibavH264Encoder
-    encoders.H264Encoder = H264Encoder if FakePicamera2.hardware_encoder else LibavH264Encoder
-    outputs.Output = Output
-    module.encoders, module.outputs = encoders, outputs
+    module.__dict__.update(
+        Picamera2=FakePicamera2, MappedArray=MappedArray, encoders=encoders, outputs=outputs
+    )
+    encoders.__dict__.update(
+        Encoder=Encoder,
+        LibavH264Encoder=LibavH264Encoder,
+        H264Encoder=H264Encoder if FakePicamera2.hardware_encoder else LibavH264Encoder,
+    )
+    outputs.__dict__.update(Output=Output)
     for name, value in (
         ("picamera2", module),
         ("picamera2.encoders", encoders),

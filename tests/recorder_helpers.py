@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +16,8 @@ from doorbell.audit.devicekey import create_device_key
 from doorbell.camera import Frame
 from doorbell.config import Config, parse_config
 from doorbell.errors import CameraEnded
-from doorbell.media.video import decode_frames
+from doorbell.media.video import StreamInfo, decode_frames
+from doorbell.recorder.events import EventDetails, NoEvents
 
 WIDTH, HEIGHT = 320, 240
 BITS = 12  # frame index encoded as 12 squares of 20x20 px along the top row
@@ -49,7 +50,7 @@ class IndexCamera:
         count: int,
         fps: int = 10,
         *,
-        on_frame: Callable[[int], None] | None = None,
+        on_frame: Callable[[int], object] | None = None,
         start_index: int = 0,
     ) -> None:
         self.count, self.fps, self.on_frame = count, fps, on_frame
@@ -57,6 +58,11 @@ class IndexCamera:
         self.width, self.height = WIDTH, HEIGHT
         rng = np.random.default_rng(1)
         self._background = rng.integers(40, 200, (HEIGHT, WIDTH, 3), dtype=np.uint8)
+        self.encoded_stream_info: StreamInfo | None = None  # libx264 encodes, not the camera
+        self.privacy_masks: list[object] = []  # what the recorder set (these frames ignore it)
+
+    def set_privacy_masks(self, privacy_masks: Iterable[object]) -> None:
+        self.privacy_masks = list(privacy_masks)
 
     def __enter__(self) -> IndexCamera:
         return self
@@ -79,6 +85,39 @@ class IndexCamera:
 
     def read(self) -> Frame:  # pragma: no cover - the recorder iterates
         raise CameraEnded("use iteration")
+
+
+class EventLog(NoEvents):
+    """A :class:`~doorbell.recorder.events.RecorderEvents` sink that keeps what it is told.
+
+    ``events``: (kind, details), live frames included as ``("frame", {...})``;
+    ``recording``: each recording state change; ``statuses``: the systemd messages.
+    """
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, EventDetails]] = []
+        self.recording: list[bool] = []
+        self.statuses: list[str] = []
+
+    @property
+    def kinds(self) -> list[str]:
+        return [kind for kind, _details in self.events]
+
+    @property
+    def wants_frames(self) -> bool:
+        return True
+
+    def live_frame(self, jpeg: bytes, *, time_s: float, recording: bool) -> None:
+        self.events.append(("frame", {"t": time_s, "recording": recording}))
+
+    def event(self, kind: str, details: EventDetails) -> None:
+        self.events.append((kind, details))
+
+    def recording_changed(self, recording: bool) -> None:
+        self.recording.append(recording)
+
+    def service_status(self, message: str) -> None:
+        self.statuses.append(message)
 
 
 @dataclasses.dataclass

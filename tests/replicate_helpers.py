@@ -20,10 +20,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from conftest import missing, require_tool
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-from tests.conftest import missing, require_tool
 
 
 def _write_key(path: Path) -> str:

@@ -17,15 +17,10 @@ import pytest
 from age_tty import run_with_tty
 from conftest import require_tool
 
-from doorbell.age import (
-    ScryptIdentity,
-    ScryptRecipient,
-    X25519Identity,
-    decrypt,
-    encrypt,
-    parse_identity,
-    parse_recipient,
-)
+from doorbell.age.decrypt import decrypt
+from doorbell.age.encrypt import encrypt
+from doorbell.age.identities import ScryptIdentity, X25519Identity, parse_identity
+from doorbell.age.recipients import ScryptRecipient, parse_recipient
 
 SIZES = [0, 1, 65535, 65536, 65537, 3 * 65536 + 7]
 

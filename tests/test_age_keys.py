@@ -93,31 +93,18 @@ def test_scrypt_must_be_alone_and_work_factor_is_capped() -> None:
     assert decrypt(io.BytesIO(sink.getvalue()), ScryptIdentity("pass phrase")).read() == b"x"
 
 
-def test_package_root_is_lazy_and_offers_the_public_api() -> None:
+def test_the_encrypt_side_loads_no_decryption() -> None:
     code = (
-        "import json, sys, doorbell.age as a\n"
+        "import json, sys, doorbell.age\n"
         "before = sorted(m for m in sys.modules if m.startswith('doorbell.age.'))\n"
-        "from doorbell.age import encrypt, parse_recipient\n"
+        "from doorbell.age.encrypt import encrypt\n"
+        "from doorbell.age.recipients import parse_recipient\n"
         "after = sorted(m for m in sys.modules if m.startswith('doorbell.age.'))\n"
         "print(json.dumps([before, after, callable(encrypt)]))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     before, after, is_callable = json.loads(out.stdout)
-    assert before == []
-    assert "doorbell.age.identities" not in after and "doorbell.age.decrypt" not in after
+    assert before == [], "the package root imports nothing"
+    for secret_side in ("identities", "decrypt", "payload", "sequential", "random_access"):
+        assert f"doorbell.age.{secret_side}" not in after
     assert is_callable
-
-
-def test_encrypt_and_decrypt_names_stay_callable_after_submodule_import() -> None:
-    import doorbell.age
-    import doorbell.age.decrypt
-    import doorbell.age.encrypt  # noqa: F401 - binds the submodule name on the package
-    from doorbell.age import decrypt as decrypt_name
-    from doorbell.age import encrypt as encrypt_name
-
-    identity = X25519Identity.generate()
-    sink = io.BytesIO()
-    with encrypt_name(sink, [identity.recipient]) as writer:
-        writer.write(b"hello")
-    sink.seek(0)
-    assert decrypt_name(sink, [identity]).read() == b"hello"

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from doorbell.age.decrypt import decrypt
+from doorbell.age.decrypt import decrypt, decrypt_random_access
 from doorbell.age.encrypt import encrypt
 from doorbell.age.errors import (
     ChunkAuthenticationError,
@@ -25,8 +25,10 @@ from doorbell.age.errors import (
     TruncatedError,
 )
 from doorbell.age.identities import X25519Identity
+from doorbell.age.random_access import RandomAccessReader
+from doorbell.age.sequential import SequentialReader
 from doorbell.age.stream import CHUNK_SIZE, ENCRYPTED_CHUNK_SIZE
-from doorbell.errors import AgeError
+from doorbell.errors import AgeError, UsageError
 
 IDENTITY = X25519Identity.generate()
 EDGE_SIZES = [
@@ -50,7 +52,7 @@ class Pipe(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+    def readinto(self, buffer) -> int:
         n = min(len(buffer), len(self._data) - self._pos, 7919)
         buffer[:n] = self._data[self._pos : self._pos + n]
         self._pos += n
@@ -74,7 +76,7 @@ class WriteOnlySink:
 
 def seal(data: bytes, *, splits: list[int] | None = None, armor: bool = False) -> bytes:
     sink = WriteOnlySink()
-    with encrypt(sink, [IDENTITY.recipient], armor=armor) as writer:  # type: ignore[arg-type]
+    with encrypt(sink, [IDENTITY.recipient], armor=armor) as writer:
         position = 0
         for size in splits or []:
             writer.write(data[position : position + size])
@@ -173,6 +175,17 @@ def test_armored_and_piped_readers_are_not_seekable() -> None:
             reader.seek(0)
 
 
+def test_decrypt_picks_the_reader_and_random_access_refuses_a_stream() -> None:
+    data = PATTERN[: CHUNK_SIZE + 5]
+    assert isinstance(decrypt(io.BytesIO(seal(data)), [IDENTITY]), RandomAccessReader)
+    assert isinstance(decrypt(Pipe(seal(data)), [IDENTITY]), SequentialReader)
+    reader = decrypt_random_access(io.BytesIO(seal(data)), IDENTITY)
+    assert reader.size == len(data) and reader.read() == data
+    for stream in (io.BytesIO(seal(data, armor=True)), Pipe(seal(data))):
+        with pytest.raises(UsageError, match="seekable file that is not armored"):
+            decrypt_random_access(stream, [IDENTITY])
+
+
 def test_seek_decrypts_only_the_needed_chunk() -> None:
     data = PATTERN[: 3 * CHUNK_SIZE + 1]
     ciphertext = bytearray(seal(data))
@@ -188,7 +201,7 @@ def test_seek_decrypts_only_the_needed_chunk() -> None:
 
 def test_flush_writes_all_complete_chunks_and_flushes_the_sink() -> None:
     sink = WriteOnlySink()
-    writer = encrypt(sink, [IDENTITY.recipient])  # type: ignore[arg-type]
+    writer = encrypt(sink, [IDENTITY.recipient])
     header_size = len(sink.data)
     writer.write(PATTERN[: 3 * CHUNK_SIZE + 100])
     writer.flush()
@@ -211,7 +224,7 @@ def test_flush_writes_all_complete_chunks_and_flushes_the_sink() -> None:
 
 def test_exception_in_with_block_leaves_the_file_unsealed() -> None:
     sink = WriteOnlySink()
-    with pytest.raises(RuntimeError), encrypt(sink, [IDENTITY.recipient]) as writer:  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError), encrypt(sink, [IDENTITY.recipient]) as writer:
         writer.write(PATTERN[: CHUNK_SIZE + 1])
         raise RuntimeError("encoder failed")
     with pytest.raises(TruncatedError):

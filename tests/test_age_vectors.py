@@ -85,7 +85,7 @@ class NonSeekable(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+    def readinto(self, buffer) -> int:
         n = min(len(buffer), len(self._data) - self._pos, 10007)
         buffer[:n] = self._data[self._pos : self._pos + n]
         self._pos += n

@@ -1,4 +1,4 @@
-"""Device key files (contract 3)."""
+"""Device key files: keys/device.key and keys/device.vkey."""
 
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -82,7 +83,7 @@ def test_secrets_are_refused(data_dir: Path, details: dict) -> None:
 
 def test_bad_entries_are_refused(data_dir: Path) -> None:
     with AuditLog.open(data_dir) as log:
-        bad = [
+        bad: list[tuple[Any, ...]] = [
             ("", "a.b"),
             ("owner", "Not An Action"),
             ("owner", "a.b", "", {"x": b"1"}),
@@ -131,7 +132,7 @@ def test_timer_signs_without_another_append(keyed_dir: Path) -> None:
         log.append("owner", "a.b")
         log.append("owner", "a.b")
         deadline = time.monotonic() + 5
-        while log.latest_checkpoint() is None or b"\n3\n" not in log.latest_checkpoint():
+        while (latest := log.latest_checkpoint()) is None or b"\n3\n" not in latest:
             assert time.monotonic() < deadline, "the timer never signed"
             time.sleep(0.05)
 
@@ -222,7 +223,7 @@ def test_two_processes_appending_make_one_tree(keyed_dir: Path) -> None:
     assert result.ok, result.summary()
     assert result.entries == 2001
     with AuditLog.open(keyed_dir) as log:
-        seen = {}
+        seen: dict[str, list[int]] = {}
         for index, leaf in log.entries():
             entry = json.loads(leaf)
             assert entry["index"] == index

@@ -6,10 +6,10 @@ import base64
 import json
 
 import pytest
+from conftest import vectors
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from doorbell.audit import note
-from tests.conftest import vectors
 
 EXPECT = {
     "malformed": note.MalformedNote,

@@ -1,8 +1,9 @@
-"""Import boundaries from ARCHITECTURE.md, and imports without side effects.
+"""Import boundaries (docs/architecture.md, "Boundaries"), and imports without side effects.
 
 - The recorder side (camera, motion, masks, recorder, bell, video, live, service, store, public
-  keys) never reaches decryption: not `doorbell.age.identities`, `doorbell.age.decrypt` nor
-  `doorbell.keys`, however indirectly, and never through the lazy `doorbell.age` package root.
+  keys) never reaches decryption: not `doorbell.age.identities`, `doorbell.age.decrypt`, the
+  payload readers nor `doorbell.keys`, however indirectly; and the `doorbell.age` package root
+  defines nothing, so importing a name from it (rather than a submodule) is an error too.
 - `doorbell.ui` never reaches picamera2, gpiozero or `doorbell.camera`.
 - Only `doorbell/camera/picam.py` imports picamera2.
 - The notifier (`doorbell.notify`, `doorbell notify`) never reaches decryption, the camera,
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent / "doorbell"
 
@@ -43,7 +45,14 @@ RECORDER_SIDE = [
     "doorbell.replicate.state",
     "doorbell.replicate.witness",
 ]
-DECRYPTION_SIDE = {"doorbell.age.identities", "doorbell.age.decrypt", "doorbell.keys"}
+DECRYPTION_SIDE = {
+    "doorbell.age.identities",
+    "doorbell.age.decrypt",
+    "doorbell.age.payload",
+    "doorbell.age.sequential",
+    "doorbell.age.random_access",
+    "doorbell.keys",
+}
 UI_FORBIDDEN = ("picamera2", "gpiozero", "doorbell.camera")
 NOTIFY_FORBIDDEN = (
     *DECRYPTION_SIDE,
@@ -113,8 +122,8 @@ def import_closure(roots: list[str], known: dict[str, Path]) -> dict[str, str]:
     return seen
 
 
-def lazy_root_imports(modules: list[str], known: dict[str, Path], package: str) -> list[str]:
-    """Places where a module imports a *name* from the lazy ``package`` root (not a submodule)."""
+def root_name_imports(modules: list[str], known: dict[str, Path], package: str) -> list[str]:
+    """Places where a module imports a *name* from the ``package`` root (not a submodule)."""
     bad = []
     for module in modules:
         tree = ast.parse(known[module].read_text(encoding="utf-8"))
@@ -144,7 +153,7 @@ def recorder_violations(known: dict[str, Path]) -> list[str]:
         for name in sorted(DECRYPTION_SIDE & closure.keys())
     ]
     reached = sorted(k for k in closure if k in known)
-    return problems + lazy_root_imports(reached, known, "doorbell.age")
+    return problems + root_name_imports(reached, known, "doorbell.age")
 
 
 def ui_violations(known: dict[str, Path]) -> list[str]:
@@ -166,7 +175,7 @@ def notify_violations(known: dict[str, Path]) -> list[str]:
         if any(name == f or name.startswith(f + ".") for f in NOTIFY_FORBIDDEN)
     ]
     reached = sorted(k for k in closure if k in known)
-    return problems + lazy_root_imports(reached, known, "doorbell.age")
+    return problems + root_name_imports(reached, known, "doorbell.age")
 
 
 def picamera2_violations(known: dict[str, Path]) -> list[str]:
@@ -183,6 +192,13 @@ def picamera2_violations(known: dict[str, Path]) -> list[str]:
 
 def test_recorder_side_never_reaches_decryption() -> None:
     assert recorder_violations(module_files(PACKAGE_ROOT)) == []
+
+
+def test_the_age_package_root_defines_nothing() -> None:
+    """No lazy loading, no names: code imports the submodule it needs (encrypt or decrypt)."""
+    tree = ast.parse((PACKAGE_ROOT / "age" / "__init__.py").read_text(encoding="utf-8"))
+    body = [node for node in tree.body if not isinstance(node, ast.Expr)]  # the docstring
+    assert body == []
 
 
 def test_ui_never_reaches_camera_or_gpio() -> None:
@@ -213,7 +229,7 @@ def test_only_picam_imports_picamera2() -> None:
     assert picamera2_violations(module_files(PACKAGE_ROOT)) == []
 
 
-def run_python(code: str) -> dict:
+def run_python(code: str) -> Any:
     result = subprocess.run(
         [sys.executable, "-X", "utf8", "-c", code],
         capture_output=True,
@@ -306,7 +322,7 @@ def test_checker_catches_indirect_decryption_import(tmp_path: Path) -> None:
     assert problems == ["doorbell.age.decrypt reached from recorder side via doorbell.helpers"]
 
 
-def test_checker_catches_lazy_root_import(tmp_path: Path) -> None:
+def test_checker_catches_a_name_imported_from_the_age_root(tmp_path: Path) -> None:
     known = make_package(
         tmp_path,
         {"__init__.py": "", "age/__init__.py": "", "motion.py": "from doorbell.age import decrypt"},

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from exports_helpers import log_sealed_clips
+from ui_helpers import T0, make_clip, owner_init, rewrite_log
 
 from doorbell.age.identities import X25519Identity
 from doorbell.audit.anchor import ANCHOR_FILE, Anchor, read_anchor
@@ -24,10 +26,15 @@ from doorbell.keys import (
 )
 from doorbell.store import Store
 from doorbell.ui.vault import OwnerKeys
-from tests.exports_helpers import log_sealed_clips
-from tests.ui_helpers import T0, make_clip, owner_init, rewrite_log
 
 PASSPHRASE = "owner passphrase for tests"
+
+
+def found(pattern: str, text: str) -> str:
+    """The first group of ``pattern`` in ``text`` (the test fails when it is not there)."""
+    match = re.search(pattern, text)
+    assert match is not None, text
+    return match.group(1)
 
 
 def _setup(data_dir: Path) -> list[str]:
@@ -87,7 +94,7 @@ def test_add_list_show_approve_verify_deny(data_dir: Path, tmp_path: Path) -> No
         str(requester.recipient),
     )
     assert code == 0, out
-    request_id = re.search(r"added (req-[0-9a-f]{12})", out).group(1)
+    request_id = found(r"added (req-[0-9a-f]{12})", out)
     code, out = _run("requests", "list", *base)
     assert request_id in out and "pending" in out
     code, out = _run("requests", "show", *base, request_id)
@@ -166,7 +173,7 @@ def test_deny_and_invite(data_dir: Path) -> None:
         "--reason",
         "My bike was stolen from the front.",
     )
-    request_id = re.search(r"(req-[0-9a-f]{12})", out).group(1)
+    request_id = found(r"(req-[0-9a-f]{12})", out)
     code, out = _run("requests", "deny", *base, request_id, "--reason", "Not my camera's view.")
     assert code == 0
     code, out = _run("requests", "show", *base, request_id)
@@ -204,11 +211,11 @@ def _add(base: list[str], recipient: str) -> str:
         recipient,
     )
     assert code == 0, out
-    return re.search(r"added (req-[0-9a-f]{12})", out).group(1)
+    return found(r"added (req-[0-9a-f]{12})", out)
 
 
 def test_approve_with_redaction_flags(data_dir: Path, tmp_path: Path) -> None:
-    from tests.exports_helpers import bundle_clips, decoded_frames
+    from exports_helpers import bundle_clips, decoded_frames
 
     clips = _setup(data_dir)
     requester = X25519Identity.generate()

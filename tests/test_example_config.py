@@ -21,9 +21,9 @@ import typing
 from typing import Any
 
 import pytest
+from conftest import PROJECT_ROOT
 
 from doorbell.config import SECTIONS, Polygon, describe_keys, load_config
-from tests.conftest import PROJECT_ROOT
 
 EXAMPLE = PROJECT_ROOT / "firmware_config" / "doorbell.toml"
 KEY_LINE = re.compile(r"^(?P<commented>#\s*)?(?P<key>[a-z_]+) = (?P<value>.+)$")

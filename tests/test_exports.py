@@ -6,8 +6,10 @@ import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from exports_helpers import World, bundle_members, make_world, rewrite_bundle
 
 from doorbell.age.identities import ScryptIdentity
 from doorbell.audit.entries import decode_entry
@@ -16,7 +18,6 @@ from doorbell.exports.model import RequestInvalid, token_hash
 from doorbell.exports.service import approve_and_build, clips_for_request
 from doorbell.exports.verify import BundleVerifyError, verify_bundle
 from doorbell.fsutil import TEMP_MARKER
-from tests.exports_helpers import World, bundle_members, make_world, rewrite_bundle
 
 
 @pytest.fixture
@@ -32,7 +33,7 @@ def entries_about(world: World, request_id: str) -> list[dict]:
     ]
 
 
-def approved_bundle(world: World, clips: int = 2, **decision: object) -> tuple:
+def approved_bundle(world: World, clips: int = 2, **decision: Any) -> tuple:
     request, token = world.registry.submit(world.raw_request(), source="owner")
     result = approve_and_build(
         world.registry,
@@ -93,8 +94,11 @@ def test_tokens_are_stored_hashed_only(world: World) -> None:
     database = (world.data_dir / "exports.sqlite3").read_bytes()
     journal = world.data_dir / "exports.sqlite3-journal"
     everything = database + (journal.read_bytes() if journal.exists() else b"")
+    assert token is not None
     assert token.encode() not in everything
-    assert token_hash(token).encode() in everything
+    hashed = token_hash(token)
+    assert hashed is not None
+    assert hashed.encode() in everything
 
 
 # --- lifecycle ------------------------------------------------------------------------------
@@ -308,7 +312,7 @@ def test_passphrase_bundle_round_trip(world: World) -> None:
         verify_bundle(result.path, [ScryptIdentity("wrong passphrase entirely")])
 
 
-def _tamper(world: World, path: Path, name: str, change) -> None:  # type: ignore[no-untyped-def]
+def _tamper(world: World, path: Path, name: str, change) -> None:
     members = bundle_members(path, world.last_requester)
     changed = [(m, change(d) if m.name == name else d) for m, d in members]
     rewrite_bundle(path, world.last_requester, changed)
@@ -336,7 +340,7 @@ def _tamper(world: World, path: Path, name: str, change) -> None:  # type: ignor
         ),
     ],
 )
-def test_tampering_fails_naming_what(world: World, member: str, change, named: str) -> None:  # type: ignore[no-untyped-def]
+def test_tampering_fails_naming_what(world: World, member: str, change, named: str) -> None:
     _request, _token, result = approved_bundle(world)
     name = f"clips/{world.clip_ids[0]}.mp4" if member == "clip" else member
     _tamper(world, result.path, name, change)
@@ -390,9 +394,10 @@ def test_failed_build_leaves_no_file_and_is_audited(world: World) -> None:
 
 
 def test_interrupted_clip_is_delivered_as_its_playable_prefix(world: World) -> None:
+    from exports_helpers import bundle_clips, decoded_frames
+    from ui_helpers import T0, make_clip
+
     from doorbell.age.identities import X25519Identity
-    from tests.exports_helpers import bundle_clips, decoded_frames
-    from tests.ui_helpers import T0, make_clip
 
     cut = make_clip(
         world.store,
@@ -413,7 +418,11 @@ def test_interrupted_clip_is_delivered_as_its_playable_prefix(world: World) -> N
     request, _token = world.registry.submit(
         world.raw_request(recipient=str(requester.recipient)), source="owner"
     )
-    for redaction in (None, {"keep": [((0.0, 0.0), (0.5, 0.0), (0.5, 1.0), (0.0, 1.0))]}):
+    redactions: tuple[dict[str, Any] | None, ...] = (
+        None,
+        {"keep": [((0.0, 0.0), (0.5, 0.0), (0.5, 1.0), (0.0, 1.0))]},
+    )
+    for redaction in redactions:
         if redaction is not None:  # a second request: the same clip, redacted outside a keep
             from doorbell.redact import RedactionSpec
 

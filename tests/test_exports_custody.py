@@ -11,15 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import require_tool
+from exports_helpers import World, make_world
+from exports_tamper import CASES, Bundle, TamperCase, hidden_member, plain_tar
 
 from doorbell.age.identities import X25519Identity
 from doorbell.audit.entries import decode_entry
 from doorbell.errors import RequestError
 from doorbell.exports.service import approve_and_build
 from doorbell.exports.verify import BundleVerifyError, verify_bundle
-from tests.conftest import require_tool
-from tests.exports_helpers import World, make_world
-from tests.exports_tamper import CASES, Bundle, TamperCase, hidden_member, plain_tar
 
 
 @pytest.fixture
@@ -222,14 +222,15 @@ def test_extract_writes_exactly_what_was_verified(world: World, tmp_path: Path) 
 
 
 def test_later_footage_only_on_purpose_and_the_manifest_says_so(world: World) -> None:
+    from ui_helpers import T0, make_clip
+
     from doorbell.recorder.sealaudit import append_clip_sealed
-    from tests.ui_helpers import T0, make_clip
 
     request, _token = world.registry.submit(world.raw_request(), source="owner")
     world.clock.advance(5.0)
     later = make_clip(world.store, [world.owner.recipient], T0 + 900, seconds=1.0, seed=9)
     append_clip_sealed(world.store, world.audit, world.store.get_clip(later))
-    kwargs = {
+    kwargs: dict[str, Any] = {
         "identity": world.owner,
         "cosigning_key": world.cosigning_key,
         "clip_ids": [world.clip_ids[0], later],
@@ -252,7 +253,7 @@ def test_later_footage_only_on_purpose_and_the_manifest_says_so(world: World) ->
 
 
 def test_clip_without_its_sealed_entry_is_not_exported(world: World) -> None:
-    from tests.ui_helpers import T0, make_clip
+    from ui_helpers import T0, make_clip
 
     unlogged = make_clip(world.store, [world.owner.recipient], T0 + 900, seconds=1.0, seed=8)
     request, _token = world.registry.submit(world.raw_request(), source="owner")

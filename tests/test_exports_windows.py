@@ -11,15 +11,14 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from ui_helpers import FakeVault, csrf_from, prepare_data_dir, ui_config
+from exports_helpers import NOW, WallClock, World, make_world
+from ui_helpers import Clock, FakeVault, csrf_from, prepare_data_dir, ui_config
 from ui_helpers import unlock as unlock_owner
 
 from doorbell.age.identities import X25519Identity
 from doorbell.cli import cli
 from doorbell.exports.model import RequestInvalid
 from doorbell.ui import close_app, create_app
-from tests.exports_helpers import NOW, WallClock, World, make_world
-from tests.ui_helpers import Clock
 
 
 @pytest.fixture

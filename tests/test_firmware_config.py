@@ -11,7 +11,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from tests.conftest import PROJECT_ROOT, require_tool
+from conftest import PROJECT_ROOT, require_tool
 
 FIRMWARE = PROJECT_ROOT / "firmware_config"
 USER_DATA = FIRMWARE / "user-data"

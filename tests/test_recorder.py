@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from recorder_helpers import (
+    EventLog,
     IndexCamera,
     ScriptedMotion,
     clip_indexes,
@@ -66,7 +67,7 @@ def test_trigger_frame_and_pre_roll_are_in_the_clip(data_dir: Path) -> None:
     # post-roll: motion ended after frame 59, the clip runs 2 s (20 frames) past it
     assert indexes[-1] >= 59 + 19
     assert clip.zones == ("door",)
-    assert (data_dir / clip.thumb_path).exists()
+    assert clip.thumb_path is not None and (data_dir / clip.thumb_path).exists()
     assert "clip.sealed" in actions(data_dir)
 
 
@@ -112,15 +113,9 @@ def test_ring_without_motion_records_a_ring_clip(data_dir: Path) -> None:
 
 def test_led_follows_recording_and_live_gets_masked_frames(data_dir: Path) -> None:
     make_owner(data_dir)
-    states: list[bool] = []
-    published: list[str] = []
-    record(
-        data_dir,
-        IndexCamera(100),
-        ScriptedMotion(set(range(30, 35))),
-        on_recording=states.append,
-        publish=lambda kind, details, payload: published.append(kind),
-    )
+    sink = EventLog()
+    record(data_dir, IndexCamera(100), ScriptedMotion(set(range(30, 35))), events=sink)
+    states, published = sink.recording, sink.kinds
     assert states == [True, False]
     assert "frame" in published and "clip_sealed" in published and "motion_start" in published
 

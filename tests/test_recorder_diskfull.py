@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from recorder_helpers import (
+    EventLog,
     IndexCamera,
     ScriptedMotion,
     clip_indexes,
@@ -65,8 +66,7 @@ def record_until_full(data_dir: Path, frames: int, **kwargs) -> tuple[Recorder, 
         recording={"max_clip_s": 5.0, "bitrate_kbps": 2000},
         storage={"min_free_gb": 0.0, "quota_gb": 0.0},
     )
-    events: list = []
-    notes: list[str] = []
+    sink = EventLog()
     with AuditLog.open(data_dir) as audit, Store.open(data_dir) as store:
         recorder = Recorder(
             config,
@@ -75,12 +75,11 @@ def record_until_full(data_dir: Path, frames: int, **kwargs) -> tuple[Recorder, 
             store=store,
             audit=audit,
             recipients=parse_recipients_file(data_dir / "keys" / "owner.recipients"),
-            publish=lambda kind, details, _payload: events.append((kind, details)),
-            notify=notes.append,
+            events=sink,
             **kwargs,
         )
         assert recorder.run() == 0, "the recorder survives a full disk"
-    return recorder, events, notes
+    return recorder, sink.events, sink.statuses
 
 
 def check_nothing_sealed_was_lost(data_dir: Path, identity, recorder: Recorder) -> list:

@@ -31,6 +31,7 @@ from doorbell.age.recipients import parse_recipients_file
 from doorbell.audit.log import AuditLog
 from doorbell.camera import Frame
 from doorbell.errors import CameraError
+from doorbell.recorder.events import ServiceStatus
 from doorbell.recorder.pipeline import Recorder
 from doorbell.store import Store
 
@@ -230,7 +231,7 @@ def test_a_hung_camera_stops_the_watchdog_pings(data_dir: Path, tmp_path: Path) 
         recorder_thread = threading.Thread(
             target=run_recorder,
             args=(data_dir, lambda: camera, ScriptedMotion(set()), []),
-            kwargs={"notify": notify},
+            kwargs={"events": ServiceStatus(notify)},
             name="recorder",
         )
         recorder_thread.start()

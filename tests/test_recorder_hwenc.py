@@ -49,6 +49,16 @@ class FirstFrames:
     def __init__(self, camera, count: int) -> None:
         self.camera, self.count = camera, count
         self.encoded_stream_info = camera.encoded_stream_info
+        self.width, self.height, self.fps = camera.width, camera.height, camera.fps
+
+    def set_privacy_masks(self, masks) -> None:
+        self.camera.set_privacy_masks(masks)
+
+    def read(self):
+        return self.camera.read()
+
+    def close(self) -> None:
+        self.camera.close()
 
     def __enter__(self):
         return self

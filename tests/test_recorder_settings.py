@@ -41,6 +41,17 @@ class HookedCamera:
     def __exit__(self, *exc: object) -> None:
         self.inner.close()
 
+    width = property(lambda self: self.inner.width)
+    height = property(lambda self: self.inner.height)
+    fps = property(lambda self: self.inner.fps)
+    encoded_stream_info = property(lambda self: self.inner.encoded_stream_info)
+
+    def read(self):
+        return self.inner.read()
+
+    def close(self) -> None:
+        self.inner.close()
+
     def set_privacy_masks(self, masks) -> None:
         self.inner.set_privacy_masks(masks)
 

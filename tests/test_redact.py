@@ -9,6 +9,7 @@ import tempfile
 import cv2
 import numpy as np
 import pytest
+from redact_helpers import NonSeekableSink, encode_clip, face_frames
 
 from doorbell.errors import RedactionError
 from doorbell.media.video import decode_frames
@@ -21,7 +22,6 @@ from doorbell.redact import (
     preview_jpeg,
     redact_clip,
 )
-from tests.redact_helpers import NonSeekableSink, encode_clip, face_frames
 
 FPS = 15.0
 FRAMES = 24
@@ -43,8 +43,11 @@ def _textured(height: int = 240, width: int = 320) -> np.ndarray:
 
 def test_spec_round_trips_through_its_manifest_dict() -> None:
     spec = RedactionSpec(
-        regions=[box_polygon(0.1, 0.2, 0.3, 0.4), ((0.5, 0.5), (0.9, 0.5), (0.7, 0.9))],
-        keep=[box_polygon(0.0, 0.0, 0.5, 1.0)],
+        regions=(
+            box_polygon(0.1, 0.2, 0.3, 0.4),
+            ((0.5, 0.5), (0.9, 0.5), (0.7, 0.9)),
+        ),
+        keep=(box_polygon(0.0, 0.0, 0.5, 1.0),),
         method="fill",
         detector_version="x",
     )
@@ -80,7 +83,7 @@ def test_box_polygon_refuses_empty_box() -> None:
 def test_region_fill_replaces_every_pixel_and_leaves_the_rest() -> None:
     image = _textured()
     original = image.copy()
-    spec = RedactionSpec(regions=[box_polygon(0.25, 0.25, 0.5, 0.5)], faces=False, method="fill")
+    spec = RedactionSpec(regions=(box_polygon(0.25, 0.25, 0.5, 0.5),), faces=False, method="fill")
     FrameRedactor(spec, 320, 240).redact(image)
     assert (image[60:120, 80:160] == 0).all()
     outside = np.ones((240, 320), bool)
@@ -91,7 +94,7 @@ def test_region_fill_replaces_every_pixel_and_leaves_the_rest() -> None:
 def test_pixelate_leaves_no_detail_finer_than_a_cell() -> None:
     image = _textured()
     original = image.copy()
-    spec = RedactionSpec(regions=[box_polygon(0.0, 0.0, 1.0, 1.0)], faces=False, noise=40)
+    spec = RedactionSpec(regions=(box_polygon(0.0, 0.0, 1.0, 1.0),), faces=False, noise=40)
     redactor = FrameRedactor(spec, 320, 240, rng=np.random.default_rng(1))
     redactor.redact(image)
     cell = int(redactor.region_cell_px)  # 8 px at 320 wide
@@ -104,7 +107,7 @@ def test_pixelate_leaves_no_detail_finer_than_a_cell() -> None:
 def test_keep_region_redacts_everything_outside_it() -> None:
     image = _textured()
     original = image.copy()
-    spec = RedactionSpec(keep=[box_polygon(0.5, 0.0, 1.0, 1.0)], faces=False, method="fill")
+    spec = RedactionSpec(keep=(box_polygon(0.5, 0.0, 1.0, 1.0),), faces=False, method="fill")
     FrameRedactor(spec, 320, 240).redact(image)
     assert (image[:, :158] == 0).all()
     assert (image[:, 162:] == original[:, 162:]).all()
@@ -123,7 +126,8 @@ class ScriptedDetector:
     name, version = "scripted", "1"
 
     def __init__(self, found: dict[int, list[FaceBox]]) -> None:
-        self.found, self.calls = found, []
+        self.found = found
+        self.calls: list[int] = []
 
     def detect(self, image: np.ndarray) -> list[FaceBox]:
         index = int(image[0, 0, 0])
@@ -134,7 +138,7 @@ class ScriptedDetector:
 def test_hold_covers_frames_before_after_and_across_a_missed_detection() -> None:
     box = FaceBox(1, 1, 5, 5, 0.9)
     detector = ScriptedDetector({10: [box], 14: [box]})  # detection at 12 missed
-    hold = FaceHold(detector, detect_every=2, hold_frames=4)
+    hold: FaceHold[int] = FaceHold(detector, detect_every=2, hold_frames=4)
     covered = {}
     for i in range(30):
         for item, boxes in hold.push(i, np.full((2, 2, 3), i, np.uint8)):
@@ -198,7 +202,7 @@ def test_faces_are_hidden_in_every_frame_and_false_blur_is_bounded(face_clip) ->
 def test_region_is_replaced_in_every_decoded_frame(face_clip) -> None:
     clip, _ = face_clip
     spec = RedactionSpec(
-        regions=[box_polygon(0.0, 0.25, 0.5, 0.75)],
+        regions=(box_polygon(0.0, 0.25, 0.5, 0.75),),
         faces=False,
         method="fill",
         fill_bgr=(0, 255, 0),
@@ -214,7 +218,7 @@ def test_region_is_replaced_in_every_decoded_frame(face_clip) -> None:
 
 def test_pixelated_region_keeps_nothing_of_the_scene(face_clip) -> None:
     clip, _ = face_clip
-    spec = RedactionSpec(regions=[box_polygon(0.0, 0.0, 0.5, 1.0)], faces=False)
+    spec = RedactionSpec(regions=(box_polygon(0.0, 0.0, 0.5, 1.0),), faces=False)
     out = io.BytesIO()
     redact_clip(io.BytesIO(clip), NonSeekableSink(out), spec)
     cell = 8  # 1/40 of 320 px
@@ -267,7 +271,7 @@ def test_preview_is_a_redacted_jpeg_in_memory(face_clip) -> None:
     jpeg = preview_jpeg(io.BytesIO(clip), spec, at_s=10 / FPS, width=320)
     assert jpeg[:2] == b"\xff\xd8"
     image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
-    assert image.shape == (240, 320, 3)
+    assert image is not None and image.shape == (240, 320, 3)
     for x0, y0, x1, y1 in truths[10].boxes:
         face = image[y0:y1, x0:x1].astype(int)
         assert np.abs(face - (255, 0, 255)).max() <= 40

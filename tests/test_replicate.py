@@ -21,6 +21,15 @@ from typing import Any
 
 import numpy as np
 import pytest
+from recorder_helpers import (
+    IndexCamera,
+    ScriptedMotion,
+    make_owner,
+    read_index,
+    recorder_config,
+)
+from replicate_helpers import SshServer, small_filesystem
+from ui_helpers import T0, FakeVault, make_clip, prepare_data_dir
 
 from doorbell.age.decrypt import decrypt
 from doorbell.age.recipients import parse_recipients_file
@@ -37,15 +46,6 @@ from doorbell.replicate.destination import LocalDestination, SftpDestination, op
 from doorbell.replicate.replicator import Replicator
 from doorbell.replicate.state import load_state
 from doorbell.store import Store, new_clip_id
-from tests.recorder_helpers import (
-    IndexCamera,
-    ScriptedMotion,
-    make_owner,
-    read_index,
-    recorder_config,
-)
-from tests.replicate_helpers import SshServer, small_filesystem
-from tests.ui_helpers import T0, FakeVault, make_clip, prepare_data_dir
 
 
 class Clock:

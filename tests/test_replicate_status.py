@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from ui_helpers import Clock, FakeVault, prepare_data_dir, unlock
 
 from doorbell.cli import main
 from doorbell.config import Config, parse_config
@@ -25,7 +26,6 @@ from doorbell.replicate.replicator import Replicator
 from doorbell.replicate.state import load_state
 from doorbell.store import Store
 from doorbell.ui import close_app, create_app
-from tests.ui_helpers import Clock, FakeVault, prepare_data_dir, unlock
 
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
 

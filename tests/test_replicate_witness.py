@@ -10,6 +10,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from replicate_helpers import SshServer
+from ui_helpers import (
+    PASSPHRASE,
+    T0,
+    Clock,
+    FakeVault,
+    make_clip,
+    plaintext_of,
+    prepare_data_dir,
+    rewrite_log,
+    unlock,
+)
 
 from doorbell.audit.devicekey import load_device_signer
 from doorbell.audit.entries import decode_entry
@@ -23,18 +35,6 @@ from doorbell.replicate.replicator import Replicator
 from doorbell.replicate.witness import check_against_copy, unlock_witness_check
 from doorbell.store import Store
 from doorbell.ui import close_app, create_app
-from tests.replicate_helpers import SshServer
-from tests.ui_helpers import (
-    PASSPHRASE,
-    T0,
-    Clock,
-    FakeVault,
-    make_clip,
-    plaintext_of,
-    prepare_data_dir,
-    rewrite_log,
-    unlock,
-)
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from recorder_helpers import IndexCamera, ScriptedMotion, make_owner, recorder_c
 
 from doorbell.age.recipients import parse_recipients_file
 from doorbell.audit.log import AuditLog
+from doorbell.audit.note import Signer
 from doorbell.recorder.pipeline import Recorder
 from doorbell.recorder.sealaudit import clip_sealed_details, recover_clip_sealed_entries
 from doorbell.store import Store, new_clip_id
@@ -36,6 +37,13 @@ class CutAudit:
         self.seen = 0
         self.dead = False
         self.starts: list[int] = []
+
+    @property
+    def signer(self) -> Signer | None:
+        return None  # unsigned, like the web process: no checkpoints from the recorder
+
+    def checkpoint(self) -> bytes:
+        return self.log.checkpoint()
 
     @property
     def size(self) -> int:
@@ -76,7 +84,7 @@ def run_recorder(
             camera_factory=lambda: IndexCamera(frames),
             detector=ScriptedMotion(motion),
             store=store,
-            audit=audit,  # type: ignore[arg-type]
+            audit=audit,
             recipients=parse_recipients_file(data_dir / "keys" / "owner.recipients"),
         )
         if cut is None and store_hook is None:

@@ -25,8 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from tests.conftest import PROJECT_ROOT, missing, require_tool
+from conftest import PROJECT_ROOT, missing, require_tool
 
 SYSTEMD_DIR = PROJECT_ROOT / "systemd"
 UNITS = (

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from exports_helpers import NOW, WallClock, log_sealed_clips
 from ui_helpers import T0, Clock, FakeVault, csrf_from, make_clip, prepare_data_dir, ui_config
 from ui_helpers import unlock as unlock_owner
 
@@ -22,7 +23,6 @@ from doorbell.audit.entries import decode_entry
 from doorbell.exports.verify import verify_bundle
 from doorbell.store import Store
 from doorbell.ui import close_app, create_app
-from tests.exports_helpers import NOW, WallClock, log_sealed_clips
 
 
 @pytest.fixture
@@ -79,7 +79,9 @@ def invite(site: dict) -> str:
         "/exports/invitations",
         data={"csrf_token": csrf_from(page.data), "label": "PC Smith", "days": "2"},
     )
-    return re.search(r"/requests/invite/([A-Za-z0-9_-]{43})", response.text).group(1)
+    match = re.search(r"/requests/invite/([A-Za-z0-9_-]{43})", response.text)
+    assert match is not None, response.text
+    return match.group(1)
 
 
 def submit(site: dict, token: str, recipient: str, **changes: str) -> tuple[Any, str]:
@@ -94,7 +96,7 @@ def submit(site: dict, token: str, recipient: str, **changes: str) -> tuple[Any,
     return requester, match.group(1) if match else ""
 
 
-def approve(site: dict, request_id: str, clip_ids: list[str], passphrase: str, **extra: str):  # type: ignore[no-untyped-def]
+def approve(site: dict, request_id: str, clip_ids: list[str], passphrase: str, **extra: str):
     page = site["owner"].get(f"/exports/{request_id}")
     data = {
         "csrf_token": csrf_from(page.data),
@@ -311,7 +313,7 @@ def _interior(frame: Any, x0: float, y0: float, x1: float, y1: float, inset: int
 
 
 def test_approval_with_regions_redacts_every_frame_of_the_bundle(site: dict) -> None:
-    from tests.exports_helpers import bundle_clips, decoded_frames
+    from exports_helpers import bundle_clips, decoded_frames
 
     key = X25519Identity.generate()
     requester, status = submit(site, invite(site), str(key.recipient))
@@ -412,7 +414,7 @@ def test_preview_needs_a_session_is_audited_and_masks_the_region(site: dict) -> 
 
 
 def test_blur_faces_choice_reaches_the_manifest_and_the_preview(site: dict) -> None:
-    from tests.exports_helpers import bundle_clips
+    from exports_helpers import bundle_clips
 
     key = X25519Identity.generate()
     requester, status = submit(site, invite(site), str(key.recipient))

@@ -61,7 +61,7 @@ class NonSeekableReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:  # type: ignore[override]
+    def readinto(self, buffer) -> int:
         return self._inner.readinto(buffer)
 
 

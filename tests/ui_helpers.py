@@ -110,6 +110,7 @@ def make_clip(
         sealed = writer.seal()
     thumb = f"thumbs/{clip_id}.jpg.age"
     store.absolute(thumb).parent.mkdir(parents=True, exist_ok=True)
+    assert first is not None, "a clip of at least one frame"
     write_encrypted_file(store.absolute(thumb), encode_jpeg(first, 160), recipients)
     store.seal_clip(
         clip_id,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import BinaryIO, Protocol
+from typing import Protocol
 
 from doorbell.age.errors import ArmorError
 
@@ -32,13 +32,21 @@ class LineSource(Protocol):
     def read(self, size: int = -1, /) -> bytes: ...
 
 
+class ByteSink(Protocol):
+    """Where encrypted bytes go: ``write(data)`` (its result is ignored) and ``flush()``."""
+
+    def write(self, data: bytes, /) -> object: ...
+
+    def flush(self) -> object: ...
+
+
 class ArmorWriter:
     """Encodes bytes written to it as armored lines on ``dst``; :meth:`close` adds END.
 
     Closing does not close ``dst``.
     """
 
-    def __init__(self, dst: BinaryIO) -> None:
+    def __init__(self, dst: ByteSink) -> None:
         self._dst = dst
         self._pending = bytearray()
         self._dst.write(BEGIN_LINE + b"\n")
@@ -149,3 +157,9 @@ class ArmorReader:
             chunks.append(piece)
             wanted -= len(piece)
         return b"".join(chunks)
+
+    def readinto(self, buffer: memoryview) -> int:
+        """Fill ``buffer`` with decoded bytes; return the count (0 at the end)."""
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)

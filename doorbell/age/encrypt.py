@@ -10,15 +10,12 @@ identities or decryption.
 from __future__ import annotations
 
 import secrets
-import sys
-import types
 from collections.abc import Iterable
 from types import TracebackType
-from typing import Any, BinaryIO
 
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
-from doorbell.age.armor import ArmorWriter
+from doorbell.age.armor import ArmorWriter, ByteSink
 from doorbell.age.errors import RecipientError
 from doorbell.age.header import encode_header, finish_header
 from doorbell.age.primitives import FILE_KEY_SIZE, header_mac
@@ -42,7 +39,7 @@ class EncryptWriter:
       unsealed (truncated), so a failed recording never looks complete.
     """
 
-    def __init__(self, sink: BinaryIO | ArmorWriter, armor: ArmorWriter | None, key: bytes) -> None:
+    def __init__(self, sink: ByteSink, armor: ArmorWriter | None, key: bytes) -> None:
         self._sink = sink
         self._armor = armor
         self._aead = ChaCha20Poly1305(key)
@@ -141,7 +138,7 @@ class EncryptWriter:
 
 
 def encrypt(
-    dst: BinaryIO, recipients: Iterable[Recipient], *, armor: bool = False
+    dst: ByteSink, recipients: Iterable[Recipient], *, armor: bool = False
 ) -> EncryptWriter:
     """Start an age v1 file on ``dst`` for ``recipients``; returns the plaintext writer.
 
@@ -161,21 +158,6 @@ def encrypt(
     header = encode_header(stanzas)
     nonce = secrets.token_bytes(PAYLOAD_NONCE_SIZE)
     armor_writer = ArmorWriter(dst) if armor else None
-    sink: BinaryIO | ArmorWriter = armor_writer if armor_writer is not None else dst
+    sink: ByteSink = armor_writer if armor_writer is not None else dst
     sink.write(finish_header(header, header_mac(file_key, header)) + nonce)
     return EncryptWriter(sink, armor_writer, payload_key(file_key, nonce))
-
-
-class _CallableModule(types.ModuleType):
-    """This module, callable as :func:`encrypt`.
-
-    Importing a submodule binds its name on the package, so ``doorbell.age.encrypt`` is this
-    module as soon as anything imported it; being callable keeps
-    ``from doorbell.age import encrypt; encrypt(...)`` working either way.
-    """
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return encrypt(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -10,7 +10,7 @@ parsing makes identical to what an encoder would have produced.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Protocol
 
 from doorbell.age.errors import HeaderError, UnsupportedVersionError
 from doorbell.age.primitives import b64decode, b64encode
@@ -24,6 +24,12 @@ _BYTES_PER_LINE = _COLUMNS // 4 * 3
 #: A header larger than this is refused (bounded memory against hostile files).
 MAX_HEADER_BYTES = 256 * 1024
 _READ_BLOCK = 4096
+
+
+class ByteSource(Protocol):
+    """Where a header is read from: ``read(size)``, ``b""`` at the end."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -66,7 +72,7 @@ def finish_header(header_without_mac: bytes, mac: bytes) -> bytes:
 class _LineReader:
     """Reads LF-terminated lines from a binary stream, keeping what follows the header."""
 
-    def __init__(self, src: BinaryIO) -> None:
+    def __init__(self, src: ByteSource) -> None:
         self._src = src
         self._buffer = bytearray()
         self.position = 0
@@ -125,7 +131,7 @@ def _read_stanza(reader: _LineReader) -> Stanza:
     return Stanza(type=names[0], args=tuple(names[1:]), body=bytes(body))
 
 
-def read_header(src: BinaryIO) -> tuple[Header, int, bytes]:
+def read_header(src: ByteSource) -> tuple[Header, int, bytes]:
     """Parse the header at the start of ``src``.
 
     Returns ``(header, header_length, leftover)``: the header's size in bytes, and the bytes

@@ -32,18 +32,23 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from doorbell.audit.note import NoteError, parse_checkpoint, parse_note
+from doorbell.datadir import ANCHOR_FILE as ANCHOR_FILE
+from doorbell.datadir import DataDir
 from doorbell.errors import AuditError, StorageError
 from doorbell.fsutil import write_file_atomic
 
-ANCHOR_FILE = "owner-anchor"
+if TYPE_CHECKING:
+    from doorbell.audit.log import AuditLog
+
 #: The object of the ``audit.anchor_*`` entries :func:`owner_cosign` writes.
-ANCHOR_OBJECT = "owner-anchor"
+ANCHOR_OBJECT = ANCHOR_FILE
 MAGIC = b"doorbell-owner-anchor/v1\n"
 #: 0640: the web user writes it, its group (doorbell) may read the ciphertext; no secret in it.
 ANCHOR_MODE = 0o640
@@ -80,7 +85,7 @@ class Anchor:
 
 def anchor_path(data_dir: Path) -> Path:
     """``<data_dir>/owner-anchor``."""
-    return Path(data_dir) / ANCHOR_FILE
+    return DataDir(data_dir).owner_anchor
 
 
 def anchor_from_cosignature(note: bytes, clock: Callable[[], float] = time.time) -> Anchor:
@@ -183,9 +188,9 @@ class AnchoredCosignature:
 
 
 def cosign_anchored(
-    log: Any,
+    log: AuditLog,
     anchor_key: bytes,
-    cosigning_key: Any,
+    cosigning_key: Ed25519PrivateKey,
     name: str,
     *,
     clock: Callable[[], float] = time.time,
@@ -221,9 +226,9 @@ def cosign_anchored(
 
 
 def owner_cosign(
-    log: Any,
+    log: AuditLog,
     anchor_key: bytes,
-    cosigning_key: Any,
+    cosigning_key: Ed25519PrivateKey,
     name: str,
     *,
     accept: bool = False,
@@ -265,7 +270,7 @@ def owner_cosign(
     return done.note
 
 
-def _check_migration(log: Any, vkey: str) -> None:
+def _check_migration(log: AuditLog, vkey: str) -> None:
     """May a data dir without an anchor get its first one now? Raise AnchorMissing if not."""
     from doorbell.audit.entries import EntryError, decode_entry
 

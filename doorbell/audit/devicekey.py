@@ -1,6 +1,6 @@
 """The device signing key: the Ed25519 key that signs the audit log's checkpoints.
 
-Files (contract 3), in the data dir's ``keys/`` directory:
+Files, in the data dir's ``keys/`` directory:
 
 - ``device.key`` (0600): the Go signed-note private key string
   ``PRIVATE+KEY+<name>+<hex key ID>+base64(0x01 || 32-byte seed)`` and a newline.
@@ -22,11 +22,10 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from doorbell.audit.note import MalformedNote, Signer, Verifier
+from doorbell.datadir import DEVICE_KEY_FILE, DEVICE_VKEY_FILE
 from doorbell.errors import KeyFileError
 from doorbell.fsutil import write_file_atomic
 
-DEVICE_KEY_FILE = "device.key"
-DEVICE_VKEY_FILE = "device.vkey"
 MAX_KEY_FILE_BYTES = 4096
 
 

@@ -92,7 +92,13 @@ def check_no_secrets(details: Any, path: str = "details") -> None:
 
 
 def encode_entry(
-    *, index: int, timestamp: float, actor: str, action: str, object: str, details: dict | None
+    *,
+    index: int,
+    timestamp: float,
+    actor: str,
+    action: str,
+    object: str,
+    details: dict[str, Any] | None,
 ) -> bytes:
     """The canonical leaf bytes of one entry; raises :class:`EntryError` on bad input."""
     if not isinstance(actor, str) or not actor or len(actor) > 200:

@@ -16,8 +16,9 @@ import sqlite3
 from importlib import resources
 from pathlib import Path
 
-from doorbell.audit.devicekey import DEVICE_VKEY_FILE, load_device_verifier
+from doorbell.audit.devicekey import load_device_verifier
 from doorbell.audit.note import parse_note
+from doorbell.datadir import DEVICE_VKEY_FILE, DataDir
 from doorbell.errors import StorageError, UsageError
 from doorbell.fsutil import atomic_write, fsync_dir, write_file_atomic
 
@@ -29,13 +30,13 @@ def export_log(data_dir: Path, out_dir: Path) -> dict[str, int]:
     cosignatures). Raises :class:`UsageError` if ``out_dir`` has files in it, and
     :class:`StorageError` if there is no log.
     """
-    path = Path(data_dir) / "audit.sqlite3"
+    path = DataDir(data_dir).audit
     if not path.exists():
         raise StorageError(f"{path}: no audit log here")
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
         raise UsageError(f"{out_dir}: not empty; export into a new directory")
-    device = load_device_verifier(Path(data_dir) / "keys")
+    device = load_device_verifier(DataDir(data_dir).keys)
     for directory in (out_dir, out_dir / "checkpoints", out_dir / "cosignatures"):
         directory.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)

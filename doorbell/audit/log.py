@@ -27,18 +27,19 @@ the time to sign) for a checkpoint. ``checkpoint()`` signs now.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from doorbell.audit import merkle
-from doorbell.audit.devicekey import DEVICE_VKEY_FILE, load_device_verifier
+from doorbell.audit.devicekey import load_device_verifier
 from doorbell.audit.entries import encode_entry
 from doorbell.audit.note import (
     Checkpoint,
@@ -51,12 +52,14 @@ from doorbell.audit.note import (
     parse_checkpoint,
     sign_note,
 )
+from doorbell.datadir import AUDIT_DB_FILE as AUDIT_DB_FILE  # re-exported: exports/proofs.py
+from doorbell.datadir import DataDir
 from doorbell.errors import AuditError, StorageError
+from doorbell.sqlite import immediate_transaction
 
 if TYPE_CHECKING:
     from doorbell.audit.verify import VerifyResult
 
-AUDIT_DB_FILE = "audit.sqlite3"
 _PERFECT_LEAF = "SELECT leaf_hash FROM entries WHERE idx = ?"
 _PERFECT_NODE = "SELECT nodes FROM entries WHERE idx = ?"
 GENESIS_ACTION = "audit.log_created"
@@ -131,7 +134,7 @@ class AuditLog:
         data_dir = Path(data_dir)
         if not data_dir.is_dir():
             raise StorageError(f"{data_dir}: data directory does not exist")
-        conn = connect(data_dir / AUDIT_DB_FILE)
+        conn = connect(DataDir(data_dir).audit)
         log = cls(conn, data_dir, signer, clock, checkpoint_interval_s)
         with log._transaction():
             for statement in _SCHEMA.split(";"):
@@ -152,7 +155,7 @@ class AuditLog:
 
         Raises :class:`StorageError` when there is no log.
         """
-        path = Path(data_dir) / AUDIT_DB_FILE
+        path = DataDir(data_dir).audit
         if not path.exists():
             raise StorageError(f"{path}: no audit log here")
         return cls(connect(path, readonly=True), Path(data_dir), None, time.time, 5.0)
@@ -186,12 +189,20 @@ class AuditLog:
             self._closed = True
             self._conn.close()
 
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self)
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT`` (rollback on error) under the log's thread lock."""
+        with self._lock:
+            if self._closed:
+                raise AuditError("the audit log is closed")
+            with immediate_transaction(self._conn, self._lock, name="audit log") as connection:
+                yield connection
 
     # --- appending -----------------------------------------------------------------------
 
-    def append(self, actor: str, action: str, object: str = "", details: dict | None = None) -> int:
+    def append(
+        self, actor: str, action: str, object: str = "", details: dict[str, Any] | None = None
+    ) -> int:
         """Append one entry; return its index. Durable when this returns.
 
         Raises :class:`doorbell.audit.entries.EntryError` (bad field, secret, too large) or
@@ -203,11 +214,14 @@ class AuditLog:
         return index
 
     def _size(self) -> int:
-        return self._conn.execute("SELECT size FROM tree WHERE id = 0").fetchone()[0]
+        size: int = self._conn.execute("SELECT size FROM tree WHERE id = 0").fetchone()[0]
+        return size
 
     def _append_in_transaction(
-        self, actor: str, action: str, object: str, details: dict | None
+        self, actor: str, action: str, object: str, details: dict[str, Any] | None
     ) -> int:
+        size: int
+        peaks: bytes
         size, peaks = self._conn.execute("SELECT size, peaks FROM tree WHERE id = 0").fetchone()
         compact = merkle.CompactRange.from_bytes(size, peaks)
         leaf = encode_entry(
@@ -235,13 +249,11 @@ class AuditLog:
             return
         now = self._clock()
         with self._lock:
-            due = self._last_signed_at is None or now - self._last_signed_at >= (
-                self.checkpoint_interval_s
-            )
-            if due:
+            last = self._last_signed_at
+            if last is None or now - last >= self.checkpoint_interval_s:
                 self.checkpoint()
             elif self._timer is None:
-                delay = max(0.0, self._last_signed_at + self.checkpoint_interval_s - now)
+                delay = max(0.0, last + self.checkpoint_interval_s - now)
                 self._timer = threading.Timer(delay, self._timer_fired)
                 self._timer.name = "audit-checkpoint"
                 self._timer.daemon = False
@@ -289,8 +301,9 @@ class AuditLog:
 
     def device_verifier(self) -> Verifier:
         """The device key's verifier: keys/device.vkey if present, else the signer's."""
-        if (self.data_dir / "keys" / DEVICE_VKEY_FILE).exists() or self.signer is None:
-            return load_device_verifier(self.data_dir / "keys")
+        paths = DataDir(self.data_dir)
+        if paths.device_vkey.exists() or self.signer is None:
+            return load_device_verifier(paths.keys)
         return self.signer.verifier()
 
     def cosign(
@@ -433,39 +446,3 @@ class AuditLog:
         from doorbell.audit.verify import verify_data_dir
 
         return verify_data_dir(self.data_dir, cosigner_vkeys=cosigner_vkeys)
-
-
-class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (rollback on error) under the log's thread lock."""
-
-    def __init__(self, log: AuditLog) -> None:
-        self._log = log
-
-    def __enter__(self) -> None:
-        self._log._lock.acquire()
-        if self._log._closed:
-            self._log._lock.release()
-            raise AuditError("the audit log is closed")
-        try:
-            self._log._conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            self._log._lock.release()
-            raise StorageError(f"audit log: cannot start a write ({exc})") from exc
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        try:
-            if kind is None:
-                try:
-                    self._log._conn.execute("COMMIT")
-                except sqlite3.Error as exc:
-                    self._log._conn.execute("ROLLBACK")
-                    raise StorageError(f"audit log: commit failed ({exc})") from exc
-            else:
-                self._log._conn.execute("ROLLBACK")
-        finally:
-            self._log._lock.release()

@@ -30,7 +30,8 @@ from pathlib import Path
 from doorbell.audit.devicekey import load_device_verifier
 from doorbell.audit.entries import EntryError, decode_entry, stated_index
 from doorbell.audit.merkle import CompactRange
-from doorbell.audit.note import NoteError, Verifier, open_note, parse_checkpoint
+from doorbell.audit.note import Checkpoint, NoteError, Verifier, open_note, parse_checkpoint
+from doorbell.datadir import DataDir
 from doorbell.errors import AuditError, StorageError
 
 #: (index, leaf bytes, stored leaf hash or None, stored completed nodes or None)
@@ -217,7 +218,7 @@ def _check_genesis(
 
 
 def _check_heads(
-    heads: list,
+    heads: list[Checkpoint],
     roots: dict[int, bytes],
     size: int,
     stopped: bool,
@@ -260,10 +261,10 @@ def verify_data_dir(data_dir: Path, cosigner_vkeys: Iterable[str] = ()) -> Verif
 
     Raises :class:`StorageError` if there is no log, :class:`KeyFileError` without the key.
     """
-    path = Path(data_dir) / "audit.sqlite3"
+    path = DataDir(data_dir).audit
     if not path.exists():
         raise StorageError(f"{path}: no audit log here")
-    device = load_device_verifier(Path(data_dir) / "keys")
+    device = load_device_verifier(DataDir(data_dir).keys)
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
     try:
         conn.execute("BEGIN")  # one snapshot for every read below

@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -29,6 +29,7 @@ from doorbell.errors import CameraEnded, CameraError, ConfigError
 
 if TYPE_CHECKING:
     from doorbell.config import CameraConfig, RecordingConfig
+    from doorbell.masks import PolygonLike
     from doorbell.media.video import EncodedPacket, StreamInfo
 
 #: A box in pixels of the image it belongs to: (x, y, width, height).
@@ -87,6 +88,15 @@ class Camera(Protocol):
     @property
     def fps(self) -> float: ...
 
+    @property
+    def encoded_stream_info(self) -> StreamInfo | None:
+        """What the camera's own H.264 packets are (``Frame.packets``); None: it sends none."""
+        ...
+
+    def set_privacy_masks(self, privacy_masks: Iterable[PolygonLike]) -> None:
+        """Replace the privacy masks (relative polygons); frames read from now on carry them."""
+        ...
+
     def read(self) -> Frame:
         """The next frame (blocking). Raises CameraEnded at the end, CameraError on a fault."""
         ...
@@ -105,7 +115,7 @@ class BaseCamera:
     """
 
     def __init__(
-        self, *, width: int, height: int, fps: float, privacy_masks: Iterable[Any] = ()
+        self, *, width: int, height: int, fps: float, privacy_masks: Iterable[PolygonLike] = ()
     ) -> None:
         from doorbell.masks import normalise_polygons
 
@@ -116,7 +126,7 @@ class BaseCamera:
         self._index = 0
         self._closed = False
 
-    def set_privacy_masks(self, privacy_masks: Iterable[Any]) -> None:
+    def set_privacy_masks(self, privacy_masks: Iterable[PolygonLike]) -> None:
         """Replace the privacy masks; frames read from now on carry the new ones."""
         from doorbell.masks import normalise_polygons
 
@@ -233,7 +243,7 @@ def open_camera(
     *,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
-    privacy_masks: Iterable[Any] = (),
+    privacy_masks: Iterable[PolygonLike] = (),
     recording: RecordingConfig | None = None,
 ) -> BaseCamera:
     """Open the backend ``camera_config.backend`` names: "mock", "file" or "picamera2".

@@ -22,6 +22,7 @@ from doorbell.errors import CameraEnded, CameraError
 
 if TYPE_CHECKING:
     from doorbell.config import CameraConfig
+    from doorbell.masks import PolygonLike
 
 
 class FileCamera(BaseCamera):
@@ -36,7 +37,7 @@ class FileCamera(BaseCamera):
         *,
         clock: Callable[[], float],
         sleep: Callable[[float], None],
-        privacy_masks: Iterable[Any] = (),
+        privacy_masks: Iterable[PolygonLike] = (),
     ) -> None:
         import av  # imported here: only the file backend needs FFmpeg at capture time
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -45,6 +45,7 @@ from doorbell.errors import ConfigError
 
 if TYPE_CHECKING:
     from doorbell.config import CameraConfig
+    from doorbell.masks import PolygonLike
 
 __all__ = ["PERSON_SCENARIOS", "SCENARIOS", "MockCamera", "MockScene"]
 
@@ -260,7 +261,7 @@ class MockCamera(BaseCamera):
         *,
         clock: Callable[[], float],
         sleep: Callable[[float], None],
-        privacy_masks: Iterable[Any] = (),
+        privacy_masks: Iterable[PolygonLike] = (),
     ) -> None:
         super().__init__(
             width=config.width, height=config.height, fps=config.fps, privacy_masks=privacy_masks

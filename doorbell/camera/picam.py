@@ -38,6 +38,7 @@ from doorbell.errors import CameraError
 
 if TYPE_CHECKING:
     from doorbell.config import CameraConfig, RecordingConfig
+    from doorbell.masks import PolygonLike
     from doorbell.media.video import EncodedPacket, StreamInfo
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ class PiCamera(BaseCamera):
         config: CameraConfig,
         *,
         clock: Callable[[], float],
-        privacy_masks: Iterable[Any] = (),
+        privacy_masks: Iterable[PolygonLike] = (),
         picamera2_factory: Callable[[], Any] | None = None,
         recording: RecordingConfig | None = None,
         encoder_timeout_s: float = ENCODER_TIMEOUT_S,
@@ -194,7 +195,7 @@ class PiCamera(BaseCamera):
 
     def _collect_packets(self, upto_us: int) -> list[EncodedPacket]:
         """Packets up to encoder time ``upto_us`` (this frame's), waiting for the last one."""
-        packets = []
+        packets: list[EncodedPacket] = []
         while True:
             if self._held is not None:
                 item, self._held = self._held, None
@@ -277,7 +278,7 @@ def _packet_output(output_class: type, put: Callable[[tuple[bytes, bool, int]], 
     its buffer) and never blocks.
     """
 
-    class PacketOutput(output_class):  # type: ignore[misc, valid-type]
+    class PacketOutput(output_class):
         def outputframe(
             self,
             frame: Any,

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from doorbell.commands.options import config_options, load_cli_config
+from doorbell.datadir import DataDir
 from doorbell.errors import UsageError
 
 if TYPE_CHECKING:
@@ -204,10 +205,10 @@ def export(config_path: Path | None, data_dir: Path | None, out_dir: Path) -> No
 def show(config_path: Path | None, data_dir: Path | None, tail: int, action: str | None) -> None:
     """List audit entries, newest last."""
     from doorbell.audit.entries import EntryError, decode_entry
-    from doorbell.audit.log import AUDIT_DB_FILE, connect
+    from doorbell.audit.log import connect
 
     config = load_cli_config(config_path, data_dir)
-    path = config.data_dir / AUDIT_DB_FILE
+    path = DataDir(config.data_dir).audit
     if not path.exists():
         raise UsageError(f"{path}: no audit log here")
     conn = connect(path, readonly=True)

@@ -20,6 +20,7 @@ from types import FrameType
 import click
 
 from doorbell.commands.demo_processes import Child
+from doorbell.datadir import DataDir
 from doorbell.errors import UsageError
 from doorbell.fsutil import write_file_atomic
 
@@ -79,7 +80,7 @@ def _prepare(data_dir: Path, port: int, size: tuple[int, int, int]) -> tuple[Pat
     config_path = data_dir / "doorbell.toml"
     write_file_atomic(config_path, demo_config(data_dir, port, *size).encode(), mode=0o640)
     passphrase_file = data_dir / DEMO_PASSPHRASE_FILE
-    if not (data_dir / "keys" / "owner.recipients").exists():
+    if not DataDir(data_dir).owner_recipients.exists():
         passphrase, _bits = generate_passphrase()
         write_file_atomic(passphrase_file, f"{passphrase}\n".encode(), mode=0o600)
         click.echo("demo: creating keys (a real owner would choose the passphrase)")
@@ -136,10 +137,10 @@ def live_socket_problem(path: Path) -> str | None:
 
 def _fingerprint(data_dir: Path) -> str:
     from doorbell.errors import DoorbellError
-    from doorbell.tls import CERT_FILE, TLS_DIR, certificate_fingerprint
+    from doorbell.tls import certificate_fingerprint
 
     try:
-        return certificate_fingerprint(data_dir / TLS_DIR / CERT_FILE)
+        return certificate_fingerprint(DataDir(data_dir).tls_cert)
     except DoorbellError:
         return "(no certificate: run `doorbell init`)"
 

@@ -16,18 +16,13 @@ from pathlib import Path
 import click
 
 from doorbell.audit.anchor import anchor_from_cosignature, write_anchor
-from doorbell.audit.devicekey import (
-    DEVICE_KEY_FILE,
-    DEVICE_VKEY_FILE,
-    create_device_key,
-    load_device_signer,
-)
+from doorbell.audit.devicekey import create_device_key, load_device_signer
 from doorbell.audit.log import AuditLog
 from doorbell.commands.options import config_options, load_cli_config
+from doorbell.datadir import DataDir
 from doorbell.errors import KeyFileError, UsageError
 from doorbell.keys import (
     OWNER_COSIGNER_NAME,
-    OWNER_KEY_FILE,
     OWNER_KEY_WORK_FACTOR,
     create_owner_keys,
     derive_owner_anchor_key,
@@ -36,18 +31,14 @@ from doorbell.keys import (
     write_owner_cosigner_vkey,
 )
 from doorbell.passphrase import prompt_new_passphrase, read_passphrase_file, require_strong
-from doorbell.pubkeys import OWNER_RECIPIENTS_FILE, keys_dir
-from doorbell.tls import CERT_FILE, KEY_FILE, TLS_DIR, create_self_signed_certificate
+from doorbell.tls import create_self_signed_certificate
 
 
 def existing_key_material(data_dir: Path) -> list[Path]:
     """Key and certificate files already present in ``data_dir`` (init refuses if any)."""
-    keys = keys_dir(data_dir)
-    candidates = [
-        keys / name
-        for name in (OWNER_KEY_FILE, OWNER_RECIPIENTS_FILE, DEVICE_KEY_FILE, DEVICE_VKEY_FILE)
-    ]
-    candidates += [data_dir / TLS_DIR / CERT_FILE, data_dir / TLS_DIR / KEY_FILE]
+    paths = DataDir(data_dir)
+    candidates = [paths.owner_key, paths.owner_recipients, paths.device_key, paths.device_vkey]
+    candidates += [paths.tls_cert, paths.tls_key]
     return [path for path in candidates if path.exists()]
 
 
@@ -101,13 +92,13 @@ def init(
         raise UsageError("no terminal to ask the passphrase on; use --passphrase-file F")
     root.mkdir(mode=0o750, parents=True, exist_ok=True)
     identity = create_owner_keys(root, passphrase, work_factor=owner_key_work_factor)
-    device_vkey = create_device_key(keys_dir(root))
+    device_vkey = create_device_key(DataDir(root).keys)
     name = hostname or socket.gethostname() or "doorbell"
     tls_fingerprint = create_self_signed_certificate(
         root, [name, "doorbell.local", "localhost"], clock=time.time
     )
     recipient = str(identity.recipient)
-    with AuditLog.open(root, signer=load_device_signer(keys_dir(root))) as log:
+    with AuditLog.open(root, signer=load_device_signer(DataDir(root).keys)) as log:
         log.append(
             "owner",
             "keys.created",
@@ -127,9 +118,7 @@ def init(
     cosigner_vkey = write_owner_cosigner_vkey(root, identity)
     click.echo(f"Initialised {root}")
     click.echo(f"  owner recipient:   {recipient}  (fingerprint {fingerprint(recipient)})")
-    click.echo(
-        f"  owner key:         {keys_dir(root) / OWNER_KEY_FILE} (scrypt 2^{owner_key_work_factor})"
-    )
+    click.echo(f"  owner key:         {DataDir(root).owner_key} (scrypt 2^{owner_key_work_factor})")
     click.echo(f"  device key:        {device_vkey}")
     click.echo(f"  owner cosigner:    {cosigner_vkey}")
     click.echo(f"  TLS SHA-256:       {tls_fingerprint}")

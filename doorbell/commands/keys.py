@@ -27,15 +27,14 @@ def _mode(path: Path) -> str:
 @config_options
 def show(config_path: Path | None, data_dir: Path | None) -> None:
     """Print the public keys and fingerprints (no passphrase needed, nothing secret)."""
-    from doorbell.audit.devicekey import DEVICE_KEY_FILE, DEVICE_VKEY_FILE
+    from doorbell.datadir import DataDir
     from doorbell.keys import (
-        OWNER_COSIGNER_VKEY_FILE,
         fingerprint,
         owner_key_path,
         owner_key_work_factor,
     )
-    from doorbell.pubkeys import keys_dir, load_owner_recipients, owner_recipients_path
-    from doorbell.tls import CERT_FILE, TLS_DIR, certificate_fingerprint
+    from doorbell.pubkeys import load_owner_recipients, owner_recipients_path
+    from doorbell.tls import certificate_fingerprint
 
     root = load_cli_config(config_path, data_dir).data_dir
     for recipient in load_owner_recipients(root):
@@ -46,13 +45,11 @@ def show(config_path: Path | None, data_dir: Path | None) -> None:
         f"owner key file:   {key_path} mode {_mode(key_path)}, "
         f"scrypt work factor 2^{owner_key_work_factor(root)}"
     )
-    vkey_path = keys_dir(root) / DEVICE_VKEY_FILE
+    vkey_path = DataDir(root).device_vkey
     if vkey_path.exists():
         click.echo(f"device key:       {vkey_path.read_text(encoding='utf-8').strip()}")
-        click.echo(
-            f"  {keys_dir(root) / DEVICE_KEY_FILE} mode {_mode(keys_dir(root) / DEVICE_KEY_FILE)}"
-        )
-    cosigner_path = keys_dir(root) / OWNER_COSIGNER_VKEY_FILE
+        click.echo(f"  {DataDir(root).device_key} mode {_mode(DataDir(root).device_key)}")
+    cosigner_path = DataDir(root).owner_cosigner_vkey
     if cosigner_path.exists():
         click.echo(f"owner cosigner:   {cosigner_path.read_text(encoding='utf-8').strip()}")
     else:
@@ -64,7 +61,7 @@ def show(config_path: Path | None, data_dir: Path | None) -> None:
         "  give both the device key and the owner cosigner key to a requester by another "
         "channel: `doorbell verify-bundle --device-vkey ... --cosigner-vkey ...`"
     )
-    cert = root / TLS_DIR / CERT_FILE
+    cert = DataDir(root).tls_cert
     if cert.exists():
         click.echo(f"TLS SHA-256:      {certificate_fingerprint(cert)}")
 
@@ -126,11 +123,11 @@ def _audit_passphrase_change(root: Path) -> None:
     """Record the change in the audit log (signed now if the device key is readable)."""
     from doorbell.audit.devicekey import load_device_signer
     from doorbell.audit.log import AuditLog
-    from doorbell.pubkeys import keys_dir
+    from doorbell.datadir import OWNER_KEY_OBJECT, DataDir
 
     try:
-        signer = load_device_signer(keys_dir(root))
+        signer = load_device_signer(DataDir(root).keys)
     except DoorbellError:
         signer = None  # another process holding the device key will sign the entry
     with AuditLog.open(root, signer=signer) as log:
-        log.append("owner", "keys.passphrase_changed", "keys/owner.key.age")
+        log.append("owner", "keys.passphrase_changed", OWNER_KEY_OBJECT)

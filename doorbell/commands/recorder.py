@@ -9,13 +9,17 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from doorbell.commands.options import config_options, load_cli_config
 from doorbell.config import Config
+from doorbell.datadir import DataDir
 from doorbell.errors import StorageError
+
+if TYPE_CHECKING:
+    from doorbell.recorder.pipeline import Recorder
 
 log = logging.getLogger("doorbell.recorder.pipeline")
 
@@ -30,7 +34,7 @@ def recorder_from_config(
     notify: Callable[[str], None] | None = None,
     live: bool = True,
     reload_config: Callable[[], Config] | None = None,
-) -> Iterator[Any]:
+) -> Iterator[Recorder]:
     """Build a :class:`doorbell.recorder.pipeline.Recorder` and everything it needs from ``config``.
 
     Opens the index (reconciling it after a crash), the audit log with the device signing
@@ -45,16 +49,23 @@ def recorder_from_config(
     from doorbell.camera import open_camera
     from doorbell.motion import MotionDetector
     from doorbell.pubkeys import load_owner_recipients
+    from doorbell.recorder.events import (
+        EventFanout,
+        LiveEvents,
+        RecorderEvents,
+        RecordingLed,
+        ServiceStatus,
+    )
     from doorbell.recorder.pipeline import Recorder
     from doorbell.recorder.settings_watch import SettingsWatcher
     from doorbell.settingsfile import settings_path
     from doorbell.store import Store
 
     data_dir = config.data_dir
-    if not (data_dir / "keys").is_dir():
+    if not DataDir(data_dir).keys.is_dir():
         raise StorageError(f"{data_dir}: no keys/ here; run `doorbell init --data-dir {data_dir}`")
     recipients = load_owner_recipients(data_dir)
-    signer = load_device_signer(data_dir / "keys")
+    signer = load_device_signer(DataDir(data_dir).keys)
     camera = config.camera
     with ExitStack() as stack:
         audit = stack.enter_context(
@@ -75,7 +86,7 @@ def recorder_from_config(
                     "temp_files_removed": report.temp_files_removed,
                 },
             )
-        publisher = None
+        sinks: list[RecorderEvents] = []
         if live:
             from doorbell.live import LivePublisher
             from doorbell.live.socketpath import prepare_live_socket_dir, resolve_live_socket
@@ -85,35 +96,27 @@ def recorder_from_config(
             publisher = stack.enter_context(
                 LivePublisher(place.path, group=config.live.socket_group or None)
             )
+            sinks.append(LiveEvents(publisher, config))
+        if notify is not None:
+            sinks.append(ServiceStatus(notify))
+        bell = stack.enter_context(Bell(config.gpio, pin_factory=pin_factory))
+        sinks.append(RecordingLed(bell))
         detector = MotionDetector(config.motion, (camera.lores_width, camera.lores_height))
-        recorder_box: list[Recorder] = []
-        bell = stack.enter_context(
-            Bell(
-                config.gpio,
-                pin_factory=pin_factory,
-                when_rung=lambda *_args: recorder_box[0].ring() if recorder_box else None,
-                quiet_hours=lambda: (
-                    (recorder_box[0].config if recorder_box else config).gpio.quiet_hours
-                ),
-            )
-        )
         recorder = Recorder(
             config,
+            # the recorder sets the privacy masks in force on every camera it opens
             camera_factory=lambda: open_camera(
                 camera,
                 clock=camera_clock,
                 sleep=camera_sleep,
-                # after a reconnect, the masks in force now (the owner may have changed them)
-                privacy_masks=recorder_box[0].config.privacy.masks,
+                privacy_masks=config.privacy.masks,
                 recording=config.recording,  # picamera2: its hardware encoder may encode
             ),
             detector=detector,
             store=store,
             audit=audit,
             recipients=recipients,
-            publish=_live_adapter(publisher, config) if publisher is not None else None,
-            notify=notify,
-            on_recording=bell.set_recording,
+            events=EventFanout(*sinks),
             settings=(
                 SettingsWatcher(settings_path(data_dir), reload_config) if reload_config else None
             ),
@@ -121,26 +124,10 @@ def recorder_from_config(
                 motion, (camera.lores_width, camera.lores_height)
             ),
         )
-        recorder_box.append(recorder)
+        bell.when_rung = lambda *_args: recorder.ring()
+        # the chime's quiet hours as the recorder holds them (the owner may change them live)
+        bell.quiet_hours = lambda: recorder.config.gpio.quiet_hours
         yield recorder
-
-
-Publish = Callable[[str, dict[str, Any], bytes | None], None]
-
-
-def _live_adapter(publisher: Any, config: Config) -> Publish:
-    """Turn the recorder's (kind, details, payload) callbacks into live-socket messages."""
-    width = min(config.live.width, config.camera.width)
-    height = round(config.camera.height * width / config.camera.width)
-
-    def publish(kind: str, details: dict[str, Any], payload: bytes | None) -> None:
-        if kind == "frame":
-            if payload is not None:
-                publisher.publish_frame(payload, time_s=details["t"], width=width, height=height)
-            return
-        publisher.publish_event(kind, time_s=time.time(), **details)
-
-    return publish
 
 
 @click.command("recorder")

@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from doorbell.commands.options import config_options, load_cli_config
+from doorbell.datadir import DataDir
 from doorbell.errors import KeyFileError, UsageError
 
 
@@ -30,7 +31,7 @@ def _opened(config_path: Path | None, data_dir: Path | None) -> Iterator[dict[st
     config = load_cli_config(config_path, data_dir)
     root = config.data_dir
     try:
-        signer = load_device_signer(root / "keys")
+        signer = load_device_signer(DataDir(root).keys)
     except KeyFileError:
         signer = None  # the recorder signs the checkpoints then
     with (

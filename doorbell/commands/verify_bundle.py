@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from doorbell.errors import UsageError
+
+if TYPE_CHECKING:
+    from doorbell.age.identities import Identity
 
 #: Identity and passphrase files are small; anything bigger is not one.
 _MAX_KEY_FILE = 64 * 1024
@@ -135,7 +139,7 @@ def verify_bundle(
         != 1
     ):
         raise UsageError("give exactly one of -i IDENTITY, --passphrase-file FILE or --owner-key")
-    identities: list[object]
+    identities: list[Identity]
     if identity_file is not None:
         from doorbell.age.identities import parse_identities
 

@@ -22,6 +22,7 @@ import click
 
 from doorbell.commands.options import config_options, load_cli_config
 from doorbell.config import Config
+from doorbell.datadir import DataDir
 from doorbell.errors import KeyFileError, UsageError
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,6 @@ def build_server(app: Any, config: Config, data_dir: Path, *, port: int | None =
     from cheroot import wsgi
     from cheroot.ssl.builtin import BuiltinSSLAdapter
 
-    from doorbell.tls import CERT_FILE, KEY_FILE, TLS_DIR
     from doorbell.ui.serverlog import quiet_server_errors
 
     address = (config.web.bind, config.web.port if port is None else port)
@@ -55,7 +55,7 @@ def build_server(app: Any, config: Config, data_dir: Path, *, port: int | None =
         shutdown_timeout=5,
     )
     if config.web.tls:
-        cert, key = data_dir / TLS_DIR / CERT_FILE, data_dir / TLS_DIR / KEY_FILE
+        cert, key = DataDir(data_dir).tls_cert, DataDir(data_dir).tls_key
         for path in (cert, key):
             if not path.is_file():
                 raise KeyFileError(f"{path}: missing; run `doorbell init` (or set web.tls = false)")

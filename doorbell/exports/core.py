@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from doorbell.config import ExportsConfig
+from doorbell.datadir import DataDir
 from doorbell.errors import NotPermitted, RequestError
 from doorbell.exports.lifecycle import BundleState, RequestStatus
 from doorbell.exports.model import RequestFields, is_request_id, token_hash
 from doorbell.sqlite import LockedConnection
 
 #: Bundles live in ``<data_dir>/exports/`` (ciphertext only).
-EXPORTS_DIR = "exports"
 
 
 class AuditAppender(Protocol):
@@ -180,4 +180,4 @@ class RegistryCore(LockedConnection):
         """``<data_dir>/exports/<request>.tar.age`` (ciphertext only)."""
         if not is_request_id(request_id):
             raise RequestError(f"request {request_id!r}: not a request id")
-        return self.data_dir / EXPORTS_DIR / f"{request_id}.tar.age"
+        return DataDir(self.data_dir).exports / f"{request_id}.tar.age"

@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from doorbell.config import ExportsConfig
+from doorbell.datadir import EXPORTS_INDEX_FILE, INDEX_FILE, DataDir
 from doorbell.errors import NotPermitted, RequestError, StorageError
-from doorbell.exports.core import EXPORTS_DIR, AuditAppender, ExportRequest, _request_from_row
+from doorbell.exports.core import AuditAppender, ExportRequest, _request_from_row
 from doorbell.exports.delivery import DeliveryMixin
 from doorbell.exports.invitations import Invitation, InvitationsMixin
 from doorbell.exports.lifecycle import RequestStatus, sources, sql_in
@@ -46,9 +47,9 @@ from doorbell.exports.model import (
 
 #: The export registry's own database file (owned by the web service's user; the recorder
 #: sees it read-only). Approval reads it, so nothing the recorder writes is in it.
-DATABASE_NAME = "exports.sqlite3"
+DATABASE_NAME = EXPORTS_INDEX_FILE
 #: Where the export tables lived before: moved out on first open (:func:`_migrate_from_index`).
-INDEX_NAME = "index.sqlite3"
+INDEX_NAME = INDEX_FILE
 _TABLES = ("export_requests", "export_invitations", "export_settings", "export_audit")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS export_requests (
@@ -194,7 +195,7 @@ class ExportRegistry(InvitationsMixin, DeliveryMixin):
             _migrate_from_index(db, root / INDEX_NAME)
         except sqlite3.DatabaseError as exc:
             raise StorageError(f"{path}: cannot open the export registry: {exc}") from exc
-        (root / EXPORTS_DIR).mkdir(mode=0o750, exist_ok=True)
+        DataDir(root).exports.mkdir(mode=0o750, exist_ok=True)
         return cls(root, db, audit, clock, config or ExportsConfig())
 
     # --- switches ---------------------------------------------------------------------------

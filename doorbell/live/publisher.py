@@ -86,7 +86,8 @@ class LivePublisher:
         self._connections: list[_Connection] = []
         self._dead: list[_Connection] = []
         self._listener: socket.socket | None = None
-        self._wake_reader, self._wake_writer = None, None
+        self._wake_reader: socket.socket | None = None
+        self._wake_writer: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._inode: int | None = None
@@ -107,9 +108,10 @@ class LivePublisher:
         if self._thread is not None:
             raise LiveError("live publisher already started")
         self._listener = self._bind()
-        self._wake_reader, self._wake_writer = socket.socketpair()
-        self._wake_reader.setblocking(False)
-        self._wake_writer.setblocking(False)
+        wake_reader, wake_writer = socket.socketpair()
+        wake_reader.setblocking(False)
+        wake_writer.setblocking(False)
+        self._wake_reader, self._wake_writer = wake_reader, wake_writer
         self._thread = threading.Thread(target=self._run, name="live-publisher", daemon=False)
         self._thread.start()
 
@@ -219,6 +221,8 @@ class LivePublisher:
                 self._wake_writer.send(b"\0")
 
     def _run(self) -> None:
+        if self._listener is None or self._wake_reader is None:  # pragma: no cover
+            raise LiveError("live publisher not started")
         selector = selectors.DefaultSelector()
         selector.register(self._listener, selectors.EVENT_READ, "accept")
         selector.register(self._wake_reader, selectors.EVENT_READ, "wake")

@@ -26,7 +26,7 @@ import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
+from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple, Protocol
 
 import av
 import cv2
@@ -191,7 +191,9 @@ class H264Encoder:
         self._last_pts = pts
         # cv2's BGR -> I420 is several times cheaper than swscale's bgr24 path (BT.601,
         # limited range, which is also what decoders assume for untagged H.264).
-        yuv = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_BGR2YUV_I420)
+        yuv = np.asarray(
+            cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_BGR2YUV_I420), np.uint8
+        )
         frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
         frame.pts = pts
         frame.time_base = TIME_BASE
@@ -235,6 +237,8 @@ class H264Encoder:
         for packet in packets:
             pts = packet.pts if packet.pts is not None else packet.dts
             dts = packet.dts if packet.dts is not None else pts
+            if pts is None or dts is None:
+                raise VideoError("libx264 returned a packet without timestamps")
             time_s = self._pending.pop(pts, None)
             if time_s is None:  # not ours to map; derive it from the pts
                 time_s = (self._first_time or 0.0) + float(pts * TIME_BASE)
@@ -251,11 +255,17 @@ class H264Encoder:
         return result
 
 
+class ClipSink(Protocol):
+    """Where a clip's bytes go: ``write(data)`` returns the count taken (None: all)."""
+
+    def write(self, data: bytes, /) -> int | None: ...
+
+
 class _SinkWriter:
     """Write-only, non-seekable view of the caller's sink (PyAV seeks whatever can seek,
     and closes whatever has close()). Counts bytes; loops over short writes."""
 
-    def __init__(self, sink: BinaryIO) -> None:
+    def __init__(self, sink: ClipSink) -> None:
         self._sink = sink
         self.bytes_written = 0
 
@@ -263,13 +273,13 @@ class _SinkWriter:
         return True
 
     def write(self, data: bytes) -> int:
-        view = memoryview(data)
-        while view:
-            count = self._sink.write(view)
-            count = len(view) if count is None else count
+        remaining = data
+        while remaining:
+            count = self._sink.write(remaining)
+            count = len(remaining) if count is None else count
             if count <= 0:
                 raise VideoError("the clip sink accepted no bytes")
-            view = view[count:]
+            remaining = remaining[count:]  # a short write: rare, so the copy is too
         self.bytes_written += len(data)
         return len(data)
 
@@ -285,7 +295,7 @@ class Mp4ClipWriter:
     a non-keyframe start or muxer errors (including errors raised by the sink).
     """
 
-    def __init__(self, sink: BinaryIO, stream_info: StreamInfo) -> None:
+    def __init__(self, sink: ClipSink, stream_info: StreamInfo) -> None:
         self.stream_info = stream_info
         self._sink = _SinkWriter(sink)
         self._container: Any = None

@@ -11,15 +11,13 @@ import logging
 import sqlite3
 from pathlib import Path
 
-log = logging.getLogger(__name__)
+from doorbell.datadir import DataDir
 
-#: the export registry's own database (doorbell.exports.registry.DATABASE_NAME; not imported:
-#: the notifier never loads export code)
-REGISTRY_FILE = "exports.sqlite3"
+log = logging.getLogger(__name__)
 
 
 def _connect(data_dir: Path) -> sqlite3.Connection | None:
-    path = data_dir / REGISTRY_FILE
+    path = DataDir(data_dir).exports_index
     if not path.exists():
         return None
     try:

@@ -19,7 +19,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Protocol
 
 from doorbell.age.encrypt import encrypt
 from doorbell.age.recipients import Recipient
@@ -31,10 +31,20 @@ from doorbell.media.video import EncodedPacket, Mp4ClipWriter, StreamInfo
 CLIP_FILE_MODE = 0o640
 
 
+class _RawFile(Protocol):
+    """The file under a :class:`_HashingFile`: an open binary file, or a test's wrapper."""
+
+    def write(self, data: bytes | bytearray | memoryview, /) -> int | None: ...
+
+    def flush(self) -> object: ...
+
+    def fileno(self) -> int: ...
+
+
 class _HashingFile:
     """A write-only file that hashes and counts what passes through it."""
 
-    def __init__(self, handle: BinaryIO) -> None:
+    def __init__(self, handle: _RawFile) -> None:
         self._handle = handle
         self.sha256 = hashlib.sha256()
         self.size = 0
@@ -88,7 +98,7 @@ class EncryptedClipWriter:
         fsync_dir(path.parent)
         self._file = _HashingFile(self._raw)
         self._age = encrypt(self._file, list(recipients))
-        self._mp4 = Mp4ClipWriter(self._age, stream_info)  # type: ignore[arg-type]
+        self._mp4 = Mp4ClipWriter(self._age, stream_info)
         self._done = False
 
     @property

@@ -37,14 +37,16 @@ from typing import Any, Protocol
 import numpy as np
 
 from doorbell.age.recipients import Recipient
+from doorbell.audit.sink import AuditSink
 from doorbell.camera import Camera, Frame
 from doorbell.config import Config, MotionConfig
 from doorbell.errors import CameraEnded, CameraError, ConfigError, DoorbellError
 from doorbell.media.video import EncodedPacket, H264Encoder, StreamInfo, encode_jpeg
 from doorbell.recorder.clipfile import EncryptedClipWriter, write_encrypted_file
 from doorbell.recorder.clipstate import EventStateMachine
+from doorbell.recorder.events import EventDetails, NoEvents, RecorderEvents
 from doorbell.recorder.preroll import PacketRing
-from doorbell.recorder.sealaudit import SealAudit, append_clip_sealed, recover_clip_sealed_entries
+from doorbell.recorder.sealaudit import append_clip_sealed, recover_clip_sealed_entries
 from doorbell.recorder.settings_watch import SettingsWatcher
 from doorbell.store import Store, free_bytes, new_clip_id, thumb_relative_path
 
@@ -70,10 +72,6 @@ def is_disk_full(error: BaseException) -> bool:
     return False
 
 
-#: What the recorder needs of the audit log (append, size, entries): the same as sealaudit.
-AuditSink = SealAudit
-
-
 class MotionSource(Protocol):
     def update(self, frame: Frame) -> Any: ...
 
@@ -94,11 +92,11 @@ class Recorder:
     """Runs the pipeline until the camera ends or :meth:`stop` is called.
 
     Everything the recorder touches is injected: ``camera_factory`` opens a camera (called
-    again after a fault), ``detector`` is a motion detector for the lores size, ``store`` and
-    ``audit`` are the data dir's index and log, ``recipients`` the owner's public keys.
-    ``publish`` (optional) receives live JPEG frames and events; ``notify`` (optional)
-    receives systemd notifications ("READY=1", "WATCHDOG=1", "STATUS=...");
-    ``on_recording`` (optional) follows the recording state (the LED).
+    again after a fault; the recorder sets the privacy masks in force on each one),
+    ``detector`` is a motion detector for the lores size, ``store`` and ``audit`` are the data
+    dir's index and log, ``recipients`` the owner's public keys. ``events`` receives live
+    frames, events, the recording state (the LED) and systemd status
+    (:mod:`doorbell.recorder.events`).
     """
 
     def __init__(
@@ -110,9 +108,7 @@ class Recorder:
         store: Store,
         audit: AuditSink,
         recipients: Sequence[Recipient],
-        publish: Callable[[str, dict[str, Any], bytes | None], None] | None = None,
-        notify: Callable[[str], None] | None = None,
-        on_recording: Callable[[bool], None] | None = None,
+        events: RecorderEvents | None = None,
         wall_clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] | None = None,
         settings: SettingsWatcher | None = None,
@@ -127,9 +123,7 @@ class Recorder:
         self._store = store
         self._audit = audit
         self._recipients = list(recipients)
-        self._publish = publish
-        self._notify = notify or (lambda _message: None)
-        self._on_recording = on_recording or (lambda _on: None)
+        self._events: RecorderEvents = events if events is not None else NoEvents()
         self._wall_clock = wall_clock
         self._sleep = sleep
         rec = config.recording
@@ -184,7 +178,8 @@ class Recorder:
                 try:
                     with self._camera_factory() as camera:
                         self._camera = camera
-                        self._camera_stream_info = getattr(camera, "encoded_stream_info", None)
+                        camera.set_privacy_masks(self.config.privacy.masks)
+                        self._camera_stream_info = camera.encoded_stream_info
                         for frame in camera:
                             self.process_frame(frame)
                             if outage_audited:
@@ -199,7 +194,7 @@ class Recorder:
                 except CameraError as error:
                     self._camera_lost()
                     log.error("camera fault: %s; retrying in %.0f s", error, backoff)
-                    self._notify(f"STATUS=camera fault: {error}")
+                    self._events.service_status(f"STATUS=camera fault: {error}")
                     self._emit("camera_fault", {"error": str(error)[:200]})
                     if not outage_audited:
                         self._audit.append(
@@ -218,7 +213,7 @@ class Recorder:
             self._audit.append(
                 "recorder", "recorder.stop", details={"clips": len(self.sealed_clips)}
             )
-            self._notify("STOPPING=1")
+            self._events.service_status("STOPPING=1")
         return 0
 
     def process_frame(self, frame: Frame) -> None:
@@ -323,7 +318,7 @@ class Recorder:
             with contextlib.suppress(OSError):
                 clip.writer.abandon()
             self._machine.recording = False
-            self._on_recording(False)
+            self._events.recording_changed(False)
         freed = self._apply_retention(
             min_free_bytes=max(int(self.config.storage.min_free_gb * GIB), EMERGENCY_FREE_BYTES)
         )
@@ -341,7 +336,7 @@ class Recorder:
             return
         self._storage_alert = True
         details = {"error": str(error)[:200], "clip": interrupted, "deleted": freed}
-        self._notify("STATUS=storage full: deleting oldest clips")
+        self._events.service_status("STATUS=storage full: deleting oldest clips")
         self._emit("storage_full", details)
         try:
             self._audit.append("recorder", "storage.full", details=details)
@@ -431,7 +426,7 @@ class Recorder:
             writer.write(packet)
         self._machine.clip_started(packets[0].time_s)
         self._write_thumbnail(clip_id, frame)
-        self._on_recording(True)
+        self._events.recording_changed(True)
         self._emit("motion_start", {"clip": clip_id, "trigger": trigger, "zones": list(zones)})
 
     def _write_thumbnail(self, clip_id: str, frame: Frame) -> None:
@@ -468,7 +463,7 @@ class Recorder:
             self._storage_alert = False
             self._audit.append("recorder", "storage.recovered", clip.id)
             self._emit("storage_ok", {"clip": clip.id})
-        self._on_recording(False)
+        self._events.recording_changed(False)
         self._emit("clip_sealed", {"clip": clip.id, "duration_s": round(sealed.duration_s, 3)})
         if end_event:
             self._emit(
@@ -486,38 +481,41 @@ class Recorder:
         self._audit.append("recorder", "doorbell.ring", event_id, {"clip": clip_id})
         self._emit("ring", {"event": event_id, "clip": clip_id})
 
-    def _emit(self, kind: str, details: dict[str, Any], payload: bytes | None = None) -> None:
-        if self._publish is None:
-            return
+    def _emit(self, kind: str, details: EventDetails) -> None:
         try:
-            self._publish(kind, details, payload)
+            self._events.event(kind, details)
         except (OSError, DoorbellError) as error:  # the live view must never stop recording
             log.warning("live publish failed: %s", error)
 
     def _publish_live(self, frame: Frame) -> None:
         live = self.config.live
-        if self._publish is None or frame.timestamp - self._last_live_t < 1.0 / live.fps:
+        if not self._events.wants_frames or frame.timestamp - self._last_live_t < 1.0 / live.fps:
             return
         self._last_live_t = frame.timestamp
         jpeg = encode_jpeg(frame.main, live.width, live.jpeg_quality)
-        self._emit(
-            "frame", {"t": self._wall(frame.timestamp), "recording": self.is_recording}, jpeg
-        )
+        try:
+            self._events.live_frame(
+                jpeg, time_s=self._wall(frame.timestamp), recording=self.is_recording
+            )
+        except (OSError, DoorbellError) as error:  # the live view must never stop recording
+            log.warning("live publish failed: %s", error)
 
     def _housekeeping(self, frame: Frame) -> None:
         if not self._ready:
             self._ready = True
-            self._notify("READY=1")
-            self._notify(f"STATUS=recording from {self.config.camera.backend} camera")
-        self._notify("WATCHDOG=1")
+            self._events.service_status("READY=1")
+            self._events.service_status(
+                f"STATUS=recording from {self.config.camera.backend} camera"
+            )
+        self._events.service_status("WATCHDOG=1")
         if (
-            getattr(self._audit, "signer", None) is not None
+            self._audit.signer is not None
             and frame.timestamp - self._last_checkpoint_t >= self.config.audit.checkpoint_interval_s
         ):
             # The recorder holds the device key; the web process appends without signing, so
             # its entries get a signed checkpoint here within the configured interval.
             self._last_checkpoint_t = frame.timestamp
-            self._audit.checkpoint()  # type: ignore[attr-defined]
+            self._audit.checkpoint()
         if self._settings is not None:
             self._poll_settings(frame.timestamp)
         if frame.timestamp - self._last_retention_t >= RETENTION_EVERY_S:
@@ -558,8 +556,8 @@ class Recorder:
         )
         if "motion" in changed and self._detector_factory is not None:
             self._detector = self._detector_factory(new.motion)
-        if "privacy" in changed and hasattr(self._camera, "set_privacy_masks"):
-            self._camera.set_privacy_masks(new.privacy.masks)  # type: ignore[union-attr]
+        if "privacy" in changed and self._camera is not None:
+            self._camera.set_privacy_masks(new.privacy.masks)
         if "storage" in changed:
             self._last_retention_t = -1e18  # apply the new retention at the next frame
         self._audit.append("recorder", "settings.applied", details={"sections": changed})

@@ -30,29 +30,16 @@ audited. Nothing here decrypts or touches clip bytes; the details come from the 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import Any
 
 from doorbell.audit.entries import EntryError, decode_entry
+from doorbell.audit.sink import AuditSink
 from doorbell.store import Clip, Store
 
 log = logging.getLogger(__name__)
 
 ACTOR = "recorder"
 ACTION = "clip.sealed"
-
-
-class SealAudit(Protocol):
-    """What this module needs of :class:`doorbell.audit.log.AuditLog`."""
-
-    @property
-    def size(self) -> int: ...
-
-    def append(
-        self, actor: str, action: str, object: str = "", details: dict[str, Any] | None = None
-    ) -> int: ...
-
-    def entries(self, start: int = 0) -> Iterator[tuple[int, bytes]]: ...
 
 
 def clip_sealed_details(clip: Clip, *, recovered: bool = False) -> dict[str, Any]:
@@ -77,7 +64,7 @@ def clip_sealed_details(clip: Clip, *, recovered: bool = False) -> dict[str, Any
 
 
 def append_clip_sealed(
-    store: Store, audit: SealAudit, clip: Clip, *, recovered: bool = False
+    store: Store, audit: AuditSink, clip: Clip, *, recovered: bool = False
 ) -> int:
     """Append ``clip``'s ``clip.sealed`` entry, then record in the index that it is there.
 
@@ -89,7 +76,7 @@ def append_clip_sealed(
     return index
 
 
-def recover_clip_sealed_entries(store: Store, audit: SealAudit) -> list[str]:
+def recover_clip_sealed_entries(store: Store, audit: AuditSink) -> list[str]:
     """Give every sealed clip that still owes its ``clip.sealed`` entry exactly one.
 
     Call at start-up, after ``Store.reconcile`` and before ``recorder.start``. Returns the ids

@@ -15,7 +15,7 @@ import importlib.util
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple, Protocol
+from typing import Generic, NamedTuple, Protocol, TypeVar
 
 import cv2
 import numpy as np
@@ -138,7 +138,11 @@ class CenterFaceDetector:
         ).astype(np.float64)
         boxes[:, [0, 2]] = np.clip(boxes[:, [0, 2]] * (width / in_w), 0, width)
         boxes[:, [1, 3]] = np.clip(boxes[:, [1, 3]] * (height / in_h), 0, height)
-        return [FaceBox(*map(float, boxes[i]), float(scores[i])) for i in _nms(boxes, scores, 0.3)]
+        faces = []
+        for i in _nms(boxes, scores, 0.3):
+            x0, y0, x1, y1 = (float(v) for v in boxes[i][:4])
+            faces.append(FaceBox(x0, y0, x1, y1, float(scores[i])))
+        return faces
 
 
 def pad_box(box: FaceBox, padding: float, width: int, height: int) -> tuple[int, int, int, int]:
@@ -154,7 +158,11 @@ def pad_box(box: FaceBox, padding: float, width: int, height: int) -> tuple[int,
     )
 
 
-class FaceHold:
+#: what a caller attaches to each frame pushed through a :class:`FaceHold`
+Item = TypeVar("Item")
+
+
+class FaceHold(Generic[Item]):
     """Which face boxes cover which frame, with detection every ``detect_every`` frames.
 
     A detection made on frame ``d`` covers every frame ``t`` with ``|t - d| <= hold_frames``:
@@ -168,11 +176,11 @@ class FaceHold:
         self.detector = detector
         self.detect_every = detect_every
         self.hold_frames = hold_frames
-        self._frames: deque[tuple[int, object]] = deque()
+        self._frames: deque[tuple[int, Item]] = deque()
         self._detections: deque[tuple[int, list[FaceBox]]] = deque()
         self._next_index = 0
 
-    def push(self, item: object, image: np.ndarray) -> list[tuple[object, list[FaceBox]]]:
+    def push(self, item: Item, image: np.ndarray) -> list[tuple[Item, list[FaceBox]]]:
         """Add the next frame (``item`` is returned with its boxes; ``image`` is detected on).
 
         Returns (item, boxes covering it) for each frame now complete, oldest first.
@@ -184,12 +192,12 @@ class FaceHold:
         self._frames.append((index, item))
         return self._ready(index - self.hold_frames)
 
-    def finish(self) -> list[tuple[object, list[FaceBox]]]:
+    def finish(self) -> list[tuple[Item, list[FaceBox]]]:
         """Every frame still held, with its boxes (end of clip)."""
         return self._ready(self._next_index)
 
-    def _ready(self, up_to: int) -> list[tuple[object, list[FaceBox]]]:
-        out = []
+    def _ready(self, up_to: int) -> list[tuple[Item, list[FaceBox]]]:
+        out: list[tuple[Item, list[FaceBox]]] = []
         while self._frames and self._frames[0][0] <= up_to:
             index, item = self._frames.popleft()
             while self._detections and self._detections[0][0] < index - self.hold_frames:
@@ -208,7 +216,7 @@ def boxes_for_frames(
     detector: FaceDetector, images: Sequence[np.ndarray], *, detect_every: int, hold_frames: int
 ) -> list[list[FaceBox]]:
     """The boxes :class:`FaceHold` assigns to each of ``images`` (evaluation helper)."""
-    hold = FaceHold(detector, detect_every=detect_every, hold_frames=hold_frames)
+    hold: FaceHold[int] = FaceHold(detector, detect_every=detect_every, hold_frames=hold_frames)
     result: list[list[FaceBox]] = []
     for i, image in enumerate(images):
         result.extend(boxes for _, boxes in hold.push(i, image))

@@ -16,7 +16,7 @@ import av
 import numpy as np
 
 from doorbell.errors import RedactionError, VideoError
-from doorbell.media.video import H264Encoder, Mp4ClipWriter, encode_jpeg
+from doorbell.media.video import ClipSink, H264Encoder, Mp4ClipWriter, encode_jpeg
 from doorbell.redact.faces import CenterFaceDetector, FaceBox, FaceDetector, FaceHold
 from doorbell.redact.render import FrameRedactor
 from doorbell.redact.spec import RedactionSpec
@@ -104,7 +104,7 @@ def _frame_rate(container: Any) -> float:
 
 def redact_clip(
     source: BinaryIO,
-    sink: BinaryIO,
+    sink: ClipSink,
     spec: RedactionSpec,
     *,
     progress: ProgressCallback | None = None,
@@ -136,13 +136,13 @@ def redact_clip(
         redactor: FrameRedactor | None = None
         encoder: H264Encoder | None = None
         writer: Mp4ClipWriter | None = None
-        hold = (
+        hold: FaceHold[tuple[np.ndarray, float]] | None = (
             FaceHold(detector, detect_every=spec.detect_every, hold_frames=spec.hold_frames)
             if detector is not None
             else None
         )
 
-        def emit(ready: list[tuple[Any, list[FaceBox]]]) -> None:
+        def emit(ready: list[tuple[tuple[np.ndarray, float], list[FaceBox]]]) -> None:
             nonlocal done, faced
             for (image, time_s), boxes in ready:
                 if redactor is None or encoder is None or writer is None:
@@ -209,7 +209,7 @@ def preview_jpeg(
     try:
         start: float | None = None
         chosen: tuple[np.ndarray, list[FaceBox]] | None = None
-        hold = (
+        hold: FaceHold[tuple[np.ndarray, float]] | None = (
             FaceHold(detector, detect_every=spec.detect_every, hold_frames=spec.hold_frames)
             if detector is not None
             else None

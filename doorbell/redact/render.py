@@ -56,7 +56,9 @@ class FrameRedactor:
         if spec.regions:
             mask |= rasterise_polygons(spec.regions, width, height)
         if spec.keep:
-            mask |= cv2.bitwise_not(rasterise_polygons(spec.keep, width, height))
+            mask |= np.asarray(
+                cv2.bitwise_not(rasterise_polygons(spec.keep, width, height)), np.uint8
+            )
         self.region_mask: np.ndarray | None = mask.astype(bool) if mask.any() else None
         # cv2.copyTo with a uint8 mask is ~100x faster than numpy's masked copy at 720p
         self._region_mask_u8 = mask if mask.any() else None

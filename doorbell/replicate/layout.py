@@ -20,6 +20,8 @@ Nothing in it is plaintext footage or a secret key: the copy can sit on storage 
 
 from __future__ import annotations
 
+from doorbell.datadir import ANCHOR_FILE, DEVICE_VKEY_FILE
+
 FORMAT_FILE = "FORMAT"
 FORMAT_LINE = b"doorbell-replica/v1\n"
 AUDIT_DIR = "audit"
@@ -27,11 +29,11 @@ ENTRIES_FILE = "audit/entries.jsonl"
 CHECKPOINTS_DIR = "audit/checkpoints"
 COSIGNATURES_DIR = "audit/cosignatures"
 COSIGNERS_FILE = "audit/cosigners.vkeys"
-AUDIT_DEVICE_VKEY = "audit/device.vkey"
+AUDIT_DEVICE_VKEY = f"audit/{DEVICE_VKEY_FILE}"
 KEYS_DIR = "keys"
 CLIP_ROWS_DIR = "index/clips"
 EVENT_ROWS_DIR = "index/events"
-ANCHOR_COPY = "owner-anchor"
+ANCHOR_COPY = ANCHOR_FILE
 
 
 def clip_row_path(clip_id: str) -> str:

@@ -39,6 +39,7 @@ from typing import Any, Protocol
 
 from doorbell.audit.log import AUDIT_DB_FILE
 from doorbell.audit.note import parse_note
+from doorbell.datadir import DEVICE_VKEY_FILE, INDEX_FILE, OWNER_RECIPIENTS_FILE, DataDir
 from doorbell.errors import ReplicationError, StorageError
 from doorbell.fsutil import write_file_atomic
 from doorbell.replicate import layout
@@ -50,7 +51,6 @@ from doorbell.replicate.state import (
     save_state,
     witness_note_path,
 )
-from doorbell.store import INDEX_NAME
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +217,7 @@ class Replicator:
             self._verified = False
         dest = self._destination
         try:
-            index = self._open_ro(INDEX_NAME)
+            index = self._open_ro(INDEX_FILE)
             try:
                 report = self._sync_with(dest, index)
             finally:
@@ -298,18 +298,18 @@ class Replicator:
             dest.replace(layout.FORMAT_FILE, layout.FORMAT_LINE)
         elif dest.read(layout.FORMAT_FILE) != layout.FORMAT_LINE:
             raise ReplicationError(f"{dest.description}: FORMAT is not doorbell-replica/v1")
-        keys = self.data_dir / "keys"
+        paths = DataDir(self.data_dir)
         device = self._device_vkey()
         for target, local in (
-            (f"{layout.KEYS_DIR}/device.vkey", keys / "device.vkey"),
-            (layout.AUDIT_DEVICE_VKEY, keys / "device.vkey"),
-            (f"{layout.KEYS_DIR}/owner.recipients", keys / "owner.recipients"),
+            (f"{layout.KEYS_DIR}/{DEVICE_VKEY_FILE}", paths.device_vkey),
+            (layout.AUDIT_DEVICE_VKEY, paths.device_vkey),
+            (f"{layout.KEYS_DIR}/{OWNER_RECIPIENTS_FILE}", paths.owner_recipients),
         ):
             if local.exists():
                 data = local.read_bytes()
                 if dest.size(target) is None:
                     dest.replace(target, data)
-                elif target.endswith("device.vkey") and dest.read(target) != data:
+                elif target.endswith(DEVICE_VKEY_FILE) and dest.read(target) != data:
                     raise ReplicationError(
                         f"{dest.description}: the copy belongs to another device key "
                         f"({target} differs from {device}); give a new destination"
@@ -340,7 +340,7 @@ class Replicator:
             write_file_atomic(path, note, mode=0o640)
 
     def _device_vkey(self) -> str:
-        path = self.data_dir / "keys" / "device.vkey"
+        path = DataDir(self.data_dir).device_vkey
         return path.read_text("ascii").strip() if path.exists() else "(none)"
 
     def _resume_clip(self, dest: Destination, clip_id: str, progress: ClipProgress) -> None:

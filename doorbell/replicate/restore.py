@@ -36,6 +36,7 @@ from doorbell.audit.entries import EntryError, decode_entry
 from doorbell.audit.log import AuditLog, connect
 from doorbell.audit.note import CosignatureSigner
 from doorbell.audit.verify import VerifyResult, _recorded_vkey_for, verify_data_dir, verify_export
+from doorbell.datadir import DEVICE_VKEY_FILE, OWNER_RECIPIENTS_FILE, DataDir
 from doorbell.errors import AuditError, KeyFileError, ReplicationError, StorageError, UsageError
 from doorbell.fsutil import fsync_dir, write_file_atomic
 from doorbell.replicate import layout
@@ -91,7 +92,6 @@ def restore(
     """
     from doorbell.keys import (
         OWNER_COSIGNER_NAME,
-        OWNER_KEY_FILE,
         derive_owner_cosigning_key,
         unlock_owner_identity,
     )
@@ -103,24 +103,25 @@ def restore(
         layout.FORMAT_LINE
     ):
         raise ReplicationError(f"{dest.description}: not a doorbell copy (no FORMAT v1 marker)")
-    keys = data_dir / "keys"
+    paths = DataDir(data_dir)
+    keys = paths.keys
     keys.mkdir(parents=True, mode=0o750, exist_ok=True)
     try:
         key_bytes = Path(key_file).read_bytes()
     except OSError as exc:
         raise KeyFileError(f"{key_file}: cannot read the owner key file: {exc.strerror}") from None
-    write_file_atomic(keys / OWNER_KEY_FILE, key_bytes, mode=0o600)
+    write_file_atomic(paths.owner_key, key_bytes, mode=0o600)
     device = _first(dest, (f"{layout.KEYS_DIR}/device.vkey", layout.AUDIT_DEVICE_VKEY))
     if device is None:
         raise ReplicationError(f"{dest.description}: the copy has no device.vkey")
-    write_file_atomic(keys / "device.vkey", device, mode=0o644)
-    recipients = _first(dest, (f"{layout.KEYS_DIR}/owner.recipients",))
+    write_file_atomic(paths.device_vkey, device, mode=0o644)
+    recipients = _first(dest, (f"{layout.KEYS_DIR}/{OWNER_RECIPIENTS_FILE}",))
     if recipients is not None:
-        write_file_atomic(keys / "owner.recipients", recipients, mode=0o644)
+        write_file_atomic(paths.owner_recipients, recipients, mode=0o644)
     identity = unlock_owner_identity(data_dir, passphrase)  # checks it against the recipients
     if recipients is None:
         text = f"# doorbell owner recipient (public)\n{identity.recipient}\n"
-        write_file_atomic(keys / "owner.recipients", text.encode(), mode=0o644)
+        write_file_atomic(paths.owner_recipients, text.encode(), mode=0o644)
     owner_vkey = CosignatureSigner(OWNER_COSIGNER_NAME, derive_owner_cosigning_key(identity)).vkey
 
     report = RestoreReport()
@@ -155,7 +156,7 @@ def _restore_audit(
     """Download, verify as an export, rebuild audit.sqlite3; return clip id -> sealed hash."""
     scratch = Path(tempfile.mkdtemp(prefix=".restore-audit-", dir=data_dir))
     try:
-        for name in ("entries.jsonl", "cosigners.vkeys", "device.vkey"):
+        for name in ("entries.jsonl", "cosigners.vkeys", DEVICE_VKEY_FILE):
             data = _first(dest, (f"{layout.AUDIT_DIR}/{name}",))
             if data is not None:
                 (scratch / name).write_bytes(data)
@@ -177,7 +178,7 @@ def _restore_audit(
 
 def _build_audit_db(scratch: Path, data_dir: Path, clock: Callable[[], float]) -> dict[str, str]:
     AuditLog.open(data_dir).close()  # the schema, empty
-    conn = connect(data_dir / "audit.sqlite3")
+    conn = connect(DataDir(data_dir).audit)
     sealed: dict[str, str] = {}
     try:
         conn.execute("BEGIN IMMEDIATE")

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, render_template
 from flask_limiter import Limiter
@@ -29,9 +29,16 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
 from doorbell.config import Config
+from doorbell.datadir import DataDir
 from doorbell.errors import KeyFileError
+from doorbell.store import IndexReader, Store
 from doorbell.ui.guard import UnlockThrottle, gate, security_headers
 from doorbell.ui.sessions import MemorySession, MemorySessionInterface, SessionStore
+from doorbell.ui.state import LiveFeed
+from doorbell.ui.vault import Vault
+
+if TYPE_CHECKING:
+    from doorbell.audit.log import AuditLog
 
 log = logging.getLogger(__name__)
 
@@ -58,24 +65,24 @@ class WebState:
     data_dir: Path
     clock: Callable[[], float]
     wall_clock: Callable[[], float]
-    vault: Any
-    store: Any
-    audit: Any
+    vault: Vault
+    store: Store
+    audit: AuditLog
     sessions: SessionStore
     throttle: UnlockThrottle
     limiter: Limiter
-    timeline: Any = None
-    live: Any = None
+    timeline: IndexReader
+    live: LiveFeed
     tls_fingerprint: str = ""
     config_lock: threading.Lock = field(default_factory=threading.Lock)
     #: admits one owner-passphrase check (scrypt, 64 MiB) at a time: see ui/stepup.py
     passphrase_gate: threading.BoundedSemaphore = field(
         default_factory=lambda: threading.BoundedSemaphore(1)
     )
-    sweeper: Any = None
+    sweeper: IdleSweeper | None = None
 
     def record(
-        self, actor: str, action: str, object: str = "", details: dict | None = None
+        self, actor: str, action: str, object: str = "", details: dict[str, Any] | None = None
     ) -> None:
         """Append an audit entry (failures propagate: an unaudited view must not happen)."""
         self.audit.append(actor, action, object, details or {})
@@ -134,20 +141,20 @@ class IdleSweeper:
 
 
 def _tls_fingerprint(data_dir: Path) -> str:
-    from doorbell.tls import CERT_FILE, TLS_DIR, certificate_fingerprint
+    from doorbell.tls import certificate_fingerprint
 
     try:
-        return certificate_fingerprint(data_dir / TLS_DIR / CERT_FILE)
+        return certificate_fingerprint(DataDir(data_dir).tls_cert)
     except (OSError, ValueError):
         return ""
 
 
-def _open_audit(data_dir: Path, config: Config, clock: Callable[[], float]) -> Any:
+def _open_audit(data_dir: Path, config: Config, clock: Callable[[], float]) -> AuditLog:
     from doorbell.audit.devicekey import load_device_signer
     from doorbell.audit.log import AuditLog
 
     try:
-        signer = load_device_signer(data_dir / "keys")
+        signer = load_device_signer(DataDir(data_dir).keys)
     except KeyFileError as exc:
         log.warning("audit: appending without signing (%s); the recorder signs", exc)
         signer = None
@@ -165,8 +172,8 @@ def create_app(
     data_dir: str | os.PathLike[str] | None = None,
     clock: Callable[[], float] = time.monotonic,
     wall_clock: Callable[[], float] = time.time,
-    vault: Any = None,
-    live: Any = None,
+    vault: Vault | None = None,
+    live: LiveFeed | None = None,
     secret_key: bytes | None = None,
 ) -> Flask:
     """Build the owner's web app for ``config`` (``data_dir`` overrides the config's).
@@ -178,10 +185,8 @@ def create_app(
     """
     from doorbell.live.socketpath import resolve_live_socket
     from doorbell.settingsfile import with_owner_settings
-    from doorbell.store import Store
     from doorbell.ui import audit, auth, events, settings
     from doorbell.ui import live as live_view
-    from doorbell.ui.timeline import TimelineIndex
     from doorbell.ui.vault import KeyFileVault
 
     root = Path(data_dir) if data_dir is not None else config.data_dir
@@ -236,7 +241,7 @@ def create_app(
         sessions=sessions,
         throttle=UnlockThrottle(clock),
         limiter=limiter,
-        timeline=TimelineIndex(root),
+        timeline=IndexReader(root),
         live=live if live is not None else live_view.LiveHub(str(resolve_live_socket(config).path)),
         tls_fingerprint=_tls_fingerprint(root),
     )
@@ -298,8 +303,7 @@ def close_app(app: Flask) -> None:
     state.sessions.lock_all("shutdown")
     if "doorbell_exports" in app.extensions:
         app.extensions["doorbell_exports"].close()
-    if state.live is not None:
-        state.live.close()
+    state.live.close()
     state.audit.close()
     state.timeline.close()
     state.store.close()

@@ -10,10 +10,13 @@ import json
 import threading
 from typing import Any
 
-from flask import Blueprint, current_app, render_template, request, session
+from flask import Blueprint, render_template, request
+from flask.typing import ResponseReturnValue
 
 from doorbell.audit.entries import EntryError, decode_entry
 from doorbell.errors import AuditError, DoorbellError
+from doorbell.ui.sessions import current_owner
+from doorbell.ui.state import web_state
 
 bp = Blueprint("audit", __name__)
 
@@ -115,8 +118,8 @@ def _replication(state: Any) -> dict[str, Any] | None:
 
 
 @bp.get("/audit")
-def audit_log() -> Any:
-    state = current_app.extensions["doorbell"]
+def audit_log() -> ResponseReturnValue:
+    state = web_state()
     text = request.args.get("q", "")[:100]
     action = request.args.get("action", "")[:100]
     try:
@@ -135,7 +138,7 @@ def audit_log() -> Any:
         size=state.audit.size,
         verdict=_verdict(state, request.args.get("verify") == "1"),
         latest_checkpoint=latest.decode() if latest else "",
-        cosigned=session.owner.checkpoint,
+        cosigned=current_owner().checkpoint,
         replication=_replication(state),
         as_json=lambda value: json.dumps(value, ensure_ascii=False, sort_keys=True),
     )

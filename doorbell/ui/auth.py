@@ -33,7 +33,6 @@ from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
-    current_app,
     jsonify,
     redirect,
     render_template,
@@ -41,6 +40,7 @@ from flask import (
     session,
     url_for,
 )
+from flask.typing import ResponseReturnValue
 
 from doorbell.audit.anchor import ANCHOR_OBJECT
 from doorbell.audit.merkle import verify_consistency
@@ -48,15 +48,12 @@ from doorbell.audit.note import parse_checkpoint, parse_note
 from doorbell.errors import AuditError, PassphraseError, StorageError
 from doorbell.keys import OWNER_COSIGNER_NAME
 from doorbell.ui.guard import passive, public
-from doorbell.ui.sessions import UnlockedOwner, current_session
+from doorbell.ui.sessions import UnlockedOwner, current_owner, current_session
+from doorbell.ui.state import web_state
 from doorbell.ui.stepup import PassphraseRefused, check_passphrase
 
 log = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__)
-
-
-def _state() -> Any:
-    return current_app.extensions["doorbell"]
 
 
 #: What a ``next`` target may be: a local absolute path (and query), printable ASCII only.
@@ -80,7 +77,7 @@ def _safe_next(target: str | None) -> str:
 
 @bp.get("/unlock")
 @public
-def unlock() -> Any:
+def unlock() -> ResponseReturnValue:
     if getattr(session, "owner", None) is not None:
         return redirect(_safe_next(request.args.get("next")))
     return render_template("auth/unlock.html", next=request.args.get("next", ""), error=None)
@@ -88,8 +85,8 @@ def unlock() -> Any:
 
 @bp.post("/unlock")
 @public
-def unlock_post() -> Any:
-    state = _state()
+def unlock_post() -> ResponseReturnValue:
+    state = web_state()
     client = request.remote_addr or "unknown"
     next_url = request.form.get("next", "")
     try:
@@ -171,11 +168,11 @@ def _cosign(state: Any, keys: Any, *, accept: bool = False) -> dict[str, Any]:
 
 
 @bp.post("/audit/accept")
-def accept_log() -> Any:
+def accept_log() -> ResponseReturnValue:
     """After a warning: the owner (passphrase again) takes the log as it is as the reference."""
-    state = _state()
+    state = web_state()
     client = request.remote_addr or "unknown"
-    owner = session.owner
+    owner = current_owner()
     try:
         keys = check_passphrase(
             state,
@@ -201,8 +198,8 @@ def accept_log() -> Any:
 
 
 @bp.post("/lock")
-def lock() -> Any:
-    state = _state()
+def lock() -> ResponseReturnValue:
+    state = web_state()
     record = current_session()
     state.lock_session(record, reason="button")
     state.sessions.rotate(record)
@@ -212,22 +209,23 @@ def lock() -> Any:
 @bp.get("/session")
 @public
 @passive
-def session_state() -> Any:
+def session_state() -> ResponseReturnValue:
     """Lock state for the page's poll (no data): {"unlocked": bool, "idle_left_s": n}."""
-    state = _state()
+    state = web_state()
     owner = getattr(session, "owner", None)
     if owner is None:
         return jsonify(unlocked=False, idle_left_s=0)
-    left = state.config.web.idle_lock_s - (state.clock() - session.last_active)
+    left = state.config.web.idle_lock_s - (state.clock() - current_session().last_active)
     return jsonify(unlocked=True, idle_left_s=max(0, int(left)))
 
 
 @bp.get("/checkpoint/consistency")
 @passive
-def consistency() -> Any:
+def consistency() -> ResponseReturnValue:
     """Is the log now an extension of the browser's stored checkpoint (``size``, ``root``)?"""
-    state = _state()
-    current = session.owner.checkpoint if session.owner else {}
+    state = web_state()
+    owner = current_session().owner
+    current = owner.checkpoint if owner else {}
     try:
         old_size = int(request.args.get("size", ""))
         old_root = base64.b64decode(request.args.get("root", ""), validate=True)

@@ -16,16 +16,18 @@ Interrupted clips play their authenticated prefix, and say so on the page.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, redirect, render_template, request
+from flask import Blueprint, Response, abort, redirect, render_template, request
 from flask import session as flask_session
+from flask.typing import ResponseReturnValue
 
 from doorbell.errors import AgeError, StorageError
-from doorbell.store import CLIP_ID_PATTERN
+from doorbell.store import CLIP_ID_PATTERN, Clip
 from doorbell.ui.ranges import ranged_response
+from doorbell.ui.sessions import current_owner
+from doorbell.ui.state import web_state
 from doorbell.ui.timeline import FILTERS, hourly_chart_svg, human_size, storage_gauge_svg
-from doorbell.ui.vault import decrypt_small, open_encrypted
+from doorbell.ui.vault import OpenedFile, decrypt_small, open_encrypted
 
 log = logging.getLogger(__name__)
 bp = Blueprint("events", __name__)
@@ -34,27 +36,23 @@ bp = Blueprint("events", __name__)
 VIEW_AUDIT_INTERVAL_S = 600.0
 
 
-def _state() -> Any:
-    return current_app.extensions["doorbell"]
-
-
-def _clip_or_404(clip_id: str) -> Any:
+def _clip_or_404(clip_id: str) -> Clip:
     if not CLIP_ID_PATTERN.match(clip_id):
         abort(404)
     try:
-        return _state().store.get_clip(clip_id)
+        return web_state().store.get_clip(clip_id)
     except StorageError:
         abort(404)
 
 
 @bp.get("/")
-def home() -> Any:
+def home() -> ResponseReturnValue:
     return redirect("/timeline")
 
 
 @bp.get("/timeline")
-def timeline() -> Any:
-    state = _state()
+def timeline() -> ResponseReturnValue:
+    state = web_state()
     kind = request.args.get("kind", "all")
     if kind not in FILTERS:
         kind = "all"
@@ -88,18 +86,18 @@ def timeline() -> Any:
         chart=hourly_chart_svg(state.timeline.per_hour(now), now),
         gauge=gauge,
         human_size=human_size,
-        checkpoint=flask_session.owner.checkpoint,
+        checkpoint=current_owner().checkpoint,
     )
 
 
 @bp.get("/thumbs/<clip_id>.jpg")
-def thumbnail(clip_id: str) -> Any:
+def thumbnail(clip_id: str) -> ResponseReturnValue:
     clip = _clip_or_404(clip_id)
     if not clip.thumb_path:
         abort(404)
-    state = _state()
+    state = web_state()
     try:
-        jpeg = decrypt_small(state.store.absolute(clip.thumb_path), flask_session.owner.identity)
+        jpeg = decrypt_small(state.store.absolute(clip.thumb_path), current_owner().identity)
     except (StorageError, AgeError) as exc:
         log.warning("thumbnail %s: %s", clip_id, exc)
         abort(404)
@@ -109,17 +107,17 @@ def thumbnail(clip_id: str) -> Any:
 
 
 @bp.get("/clips/<clip_id>")
-def clip_page(clip_id: str) -> Any:
+def clip_page(clip_id: str) -> ResponseReturnValue:
     clip = _clip_or_404(clip_id)
     return render_template("events/clip.html", clip=clip, human_size=human_size)
 
 
-def _open_clip(clip: Any) -> Any:
-    state = _state()
+def _open_clip(clip: Clip) -> OpenedFile:
+    state = web_state()
     try:
         return open_encrypted(
             state.store.absolute(clip.path),
-            flask_session.owner.identity,
+            current_owner().identity,
             allow_truncated=clip.interrupted or not clip.sealed,
         )
     except (StorageError, AgeError) as exc:
@@ -127,8 +125,8 @@ def _open_clip(clip: Any) -> Any:
         abort(404 if isinstance(exc, StorageError) else 500)
 
 
-def _audit_view(clip: Any) -> None:
-    state = _state()
+def _audit_view(clip: Clip) -> None:
+    state = web_state()
     seen: dict[str, float] = flask_session.setdefault("viewed_clips", {})
     now = state.clock()
     last = seen.get(clip.id)
@@ -141,7 +139,7 @@ def _audit_view(clip: Any) -> None:
 
 
 @bp.get("/clips/<clip_id>/video")
-def clip_video(clip_id: str) -> Any:
+def clip_video(clip_id: str) -> ResponseReturnValue:
     clip = _clip_or_404(clip_id)
     opened = _open_clip(clip)
     try:
@@ -161,12 +159,12 @@ def clip_video(clip_id: str) -> Any:
 
 
 @bp.get("/clips/<clip_id>/download")
-def clip_download(clip_id: str) -> Any:
+def clip_download(clip_id: str) -> ResponseReturnValue:
     clip = _clip_or_404(clip_id)
     opened = _open_clip(clip)
     range_header = request.headers.get("Range")
     try:
-        _state().record(
+        web_state().record(
             "owner",
             "clip.downloaded",
             clip.id,

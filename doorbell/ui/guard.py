@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from flask import Response, current_app, redirect, request, session, url_for
+from werkzeug.wrappers import Response as BaseResponse
+
+from doorbell.ui.state import web_state
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -67,9 +70,9 @@ def wants_html() -> bool:
     return best == "text/html"
 
 
-def gate() -> Response | None:
+def gate() -> BaseResponse | None:
     """``before_request``: apply the idle lock, then refuse non-public views without a session."""
-    state = current_app.extensions["doorbell"]
+    state = web_state()
     now = state.clock()
     record = session._get_current_object()  # type: ignore[attr-defined]
     owner = getattr(record, "owner", None)
@@ -94,7 +97,7 @@ def security_headers(response: Response) -> Response:
     headers["Cross-Origin-Opener-Policy"] = "same-origin"
     headers["Cross-Origin-Resource-Policy"] = "same-origin"
     headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=(), interest-cohort=()"
-    if current_app.extensions["doorbell"].config.web.tls:
+    if web_state().config.web.tls:
         headers["Strict-Transport-Security"] = "max-age=31536000"
     if request.endpoint != "static":
         headers["Cache-Control"] = "no-store"

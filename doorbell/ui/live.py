@@ -22,12 +22,18 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint, Response, current_app, jsonify, render_template, request
+from flask import Blueprint, Response, jsonify, render_template, request
+from flask.typing import ResponseReturnValue
 
 from doorbell.ui.guard import passive
 from doorbell.ui.sessions import current_session
+from doorbell.ui.state import LiveFeed, web_state
+
+if TYPE_CHECKING:
+    from doorbell.live.subscriber import LiveSubscriber
+    from doorbell.live.wire import LiveMessage
 
 bp = Blueprint("live", __name__)
 
@@ -56,7 +62,7 @@ FORWARDED = (
 class LiveHub:
     """One subscriber to the recorder's socket, shared by every page of this process."""
 
-    def __init__(self, socket_path: str, subscriber: Any = None) -> None:
+    def __init__(self, socket_path: str, subscriber: LiveSubscriber | None = None) -> None:
         self.socket_path = socket_path
         self._subscriber = subscriber
         self._started = False
@@ -65,20 +71,20 @@ class LiveHub:
         self.recording = False
         self.last_event: dict[str, Any] | None = None
 
-    def _ensure_started(self) -> Any:
+    def _ensure_started(self) -> LiveSubscriber:
         with self._lock:
             if self._subscriber is None:
                 from doorbell.live import LiveSubscriber
 
                 self._subscriber = LiveSubscriber(self.socket_path, when_message=self.on_message)
-            elif getattr(self._subscriber, "when_message", None) is None:
+            elif self._subscriber.when_message is None:
                 self._subscriber.when_message = self.on_message
             if not self._started:
                 self._subscriber.start()
                 self._started = True
             return self._subscriber
 
-    def on_message(self, message: Any) -> None:
+    def on_message(self, message: LiveMessage) -> None:
         """Called on the subscriber thread for every message."""
         if message.is_frame or message.kind not in FORWARDED:
             return
@@ -94,7 +100,7 @@ class LiveHub:
                 with contextlib.suppress(queue.Full):  # a stuck stream loses events, not memory
                     waiting.put_nowait(event)
 
-    def frame(self, after_seq: int, timeout: float) -> Any:
+    def frame(self, after_seq: int, timeout: float) -> LiveMessage | None:
         """The newest frame with a higher sequence number, waiting up to ``timeout`` s."""
         return self._ensure_started().wait_for_frame(after_seq, timeout)
 
@@ -124,14 +130,14 @@ class LiveHub:
             subscriber.close()
 
 
-def _hub() -> LiveHub:
-    return current_app.extensions["doorbell"].live
+def _hub() -> LiveFeed:
+    return web_state().live
 
 
 def _audit_live(via: str, *, always: bool) -> None:
     """Audit ``live.viewed`` at the page, and for frame polls after a gap of
     :data:`LIVE_AUDIT_GAP_S` (so a page left open, or frames fetched directly, are seen)."""
-    state = current_app.extensions["doorbell"]
+    state = web_state()
     record = current_session()
     now = state.clock()
     last = record.get("live_last_poll")
@@ -141,15 +147,15 @@ def _audit_live(via: str, *, always: bool) -> None:
 
 
 @bp.get("/live")
-def live_page() -> Any:
-    state = current_app.extensions["doorbell"]
+def live_page() -> ResponseReturnValue:
+    state = web_state()
     _audit_live("page", always=True)
     return render_template("live/live.html", fps=state.config.live.fps)
 
 
 @bp.get("/live/frame.jpg")
 @passive
-def live_frame() -> Any:
+def live_frame() -> ResponseReturnValue:
     try:
         after = max(0, int(request.args.get("after", "0")))
     except ValueError:
@@ -167,14 +173,14 @@ def live_frame() -> Any:
 
 @bp.get("/live/state")
 @passive
-def live_state() -> Any:
+def live_state() -> ResponseReturnValue:
     hub = _hub()
     return jsonify(connected=hub.connected(), recording=hub.recording, last_event=hub.last_event)
 
 
 @bp.get("/live/events")
 @passive
-def live_events() -> Any:
+def live_events() -> ResponseReturnValue:
     hub = _hub()
     waiting = hub.listen()
     if waiting is None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Protocol
 
 from flask import Response
 
@@ -54,7 +54,17 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return first, min(last, size - 1)
 
 
-def stream_body(reader: Any, first: int, length: int, close: Callable[[], None]) -> Iterator[bytes]:
+class SeekableReader(Protocol):
+    """What a ranged response reads from: a seekable plaintext reader (or a plain file)."""
+
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
+
+    def read(self, size: int = -1, /) -> bytes | None: ...
+
+
+def stream_body(
+    reader: SeekableReader, first: int, length: int, close: Callable[[], None]
+) -> Iterator[bytes]:
     """Yield ``length`` plaintext bytes from ``first``; always calls ``close`` at the end."""
     try:
         reader.seek(first)
@@ -71,7 +81,7 @@ def stream_body(reader: Any, first: int, length: int, close: Callable[[], None])
 
 def ranged_response(
     range_header: str | None,
-    reader: Any,
+    reader: SeekableReader,
     size: int,
     close: Callable[[], None],
     *,

@@ -16,10 +16,12 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, render_template, request
+from flask.typing import ResponseReturnValue
 
 from doorbell.errors import NotPermitted
 from doorbell.exports.model import KINDS, LEGAL_BASES, RequestInvalid, format_time
 from doorbell.ui.guard import public
+from doorbell.ui.state import web_state
 
 bp = Blueprint("requests", __name__, url_prefix="/requests")
 
@@ -46,7 +48,7 @@ def _exports() -> Any:
 
 
 def _limit(rate: str) -> Any:
-    return current_app.extensions["doorbell"].limiter.limit(rate)
+    return web_state().limiter.limit(rate)
 
 
 def _form(action: str, values: dict[str, str], problems: list[str], status: int = 200) -> Any:
@@ -79,7 +81,7 @@ def _submit(source: str, action: str, invitation_token: str | None) -> Any:
 
 @bp.route("/invite/<token>", methods=["GET", "POST"])
 @public
-def invite(token: str) -> Any:
+def invite(token: str) -> ResponseReturnValue:
     with _limit(PORTAL_RATE):
         try:
             _exports().registry.invitation_for(token)
@@ -94,7 +96,7 @@ def invite(token: str) -> Any:
 
 @bp.route("/new", methods=["GET", "POST"])
 @public
-def open_form() -> Any:
+def open_form() -> ResponseReturnValue:
     with _limit(PORTAL_RATE):
         if not _exports().registry.open_form_enabled():
             abort(404)
@@ -106,7 +108,7 @@ def open_form() -> Any:
 
 @bp.get("/status/<token>")
 @public
-def status(token: str) -> Any:
+def status(token: str) -> ResponseReturnValue:
     with _limit(PORTAL_RATE):
         registry = _exports().registry
         registry.sweep()
@@ -130,7 +132,7 @@ def status(token: str) -> Any:
 
 @bp.get("/status/<token>/bundle")
 @public
-def download(token: str) -> Any:
+def download(token: str) -> ResponseReturnValue:
     with _limit(PORTAL_RATE):
         registry = _exports().registry
         try:

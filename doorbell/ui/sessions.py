@@ -20,11 +20,16 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Request, Response
 from flask.sessions import SessionInterface, SessionMixin
 from werkzeug.datastructures import CallbackDict
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from doorbell.age.identities import X25519Identity
 
 #: Anonymous (never unlocked) sessions kept at most; the oldest go first.
 MAX_ANONYMOUS_SESSIONS = 512
@@ -42,14 +47,14 @@ class UnlockedOwner:
     checkpoints. Both live only here, in memory, until the session locks.
     """
 
-    identity: Any
-    cosigning_key: Any
+    identity: X25519Identity
+    cosigning_key: Ed25519PrivateKey
     unlocked_at: float
     #: the checkpoint cosigned at this unlock: {"size": int, "root": hex, "note": str}
     checkpoint: dict[str, Any] = field(default_factory=dict)
 
 
-class MemorySession(CallbackDict, SessionMixin):  # type: ignore[misc]
+class MemorySession(CallbackDict, SessionMixin):
     """One server-side session: a dict (for Flask and flask-wtf) plus the owner slot."""
 
     def __init__(self, sid: str, now: float, initial: dict[str, Any] | None = None) -> None:
@@ -204,3 +209,17 @@ class MemorySessionInterface(SessionInterface):
             )
             session.send_cookie = False
         response.vary.add("Cookie")
+
+
+def current_owner() -> UnlockedOwner:
+    """The unlocked owner of this request's session; 401 if it is locked.
+
+    Views behind the session gate (:func:`doorbell.ui.guard.gate`) only run unlocked, so the
+    401 here is a second line, never the first.
+    """
+    from flask import abort
+
+    owner = current_session().owner
+    if owner is None:
+        abort(401)
+    return owner

@@ -21,17 +21,19 @@ from typing import Any
 
 from flask import (
     Blueprint,
-    current_app,
     flash,
     redirect,
     render_template,
     request,
     url_for,
 )
+from flask.typing import ResponseReturnValue
 
+from doorbell.datadir import OWNER_KEY_OBJECT
 from doorbell.errors import ConfigError, KeyFileError, PassphraseError, StorageError
 from doorbell.settingsfile import settings_path
 from doorbell.ui.configfile import polygons_to_document, save_changes
+from doorbell.ui.state import web_state
 
 bp = Blueprint("settings", __name__)
 
@@ -50,16 +52,12 @@ POLYGON_FIELDS: dict[str, tuple[str, str]] = {
 }
 
 
-def _state() -> Any:
-    return current_app.extensions["doorbell"]
-
-
 def _current(section: str, key: str) -> Any:
-    return getattr(getattr(_state().config, section), key)
+    return getattr(getattr(web_state().config, section), key)
 
 
 def _render(errors: list[str], status: int = 200) -> Any:
-    config = _state().config
+    config = web_state().config
     polygons = {
         field: json.dumps(polygons_to_document(_current(section, key)))
         for field, (section, key) in POLYGON_FIELDS.items()
@@ -69,13 +67,13 @@ def _render(errors: list[str], status: int = 200) -> Any:
         config=config,
         polygons=polygons,
         errors=errors,
-        config_path=str(settings_path(_state().data_dir)),
+        config_path=str(settings_path(web_state().data_dir)),
     )
     return page, status
 
 
 @bp.get("/settings")
-def settings_page() -> Any:
+def settings_page() -> ResponseReturnValue:
     return _render([])
 
 
@@ -131,8 +129,8 @@ def _audit_value(value: Any) -> Any:
 
 
 @bp.post("/settings")
-def settings_save() -> Any:
-    state = _state()
+def settings_save() -> ResponseReturnValue:
+    state = web_state()
     try:
         changes = _form_changes()
         if not changes:
@@ -156,18 +154,18 @@ def settings_save() -> Any:
 
 
 @bp.get("/settings/passphrase")
-def passphrase_page() -> Any:
+def passphrase_page() -> ResponseReturnValue:
     return render_template("settings/passphrase.html", errors=[])
 
 
 @bp.post("/settings/passphrase")
-def passphrase_change() -> Any:
+def passphrase_change() -> ResponseReturnValue:
     """Change the passphrase: the new one must be strong and new; the old one is checked
     through :mod:`doorbell.ui.stepup` (throttled, one at a time, audited) before rewrapping."""
     from doorbell.passphrase import require_strong
     from doorbell.ui.stepup import PassphraseRefused, check_passphrase
 
-    state = _state()
+    state = web_state()
     old = request.form.get("old_passphrase", "")
     new = request.form.get("new_passphrase", "")
     confirm = request.form.get("confirm_passphrase", "")
@@ -198,6 +196,6 @@ def passphrase_change() -> Any:
         return render_template("settings/passphrase.html", errors=[str(exc)]), 429
     except (PassphraseError, KeyFileError) as exc:
         return render_template("settings/passphrase.html", errors=[f"Not changed: {exc}"]), 400
-    state.record("owner", "owner.passphrase_changed", "keys/owner.key.age", {})
+    state.record("owner", "owner.passphrase_changed", OWNER_KEY_OBJECT, {})
     flash("Passphrase changed. Use the new one next time you unlock.")
     return redirect(url_for("settings.settings_page"))

@@ -16,12 +16,16 @@ accepting the audit log as it is all run scrypt (64 MiB, about 2 s on a Pi Zero 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from flask import current_app
 from flask_limiter.errors import RateLimitExceeded
 
 from doorbell.errors import AgeError, KeyFileError, PassphraseError
+
+if TYPE_CHECKING:
+    from doorbell.ui import WebState
+    from doorbell.ui.vault import OwnerKeys
 
 #: Longest passphrase accepted (longer is refused without running scrypt).
 MAX_PASSPHRASE_CHARS = 1024
@@ -37,8 +41,14 @@ class PassphraseRefused(PassphraseError):
 
 
 def check_passphrase(
-    state: Any, passphrase: str, client: str, *, actor: str, failed_action: str, refused_action: str
-) -> Any:
+    state: WebState,
+    passphrase: str,
+    client: str,
+    *,
+    actor: str,
+    failed_action: str,
+    refused_action: str,
+) -> OwnerKeys:
     """The owner keys if ``passphrase`` unlocks them.
 
     Raises :class:`PassphraseRefused` (busy or throttled: nothing was checked),
@@ -56,8 +66,13 @@ def check_passphrase(
 
 
 def _check(
-    state: Any, passphrase: str, client: str, actor: str, failed_action: str, refused_action: str
-) -> Any:
+    state: WebState,
+    passphrase: str,
+    client: str,
+    actor: str,
+    failed_action: str,
+    refused_action: str,
+) -> OwnerKeys:
     if not state.passphrase_gate.acquire(blocking=False):
         state.record(actor, refused_action, "", {"client": client, "reason": "busy"})
         raise PassphraseRefused("Another passphrase check is running. Try again.", "busy", 2.0)

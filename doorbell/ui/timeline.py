@@ -5,9 +5,8 @@ the event it belongs to: ``ring`` when a ring started it or happened during it, 
 ``motion``. Filters: ``motion``, ``ring``, ``interrupted`` (clips cut short by a power
 loss or crash, which play their authenticated prefix).
 
-Queries go to the index through a read-only SQLite connection of its own, joining clips and
-events (the store's API answers one table at a time). With the ``clips_started`` index a
-page of 10,000 clips costs a few milliseconds.
+The queries live with the rest of the index in :class:`doorbell.store.IndexReader` (a
+read-only connection joining clips and events); this module draws what they return.
 
 The charts are server-rendered SVG strings (no script, no external library): events per
 hour over the last 24 hours, and how full the storage is.
@@ -15,136 +14,12 @@ hour over the last 24 hours, and how full the storage is.
 
 from __future__ import annotations
 
-import json
-import sqlite3
-import threading
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
-from pathlib import Path
 
-from doorbell.errors import StorageError
+from doorbell.store import TIMELINE_FILTERS as FILTERS
 
-FILTERS = ("all", "motion", "ring", "interrupted")
-PAGE_SIZE = 48
-
-# A non-correlated IN (subquery) is materialised once per query as a temporary index, so
-# this stays cheap on deep pages (a correlated EXISTS scanned the events once per clip).
-_RING = (
-    "(c.trigger = 'ring' OR e.kind = 'ring' OR c.id IN "
-    "(SELECT clip_id FROM events WHERE kind = 'ring' AND clip_id IS NOT NULL))"
-)
-_WHERE = {
-    "all": "1",
-    "motion": f"NOT {_RING}",
-    "ring": _RING,
-    "interrupted": "c.interrupted = 1",
-}
-
-
-@dataclass(frozen=True)
-class TimelineItem:
-    clip_id: str
-    started_at: float
-    duration_s: float
-    size_bytes: int
-    kind: str
-    trigger: str
-    interrupted: bool
-    sealed: bool
-    has_thumb: bool
-    zones: tuple[str, ...]
-
-    @property
-    def day(self) -> str:
-        return datetime.fromtimestamp(self.started_at, UTC).strftime("%Y-%m-%d")
-
-    @property
-    def time_of_day(self) -> str:
-        return datetime.fromtimestamp(self.started_at, UTC).strftime("%H:%M:%S")
-
-
-@dataclass(frozen=True)
-class TimelinePage:
-    items: tuple[TimelineItem, ...]
-    total: int
-    page: int
-    pages: int
-    kind: str
-
-    def by_day(self) -> list[tuple[str, list[TimelineItem]]]:
-        days: list[tuple[str, list[TimelineItem]]] = []
-        for item in self.items:
-            if not days or days[-1][0] != item.day:
-                days.append((item.day, []))
-            days[-1][1].append(item)
-        return days
-
-
-class TimelineIndex:
-    """Read-only queries over ``<data_dir>/index.sqlite3`` (thread-safe)."""
-
-    def __init__(self, data_dir: Path) -> None:
-        path = Path(data_dir) / "index.sqlite3"
-        try:
-            self._db = sqlite3.connect(
-                f"file:{path}?mode=ro", uri=True, check_same_thread=False, timeout=30
-            )
-        except sqlite3.Error as exc:
-            raise StorageError(f"{path}: cannot open the index read-only: {exc}") from exc
-        self._db.row_factory = sqlite3.Row
-        self._lock = threading.Lock()
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    def page(self, kind: str = "all", page: int = 1, page_size: int = PAGE_SIZE) -> TimelinePage:
-        """Page ``page`` (1-based) of clips matching filter ``kind`` (one of :data:`FILTERS`)."""
-        if kind not in _WHERE:
-            kind = "all"
-        where = _WHERE[kind]
-        base = f"FROM clips c LEFT JOIN events e ON e.id = c.event_id WHERE {where}"
-        with self._lock:
-            total = self._db.execute(f"SELECT count(*) {base}").fetchone()[0]
-            pages = max(1, -(-total // page_size))
-            page = min(max(1, page), pages)
-            rows = self._db.execute(
-                f"SELECT c.*, {_RING} AS is_ring {base}"
-                " ORDER BY c.started_at DESC, c.id DESC LIMIT ? OFFSET ?",
-                (page_size, (page - 1) * page_size),
-            ).fetchall()
-        items = tuple(
-            TimelineItem(
-                clip_id=row["id"],
-                started_at=row["started_at"],
-                duration_s=row["duration_s"],
-                size_bytes=row["size_bytes"],
-                kind="ring" if row["is_ring"] else "motion",
-                trigger=row["trigger"],
-                interrupted=bool(row["interrupted"]),
-                sealed=bool(row["sealed"]),
-                has_thumb=bool(row["thumb_path"]),
-                zones=tuple(json.loads(row["zones"] or "[]")),
-            )
-            for row in rows
-        )
-        return TimelinePage(items, total, page, pages, kind)
-
-    def per_hour(self, now: float, hours: int = 24) -> list[int]:
-        """Clip starts per hour for the last ``hours`` hours, oldest hour first."""
-        since = now - hours * 3600
-        counts = [0] * hours
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT CAST((started_at - ?) / 3600 AS INTEGER) AS h, count(*) FROM clips"
-                " WHERE started_at >= ? AND started_at < ? GROUP BY h",
-                (since, since, now),
-            ).fetchall()
-        for hour, count in rows:
-            if 0 <= hour < hours:
-                counts[hour] = count
-        return counts
+__all__ = ["FILTERS", "hourly_chart_svg", "human_size", "storage_gauge_svg"]
 
 
 def hourly_chart_svg(counts: list[int], now: float) -> str:

@@ -14,9 +14,15 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from doorbell.errors import AgeError, PassphraseError, StorageError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from doorbell.age.identities import X25519Identity
+    from doorbell.age.random_access import RandomAccessReader
 
 #: Thumbnails larger than this are refused (they are small JPEGs; this bounds memory).
 MAX_THUMBNAIL_BYTES = 4 << 20
@@ -26,8 +32,8 @@ MAX_THUMBNAIL_BYTES = 4 << 20
 class OwnerKeys:
     """The unwrapped owner secrets: age identity and Ed25519 cosigning key."""
 
-    identity: Any
-    cosigning_key: Any
+    identity: X25519Identity
+    cosigning_key: Ed25519PrivateKey
 
 
 class Vault(Protocol):
@@ -64,7 +70,7 @@ class KeyFileVault:
 class OpenedFile:
     """A decrypting, seekable reader over an encrypted file, and what we know of it."""
 
-    reader: Any
+    reader: RandomAccessReader
     size: int
     truncated: bool
 
@@ -72,21 +78,23 @@ class OpenedFile:
         self.reader.close()
 
 
-def open_encrypted(path: Path, identity: Any, *, allow_truncated: bool = True) -> OpenedFile:
+def open_encrypted(
+    path: Path, identity: X25519Identity, *, allow_truncated: bool = True
+) -> OpenedFile:
     """Open ``path`` (an age file) for random-access plaintext reads with ``identity``.
 
     ``allow_truncated``: an interrupted clip reads up to its last authenticated chunk;
     :attr:`OpenedFile.truncated` then says so. Raises :class:`StorageError` when the file is
     missing and :class:`AgeError` when it does not decrypt.
     """
-    from doorbell.age.decrypt import decrypt
+    from doorbell.age.decrypt import decrypt_random_access
 
     try:
-        raw: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed with the reader
+        raw = open(path, "rb")  # noqa: SIM115 - closed with the reader
     except FileNotFoundError:
         raise StorageError(f"{path.name}: the encrypted file is missing") from None
     try:
-        reader = decrypt(raw, [identity], allow_truncated=allow_truncated)
+        reader = decrypt_random_access(raw, [identity], allow_truncated=allow_truncated)
         size = reader.size
     except BaseException:
         raw.close()
@@ -103,7 +111,7 @@ def open_encrypted(path: Path, identity: Any, *, allow_truncated: bool = True) -
     return OpenedFile(reader, size, bool(reader.truncated))
 
 
-def decrypt_small(path: Path, identity: Any) -> bytes:
+def decrypt_small(path: Path, identity: X25519Identity) -> bytes:
     """The whole plaintext of a small encrypted file (a thumbnail), in memory only."""
     opened = open_encrypted(path, identity, allow_truncated=False)
     try:

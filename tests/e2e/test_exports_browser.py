@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from exports_helpers import log_sealed_clips
 from test_ui_browser import (  # the e2e helpers: real keys, real TLS, chromium
     PASSPHRASE,
     audit_actions,
@@ -29,7 +30,6 @@ from ui_helpers import make_clip
 from doorbell.age.identities import X25519Identity
 from doorbell.keys import unlock_owner_identity
 from doorbell.store import Store
-from tests.exports_helpers import log_sealed_clips
 
 CLI = [sys.executable, "-c", "import sys; from doorbell.cli import main; sys.exit(main())"]
 

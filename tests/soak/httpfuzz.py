@@ -266,7 +266,7 @@ def prepare(work: Path) -> tuple[Path, Path, list[tuple[str, list[str], bool, st
     routes = []
     with app.app_context():
         for rule in app.url_map.iter_rules():
-            methods = sorted(rule.methods - {"HEAD", "OPTIONS"})
+            methods = sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
             routes.append((rule.rule, methods, is_public(rule.endpoint), rule.endpoint))
     from doorbell.store import Store
 

@@ -251,17 +251,17 @@ def _walker(
 
 
 def _car(rng: np.random.Generator, start: float) -> Car:
-    body = tuple(int(v) for v in rng.integers(20, 230, 3))
+    red, green, blue = (int(v) for v in rng.integers(20, 230, 3))
     return Car(
         start,
         1 if rng.random() < 0.5 else -1,
         rng.uniform(0.35, 0.8),
         rng.uniform(0.16, 0.24),
         0.27 if rng.random() < 0.5 else 0.295,
-        body,
+        (red, green, blue),
         (70, 60, 50),
         int(rng.integers(20, 90)),
-    )  # type: ignore[arg-type]
+    )
 
 
 def make_episode(
