@@ -211,6 +211,9 @@ class WebConfig:
     idle_lock_s: int = _key(
         600, "lock the UI after this many seconds without activity", min=30, max=86_400
     )
+    timezone: str = _key(
+        "", 'time zone of the pages (IANA name like "Europe/Berlin"); empty: the system zone'
+    )
 
 
 @dataclass(frozen=True)
@@ -471,6 +474,13 @@ def _cross_checks(config: Config, problems: list[str]) -> None:
         )
     if not config.storage.data_dir:
         problems.append("storage.data_dir: must not be empty")
+    if config.web.timezone:
+        from doorbell.localtime import zone_by_name
+
+        try:
+            zone_by_name(config.web.timezone)
+        except ConfigError as exc:
+            problems.append(str(exc))
 
 
 def parse_config(document: dict[str, Any], *, source: Path | None = None) -> Config:

@@ -66,6 +66,28 @@ class DeliveryMixin:
             self.record(actor, "export.bundle_deleted", request_id, {"reason": reason})
         return bool(changed)
 
+    def revoke_bundle(self, request_id: str) -> bool:
+        """The owner takes an approval back: close the request with bundle state
+        ``revoked`` (the requester's status page says so), then delete the bundle file;
+        audited as ``export.bundle_revoked``. False (nothing changed) while the bundle is
+        still being built or once the request is closed. A download already streaming
+        finishes from its open handle; no new one starts."""
+        with self._transaction() as db:
+            changed = db.execute(
+                "UPDATE export_requests SET bundle_state = 'revoked', status = 'closed',"
+                " closed_at = ? WHERE id = ? AND status IN ('approved', 'delivered')"
+                " AND bundle_state IN ('ready', 'failed')",
+                (self._clock(), request_id),
+            ).rowcount
+        if not changed:
+            return False
+        path = self.bundle_path(request_id)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            fsync_dir(path.parent)
+        self.record("owner", "export.bundle_revoked", request_id, {"deleted": True})
+        return True
+
     def open_download(self, token: str, *, client: str = "") -> tuple[ExportRequest, BinaryIO]:
         """Count one download for the holder of ``token`` and open the bundle for reading.
 

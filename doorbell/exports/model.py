@@ -36,7 +36,7 @@ SOURCES = ("invitation", "open_form", "owner", "self")
 #: approved -> delivered (first download) -> closed (bundle expired, used up or deleted).
 STATUSES = ("pending", "approved", "denied", "expired", "delivered", "closed")
 #: Bundle file state of an approved request.
-BUNDLE_STATES = ("none", "building", "ready", "failed", "deleted")
+BUNDLE_STATES = ("none", "building", "ready", "failed", "deleted", "revoked")
 
 LIMITS = {
     "requester": 120,

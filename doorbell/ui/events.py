@@ -38,6 +38,10 @@ def _state() -> Any:
     return current_app.extensions["doorbell"]
 
 
+def _zone() -> Any:
+    return current_app.extensions["doorbell_localtime"].zone
+
+
 def _clip_or_404(clip_id: str) -> Any:
     if not CLIP_ID_PATTERN.match(clip_id):
         abort(404)
@@ -85,7 +89,8 @@ def timeline() -> Any:
         page=page,
         kind=kind,
         filters=FILTERS,
-        chart=hourly_chart_svg(state.timeline.per_hour(now), now),
+        chart=hourly_chart_svg(state.timeline.per_hour(now), now, _zone()),
+        zone=_zone(),
         gauge=gauge,
         human_size=human_size,
         checkpoint=flask_session.owner.checkpoint,

@@ -51,11 +51,28 @@ from doorbell.errors import (
     StorageError,
     VideoError,
 )
-from doorbell.exports.model import format_time
 from doorbell.ui.guard import passive, public
 
 bp = Blueprint("exports", __name__, url_prefix="/exports")
 transparency_bp = Blueprint("transparency", __name__)
+
+#: A request's status as the owner reads it.
+STATUS_WORDS = {
+    "pending": "waiting for you",
+    "approved": "approved",
+    "denied": "denied",
+    "expired": "expired undecided",
+    "delivered": "downloaded",
+    "closed": "closed",
+}
+SOURCE_WORDS = {
+    "invitation": "by your invitation",
+    "open_form": "through the open form",
+    "owner": "entered by you",
+    "self": "your own export",
+}
+#: Form fields of the approval that are kept (re-shown) when the approval is refused.
+_BOX_FIELDS = ("box_x0", "box_y0", "box_x1", "box_y1")
 
 
 class ExportsState:
@@ -86,6 +103,22 @@ def install(app: Flask) -> None:
     app.extensions["doorbell_exports"] = ExportsState(registry, jobs)
     for blueprint in (requests_portal.bp, bp, transparency_bp):
         app.register_blueprint(blueprint)
+    app.context_processor(_pending_for_templates)
+
+
+def _pending_for_templates() -> dict[str, Any]:
+    """The owner's header and banner: requests waiting for a decision (oldest deadline
+    first). Nothing for a locked session or a requester's page."""
+    if getattr(session, "owner", None) is None:
+        return {"pending_requests": []}
+    now = _state().wall_clock()
+    waiting = [
+        r
+        for r in _exports().registry.requests(status="pending", include_self=False)
+        if r.decide_by > now
+    ]
+    waiting.sort(key=lambda r: r.decide_by)
+    return {"pending_requests": waiting}
 
 
 def _state() -> Any:
@@ -111,11 +144,11 @@ def index() -> Any:
     found.sort(key=lambda r: (r.status != "pending", -r.created_at))
     return render_template(
         "exports/index.html",
+        status_words=STATUS_WORDS,
         requests=found,
         invitations=registry.invitations(),
         open_form=registry.open_form_enabled(),
         public=registry.transparency_public(),
-        format_time=format_time,
         new_link=None,
         now=_state().wall_clock(),
     )
@@ -145,6 +178,88 @@ def switches() -> Any:
     return redirect(url_for("exports.index"))
 
 
+def _chosen(form: Any, config: Any) -> dict[str, Any]:
+    """The owner's choices on the approval form, to show again after a refusal. A first
+    visit (empty form) chooses nothing: no clip, no redaction, the configured defaults."""
+    chosen: dict[str, Any] = {
+        "clips": set(form.getlist("clip")) if form else set(),
+        "faces": form.get("redact_faces") in ("on", "1", "true", "yes"),
+        "method": form.get("redact_method", "pixelate"),
+        "regions": form.get("regions", "")[:20_000],
+        "keep": form.get("keep", "")[:20_000],
+        "box_kind": form.get("box_kind", "redact"),
+        "days": form.get("days") or f"{config.bundle_expiry_days:g}",
+        "limit": form.get("download_limit") or str(config.download_limit),
+        "deny_reason": form.get("reason", "")[:1000],
+    }
+    for name in _BOX_FIELDS:
+        chosen[name] = form.get(name, "")[:32]
+    return chosen
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def approval_summary(found: Any, clips: list[Any], chosen: dict[str, Any]) -> str:
+    """What pressing "Approve" will share, in one sentence (exports.js keeps it current)."""
+    picked = [c for c in clips if c.id in chosen["clips"]]
+    if not picked:
+        return "No clip chosen yet: tick the clips to share."
+    seconds = sum(c.duration_s or 0 for c in picked)
+    parts = [f"{_plural(len(picked), 'clip')}, {seconds:.0f} s"]
+    if chosen["faces"]:
+        parts.append("faces blurred" if chosen["method"] != "fill" else "faces filled")
+    regions = _count_shapes(chosen["regions"]) + (
+        1 if all(chosen[n] for n in _BOX_FIELDS) and chosen["box_kind"] != "keep" else 0
+    )
+    keep = _count_shapes(chosen["keep"]) + (
+        1 if all(chosen[n] for n in _BOX_FIELDS) and chosen["box_kind"] == "keep" else 0
+    )
+    if regions:
+        parts.append(_plural(regions, "region") + " redacted")
+    if keep:
+        parts.append(_plural(keep, "kept area"))
+    if len(parts) == 1:
+        parts.append("no redaction")
+    who = found.fields.requester + (
+        f", {found.fields.organisation}" if found.fields.organisation else ""
+    )
+    parts.append(f"to {who}")
+    parts.append(f"expires in {chosen['days']} days")
+    parts.append(_plural(int(chosen["limit"]) if chosen["limit"].isdigit() else 0, "download"))
+    return ", ".join(parts) + "."
+
+
+def _count_shapes(text: str) -> int:
+    import json
+
+    try:
+        shapes = json.loads(text) if text else []
+    except ValueError:
+        return 0
+    return len(shapes) if isinstance(shapes, list) else 0
+
+
+def redaction_in_words(redaction: dict[str, Any] | None) -> str:
+    """An approved request's redaction (the spec's dict) for people."""
+    if not redaction:
+        return "none: the clips are shared as recorded"
+    what = redaction.get("what", {})
+    method = redaction.get("method", {}).get("name", "pixelate")
+    parts = []
+    if what.get("faces"):
+        parts.append("faces")
+    if what.get("regions"):
+        parts.append(_plural(len(what["regions"]), "region"))
+    if what.get("keep"):
+        parts.append(f"everything outside {_plural(len(what['keep']), 'kept area')}")
+    if not parts:
+        return "none: the clips are shared as recorded"
+    verb = "filled black" if method == "fill" else "pixelated"
+    return f"{' and '.join(parts)} {verb}"
+
+
 @bp.get("/<request_id>")
 def review(request_id: str, *, error: str = "", status: int = 200) -> Any:
     from doorbell.exports.service import clips_for_request
@@ -153,15 +268,27 @@ def review(request_id: str, *, error: str = "", status: int = 200) -> Any:
     clips = clips_for_request(_state().store, found)
     _state().record("owner", "export.request_viewed", f"request/{found.id}", {})
     config = _exports().registry.config
+    chosen = _chosen(request.form if request.method == "POST" else {}, config)
+    approved_clips = []
+    for clip_id in found.clip_ids:
+        try:
+            approved_clips.append(_state().store.get_clip(clip_id))
+        except StorageError:
+            continue
     page = render_template(
         "exports/review.html",
         r=found,
         clips=clips,
         error=error,
-        format_time=format_time,
         progress=_exports().jobs.progress(found.id),
-        default_days=config.bundle_expiry_days,
-        default_limit=config.download_limit,
+        chosen=chosen,
+        summary=approval_summary(found, clips, chosen),
+        approved_clips=approved_clips,
+        redaction_words=redaction_in_words(found.redaction),
+        revocable=found.status in ("approved", "delivered")
+        and found.bundle_state in ("ready", "failed"),
+        status_words=STATUS_WORDS,
+        source_words=SOURCE_WORDS,
     )
     return page, status
 
@@ -222,6 +349,8 @@ def approve(request_id: str) -> Any:
     return redirect(url_for("exports.review", request_id=found.id))
 
 
+#: How long a preview waits for the one before it (seconds) before answering 429.
+_PREVIEW_WAIT_S = 5.0
 #: Longest clip offset a preview may ask for (seconds).
 _MAX_PREVIEW_AT_S = 3600.0
 
@@ -252,7 +381,8 @@ def preview(request_id: str) -> Any:
     except (ValueError, RedactionError) as exc:
         return _plain_error(str(exc), 400)
     gate = _exports().preview_gate
-    if not gate.acquire(blocking=False):
+    # a preview still being made for a page that was just left (or reloaded) ends soon
+    if not gate.acquire(timeout=_PREVIEW_WAIT_S):
         return _plain_error("Another preview is being made. Try again.", 429)
     try:
         opened = open_encrypted(
@@ -299,6 +429,24 @@ def deny(request_id: str) -> Any:
     return redirect(url_for("exports.review", request_id=found.id))
 
 
+@bp.post("/<request_id>/revoke")
+def revoke(request_id: str) -> Any:
+    """Take an approval back: passphrase step-up, then the bundle is deleted (audited)."""
+    found = _request_or_404(request_id)
+    try:
+        _step_up()
+    except PassphraseError as exc:
+        return review(request_id, error=str(exc), status=400)
+    if not _exports().registry.revoke_bundle(found.id):
+        message = (
+            "The bundle is still being built; revoke it when it is ready."
+            if found.bundle_state == "building"
+            else f"This request is {found.status}; there is nothing to revoke."
+        )
+        return review(request_id, error=message, status=409)
+    return redirect(url_for("exports.review", request_id=found.id))
+
+
 @bp.get("/<request_id>/progress")
 @passive
 def progress(request_id: str) -> Any:
@@ -309,20 +457,20 @@ def progress(request_id: str) -> Any:
 
 @bp.post("/self")
 def self_export() -> Any:
-    from doorbell.exports.model import parse_time
     from doorbell.exports.service import clips_for_request
     from doorbell.pubkeys import load_owner_recipients
 
     owner = session.owner  # type: ignore[attr-defined]
-    problems: list[str] = []
-    start = parse_time(request.form.get("window_start"), "window_start", problems)
-    end = parse_time(request.form.get("window_end"), "window_end", problems)
-    if problems or start is None or end is None or end <= start:
-        return render_template(
-            "error.html",
-            status=400,
-            message="; ".join(problems) or "the window must end after it starts",
-        ), 400
+    local = current_app.extensions["doorbell_localtime"]
+    start = local.parse_input(request.form.get("window_start", ""))
+    end = local.parse_input(request.form.get("window_end", ""))
+    if start is None or end is None or end <= start:
+        message = (
+            "From and To must both be a date and time, like 2026-01-02 15:04."
+            if start is None or end is None
+            else "To must be after From."
+        )
+        return render_template("error.html", status=400, message=message), 400
     registry = _exports().registry
     recipient = str(load_owner_recipients(_state().data_dir)[0])
     found = registry.add_self_export(window_start=start, window_end=end, recipient=recipient)

@@ -19,7 +19,7 @@ import json
 import sqlite3
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from html import escape
 from pathlib import Path
 
@@ -72,11 +72,13 @@ class TimelinePage:
     pages: int
     kind: str
 
-    def by_day(self) -> list[tuple[str, list[TimelineItem]]]:
+    def by_day(self, zone: tzinfo = UTC) -> list[tuple[str, list[TimelineItem]]]:
+        """Items grouped by their calendar day in ``zone`` (the pages' time zone)."""
         days: list[tuple[str, list[TimelineItem]]] = []
         for item in self.items:
-            if not days or days[-1][0] != item.day:
-                days.append((item.day, []))
+            day = datetime.fromtimestamp(item.started_at, zone).strftime("%Y-%m-%d")
+            if not days or days[-1][0] != day:
+                days.append((day, []))
             days[-1][1].append(item)
         return days
 
@@ -147,8 +149,8 @@ class TimelineIndex:
         return counts
 
 
-def hourly_chart_svg(counts: list[int], now: float) -> str:
-    """Bars of events per hour (oldest left); labelled for screen readers."""
+def hourly_chart_svg(counts: list[int], now: float, zone: tzinfo = UTC) -> str:
+    """Bars of events per hour (oldest left, hours of ``zone``); labelled for screen readers."""
     width, height, pad = 480, 120, 18
     peak = max(counts) if counts and max(counts) > 0 else 1
     bar = (width - 2 * pad) / max(1, len(counts))
@@ -160,7 +162,7 @@ def hourly_chart_svg(counts: list[int], now: float) -> str:
         f'<line class="axis" x1="{pad}" y1="{height - pad}" x2="{width - pad}" '
         f'y2="{height - pad}"/>',
     ]
-    end_hour = datetime.fromtimestamp(now, UTC).hour
+    end_hour = datetime.fromtimestamp(now, zone).hour
     for index, count in enumerate(counts):
         h = (height - 2 * pad) * count / peak
         x = pad + index * bar
@@ -168,7 +170,7 @@ def hourly_chart_svg(counts: list[int], now: float) -> str:
         parts.append(
             f'<rect class="bar" x="{x + 1:.1f}" y="{height - pad - h:.1f}" '
             f'width="{max(1.0, bar - 2):.1f}" height="{h:.1f}">'
-            f"<title>{hour:02d}:00 UTC: {count} event(s)</title></rect>"
+            f"<title>{hour:02d}:00: {count} event(s)</title></rect>"
         )
         if index % 6 == 0:
             parts.append(f'<text class="label" x="{x:.1f}" y="{height - 4}">{hour:02d}h</text>')
