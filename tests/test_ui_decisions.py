@@ -66,7 +66,10 @@ def test_header_counts_pending_requests_and_every_owner_page_shows_the_banner(si
         assert "PC Jane Smith (Example Police)" in banner
         assert "2026-01-01 00:00 to 2026-01-01 01:00" in banner  # the window (UTC zone here)
         decide_by = site["exports"].registry.get(request_id).decide_by
-        assert f"Decide by {LocalTime.from_setting('UTC').format(decide_by)}" in banner
+        assert (
+            f"Decide by <strong>{LocalTime.from_setting('UTC').format(decide_by)}</strong>"
+            in banner
+        )
         assert f"/exports/{request_id}" in banner
     listing = owner.get("/exports").text
     assert "Decide by" in listing and "waiting for you" in listing
