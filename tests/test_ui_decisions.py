@@ -402,3 +402,25 @@ def test_audit_page_paginates(site: dict) -> None:
     assert first.count('class="entry"') == 25 and 'rel="next"' in first
     second = site["owner"].get("/audit?kind=viewing&page=2").text
     assert 'rel="prev"' in second and "kind=viewing" in second
+
+
+# --- Thumbnails and favicon ----------------------------------------------------------------
+
+
+def test_open_clip_shows_recording_and_pages_have_a_favicon(site: dict) -> None:
+    from doorbell.store import new_clip_id
+
+    with Store.open(site["data_dir"]) as store:
+        started = T0 + 3000
+        event = store.add_event("motion", started_at=started)
+        clip_id = new_clip_id(started)
+        store.begin_clip(clip_id, started_at=started, trigger="motion", event_id=event)
+    page = site["owner"].get("/timeline").text
+    item = page[page.index(f'data-clip="{clip_id}"') :]
+    item = item[: item.index("</li>")]
+    assert "recording…" in item and "0 B" not in item
+    sealed = page[page.index(f'data-clip="{site["clips"][0]}"') :]
+    assert "recording…" not in sealed[: sealed.index("</li>")]
+    assert 'rel="icon"' in page
+    with site["app"].test_client().get("/static/favicon.svg") as icon:  # no session needed
+        assert icon.status_code == 200 and icon.mimetype == "image/svg+xml"
