@@ -65,6 +65,14 @@ class LocalTime:
         """``web.timezone``: an IANA name, or "" for :func:`system_zone`."""
         return cls(zone_by_name(name) if name else system_zone())
 
+    @property
+    def key(self) -> str:
+        """The IANA name for browsers (``Intl``), or "" when the zone has none."""
+        if self.zone is UTC:
+            return "UTC"
+        key = getattr(self.zone, "key", None)
+        return key if isinstance(key, str) and key != "localtime" else ""
+
     def moment(self, timestamp: float) -> datetime:
         return datetime.fromtimestamp(timestamp, UTC).astimezone(self.zone)
 
@@ -83,9 +91,7 @@ class LocalTime:
     def name(self, timestamp: float) -> str:
         """The zone once per page: ``Europe/Berlin (CET, UTC+01:00)``."""
         moment = self.moment(timestamp)
-        key = getattr(self.zone, "key", None) or "local"
-        if self.zone is UTC:
-            key = "UTC"
+        key = self.key or "local time"
         abbreviation = moment.tzname() or ""
         offset = moment.strftime("%z")
         offset = f"UTC{offset[:3]}:{offset[3:]}" if offset else "UTC"

@@ -265,6 +265,7 @@ def create_app(
             "tls_fingerprint": state.tls_fingerprint,
             "idle_lock_s": config.web.idle_lock_s,
             "time_zone": local_time.name(wall_clock()),
+            "time_zone_key": local_time.key,
         }
 
     @app.errorhandler(CSRFError)
