@@ -77,6 +77,8 @@ def human_problem(problem: str) -> str:
     field, sep, message = problem.partition(": ")
     if not sep or field not in FIELD_LABELS:
         return problem
+    if field == "recipient" and message.startswith("not an age public key"):
+        message = "not an age public key (it starts with age1 and is 62 characters long)"
     message = _FIELD_NAME.sub(lambda m: f'"{FIELD_LABELS[m.group(1)]}"', message)
     message = message.replace("(UTC, like", "(like").replace("(want UTC, like", "(like")
     return f"{FIELD_LABELS[field]}: {message}"

@@ -281,9 +281,17 @@ def test_every_page_fits_a_phone_and_a_laptop_with_labelled_fields(
         page = owners[name].page
         owners[name].check("approve", f"/exports/{request_id}")
         assert page.locator("input[name=clip]:checked").count() == 0
+        assert "No clip chosen yet" in page.inner_text("#approve-summary")
+        page.click("#select-all")
+        assert page.locator("input[name=clip]:checked").count() == len(clips)
+        assert page.inner_text("#approve-summary").startswith(f"{len(clips)} clips, 3 s")
+        page.click("#select-none")
         page.check(f"#clip-{clips[0]}")
         page.check("#redact_faces")
         page.fill("#days", "2")
+        summary = page.inner_text("#approve-summary")
+        assert summary.startswith("1 clip, 1 s, faces blurred, to Constable"), summary
+        assert summary.endswith("expires in 2 days, 3 downloads."), summary
         page.fill("#passphrase", "not the passphrase")
         page.click("#approve")
         page.wait_for_selector("#review-error")
@@ -291,6 +299,12 @@ def test_every_page_fits_a_phone_and_a_laptop_with_labelled_fields(
         assert page.locator("input[name=clip]:checked").count() == 1
         assert page.is_checked(f"#clip-{clips[0]}") and page.is_checked("#redact_faces")
         assert "1 clip" in page.inner_text("#approve-summary")
+        # the preview works again after the reload (the one before may still be running)
+        page.wait_for_function(
+            "() => document.getElementById('redact-preview-status').textContent"
+            ".startsWith('Preview shows')",
+            timeout=60000,
+        )
         running.clock.now += 60  # past the wrong-passphrase delay
         page.fill("#passphrase", FakeVault().passphrase)
         page.click("#approve")
