@@ -425,3 +425,48 @@ def test_open_clip_shows_recording_and_pages_have_a_favicon(site: dict) -> None:
     assert 'rel="icon"' in page
     with site["app"].test_client().get("/static/favicon.svg") as icon:  # no session needed
         assert icon.status_code == 200 and icon.mimetype == "image/svg+xml"
+
+
+def test_audit_sentences_for_an_approval_and_a_download() -> None:
+    from doorbell.ui.auditwords import describe
+
+    when = LocalTime.from_setting("UTC").format
+    approved = describe(
+        {
+            "action": "export.request_approved",
+            "actor": "owner",
+            "object": "request/req-0123456789ab",
+            "details": {"clips": ["a", "b"], "redaction": None, "download_limit": 3},
+            "index": 7,
+            "time": "2026-01-02T00:00:00.000Z",
+        },
+        when,
+    )
+    assert approved.sentence == "Request req-0123456789ab approved (2 clips)"
+    assert ("Redaction", "none: the clips are shared as recorded") in approved.fields
+    assert ("By", "you (the owner)") in approved.fields
+    downloaded = describe(
+        {
+            "action": "export.downloaded",
+            "actor": "requester:req-0123456789ab",
+            "object": "request/req-0123456789ab",
+            "details": {"download": 1, "limit": 3, "client": "127.0.0.1"},
+            "index": 8,
+            "time": "2026-01-02T00:00:00.000Z",
+        },
+        when,
+    )
+    assert downloaded.sentence == "Bundle for req-0123456789ab downloaded (1 of 3)"
+    sealed = describe(
+        {
+            "action": "clip.sealed",
+            "actor": "recorder",
+            "object": "c1",
+            "details": {"duration_s": 28.2, "trigger": "motion", "size_bytes": 1_200_000},
+            "index": 9,
+            "time": "2026-01-02T00:00:00.000Z",
+        },
+        when,
+    )
+    assert sealed.sentence == "Clip sealed (28 s, motion)"
+    assert ("Size", "1.2 MB") in sealed.fields

@@ -147,6 +147,10 @@ def _value(key: str, value: Any, when: Callable[[float], str]) -> str:
         return f"{value:.1f} s"
     if key.endswith("_at") and isinstance(value, int | float):
         return when(float(value))
+    if key == "redaction" and (value is None or isinstance(value, dict)):
+        from doorbell.ui.decisions import redaction_in_words
+
+        return redaction_in_words(value)
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, list):
@@ -177,6 +181,9 @@ def describe(entry: dict[str, Any], when: Callable[[float], str]) -> Described:
     elif action == "export.downloaded":
         count, limit = facts.get("download"), facts.get("limit")
         sentence = f"Bundle for {req} downloaded ({count} of {limit})"
+    elif action == "export.request_approved" and isinstance(facts.get("clips"), list):
+        count = len(facts["clips"])
+        sentence = f"Request {req} approved ({count} clip{'' if count == 1 else 's'})"
     elif action == "web.locked":
         why = facts.get("reason", "")
         sentence = {
