@@ -470,3 +470,19 @@ def test_audit_sentences_for_an_approval_and_a_download() -> None:
     )
     assert sealed.sentence == "Clip sealed (28 s, motion)"
     assert ("Size", "1.2 MB") in sealed.fields
+
+
+def test_each_request_page_shows_its_own_request_while_others_wait(site: dict) -> None:
+    """The banner names the request with the nearest deadline; the page under it must still
+    be the one in the address (a template variable shared by both once showed the banner's
+    request on every request page, with its approve form)."""
+    _r1, _t1, first = pending_request(site)
+    site["wall"].advance(3600)  # the second one's deadline is an hour later
+    _r2, _t2, second = pending_request(site)
+    page = site["owner"].get(f"/exports/{second}").text
+    banner = page[page.index('id="pending-banner"') :]
+    assert f"/exports/{first}" in banner[: banner.index("</div>")]
+    main = page[page.index('<main id="main">') :]
+    assert f'Request <span class="wrap">{second}</span>' in main
+    assert f'action="/exports/{second}/approve"' in main
+    assert f"/exports/{first}" not in main

@@ -315,8 +315,12 @@ def test_every_page_fits_a_phone_and_a_laptop_with_labelled_fields(
         page.fill("#passphrase", FakeVault().passphrase)
         page.click("#approve")
         page.wait_for_url(f"**/exports/{request_id}")
+        assert page.inner_text("#review-status") == "approved"
         jobs.join(60)
+        assert registry.get(request_id).status == "approved", name
         owners[name].check("approved", f"/exports/{request_id}")
+        shown = owners[name].page.inner_text("main")
+        assert owners[name].page.locator("#approved-clips li").count() == 1, shown[:1500]
         requesters[name].check("status-approved", tokens[name])
     # Revoke one; its requester sees it.
     page = owners["phone"].page
@@ -343,6 +347,54 @@ def test_every_page_fits_a_phone_and_a_laptop_with_labelled_fields(
         owners[name].check("transparency", "/transparency")
         owners[name].check("audit-requests", "/audit?kind=requests")
         owners[name].check("audit-page-2", "/audit?page=2")
+    # A denied request (entered by the owner, as for a paper request), published counts.
+    denied, denied_token = registry.submit(
+        {
+            "requester": "A neighbour",
+            "organisation": "",
+            "contact": "+44 20 7946 0000",
+            "kind": "neighbour",
+            "legal_basis": "voluntary",
+            "legal_reference": "",
+            "window_start": "2026-01-01T00:00",
+            "window_end": "2026-01-01T01:00",
+            "reason": "My bicycle went missing that night.",
+            "delivery": "passphrase",
+        },
+        source="owner",
+    )
+    page = owners["phone"].page
+    owners["phone"].check("approve-passphrase-delivery", f"/exports/{denied.id}")
+    page.fill("#reason", "Nothing in the footage shows the bicycle rack.")
+    page.click("#deny")
+    page.wait_for_url(f"**/exports/{denied.id}")
+    owners["phone"].check("denied")
+    for name in VIEWPORTS:
+        requesters[name].check("status-denied", f"/requests/status/{denied_token}")
+    page.goto(base + "/exports")
+    page.click("button[name=public]")
+    page.wait_for_url("**/exports")
+    for name in VIEWPORTS:
+        requesters[name].check("transparency-public", "/transparency/public")
+        owners[name].check("transparency-published", "/transparency")
+    # Errors last: a wrong passphrase slows the next check from this address.
+    for name in VIEWPORTS:
+        page = owners[name].page
+        running.clock.now += 60
+        page.goto(base + "/settings/passphrase")
+        page.fill("#old_passphrase", "not the passphrase")
+        page.fill("#new_passphrase", "a much longer new passphrase 2026")
+        page.fill("#confirm_passphrase", "a much longer new passphrase 2026")
+        page.click("main form button[type=submit]")
+        page.wait_for_load_state("load")
+        owners[name].check("passphrase-errors")
+        running.clock.now += 60
+        page = requesters[name].page
+        page.goto(base + "/unlock")
+        page.fill("#passphrase", "not the passphrase")
+        page.click("button[type=submit]")
+        page.wait_for_selector("#unlock-error")
+        requesters[name].check("unlock-error")
     for checker in (*owners.values(), *requesters.values()):
         checker.context.close()
     problems = [p for c in (*owners.values(), *requesters.values()) for p in c.problems]
