@@ -121,6 +121,10 @@ _LABELS = {
 }
 
 
+#: Detail keys left to the entry as recorded (hashes: for checking, not for reading).
+_TECHNICAL = frozenset({"sha256", "bundle_sha256", "manifest_sha256", "root", "proof"})
+
+
 @dataclass(frozen=True)
 class Described:
     """One entry for the page: ``sentence`` first, then ``fields`` (label, value)."""
@@ -199,11 +203,11 @@ def describe(entry: dict[str, Any], when: Callable[[float], str]) -> Described:
     actor = str(entry.get("actor", ""))
     fields.append(("By", _actor_words(actor)))
     subject = str(entry.get("object", ""))
-    if subject:
+    if subject and req not in sentence:
         fields.append(("About", subject))
     for key, value in facts.items():
-        if action == "web.locked" and key == "reason":
-            continue
+        if (action == "web.locked" and key == "reason") or key in _TECHNICAL:
+            continue  # in the sentence, or in the entry as recorded (the disclosure)
         fields.append(
             (_LABELS.get(key, key.replace("_", " ").capitalize()), _value(key, value, when))
         )
