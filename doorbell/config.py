@@ -237,6 +237,9 @@ class WebConfig:
     idle_lock_s: int = _key(
         600, "lock the UI after this many seconds without activity", min=30, max=86_400
     )
+    timezone: str = _key(
+        "", 'time zone of the pages (IANA name like "Europe/Berlin"); empty: the system zone'
+    )
 
 
 @dataclass(frozen=True)
@@ -697,6 +700,13 @@ def _cross_checks(config: Config, problems: list[str]) -> None:
         problems.append("storage.data_dir: must not be empty")
     _check_replicate(config.replicate, problems)
     _notify_checks(config, problems)
+    if config.web.timezone:
+        from doorbell.localtime import zone_by_name
+
+        try:
+            zone_by_name(config.web.timezone)
+        except ConfigError as exc:
+            problems.append(str(exc))
 
 
 def _check_replicate(replicate: ReplicateConfig, problems: list[str]) -> None:

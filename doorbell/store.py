@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -209,11 +209,13 @@ class TimelinePage:
     pages: int
     kind: str
 
-    def by_day(self) -> list[tuple[str, list[TimelineItem]]]:
+    def by_day(self, zone: tzinfo = UTC) -> list[tuple[str, list[TimelineItem]]]:
+        """Items grouped by their calendar day in ``zone`` (the pages' time zone)."""
         days: list[tuple[str, list[TimelineItem]]] = []
         for item in self.items:
-            if not days or days[-1][0] != item.day:
-                days.append((item.day, []))
+            day = datetime.fromtimestamp(item.started_at, zone).strftime("%Y-%m-%d")
+            if not days or days[-1][0] != day:
+                days.append((day, []))
             days[-1][1].append(item)
         return days
 

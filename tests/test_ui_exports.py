@@ -117,13 +117,15 @@ def test_full_flow_invitation_approval_one_download_transparency(site: dict) -> 
     request_id = site["exports"].registry.by_token(status_token).id
     # The portal says nothing about footage: no clip ids, no thumbnails.
     status_page = requester.get(f"/requests/status/{status_token}")
-    assert "pending" in status_page.text
+    assert 'data-status="pending"' in status_page.text
     assert (
         not any(c in status_page.text for c in site["clips"]) and "thumbs" not in status_page.text
     )
     assert requester.get(f"/requests/status/{status_token}/bundle").status_code == 403
     # The invitation is single use.
-    assert requester.get(f"/requests/invite/{token}").status_code == 404
+    assert (
+        requester.get(f"/requests/invite/{token}").status_code == 410
+    )  # gone (used), a page for people
     # Owner reviews beside the clips; a wrong step-up passphrase approves nothing.
     review = site["owner"].get(f"/exports/{request_id}")
     assert all(c in review.text for c in site["clips"])

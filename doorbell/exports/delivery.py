@@ -69,6 +69,29 @@ class DeliveryMixin(RegistryCore):
             self.record(actor, "export.bundle_deleted", request_id, {"reason": reason})
         return bool(changed)
 
+    def revoke_bundle(self, request_id: str) -> bool:
+        """The owner takes an approval back: close the request with bundle state
+        ``revoked`` (the requester's status page says so), then delete the bundle file;
+        audited as ``export.bundle_revoked``. False (nothing changed) while the bundle is
+        still being built or once the request is closed. A download already streaming
+        finishes from its open handle; no new one starts."""
+        with self._transaction() as db:
+            changed = db.execute(
+                "UPDATE export_requests SET bundle_state = 'revoked', status = 'closed',"  # noqa: S608 - states from the lifecycle table
+                " closed_at = ? WHERE id = ?"
+                f" AND status IN {sql_in(sources(RequestStatus.CLOSED))}"
+                f" AND bundle_state IN {sql_in(bundle_sources(BundleState.REVOKED))}",
+                (self._clock(), request_id),
+            ).rowcount
+        if not changed:
+            return False
+        path = self.bundle_path(request_id)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            fsync_dir(path.parent)
+        self.record("owner", "export.bundle_revoked", request_id, {"deleted": True})
+        return True
+
     def open_download(self, token: str, *, client: str = "") -> tuple[ExportRequest, BinaryIO]:
         """Count one download for the holder of ``token`` and open the bundle for reading.
 

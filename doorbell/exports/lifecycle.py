@@ -39,6 +39,8 @@ class BundleState(StrEnum):
     READY = "ready"
     FAILED = "failed"
     DELETED = "deleted"
+    #: the owner took the approval back (the requester's status page says so)
+    REVOKED = "revoked"
 
 
 #: Every allowed move of a request; anything else is refused.
@@ -57,9 +59,10 @@ REQUEST_TRANSITIONS: Mapping[RequestStatus, frozenset[RequestStatus]] = {
 BUNDLE_TRANSITIONS: Mapping[BundleState, frozenset[BundleState]] = {
     BundleState.NONE: frozenset({BundleState.BUILDING}),
     BundleState.BUILDING: frozenset({BundleState.READY, BundleState.FAILED, BundleState.DELETED}),
-    BundleState.READY: frozenset({BundleState.DELETED}),
-    BundleState.FAILED: frozenset({BundleState.DELETED}),
+    BundleState.READY: frozenset({BundleState.DELETED, BundleState.REVOKED}),
+    BundleState.FAILED: frozenset({BundleState.DELETED, BundleState.REVOKED}),
     BundleState.DELETED: frozenset(),
+    BundleState.REVOKED: frozenset(),
 }
 
 #: Statuses in which the requester may still download (the bundle exists for them).

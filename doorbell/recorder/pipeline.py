@@ -76,6 +76,11 @@ class MotionSource(Protocol):
     def update(self, frame: Frame) -> Any: ...
 
 
+#: The thumbnail is the frame showing the largest moving object within this many seconds
+#: of the clip's trigger: who came, not the empty doorstep of the first motion.
+THUMBNAIL_WINDOW_S = 3.0
+
+
 @dataclass
 class _OpenClip:
     id: str
@@ -85,7 +90,13 @@ class _OpenClip:
     started_at: float
     last_sync_t: float
     zones: set[str]
+    first_frame_t: float
     score: float = 0.0
+    #: the thumbnail: the frame with the largest moving box in the first
+    #: THUMBNAIL_WINDOW_S of the clip (held in memory only, written once when chosen)
+    thumb_area: int = 0
+    thumb_frame: Any = None
+    thumb_written: bool = False
 
 
 class Recorder:
@@ -286,6 +297,7 @@ class Recorder:
             if decision == "seal":
                 self._seal_open_clip()
         if self._clip is not None:
+            self._choose_thumbnail(self._clip, frame, motion)
             self._clip.zones.update(getattr(motion, "zones", ()) or ())
             self._clip.score = max(self._clip.score, float(getattr(motion, "score", 0.0)))
             if frame.timestamp - self._clip.last_sync_t >= self.config.recording.fsync_interval_s:
@@ -420,7 +432,7 @@ class Recorder:
             self._store.mark_interrupted(clip_id)  # never leave an unsealed row behind
             raise
         self._clip = _OpenClip(
-            clip_id, event_id, trigger, writer, started_at, frame.timestamp, set()
+            clip_id, event_id, trigger, writer, started_at, frame.timestamp, set(), frame.timestamp
         )
         for packet in packets:
             writer.write(packet)
@@ -428,6 +440,24 @@ class Recorder:
         self._write_thumbnail(clip_id, frame)
         self._events.recording_changed(True)
         self._emit("motion_start", {"clip": clip_id, "trigger": trigger, "zones": list(zones)})
+
+    def _choose_thumbnail(self, clip: _OpenClip, frame: Frame, motion: Any) -> None:
+        """Keep the frame with the largest moving box of the first seconds; when they are
+        over, replace the trigger-frame thumbnail with it (once). The frame is already
+        privacy-masked by the camera, and the JPEG is encrypted like the first one."""
+        if clip.thumb_written:
+            return
+        if frame.timestamp - clip.first_frame_t > THUMBNAIL_WINDOW_S:
+            clip.thumb_written = True
+            if clip.thumb_frame is not None:
+                self._write_thumbnail(clip.id, clip.thumb_frame)
+            clip.thumb_frame = None
+            return
+        boxes = getattr(motion, "boxes", ()) or ()
+        area = max((int(box[2]) * int(box[3]) for box in boxes), default=0)
+        if area > clip.thumb_area:
+            clip.thumb_area = area
+            clip.thumb_frame = frame
 
     def _write_thumbnail(self, clip_id: str, frame: Frame) -> None:
         jpeg = encode_jpeg(frame.main, self.config.recording.thumbnail_width)
@@ -440,6 +470,10 @@ class Recorder:
         clip = self._clip
         if clip is None:
             return
+        if not clip.thumb_written and clip.thumb_frame is not None:
+            clip.thumb_written = True  # a clip shorter than the window: its best frame
+            self._write_thumbnail(clip.id, clip.thumb_frame)
+            clip.thumb_frame = None
         sealed = clip.writer.seal()
         ended_at = self._wall(sealed.last_time_s or 0.0)
         zones = tuple(sorted(clip.zones))

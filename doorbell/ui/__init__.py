@@ -246,6 +246,12 @@ def create_app(
         tls_fingerprint=_tls_fingerprint(root),
     )
     app.extensions["doorbell"] = state
+    from doorbell.localtime import LocalTime
+
+    local_time = LocalTime.from_setting(config.web.timezone)
+    app.extensions["doorbell_localtime"] = local_time
+    app.add_template_filter(local_time.format, "localtime")
+    app.add_template_filter(local_time.format_clock, "localclock")
     sessions.on_lock = state.session_locked
     state.sweeper = IdleSweeper(state, max(1.0, min(30.0, config.web.idle_lock_s / 4)))
     state.sweeper.start()
@@ -267,6 +273,8 @@ def create_app(
             "unlocked": getattr(session, "owner", None) is not None,
             "tls_fingerprint": state.tls_fingerprint,
             "idle_lock_s": config.web.idle_lock_s,
+            "time_zone": local_time.name(wall_clock()),
+            "time_zone_key": local_time.key,
         }
 
     @app.errorhandler(CSRFError)
@@ -282,9 +290,8 @@ def create_app(
     def http_error(error: HTTPException) -> Any:
         if error.code in (206, 304, 416) or error.code is None or error.code < 400:
             return error
-        return render_template(
-            "error.html", status=error.code, message=error.description
-        ), error.code
+        message = "There is no page at this address." if error.code == 404 else error.description
+        return render_template("error.html", status=error.code, message=message), error.code
 
     return app
 

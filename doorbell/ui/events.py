@@ -16,6 +16,7 @@ Interrupted clips play their authenticated prefix, and say so on the page.
 from __future__ import annotations
 
 import logging
+from datetime import tzinfo
 
 from flask import Blueprint, Response, abort, redirect, render_template, request
 from flask import session as flask_session
@@ -25,7 +26,7 @@ from doorbell.errors import AgeError, StorageError
 from doorbell.store import CLIP_ID_PATTERN, Clip
 from doorbell.ui.ranges import ranged_response
 from doorbell.ui.sessions import current_owner
-from doorbell.ui.state import web_state
+from doorbell.ui.state import local_time, web_state
 from doorbell.ui.timeline import FILTERS, hourly_chart_svg, human_size, storage_gauge_svg
 from doorbell.ui.vault import OpenedFile, decrypt_small, open_encrypted
 
@@ -34,6 +35,10 @@ bp = Blueprint("events", __name__)
 
 #: A clip's view is audited again if the same session comes back after this many seconds.
 VIEW_AUDIT_INTERVAL_S = 600.0
+
+
+def _zone() -> tzinfo:
+    return local_time().zone
 
 
 def _clip_or_404(clip_id: str) -> Clip:
@@ -83,7 +88,8 @@ def timeline() -> ResponseReturnValue:
         page=page,
         kind=kind,
         filters=FILTERS,
-        chart=hourly_chart_svg(state.timeline.per_hour(now), now),
+        chart=hourly_chart_svg(state.timeline.per_hour(now), now, _zone()),
+        zone=_zone(),
         gauge=gauge,
         human_size=human_size,
         checkpoint=current_owner().checkpoint,

@@ -3,13 +3,17 @@
 - ``/exports``: requests (pending first), invitations (create one: the link is shown once),
   the open-form and public-transparency switches.
 - ``/exports/<id>``: a request beside the clips in its window (thumbnails, times); approve
-  some or all clips with optional redaction (faces, owner-drawn regions, "keep only this
-  region", pixelate or fill: :mod:`doorbell.redact.parse` validates the form), an expiry and
-  a download limit (the passphrase is asked again: step-up, throttled like unlock; then the
-  log is checked through the owner anchor and cosigned, as at unlock and in ``doorbell
-  requests approve``: a mismatch refuses the approval), or deny with a reason the requester
-  sees. The bundle is then built in a background thread;
-  ``/exports/<id>/progress`` reports it.
+  the clips the owner ticks (none is ticked at first; every choice comes back after a
+  refusal: :mod:`doorbell.ui.decisions`) with optional redaction (faces, owner-drawn
+  regions, "keep only this region", pixelate or fill: :mod:`doorbell.redact.parse`
+  validates the form), an expiry and a download limit (the passphrase is asked again:
+  step-up, throttled like unlock; then the log is checked through the owner anchor and
+  cosigned, as at unlock and in ``doorbell requests approve``: a mismatch refuses the
+  approval), or deny with a reason the requester sees. The bundle is then built in a
+  background thread; ``/exports/<id>/progress`` reports it.
+- ``/exports/<id>/revoke``: take an approval back (passphrase step-up): the request closes
+  with bundle state ``revoked``, the bundle is deleted, ``export.bundle_revoked`` is audited
+  and the requester's status page says "revoked".
 - ``/exports/<id>/preview.jpg?clip=...&at=...`` + the redaction fields: one frame of a clip in
   the request's window, decrypted in memory and redacted as the export would be (owner
   session only, ``no-store``, audited as ``export.preview_viewed``; one preview at a time).
@@ -51,8 +55,15 @@ from doorbell.errors import (
     StorageError,
     VideoError,
 )
-from doorbell.exports.model import format_time
+from doorbell.ui.decisions import (
+    SOURCE_WORDS,
+    STATUS_WORDS,
+    approval_summary,
+    chosen_on_form,
+    redaction_in_words,
+)
 from doorbell.ui.guard import passive, public
+from doorbell.ui.state import local_time
 
 bp = Blueprint("exports", __name__, url_prefix="/exports")
 transparency_bp = Blueprint("transparency", __name__)
@@ -93,6 +104,22 @@ def install(app: Flask) -> None:
     sweeper.start()
     for blueprint in (requests_portal.bp, bp, transparency_bp):
         app.register_blueprint(blueprint)
+    app.context_processor(_pending_for_templates)
+
+
+def _pending_for_templates() -> dict[str, Any]:
+    """The owner's header and banner: requests waiting for a decision (oldest deadline
+    first). Nothing for a locked session or a requester's page."""
+    if getattr(session, "owner", None) is None:
+        return {"pending_requests": []}
+    now = _state().wall_clock()
+    waiting = [
+        r
+        for r in _exports().registry.requests(status="pending", include_self=False)
+        if r.decide_by > now
+    ]
+    waiting.sort(key=lambda r: r.decide_by)
+    return {"pending_requests": waiting}
 
 
 def _state() -> Any:
@@ -118,11 +145,11 @@ def index() -> Any:
     found.sort(key=lambda r: (r.status != "pending", -r.created_at))
     return render_template(
         "exports/index.html",
+        status_words=STATUS_WORDS,
         requests=found,
         invitations=registry.invitations(),
         open_form=registry.open_form_enabled(),
         public=registry.transparency_public(),
-        format_time=format_time,
         new_link=None,
         now=_state().wall_clock(),
     )
@@ -163,15 +190,27 @@ def review(request_id: str, *, error: str = "", status: int = 200) -> Any:
     fields = found.fields
     error = error or window_warning(fields.window_start, fields.window_end, _state().wall_clock())
     config = _exports().registry.config
+    chosen = chosen_on_form(request.form if request.method == "POST" else None, config)
+    approved_clips = []
+    for clip_id in found.clip_ids:
+        try:
+            approved_clips.append(_state().store.get_clip(clip_id))
+        except StorageError:
+            continue
     page = render_template(
         "exports/review.html",
         r=found,
         clips=clips,
         error=error,
-        format_time=format_time,
         progress=_exports().jobs.progress(found.id),
-        default_days=config.bundle_expiry_days,
-        default_limit=config.download_limit,
+        chosen=chosen,
+        summary=approval_summary(found, clips, chosen),
+        approved_clips=approved_clips,
+        redaction_words=redaction_in_words(found.redaction),
+        revocable=found.status in ("approved", "delivered")
+        and found.bundle_state in ("ready", "failed"),
+        status_words=STATUS_WORDS,
+        source_words=SOURCE_WORDS,
     )
     return page, status
 
@@ -234,6 +273,8 @@ def approve(request_id: str) -> Any:
     return redirect(url_for("exports.review", request_id=found.id))
 
 
+#: How long a preview waits for the one before it (seconds) before answering 429.
+_PREVIEW_WAIT_S = 5.0
 #: Longest clip offset a preview may ask for (seconds).
 _MAX_PREVIEW_AT_S = 3600.0
 
@@ -265,7 +306,8 @@ def preview(request_id: str) -> Any:
     except (ValueError, RedactionError) as exc:
         return _plain_error(str(exc), 400)
     gate = _exports().preview_gate
-    if not gate.acquire(blocking=False):
+    # a preview still being made for a page that was just left (or reloaded) ends soon
+    if not gate.acquire(timeout=_PREVIEW_WAIT_S):
         return _plain_error("Another preview is being made. Try again.", 429)
     try:
         opened = open_encrypted(
@@ -312,6 +354,24 @@ def deny(request_id: str) -> Any:
     return redirect(url_for("exports.review", request_id=found.id))
 
 
+@bp.post("/<request_id>/revoke")
+def revoke(request_id: str) -> Any:
+    """Take an approval back: passphrase step-up, then the bundle is deleted (audited)."""
+    found = _request_or_404(request_id)
+    try:
+        _step_up()
+    except PassphraseError as exc:
+        return review(request_id, error=str(exc), status=400)
+    if not _exports().registry.revoke_bundle(found.id):
+        message = (
+            "The bundle is still being built; revoke it when it is ready."
+            if found.bundle_state == "building"
+            else f"This request is {found.status}; there is nothing to revoke."
+        )
+        return review(request_id, error=message, status=409)
+    return redirect(url_for("exports.review", request_id=found.id))
+
+
 @bp.get("/<request_id>/progress")
 @passive
 def progress(request_id: str) -> Any:
@@ -322,20 +382,20 @@ def progress(request_id: str) -> Any:
 
 @bp.post("/self")
 def self_export() -> Any:
-    from doorbell.exports.model import parse_time
     from doorbell.exports.service import clips_for_request
     from doorbell.pubkeys import load_owner_recipients
 
     owner = session.owner  # type: ignore[attr-defined]
-    problems: list[str] = []
-    start = parse_time(request.form.get("window_start"), "window_start", problems)
-    end = parse_time(request.form.get("window_end"), "window_end", problems)
-    if problems or start is None or end is None or end <= start:
-        return render_template(
-            "error.html",
-            status=400,
-            message="; ".join(problems) or "the window must end after it starts",
-        ), 400
+    local = local_time()
+    start = local.parse_input(request.form.get("window_start", ""))
+    end = local.parse_input(request.form.get("window_end", ""))
+    if start is None or end is None or end <= start:
+        message = (
+            "From and To must both be a date and time, like 2026-01-02 15:04."
+            if start is None or end is None
+            else "To must be after From."
+        )
+        return render_template("error.html", status=400, message=message), 400
     registry = _exports().registry
     recipient = str(load_owner_recipients(_state().data_dir)[0])
     found = registry.add_self_export(window_start=start, window_end=end, recipient=recipient)

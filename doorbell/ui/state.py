@@ -14,6 +14,7 @@ from flask import current_app
 
 if TYPE_CHECKING:
     from doorbell.live.wire import LiveMessage
+    from doorbell.localtime import LocalTime
     from doorbell.ui import WebState
 
 
@@ -63,3 +64,13 @@ def web_state() -> WebState:
     if not isinstance(state, WebState):
         raise TypeError(f"app.extensions['doorbell'] is {type(state).__name__}, not WebState")
     return state
+
+
+def local_time() -> LocalTime:
+    """The pages' time zone (``web.timezone``, default the system's) of the current app."""
+    from doorbell.localtime import LocalTime
+
+    local = current_app.extensions["doorbell_localtime"]
+    if not isinstance(local, LocalTime):
+        raise TypeError(f"app.extensions['doorbell_localtime'] is {type(local).__name__}")
+    return local

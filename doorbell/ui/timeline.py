@@ -14,7 +14,7 @@ hour over the last 24 hours, and how full the storage is.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from html import escape
 
 from doorbell.store import TIMELINE_FILTERS as FILTERS
@@ -22,8 +22,8 @@ from doorbell.store import TIMELINE_FILTERS as FILTERS
 __all__ = ["FILTERS", "hourly_chart_svg", "human_size", "storage_gauge_svg"]
 
 
-def hourly_chart_svg(counts: list[int], now: float) -> str:
-    """Bars of events per hour (oldest left); labelled for screen readers."""
+def hourly_chart_svg(counts: list[int], now: float, zone: tzinfo = UTC) -> str:
+    """Bars of events per hour (oldest left, hours of ``zone``); labelled for screen readers."""
     width, height, pad = 480, 120, 18
     peak = max(counts) if counts and max(counts) > 0 else 1
     bar = (width - 2 * pad) / max(1, len(counts))
@@ -35,7 +35,7 @@ def hourly_chart_svg(counts: list[int], now: float) -> str:
         f'<line class="axis" x1="{pad}" y1="{height - pad}" x2="{width - pad}" '
         f'y2="{height - pad}"/>',
     ]
-    end_hour = datetime.fromtimestamp(now, UTC).hour
+    end_hour = datetime.fromtimestamp(now, zone).hour
     for index, count in enumerate(counts):
         h = (height - 2 * pad) * count / peak
         x = pad + index * bar
@@ -43,7 +43,7 @@ def hourly_chart_svg(counts: list[int], now: float) -> str:
         parts.append(
             f'<rect class="bar" x="{x + 1:.1f}" y="{height - pad - h:.1f}" '
             f'width="{max(1.0, bar - 2):.1f}" height="{h:.1f}">'
-            f"<title>{hour:02d}:00 UTC: {count} event(s)</title></rect>"
+            f"<title>{hour:02d}:00: {count} event(s)</title></rect>"
         )
         if index % 6 == 0:
             parts.append(f'<text class="label" x="{x:.1f}" y="{height - 4}">{hour:02d}h</text>')

@@ -99,7 +99,8 @@ def bundle_ready(page) -> bool:
 
 
 def local_time(epoch: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M", time.gmtime(epoch))
+    """A datetime-local value: the server reads it in the device's zone (this machine's)."""
+    return time.strftime("%Y-%m-%dT%H:%M", time.localtime(epoch))
 
 
 def test_invitation_approval_one_download_verify_and_transparency(
@@ -143,7 +144,7 @@ def test_invitation_approval_one_download_verify_and_transparency(
     status_path = requester.get_attribute("#status-link", "href")
     assert status_path and "/requests/status/" in status_path
     requester.goto(base + status_path if status_path.startswith("/") else status_path)
-    assert "pending" in requester.content()
+    assert requester.get_attribute("#request-status", "data-status") == "pending"
     assert not any(clip in requester.content() for clip in clips), "no footage hints"
     requester.screenshot(path=str(tmp_path / "01-requester-pending.png"))
 
@@ -153,7 +154,9 @@ def test_invitation_approval_one_download_verify_and_transparency(
     owner.wait_for_selector("#approve-form")
     boxes = owner.locator("input[name=clip]")
     assert boxes.count() == 3
-    boxes.nth(2).uncheck()
+    assert owner.locator("input[name=clip]:checked").count() == 0  # nothing shared by default
+    boxes.nth(0).check()
+    boxes.nth(1).check()
     # Redaction: one box typed (keyboard path), one dragged on the frame, then a preview.
     console_errors: list[str] = []
     owner.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)

@@ -37,9 +37,16 @@
   const status = document.getElementById("redact-preview-status");
   const previewButton = document.getElementById("redact-preview");
   const form = document.getElementById("approve-form");
-  const shapes = { regions: [], keep: [] };
+  const shapes = { regions: loadShapes("regions"), keep: loadShapes("keep") };
   let draft = [], drag = null, cursor = [0.5, 0.5], frameUrl = null;
 
+  function loadShapes(name) {
+    // shapes drawn before a refused approval come back in the hidden field
+    try {
+      const value = JSON.parse(document.getElementById(name).value || "[]");
+      return Array.isArray(value) ? value : [];
+    } catch (e) { return []; }
+  }
   function round(v) { return Math.round(Math.min(1, Math.max(0, v)) * 10000) / 10000; }
   function kind() { return form.querySelector("input[name=draw_kind]:checked").value; }
   function box(x0, y0, x1, y1) {
@@ -68,6 +75,7 @@
     summary.textContent = "Redacted areas: " + shapes.regions.length + " · kept areas: " + shapes.keep.length +
       (draft.length ? " · unfinished polygon: " + draft.length + " corner(s)" : "");
     save();
+    document.dispatchEvent(new Event("doorbell:choices"));
   }
   function at(ev) {
     const r = svg.getBoundingClientRect();
@@ -137,12 +145,18 @@
     if (document.getElementById("redact_faces").checked) q.set("redact_faces", "on");
     return q;
   }
-  async function preview() {
+  async function preview(attempt) {
+    attempt = typeof attempt === "number" ? attempt : 0;
     previewButton.disabled = true;
     status.textContent = "Making the preview…";
     try {
       const response = await fetch(tools.dataset.previewUrl + "?" + previewQuery().toString(),
         { credentials: "same-origin", cache: "no-store" });
+      if (response.status === 429 && attempt < 5) {
+        // the preview asked for by the page before this one is still being made
+        setTimeout(function () { preview(attempt + 1); }, 1500);
+        return;
+      }
       if (!response.ok) { status.textContent = "Preview refused: " + (await response.text()); return; }
       const blob = await response.blob();
       if (frameUrl) URL.revokeObjectURL(frameUrl);
@@ -158,8 +172,80 @@
   frame.addEventListener("load", function () {
     if (frame.naturalWidth && frame.naturalHeight) stage.style.aspectRatio = frame.naturalWidth + " / " + frame.naturalHeight;
   });
-  previewButton.addEventListener("click", preview);
-  document.getElementById("preview_clip").addEventListener("change", preview);
+  previewButton.addEventListener("click", function () { preview(0); });
+  document.getElementById("preview_clip").addEventListener("change", function () { preview(0); });
   draw();
-  preview();
+  preview(0);
+})();
+
+// The approval's clip list and summary: select all / none, and one sentence of what will be
+// shared ("2 clips, 54 s, faces blurred, 1 region redacted, to ..., expires in 3 days, ...").
+(function () {
+  const form = document.getElementById("approve-form");
+  if (!form) return;
+  const boxes = Array.prototype.slice.call(form.querySelectorAll("input[name=clip]"));
+  const summary = document.getElementById("approve-summary");
+  const tools = form.querySelector(".select-tools");
+  function plural(n, word) { return n + " " + word + (n === 1 ? "" : "s"); }
+  function count(id) {
+    try { const v = JSON.parse(document.getElementById(id).value || "[]"); return Array.isArray(v) ? v.length : 0; }
+    catch (e) { return 0; }
+  }
+  function update() {
+    const picked = boxes.filter(function (b) { return b.checked; });
+    let text;
+    if (!picked.length) {
+      text = "No clip chosen yet: tick the clips to share.";
+    } else {
+      const seconds = picked.reduce(function (s, b) { return s + parseFloat(b.dataset.duration || "0"); }, 0);
+      const parts = [plural(picked.length, "clip") + ", " + Math.round(seconds) + " s"];
+      const fill = document.getElementById("redact_method").value === "fill";
+      if (document.getElementById("redact_faces").checked) parts.push(fill ? "faces filled" : "faces blurred");
+      const typed = ["box_x0", "box_y0", "box_x1", "box_y1"].every(function (id) { return document.getElementById(id).value !== ""; });
+      const typedKeep = document.getElementById("box_kind").value === "keep";
+      const regions = count("regions") + (typed && !typedKeep ? 1 : 0);
+      const keep = count("keep") + (typed && typedKeep ? 1 : 0);
+      if (regions) parts.push(plural(regions, "region") + " redacted");
+      if (keep) parts.push(plural(keep, "kept area"));
+      if (parts.length === 1) parts.push("no redaction");
+      parts.push("to " + form.dataset.requester);
+      parts.push("expires in " + (document.getElementById("days").value || "?") + " days");
+      parts.push(plural(parseInt(document.getElementById("download_limit").value || "0", 10) || 0, "download"));
+      text = parts.join(", ") + ".";
+    }
+    summary.textContent = "";
+    const p = document.createElement("p");
+    p.textContent = text;
+    summary.appendChild(p);
+  }
+  if (tools && boxes.length) {
+    tools.hidden = false;
+    document.getElementById("select-all").addEventListener("click", function () { boxes.forEach(function (b) { b.checked = true; }); update(); });
+    document.getElementById("select-none").addEventListener("click", function () { boxes.forEach(function (b) { b.checked = false; }); update(); });
+  }
+  form.addEventListener("input", update);
+  form.addEventListener("change", update);
+  document.addEventListener("doorbell:choices", update);
+  update();
+})();
+
+// Copy buttons (the invitation link): the text of the element named by data-copy.
+(function () {
+  document.querySelectorAll("button[data-copy]").forEach(function (button) {
+    const status = button.parentElement.querySelector(".copy-status");
+    button.addEventListener("click", async function () {
+      const text = document.getElementById(button.dataset.copy).textContent.trim();
+      try {
+        await navigator.clipboard.writeText(text);
+        if (status) status.textContent = "Copied.";
+      } catch (e) {
+        const range = document.createRange();
+        range.selectNodeContents(document.getElementById(button.dataset.copy));
+        const selection = window.getSelection();
+        selection.removeAllRanges();
+        selection.addRange(range);
+        if (status) status.textContent = "Selected: press Ctrl+C (or long-press and Copy).";
+      }
+    });
+  });
 })();

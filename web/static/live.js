@@ -60,9 +60,21 @@
         .catch(function () { setTimeout(nextFrame, 2000); });
     }
 
+    // the device's zone and the 24-hour clock, like every other page (body data-time-zone)
+    function clockNow() {
+      const options = { hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" };
+      if (document.body.dataset.timeZone) options.timeZone = document.body.dataset.timeZone;
+      try {
+        return new Intl.DateTimeFormat("en-GB", options).format(new Date());
+      } catch (e) {  // a zone this browser does not know
+        delete options.timeZone;
+        return new Intl.DateTimeFormat("en-GB", options).format(new Date());
+      }
+    }
+
     function addEvent(text) {
       const li = document.createElement("li");
-      li.textContent = new Date().toLocaleTimeString() + " — " + text;
+      li.textContent = clockNow() + " — " + text;
       list.insertBefore(li, list.firstChild);
       while (list.children.length > 20) list.removeChild(list.lastChild);
     }
