@@ -145,7 +145,7 @@ def test_wrong_passphrase_is_refused_audited_and_slows_the_next_try(world) -> No
     assert b"did not unlock" in response.data
     assert client.get("/timeline").status_code == 401
     failed = [e for e in audit_actions(app) if e["action"] == "web.unlock_failed"]
-    assert len(failed) == 1 and failed[0]["details"]["failures"] == 1
+    assert len(failed) == 1 and failed[0]["details"]["count"] == 1
     response = unlock(client, PASSPHRASE)  # right passphrase, but too soon after a failure
     assert response.status_code == 429
     assert vault.unlocks == 0

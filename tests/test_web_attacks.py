@@ -16,7 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from stress_helpers import audit_entries
 from web_attack_helpers import (
+    Browser,
     WebProcess,
     make_site,
     start_web,
@@ -37,6 +39,86 @@ def web(tmp_path: Path) -> Iterator[tuple[WebProcess, Path]]:
         yield process, data_dir
     finally:
         process.stop()
+
+
+def _flood(port: int, sources: list[str], stop: threading.Event, counter: list[int]) -> None:
+    index = 0
+    while not stop.is_set():
+        browser = Browser(port, sources[index % len(sources)], timeout_s=10)
+        index += 1
+        with contextlib.suppress(OSError, AssertionError):
+            browser.unlock("not the passphrase")
+        counter[0] += 1
+
+
+# --- finding 1: refused unlocks must not grow the audit log per request ----------------------
+
+
+def test_unlock_flood_from_one_address_adds_a_bounded_number_of_entries(web) -> None:
+    process, data_dir = web
+    before = len(audit_entries(data_dir))
+    stop, counter = threading.Event(), [0]
+    threads = [
+        threading.Thread(target=_flood, args=(process.port, ["127.0.0.9"], stop, counter))
+        for _ in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    time.sleep(8)
+    stop.set()
+    for thread in threads:
+        thread.join(15)
+    added = len(audit_entries(data_dir)) - before
+    assert counter[0] >= 40, "the flood really ran"
+    # before the fix: one fsynced entry per request (every refusal included)
+    assert added <= 3, f"{counter[0]} wrong unlocks from one address added {added} entries"
+    answer, elapsed = timed_unlock(process.port)
+    assert unlocked(answer) and elapsed < NORMAL_UNLOCK_S
+
+
+def test_a_burst_is_summarised_with_its_count_when_it_ends(tmp_path: Path) -> None:
+    data_dir, config = make_site(tmp_path)
+    process = start_web(config)
+    try:
+        browser = Browser(process.port, "127.0.0.7")
+        for _ in range(6):
+            browser.unlock("wrong guess")
+    finally:
+        process.stop()  # shutdown ends every burst
+    summaries = [
+        e
+        for e in audit_entries(data_dir)
+        if e["action"] in ("web.unlock_failed", "web.unlock_refused")
+        and e["details"].get("client") == "127.0.0.7"
+    ]
+    assert sum(e["details"].get("count", 1) for e in summaries) == 6
+    assert len(summaries) <= 2
+
+
+# --- finding 2: many addresses, one wrong try each, must not lock the owner out --------------
+
+
+def test_wrong_tries_from_many_addresses_do_not_refuse_the_owner(web) -> None:
+    process, _ = web
+    stop, counter = threading.Event(), [0]
+    sources = [f"127.0.{n // 250 + 10}.{n % 250 + 1}" for n in range(400)]
+    threads = [
+        threading.Thread(target=_flood, args=(process.port, sources[i::6], stop, counter))
+        for i in range(6)
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(1.0)
+        results = [timed_unlock(process.port, f"127.0.0.{n}") for n in (1, 2, 3)]
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(15)
+    assert counter[0] > 20, "the attack really ran"
+    for answer, elapsed in results:
+        assert unlocked(answer), (answer.status, answer.body[-400:])
+        assert elapsed < NORMAL_UNLOCK_S + 2.0
 
 
 # --- finding 4: slowloris ----------------------------------------------------------------

@@ -32,6 +32,7 @@ from doorbell.config import Config
 from doorbell.errors import KeyFileError
 from doorbell.ui.guard import UnlockThrottle, gate, security_headers
 from doorbell.ui.sessions import MemorySession, MemorySessionInterface, SessionStore
+from doorbell.ui.unlockgate import FailureLedger, PassphraseGate
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +69,10 @@ class WebState:
     live: Any = None
     tls_fingerprint: str = ""
     config_lock: threading.Lock = field(default_factory=threading.Lock)
-    #: admits one owner-passphrase check (scrypt, 64 MiB) at a time: see ui/stepup.py
-    passphrase_gate: threading.BoundedSemaphore = field(
-        default_factory=lambda: threading.BoundedSemaphore(1)
-    )
+    #: admits one owner-passphrase check (scrypt, 64 MiB) at a time, fairly: ui/unlockgate.py
+    passphrase_gate: PassphraseGate | None = None
+    #: wrong and refused passphrase checks, audited in summary per burst: ui/unlockgate.py
+    failure_ledger: FailureLedger | None = None
     sweeper: Any = None
 
     def record(
@@ -124,6 +125,8 @@ class IdleSweeper:
         while not self._stop.wait(self._interval_s):
             try:
                 self._state.sweep_idle()
+                if self._state.failure_ledger is not None:
+                    self._state.failure_ledger.flush()
             except Exception:  # an audit failure must not end the sweeping
                 log.exception("idle sweep failed")
 
@@ -238,7 +241,9 @@ def create_app(
         timeline=TimelineIndex(root),
         live=live if live is not None else live_view.LiveHub(config.live.socket_path),
         tls_fingerprint=_tls_fingerprint(root),
+        passphrase_gate=PassphraseGate(clock),
     )
+    state.failure_ledger = FailureLedger(state.record, clock, wall_clock)
     app.extensions["doorbell"] = state
     sessions.on_lock = state.session_locked
     state.sweeper = IdleSweeper(state, max(1.0, min(30.0, config.web.idle_lock_s / 4)))
@@ -291,6 +296,11 @@ def close_app(app: Flask) -> None:
     state: WebState = app.extensions["doorbell"]
     if state.sweeper is not None:
         state.sweeper.stop()
+    if state.failure_ledger is not None:
+        try:
+            state.failure_ledger.flush(everything=True)
+        except Exception:  # the log may be what failed; closing must go on
+            log.exception("could not audit the last burst of failed passphrase checks")
     state.sessions.lock_all("shutdown")
     if "doorbell_exports" in app.extensions:
         app.extensions["doorbell_exports"].close()
