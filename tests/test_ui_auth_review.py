@@ -357,3 +357,29 @@ def test_idle_sweep_drops_the_identity_without_a_request(data_dir: Path, vault) 
         assert locked[-1]["details"] == {"reason": "idle"}
     finally:
         close_app(app)
+
+
+# --- issue 17, finding 3: anonymous visitors hold no server-side session ---------------------
+
+
+def test_anonymous_form_gets_keep_nothing_server_side(data_dir: Path, vault) -> None:
+    prepare_data_dir(data_dir, vault)
+    app = _app(data_dir, vault)
+    try:
+        for _ in range(20):
+            app.test_client().get("/unlock")
+        assert len(app.extensions["doorbell"].sessions) == 0
+        owner = app.test_client()
+        token = csrf_from(owner.get("/unlock").data)
+        cookie = owner.get_cookie("doorbell")
+        assert cookie is not None and cookie.value.startswith("a.")
+        forged = app.test_client()
+        forged.set_cookie("doorbell", cookie.value[:-2] + "xx")  # signature no longer matches
+        refused = forged.post("/unlock", data={"csrf_token": token, "passphrase": PASSPHRASE})
+        assert refused.status_code == 400
+        answer = owner.post("/unlock", data={"csrf_token": token, "passphrase": PASSPHRASE})
+        assert answer.status_code == 302
+        assert len(app.extensions["doorbell"].sessions) == 1
+        assert not owner.get_cookie("doorbell").value.startswith("a.")
+    finally:
+        close_app(app)

@@ -121,6 +121,19 @@ def test_wrong_tries_from_many_addresses_do_not_refuse_the_owner(web) -> None:
         assert elapsed < NORMAL_UNLOCK_S + 2.0
 
 
+# --- finding 3: a flood of anonymous sessions must not evict the owner's ---------------------
+
+
+def test_session_flood_does_not_evict_the_owners_unlock_form(web) -> None:
+    process, _ = web
+    owner = Browser(process.port)
+    token = owner.form_token()
+    for n in range(600):
+        Browser(process.port, f"127.0.{n // 200 + 20}.{n % 200 + 1}").request("GET", "/unlock")
+    answer = owner.unlock(token=token)
+    assert unlocked(answer), answer.body[-400:]
+
+
 # --- finding 4: slowloris ----------------------------------------------------------------
 
 
