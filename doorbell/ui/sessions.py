@@ -197,7 +197,7 @@ class MemorySessionInterface(SessionInterface):
         if value and value.startswith(ANONYMOUS_PREFIX) and len(value) <= MAX_ANONYMOUS_COOKIE:
             try:
                 data = self._signer(app).loads(
-                    value[len(ANONYMOUS_PREFIX) :], max_age=ANONYMOUS_TTL_S
+                    value[len(ANONYMOUS_PREFIX) :], max_age=int(ANONYMOUS_TTL_S)
                 )
             except BadSignature:
                 data = None
