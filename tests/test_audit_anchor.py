@@ -100,9 +100,10 @@ def test_rewritten_log_without_cosignatures_is_refused_and_not_cosigned(data_dir
     _visit(data_dir)
     _visit(data_dir)
     rewrite_log(data_dir)
-    assert verify_data_dir(data_dir).ok  # the log alone cannot tell ...
+    verdict = verify_data_dir(data_dir)  # issue 17: keys.created without any cosignature
+    assert not verdict.ok and "no owner cosignature at all" in verdict.problem
     with _open(data_dir) as log, pytest.raises(AnchorError, match=r"rewritten|rolled back"):
-        cosign_anchored(log, ANCHOR_KEY, COSIGN_KEY, OWNER_COSIGNER_NAME)  # ... the anchor can
+        cosign_anchored(log, ANCHOR_KEY, COSIGN_KEY, OWNER_COSIGNER_NAME)  # and the anchor
     assert _cosignatures(data_dir) == 0
 
 
@@ -179,3 +180,30 @@ def test_a_legacy_anchor_is_read_then_moved(data_dir: Path) -> None:
     write_anchor(data_dir, anchor, key)
     assert not (data_dir / "owner-anchor").exists()
     assert read_anchor(data_dir, key) == anchor
+
+
+def test_an_entry_edited_with_its_hash_kept_is_not_cosigned(data_dir: Path) -> None:
+    """Issue 17, finding 9: the roots come from stored hashes, so the unlock re-hashes."""
+    _init(data_dir)
+    _visit(data_dir)
+    with _open(data_dir) as log:
+        log.append("owner", "clip.viewed", "20260101T000000Z-cafe0001")
+        index = log.size - 1
+    with AuditLog.open(data_dir) as log:
+        leaf = log._conn.execute("SELECT leaf FROM entries WHERE idx = ?", (index,)).fetchone()[0]
+        edited = bytes(leaf).replace(b"cafe0001", b"cafe0002")
+        log._conn.execute("UPDATE entries SET leaf = ? WHERE idx = ?", (edited, index))
+    before = _cosignatures(data_dir)
+    with _open(data_dir) as log, pytest.raises(AnchorError, match=f"entry {index}"):
+        cosign_anchored(log, ANCHOR_KEY, COSIGN_KEY, OWNER_COSIGNER_NAME)
+    assert _cosignatures(data_dir) == before
+
+
+def test_all_cosignatures_deleted_fails_verify(data_dir: Path) -> None:
+    _init(data_dir)
+    _visit(data_dir)
+    assert verify_data_dir(data_dir).ok
+    with AuditLog.open(data_dir) as log:
+        log._conn.execute("DELETE FROM cosignatures")
+    verdict = verify_data_dir(data_dir)
+    assert not verdict.ok and "no owner cosignature at all" in verdict.problem
