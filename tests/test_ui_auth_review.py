@@ -383,3 +383,27 @@ def test_anonymous_form_gets_keep_nothing_server_side(data_dir: Path, vault) -> 
         assert not owner.get_cookie("doorbell").value.startswith("a.")
     finally:
         close_app(app)
+
+
+def test_the_unlocked_web_cosigns_the_grown_log_every_few_minutes(data_dir: Path, vault) -> None:
+    """Issue 17: what a compromised recorder can rewrite unseen is bounded by this interval."""
+    from doorbell.ui import COSIGN_EVERY_S
+
+    prepare_data_dir(data_dir, vault)
+    clock = Clock()
+    app = _app(data_dir, vault, clock)
+    state = app.extensions["doorbell"]
+    try:
+        assert unlock(app.test_client()).status_code == 302
+        after_unlock = cosignatures(app)
+        state.record("recorder", "clip.sealed", "x")
+        assert not state.cosign_while_unlocked()  # too soon
+        clock.advance(COSIGN_EVERY_S + 1)
+        assert state.cosign_while_unlocked()
+        assert cosignatures(app) == after_unlock + 1
+        clock.advance(COSIGN_EVERY_S + 1)
+        state.sessions.lock_all("button")
+        state.record("recorder", "clip.sealed", "y")
+        assert not state.cosign_while_unlocked()  # locked: no keys, nothing signed
+    finally:
+        close_app(app)

@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 MAX_CONTENT_LENGTH = 256 * 1024
 #: Flat rate limit on unlock attempts per client address (flask-limiter, in memory).
 UNLOCK_RATE_LIMIT = "10 per minute"
+#: While unlocked, the owner cosigns the grown log at least this often (seconds), so that a
+#: compromised recorder holding device.key can rewrite at most this much unseen (issue 17).
+COSIGN_EVERY_S = 180.0
 
 
 def web_root() -> Path:
@@ -74,6 +77,8 @@ class WebState:
     #: wrong and refused passphrase checks, audited in summary per burst: ui/unlockgate.py
     failure_ledger: FailureLedger | None = None
     sweeper: Any = None
+    #: monotonic time of the last cosignature made by :meth:`cosign_while_unlocked`
+    last_cosign: float = 0.0
 
     def record(
         self, actor: str, action: str, object: str = "", details: dict | None = None
@@ -108,6 +113,34 @@ class WebState:
                 count += 1
         return count
 
+    def cosign_while_unlocked(self) -> bool:
+        """Cosign the log as the owner if it grew and :data:`COSIGN_EVERY_S` passed since the
+        last time, with the keys of the most recently active unlocked session (through the
+        same anchor checks as at unlock). Returns True if a cosignature was attempted."""
+        now = self.clock()
+        if now - self.last_cosign < COSIGN_EVERY_S:
+            return False
+        sessions = [
+            s
+            for s in self.sessions.unlocked_sessions()
+            if s.owner is not None and "error" not in s.owner.checkpoint
+        ]
+        if not sessions:
+            return False
+        record = max(sessions, key=lambda s: s.last_active)
+        owner = record.owner
+        if owner is None or int(owner.checkpoint.get("size", 0)) >= self.audit.size:
+            return False
+        from doorbell.ui.auth import cosign_as_owner
+        from doorbell.ui.vault import OwnerKeys
+
+        self.last_cosign = now
+        result = cosign_as_owner(self, OwnerKeys(owner.identity, owner.cosigning_key))
+        for other in sessions:
+            if other.owner is not None:
+                other.owner.checkpoint = result
+        return True
+
 
 class IdleSweeper:
     """A named daemon thread calling :meth:`WebState.sweep_idle` every ``interval_s``."""
@@ -125,6 +158,7 @@ class IdleSweeper:
         while not self._stop.wait(self._interval_s):
             try:
                 self._state.sweep_idle()
+                self._state.cosign_while_unlocked()
                 if self._state.failure_ledger is not None:
                     self._state.failure_ledger.flush()
             except Exception:  # an audit failure must not end the sweeping
