@@ -1,4 +1,6 @@
-"""The data directory: layout, the SQLite index of clips and events, reconciliation, retention.
+"""The data directory: layout, the SQLite index of clips and events, reconciliation.
+
+(Which clips retention deletes is :mod:`doorbell.recorder.retention`.)
 
 Layout below the data dir (see docs/formats.md)::
 
@@ -514,40 +516,9 @@ class Store(LockedConnection):
             fsync_dir(thumbs_root)
         return removed
 
-    def retention_victims(
-        self,
-        *,
-        retention_days: int,
-        quota_bytes: int,
-        min_free_bytes: int,
-        free_bytes: int,
-        keep: set[str] | frozenset[str] = frozenset(),
-    ) -> list[tuple[Clip, str]]:
-        """Sealed clips to delete, oldest first, each with the rule that chose it.
-
-        Rules: older than ``retention_days`` (0: no age limit); over ``quota_bytes`` of clips
-        (0: no quota); fewer than ``min_free_bytes`` free on the filesystem. Clips in ``keep``
-        (e.g. held for a pending export) are never chosen.
-        """
-        now = self._clock()
-        victims: list[tuple[Clip, str]] = []
-        used = self.used_bytes()
-        free = free_bytes
-        for clip in self.clips(newest_first=False):
-            if not clip.sealed or clip.id in keep:
-                continue
-            if retention_days and clip.started_at < now - retention_days * 86400:
-                reason = f"older than {retention_days} days"
-            elif quota_bytes and used > quota_bytes:
-                reason = f"over the quota of {quota_bytes} bytes"
-            elif min_free_bytes and free < min_free_bytes:
-                reason = f"less than {min_free_bytes} bytes free"
-            else:
-                break
-            victims.append((clip, reason))
-            used -= clip.size_bytes
-            free += clip.size_bytes
-        return victims
+    def now(self) -> float:
+        """This store's clock (UTC epoch seconds): what retention ages clips against."""
+        return self._clock()
 
 
 def _migrate(connection: sqlite3.Connection) -> None:
