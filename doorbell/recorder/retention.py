@@ -94,12 +94,12 @@ def audit_log_bytes(data_dir: Path) -> int:
     return total
 
 
-def footage_free_bytes(
-    data_dir: Path, free: int, *, reserve_bytes: int = AUDIT_RESERVE_BYTES
-) -> int:
+def footage_free_bytes(data_dir: Path, free: int, *, reserve_bytes: int | None = None) -> int:
     """Free space as footage retention sees it: ``free`` (bytes free on the filesystem) plus
-    what the audit log uses, minus the log's reserve. Log growth leaves it unchanged."""
-    return free + audit_log_bytes(data_dir) - reserve_bytes
+    what the audit log uses, minus the log's reserve (default :data:`AUDIT_RESERVE_BYTES`).
+    Log growth leaves it unchanged."""
+    reserve = AUDIT_RESERVE_BYTES if reserve_bytes is None else reserve_bytes
+    return free + audit_log_bytes(data_dir) - reserve
 
 
 def held_windows(registry_db: Path) -> list[tuple[float, float]] | None:
