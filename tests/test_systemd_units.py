@@ -384,6 +384,6 @@ def test_memory_and_tasks_are_bounded(unit: str) -> None:
     """Issue 17, finding 5: one request must not be able to take the Pi's memory."""
     settings = _settings(SYSTEMD_DIR / unit)
     memory = settings.get("MemoryMax", [""])[-1]
-    assert memory.endswith("M") and 64 <= int(memory[:-1]) <= 320, memory
+    assert memory.endswith("M") and 64 <= int(memory[:-1]) <= 400, memory
     tasks = settings.get("TasksMax", [""])[-1]
     assert tasks.isdigit() and int(tasks) <= 128, tasks

@@ -1,7 +1,7 @@
 """Every check of the owner passphrase in the web UI goes through :func:`check_passphrase`.
 
 Unlock, the step-up before approving an export, the old passphrase on the change form and
-accepting the audit log as it is all run scrypt (64 MiB, about 2 s on a Pi Zero 2 W). So:
+accepting the audit log as it is all run scrypt (2**18: 256 MiB, about 8 s on a Pi Zero 2 W). So:
 
 - **One at a time, fairly.** :class:`doorbell.ui.unlockgate.PassphraseGate` runs one check
   at a time and queues the others in arrival order (one per address, a few in all,

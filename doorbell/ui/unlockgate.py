@@ -6,7 +6,7 @@ from each of many addresses kept the single scrypt check busy so that the owner'
 passphrase was refused ("another check is running"). Here:
 
 - :class:`PassphraseGate` queues checks **fairly** instead of refusing: one check runs at a
-  time (scrypt costs 64 MiB), at most one per address waits (more from the same address are
+  time (scrypt costs 256 MiB), at most one per address waits (more from the same address are
   refused at once), at most :data:`MAX_WAITING` wait in all, in arrival order, addresses
   that recently unlocked first. A new address therefore waits for at most ``MAX_WAITING``
   checks (see docs/web.md, "Under attack", for the bound in seconds).
