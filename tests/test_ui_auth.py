@@ -214,6 +214,20 @@ def test_idle_lock_with_an_injected_clock(world) -> None:
     assert response.status_code == 302 and response.headers["Location"].startswith("/unlock")
 
 
+def test_static_files_do_not_count_as_activity(world) -> None:
+    """Issue 17, finding 9: a page that keeps loading its CSS must still lock."""
+    app, _, clock = world
+    idle = app.extensions["doorbell"].config.web.idle_lock_s
+    client = app.test_client()
+    unlock(client)
+    clock.advance(idle - 1)
+    with client.get("/static/app.css") as static:
+        assert static.status_code == 200
+    assert client.get("/no/such/page").status_code == 404
+    clock.advance(2)
+    assert client.get("/timeline").status_code == 401
+
+
 def test_lock_button_and_restart_lock(world, data_dir: Path) -> None:
     app, vault, _ = world
     client = app.test_client()

@@ -5,7 +5,8 @@
   navigation is redirected to the unlock page, anything else gets 401, never data.
 - Idle lock: a session whose owner did nothing for ``web.idle_lock_s`` seconds is locked
   (the identity dropped) before the request is handled. Views marked :func:`passive`
-  (live frames, server-sent events, the lock poll) do not count as activity.
+  (live frames, server-sent events, the lock poll), static files and unknown paths do not
+  count as activity (a page left open that reloads its CSS must still lock).
 - Headers: a strict Content-Security-Policy with no inline script, ``frame-ancestors
   'none'``, no referrer, nosniff, HSTS when serving TLS, and no caching of anything but
   static files.
@@ -53,6 +54,8 @@ def is_public(endpoint: str | None) -> bool:
 
 
 def _is_passive(endpoint: str | None) -> bool:
+    if endpoint in (None, "static"):
+        return True  # static files and 404s are not the owner doing something (issue 17)
     view = current_app.view_functions.get(endpoint or "")
     return bool(getattr(view, "_doorbell_passive", False))
 
