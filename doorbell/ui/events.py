@@ -64,7 +64,7 @@ def timeline() -> Any:
         page_number = 1
     page = state.timeline.page(kind, page_number)
     now = state.wall_clock()
-    used = state.store.used_bytes()
+    used = state.timeline.used_bytes()
     quota = int(state.config.storage.quota_gb * 1e9)
     if quota:
         gauge = storage_gauge_svg(used, quota, "quota")

@@ -81,6 +81,12 @@ class TimelinePage:
         return days
 
 
+#: Timeline pages kept per index version (a page is ~50 rows: small).
+PAGE_CACHE_SIZE = 512
+#: The 24-hour chart may lag the clock by this much (seconds) while nothing new was indexed.
+CHART_CACHE_S = 10.0
+
+
 class TimelineIndex:
     """Read-only queries over ``<data_dir>/index.sqlite3`` (thread-safe)."""
 
@@ -94,6 +100,22 @@ class TimelineIndex:
             raise StorageError(f"{path}: cannot open the index read-only: {exc}") from exc
         self._db.row_factory = sqlite3.Row
         self._lock = threading.Lock()
+        #: pages already built, valid while the index's data_version is unchanged (issue 17,
+        #: load: 20 clients paging a 10,000-clip index repeated the same queries)
+        self._pages: dict[tuple[str, int, int], TimelinePage] = {}
+        self._numbers: dict[tuple[str, int], tuple[int, ...]] = {}
+        self._version = -1
+
+    def _fresh(self) -> None:
+        """Forget cached pages if any connection committed to the index since (lock held).
+
+        ``PRAGMA data_version`` changes whenever another connection (the recorder, the web's
+        own store) commits to the database file, so a cached page is never stale."""
+        version = int(self._db.execute("PRAGMA data_version").fetchone()[0])
+        if version != self._version or len(self._pages) + len(self._numbers) > PAGE_CACHE_SIZE:
+            self._pages.clear()
+            self._numbers.clear()
+            self._version = version
 
     def close(self) -> None:
         with self._lock:
@@ -103,9 +125,14 @@ class TimelineIndex:
         """Page ``page`` (1-based) of clips matching filter ``kind`` (one of :data:`FILTERS`)."""
         if kind not in _WHERE:
             kind = "all"
+        requested = page
         where = _WHERE[kind]
         base = f"FROM clips c LEFT JOIN events e ON e.id = c.event_id WHERE {where}"
         with self._lock:
+            self._fresh()
+            cached = self._pages.get((kind, page, page_size))
+            if cached is not None:
+                return cached
             total = self._db.execute(f"SELECT count(*) {base}").fetchone()[0]
             pages = max(1, -(-total // page_size))
             page = min(max(1, page), pages)
@@ -129,18 +156,45 @@ class TimelineIndex:
             )
             for row in rows
         )
-        return TimelinePage(items, total, page, pages, kind)
+        built = TimelinePage(items, total, page, pages, kind)
+        with self._lock:
+            if self._version == int(self._db.execute("PRAGMA data_version").fetchone()[0]):
+                self._pages[(kind, requested, page_size)] = built
+        return built
+
+    def used_bytes(self) -> int:
+        """Bytes of ciphertext the index accounts for (as :meth:`Store.used_bytes`), cached
+        while the index is unchanged."""
+        with self._lock:
+            self._fresh()
+            cached = self._numbers.get(("used", 0))
+            if cached is None:
+                total = self._db.execute("SELECT COALESCE(SUM(size_bytes), 0) FROM clips")
+                cached = (int(total.fetchone()[0]),)
+                self._numbers[("used", 0)] = cached
+            return cached[0]
 
     def per_hour(self, now: float, hours: int = 24) -> list[int]:
-        """Clip starts per hour for the last ``hours`` hours, oldest hour first."""
+        """Clip starts per hour for the last ``hours`` hours, oldest hour first.
+
+        Cached while the index is unchanged, for up to :data:`CHART_CACHE_S` of ``now``."""
+        key = (f"hours-{hours}", int(now // CHART_CACHE_S))
+        with self._lock:
+            self._fresh()
+            cached = self._numbers.get(key)
+            if cached is None:
+                cached = tuple(self._per_hour_locked(now, hours))
+                self._numbers[key] = cached
+            return list(cached)
+
+    def _per_hour_locked(self, now: float, hours: int) -> list[int]:
         since = now - hours * 3600
         counts = [0] * hours
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT CAST((started_at - ?) / 3600 AS INTEGER) AS h, count(*) FROM clips"
-                " WHERE started_at >= ? AND started_at < ? GROUP BY h",
-                (since, since, now),
-            ).fetchall()
+        rows = self._db.execute(
+            "SELECT CAST((started_at - ?) / 3600 AS INTEGER) AS h, count(*) FROM clips"
+            " WHERE started_at >= ? AND started_at < ? GROUP BY h",
+            (since, since, now),
+        ).fetchall()
         for hour, count in rows:
             if 0 <= hour < hours:
                 counts[hour] = count
