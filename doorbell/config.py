@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import re
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -211,6 +212,11 @@ class WebConfig:
     idle_lock_s: int = _key(
         600, "lock the UI after this many seconds without activity", min=30, max=86_400
     )
+    hosts: tuple[str, ...] = _key(
+        (),
+        "Host names the UI answers to besides this device's own (its hostname, hostname.local, "
+        "localhost and its addresses); the first also names the device in invitation links",
+    )
 
 
 @dataclass(frozen=True)
@@ -329,6 +335,10 @@ def _describe(value: Any) -> str:
     return str(value)
 
 
+#: A DNS name or an IPv4/IPv6 address as it may appear in a Host header (no port).
+_HOST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|[0-9A-Fa-f:.]{2,45}")
+
+
 def _unknown(key: str, allowed: list[str]) -> str:
     close = difflib.get_close_matches(key, allowed, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
@@ -441,6 +451,13 @@ def _section(name: str, cls: type, table: Any, problems: list[str]) -> Any:
                 problems.append(f"{where}: {_describe(value)} is not a usable string")
                 continue
             parsed = value
+        elif kind == tuple[str, ...]:
+            if not isinstance(value, list) or not all(
+                isinstance(item, str) and _HOST_NAME.fullmatch(item) for item in value
+            ):
+                problems.append(f"{where}: {_describe(value)} is not a list of host names")
+                continue
+            parsed = tuple(item.lower() for item in value)
         elif kind == tuple[Polygon, ...]:
             parsed = _polygons(value, where, problems)
             if parsed is None:

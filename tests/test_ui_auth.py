@@ -312,3 +312,17 @@ def test_unlock_over_tls_works_without_a_referer(data_dir: Path) -> None:
         assert response.status_code == 302 and vault.unlocks == 1
     finally:
         close_app(app)
+
+
+def test_links_are_built_from_the_configuration_not_the_host_header(data_dir: Path) -> None:
+    """Issue 17, finding 9: invitation links named whatever Host the request carried."""
+    from doorbell.ui.guard import external_url
+
+    config = ui_config(data_dir, hosts=["doorbell.home"], port=8443, tls=True)
+    prepare_data_dir(data_dir)
+    app = create_app(config, vault=FakeVault(), clock=Clock())
+    try:
+        with app.test_request_context("/", headers={"Host": "evil.example"}):
+            assert external_url("/r/x") == "https://doorbell.home:8443/r/x"
+    finally:
+        close_app(app)

@@ -230,3 +230,40 @@ def test_a_huge_header_is_refused_without_growing_memory(web) -> None:
     assert grown < 32 << 20, f"the web process grew by {grown >> 20} MiB"
     answer, elapsed = timed_unlock(process.port)
     assert unlocked(answer) and elapsed < NORMAL_UNLOCK_S
+
+
+# --- finding 9: every Host header was served -------------------------------------------------
+
+
+def test_only_configured_and_own_host_names_are_answered(tmp_path: Path) -> None:
+    _, config = make_site(tmp_path, hosts=["doorbell.home"])
+    process = start_web(config)
+    try:
+        for host in ("evil.example", "doorbell.home.evil.example", "10.9.9.9"):
+            answer = Browser(process.port, host=host).request("GET", "/unlock")
+            assert answer.status == 421, (host, answer.status)
+            assert "set-cookie" not in answer.headers
+        for host in ("doorbell.home", "localhost", "127.0.0.1", "[::1]"):
+            answer = Browser(process.port, host=host).request("GET", "/unlock")
+            assert answer.status == 200, (host, answer.status)
+    finally:
+        process.stop()
+
+
+@pytest.mark.parametrize(
+    ("host", "allowed"),
+    [
+        ("localhost:8443", True),
+        ("LOCALHOST.", True),
+        ("127.0.0.1", True),
+        ("[::1]:8443", True),
+        ("doorbell.home:8443", True),
+        ("evil.example", False),
+        ("192.0.2.77", False),
+        ("", False),
+    ],
+)
+def test_host_allowed(host: str, allowed: bool) -> None:
+    from doorbell.ui.guard import host_allowed
+
+    assert host_allowed(host, ("doorbell.home",)) is allowed

@@ -30,7 +30,7 @@ from werkzeug.exceptions import HTTPException
 
 from doorbell.config import Config
 from doorbell.errors import KeyFileError
-from doorbell.ui.guard import UnlockThrottle, gate, security_headers
+from doorbell.ui.guard import UnlockThrottle, check_host, gate, security_headers
 from doorbell.ui.sessions import MemorySession, MemorySessionInterface, SessionStore
 from doorbell.ui.unlockgate import FailureLedger, PassphraseGate
 
@@ -250,8 +250,9 @@ def create_app(
     store = Store.open(root, clock=wall_clock)
     sessions = SessionStore(clock)
     app.session_interface = MemorySessionInterface(sessions)
-    # The session gate runs before the CSRF check: without a session the answer is 401 or
-    # a redirect, whatever the method.
+    # Host first (a foreign Host gets nothing, not even a session); then the session gate,
+    # before the CSRF check: without a session the answer is 401 or a redirect.
+    app.before_request(check_host)
     app.before_request(gate)
     CSRFProtect(app)
     limiter = Limiter(
