@@ -432,3 +432,14 @@ def test_blur_faces_choice_reaches_the_manifest_and_the_preview(site: dict) -> N
     assert faces["detector"] == "centerface" and faces["detector_version"]
     assert manifest["clips"][0]["redaction"]["result"]["frames"] == 10
     assert "faces by 'centerface'" in verify_bundle(bundle, [key]).summary()
+
+
+def test_the_timeline_shows_which_clips_are_held_and_why(site) -> None:
+    """Issue 17, finding 6: clips of a pending request are kept, and the owner sees it."""
+    before = site["owner"].get("/timeline").get_data(as_text=True)
+    assert 'class="badge held"' not in before
+    recipient = str(X25519Identity.generate().recipient)
+    site["exports"].registry.submit(form_fields(recipient), source="owner")
+    page = site["owner"].get("/timeline").get_data(as_text=True)
+    assert page.count('class="badge held"') == len(site["clips"])
+    assert "a pending or approved export request names it" in page

@@ -73,6 +73,7 @@ def timeline() -> Any:
 
         gauge = storage_gauge_svg(used, used + free_bytes(state.data_dir), "disk space")
     shown = [item.clip_id for item in page.items]
+    held = _held_reasons(state, page.items)
     state.record(
         "owner",
         "timeline.viewed",
@@ -89,7 +90,26 @@ def timeline() -> Any:
         gauge=gauge,
         human_size=human_size,
         checkpoint=flask_session.owner.checkpoint,
+        held=held,
     )
+
+
+def _held_reasons(state: Any, items: Any) -> dict[str, str]:
+    """Clip id -> why retention keeps it, for the clips on this page (issue 17: the owner
+    sees which clips are held and why)."""
+    from doorbell.recorder.pipeline import REGISTRY_DB
+    from doorbell.recorder.retention import held_windows
+
+    windows = held_windows(state.data_dir / REGISTRY_DB)
+    if windows is None:
+        reason = "kept: export requests cannot be read, so retention deletes nothing"
+        return {item.clip_id: reason for item in items}
+    held = {}
+    for item in items:
+        end = item.started_at + item.duration_s
+        if any(item.started_at <= w_end and end >= w_start for w_start, w_end in windows):
+            held[item.clip_id] = "kept by retention: a pending or approved export request names it"
+    return held
 
 
 @bp.get("/thumbs/<clip_id>.jpg")
