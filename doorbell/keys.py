@@ -45,7 +45,7 @@ OWNER_KEY_FILE = "owner.key.age"
 OWNER_KEY_WORK_FACTOR = 18
 #: HKDF-SHA-256 info label deriving the owner's audit cosigning key from the identity.
 COSIGNING_KEY_INFO = b"doorbell.owner-cosigning-key.v1"
-#: HKDF-SHA-256 info label deriving the key that seals ``<data_dir>/owner-anchor``.
+#: HKDF-SHA-256 info label deriving the key that seals ``<data_dir>/owner/owner-anchor``.
 ANCHOR_KEY_INFO = b"doorbell.owner-anchor-key.v1"
 #: The key name under which the owner cosigns audit checkpoints.
 OWNER_COSIGNER_NAME = "doorbell-owner"
