@@ -44,6 +44,7 @@ from doorbell.recorder.clipfile import EncryptedClipWriter, write_encrypted_file
 from doorbell.recorder.clipstate import EventStateMachine
 from doorbell.recorder.preroll import PacketRing
 from doorbell.recorder.retention import (
+    REGISTRY_DB,
     as_disk_full,
     footage_free_bytes,
     held_windows,
@@ -56,8 +57,6 @@ from doorbell.store import Store, free_bytes, new_clip_id, thumb_relative_path
 log = logging.getLogger(__name__)
 
 RETENTION_EVERY_S = 60.0
-#: The database holding the export requests (read-only here, for retention holds).
-REGISTRY_DB = "index.sqlite3"
 #: after a write failed for lack of space, delete oldest clips until this much is free (or
 #: ``storage.min_free_gb``, if larger): room for a few clips before the next retention pass
 EMERGENCY_FREE_BYTES = 2 << 20

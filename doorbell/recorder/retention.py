@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 AUDIT_RESERVE_BYTES = 16 << 20
 #: The audit log's files in the data dir.
 AUDIT_FILES = ("audit.sqlite3", "audit.sqlite3-wal", "audit.sqlite3-shm")
+#: The database holding the export requests (read-only here, for holds; issue 16 moves the
+#: registry to its own database: point this at it).
+REGISTRY_DB = "index.sqlite3"
 #: Request states whose window holds clips against retention.
 HOLDING_STATUSES = ("pending", "approved")
 

@@ -97,8 +97,7 @@ def timeline() -> Any:
 def _held_reasons(state: Any, items: Any) -> dict[str, str]:
     """Clip id -> why retention keeps it, for the clips on this page (issue 17: the owner
     sees which clips are held and why)."""
-    from doorbell.recorder.pipeline import REGISTRY_DB
-    from doorbell.recorder.retention import held_windows
+    from doorbell.recorder.retention import REGISTRY_DB, held_windows
 
     windows = held_windows(state.data_dir / REGISTRY_DB)
     if windows is None:
