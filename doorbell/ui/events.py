@@ -94,12 +94,21 @@ def timeline() -> Any:
     )
 
 
+#: How long the timeline's "held" badges may lag the request registry (seconds).
+HELD_CACHE_S = 5.0
+
+
 def _held_reasons(state: Any, items: Any) -> dict[str, str]:
     """Clip id -> why retention keeps it, for the clips on this page (issue 17: the owner
     sees which clips are held and why)."""
     from doorbell.recorder.retention import REGISTRY_DB, held_windows
 
-    windows = held_windows(state.data_dir / REGISTRY_DB)
+    # Display only (retention reads the registry itself): a few seconds stale at most.
+    cache = state.__dict__.setdefault("_held_cache", {})
+    bucket = int(state.clock() // HELD_CACHE_S)
+    if cache.get("bucket") != bucket:
+        cache.update(bucket=bucket, windows=held_windows(state.data_dir / REGISTRY_DB))
+    windows = cache["windows"]
     if windows is None:
         reason = "kept: export requests cannot be read, so retention deletes nothing"
         return {item.clip_id: reason for item in items}
