@@ -137,8 +137,10 @@ def test_session_flood_does_not_evict_the_owners_unlock_form(web) -> None:
             for _ in range(200):  # keep-alive, no cookie: 200 new anonymous visitors each
                 connection.request("GET", "/unlock", headers={"Host": "localhost"})
                 connection.getresponse().read()
+    started = time.monotonic()
     answer = owner.unlock(token=token)
     assert unlocked(answer), answer.body[-400:]
+    assert time.monotonic() - started < NORMAL_UNLOCK_S
 
 
 # --- finding 4: slowloris ----------------------------------------------------------------
@@ -267,3 +269,17 @@ def test_host_allowed(host: str, allowed: bool) -> None:
     from doorbell.ui.guard import host_allowed
 
     assert host_allowed(host, ("doorbell.home",)) is allowed
+
+
+def test_limits_count_an_ipv6_slash_64_as_one_address() -> None:
+    from doorbell.webserver import ConnectionCounter, address_key
+
+    assert address_key("2001:db8:1:2:aaaa::1") == address_key("2001:db8:1:2:bbbb::9")
+    assert address_key("2001:db8:1:3::1") != address_key("2001:db8:1:2::1")
+    assert address_key("::ffff:192.0.2.7") == "192.0.2.7"
+    assert address_key("192.0.2.7") != address_key("192.0.2.8")
+    counter = ConnectionCounter(2)
+    key = address_key("2001:db8:1:2::1")
+    assert counter.admit(key) and counter.admit(key) and not counter.admit(key)
+    counter.release(key)
+    assert counter.admit(key)
