@@ -407,3 +407,21 @@ def test_the_unlocked_web_cosigns_the_grown_log_every_few_minutes(data_dir: Path
         assert not state.cosign_while_unlocked()  # locked: no keys, nothing signed
     finally:
         close_app(app)
+
+
+def test_all_cosignatures_deleted_shows_on_the_audit_page(data_dir: Path, vault) -> None:
+    """Issue 17, finding 9: deleting every cosignature was flagged neither by verify nor UI."""
+    prepare_data_dir(data_dir, vault)
+    with AuditLog.open(data_dir) as log:
+        log._conn.execute("DELETE FROM cosignatures")
+    app = _app(data_dir, vault)
+    try:
+        client = app.test_client()
+        unlock(client)  # the anchor's cosignature is gone: not cosigned, warned
+        assert "audit.anchor_mismatch" in [e["action"] for e in actions(app)]
+        assert cosignatures(app) == 0
+        page = client.get("/audit").get_data(as_text=True)
+        assert "no owner cosignature at all" in page
+        assert "cosignatures were deleted" in page
+    finally:
+        close_app(app)

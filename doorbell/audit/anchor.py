@@ -273,6 +273,11 @@ def cosign_anchored(
             log.check_leaves(anchor.size)  # the roots come from stored hashes: re-hash
         except AuditError as exc:
             raise AnchorError(str(exc)) from exc
+        if not log.has_cosignature_at(anchor.size):
+            raise AnchorError(
+                f"your cosignature of the log at size {anchor.size} (the one the owner anchor "
+                "records) is gone from the log: cosignatures were deleted"
+            )
         note = log.cosign(cosigning_key, name, trusted=(anchor.size, anchor.root))
         status = "ok"
     write_anchor(data_dir, anchor_from_cosignature(note, clock), anchor_key)

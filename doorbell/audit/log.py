@@ -426,6 +426,14 @@ class AuditLog:
         for index, leaf in rows:
             yield index, bytes(leaf)
 
+    def has_cosignature_at(self, size: int) -> bool:
+        """True if the log holds an owner cosignature of its checkpoint at ``size``."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT 1 FROM cosignatures WHERE size = ? LIMIT 1", (size,)
+            ).fetchone()
+        return row is not None
+
     def check_leaves(self, start: int = 0) -> int:
         """Re-hash every entry from ``start`` on and compare with its stored leaf hash.
 
