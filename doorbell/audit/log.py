@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -502,7 +502,7 @@ class _PendingEntry:
     actor: str
     action: str
     object: str
-    details: dict | None
+    details: dict[str, Any] | None
     index: int = -1
     error: BaseException | None = None
     done: bool = False

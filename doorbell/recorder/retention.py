@@ -44,15 +44,28 @@ HOLDING_STATUSES = ("pending", "approved")
 
 
 class ClipLike(Protocol):
-    id: str
-    started_at: float
-    ended_at: float | None
-    sealed: bool
-    size_bytes: int
+    """What retention reads of a clip (:class:`doorbell.store.Clip`)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def started_at(self) -> float: ...
+
+    @property
+    def ended_at(self) -> float | None: ...
+
+    @property
+    def sealed(self) -> bool: ...
+
+    @property
+    def size_bytes(self) -> int: ...
 
 
 class ClipSource(Protocol):
-    def clips(self, *, newest_first: bool = ...) -> Iterable[ClipLike]: ...
+    """What retention reads of the index (:class:`doorbell.store.Store`)."""
+
+    def clips(self, *, newest_first: bool = ...) -> Sequence[ClipLike]: ...
 
     def used_bytes(self) -> int: ...
 
