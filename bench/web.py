@@ -81,8 +81,10 @@ def build_data_dir(root: Path, clip_mb: int) -> tuple[Path, str]:
 class Client:
     """A keep-alive HTTP client with the session cookie."""
 
-    def __init__(self, port: int, cookie: str = "") -> None:
-        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    def __init__(self, port: int, cookie: str = "", source: str = "127.0.0.1") -> None:
+        self.connection = http.client.HTTPConnection(
+            "127.0.0.1", port, timeout=60, source_address=(source, 0)
+        )
         self.cookie = cookie
 
     def request(
@@ -124,7 +126,9 @@ def timeline_latencies(port: int, cookie: str, clients: int, requests: int) -> l
     per_client = max(1, requests // clients)
 
     def run(seed: int) -> None:
-        client = Client(port, cookie)
+        # each client from its own loopback address, as 20 devices would be (the server
+        # caps open connections per address: doorbell/webserver.py)
+        client = Client(port, cookie, source=f"127.0.1.{seed + 1}")
         for i in range(per_client):
             page = 1 + (seed * 37 + i * 11) % 200
             started = time.perf_counter()

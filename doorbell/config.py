@@ -91,6 +91,10 @@ class Polygon:
         ]
 
 
+#: a host name or an IP address, as `web.hosts` takes them
+_HOST_NAME_PATTERN = r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|[0-9A-Fa-f:.]{2,45}"
+
+
 @dataclass(frozen=True)
 class CameraConfig:
     backend: str = _key(
@@ -239,6 +243,12 @@ class WebConfig:
     )
     timezone: str = _key(
         "", 'time zone of the pages (IANA name like "Europe/Berlin"); empty: the system zone'
+    )
+    hosts: tuple[str, ...] = _key(
+        (),
+        "Host names the UI answers to besides this device's own (its hostname, hostname.local, "
+        "localhost and its addresses); the first also names the device in invitation links",
+        pattern=_HOST_NAME_PATTERN,
     )
 
 
@@ -520,6 +530,9 @@ def _describe(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
+
+
+#: A DNS name or an IPv4/IPv6 address as it may appear in a Host header (no port).
 
 
 def _unknown(key: str, allowed: list[str]) -> str:

@@ -10,7 +10,7 @@ Layout (see docs/formats.md for what each file holds)::
     index.sqlite3             the index of clips and events (doorbell.store)
     audit.sqlite3             the signed audit log (doorbell.audit.log)
     exports.sqlite3           the export registry (doorbell.exports)
-    owner-anchor              the last audit head the owner cosigned
+    owner/owner-anchor        the last audit head the owner cosigned (web user only, 0700 dir)
     settings.toml             the owner's settings from the web UI
     clips/YYYY/MM/DD/<id>.mp4.age, thumbs/<id>.jpg.age    encrypted footage
     exports/                  export bundles being built or waiting for download
@@ -35,7 +35,12 @@ OWNER_COSIGNER_VKEY_FILE = "owner-cosigner.vkey"
 INDEX_FILE = "index.sqlite3"
 AUDIT_DB_FILE = "audit.sqlite3"
 EXPORTS_INDEX_FILE = "exports.sqlite3"
-ANCHOR_FILE = "owner-anchor"
+#: the web user's own directory (0700), hidden from the recorder's unit
+OWNER_DIR = "owner"
+#: the owner anchor, relative to the data dir
+ANCHOR_FILE = f"{OWNER_DIR}/owner-anchor"
+#: where data dirs made before the owner directory kept it (read once, then moved)
+LEGACY_ANCHOR_FILE = "owner-anchor"
 SETTINGS_FILE = "settings.toml"
 CLIPS_DIR = "clips"
 THUMBS_DIR = "thumbs"
@@ -102,9 +107,19 @@ class DataDir:
         return self.root / EXPORTS_INDEX_FILE
 
     @property
+    def owner_dir(self) -> Path:
+        """``owner/``: the web user's own directory (0700), hidden from the recorder."""
+        return self.root / OWNER_DIR
+
+    @property
     def owner_anchor(self) -> Path:
-        """``owner-anchor``: the last audit head the owner cosigned."""
+        """``owner/owner-anchor``: the last audit head the owner cosigned."""
         return self.root / ANCHOR_FILE
+
+    @property
+    def legacy_owner_anchor(self) -> Path:
+        """``owner-anchor``: where older data dirs kept the anchor (moved on first write)."""
+        return self.root / LEGACY_ANCHOR_FILE
 
     @property
     def settings(self) -> Path:

@@ -54,6 +54,10 @@ def system_zone(localtime: Path = Path("/etc/localtime")) -> tzinfo:
         return UTC
 
 
+#: What a page shows for a stored time no datetime can hold (an edited or absurd row).
+OUT_OF_RANGE = "(time out of range)"
+
+
 @dataclass(frozen=True)
 class LocalTime:
     """Renders and reads times in one zone (``zone``)."""
@@ -74,23 +78,36 @@ class LocalTime:
         return key if isinstance(key, str) and key != "localtime" else ""
 
     def moment(self, timestamp: float) -> datetime:
-        return datetime.fromtimestamp(timestamp, UTC).astimezone(self.zone)
+        """``timestamp`` in this zone; :class:`ValueError` when no datetime can hold it (a
+        stored or edited value far outside 1970..now: the platform's limits differ)."""
+        try:
+            return datetime.fromtimestamp(timestamp, UTC).astimezone(self.zone)
+        except (OverflowError, OSError, ValueError) as exc:
+            raise ValueError(f"{timestamp!r} is not a time this device can show") from exc
+
+    def _render(self, timestamp: float | None, pattern: str) -> str:
+        if timestamp is None:
+            return ""
+        try:
+            return self.moment(timestamp).strftime(pattern)
+        except ValueError:
+            return OUT_OF_RANGE
 
     def format(self, timestamp: float | None, *, seconds: bool = False) -> str:
-        """``2026-01-02 15:04`` (``:05`` with ``seconds``) in this zone; "" for None."""
-        if timestamp is None:
-            return ""
-        return self.moment(timestamp).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+        """``2026-01-02 15:04`` (``:05`` with ``seconds``) in this zone; "" for None,
+        :data:`OUT_OF_RANGE` for a time no datetime can hold."""
+        return self._render(timestamp, "%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
 
     def format_clock(self, timestamp: float | None) -> str:
-        """``15:04:05`` in this zone; "" for None."""
-        if timestamp is None:
-            return ""
-        return self.moment(timestamp).strftime("%H:%M:%S")
+        """``15:04:05`` in this zone; "" for None, :data:`OUT_OF_RANGE` when out of range."""
+        return self._render(timestamp, "%H:%M:%S")
 
     def name(self, timestamp: float) -> str:
         """The zone once per page: ``Europe/Berlin (CET, UTC+01:00)``."""
-        moment = self.moment(timestamp)
+        try:
+            moment = self.moment(timestamp)
+        except ValueError:
+            return self.key or "local time"
         key = self.key or "local time"
         abbreviation = moment.tzname() or ""
         offset = moment.strftime("%z")
@@ -100,10 +117,14 @@ class LocalTime:
         return f"{key} ({abbreviation}, {offset})"
 
     def to_input(self, timestamp: float | None) -> str:
-        """The value of a ``datetime-local`` field showing ``timestamp`` in this zone."""
+        """The value of a ``datetime-local`` field showing ``timestamp`` in this zone ("" for
+        None or a time out of range: the field then asks for a new one)."""
         if timestamp is None:
             return ""
-        return self.moment(timestamp).strftime("%Y-%m-%dT%H:%M")
+        try:
+            return self.moment(timestamp).strftime("%Y-%m-%dT%H:%M")
+        except ValueError:
+            return ""
 
     def parse_input(self, text: str) -> float | None:
         """Epoch seconds of a ``datetime-local`` value read in this zone; None if it is not

@@ -1,5 +1,7 @@
 """The index of clips and events: its schema, migrations and every query; reconciliation.
 
+(Which clips retention deletes is :mod:`doorbell.recorder.retention`.)
+
 This module owns ``index.sqlite3`` (paths: :class:`doorbell.datadir.DataDir`)::
 
     index.sqlite3                       this index (WAL), shared by recorder and web
@@ -28,6 +30,7 @@ import re
 import sqlite3
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
@@ -220,12 +223,20 @@ class TimelinePage:
         return days
 
 
+#: Timeline pages kept per index version, least recently used dropped first (48 rows each;
+#: 256 pages measured ~1.5 MB of RSS).
+PAGE_CACHE_SIZE = 256
+#: The 24-hour chart may lag the clock by this much (seconds) while nothing new was indexed.
+CHART_CACHE_S = 10.0
+
+
 class IndexReader:
     """Read-only queries over ``<data_dir>/index.sqlite3`` for the timeline (thread-safe).
 
     Its own read-only connection joins clips and events (the :class:`Store` API answers one
     table at a time). With the ``clips_started`` index a page of 10,000 clips costs a few
-    milliseconds.
+    milliseconds. Built pages and counts are cached while the index is unchanged
+    (``PRAGMA data_version``): 20 clients paging the same timeline repeat the same queries.
     """
 
     def __init__(self, data_dir: Path) -> None:
@@ -238,6 +249,22 @@ class IndexReader:
             raise StorageError(f"{path}: cannot open the index read-only: {exc}") from exc
         self._db.row_factory = sqlite3.Row
         self._lock = threading.Lock()
+        self._pages: OrderedDict[tuple[str, int, int], TimelinePage] = OrderedDict()
+        self._numbers: dict[tuple[str, int], tuple[int, ...]] = {}
+        self._version = -1
+
+    def _fresh(self) -> None:
+        """Forget cached pages if any connection committed to the index since (lock held).
+
+        ``PRAGMA data_version`` changes whenever another connection (the recorder, the web's
+        own store) commits to the database file, so a cached page is never stale."""
+        version = int(self._db.execute("PRAGMA data_version").fetchone()[0])
+        if version != self._version:
+            self._pages.clear()
+            self._numbers.clear()
+            self._version = version
+        while len(self._pages) > PAGE_CACHE_SIZE:
+            self._pages.popitem(last=False)
 
     def close(self) -> None:
         with self._lock:
@@ -249,9 +276,15 @@ class IndexReader:
         """Page ``page`` (1-based) of clips matching ``kind`` (one of :data:`TIMELINE_FILTERS`)."""
         if kind not in _WHERE:
             kind = "all"
+        requested = page
         where = _WHERE[kind]
         base = f"FROM clips c LEFT JOIN events e ON e.id = c.event_id WHERE {where}"
         with self._lock:
+            self._fresh()
+            cached = self._pages.get((kind, page, page_size))
+            if cached is not None:
+                self._pages.move_to_end((kind, page, page_size))
+                return cached
             total = self._db.execute(f"SELECT count(*) {base}").fetchone()[0]
             pages = max(1, -(-total // page_size))
             page = min(max(1, page), pages)
@@ -275,18 +308,47 @@ class IndexReader:
             )
             for row in rows
         )
-        return TimelinePage(items, total, page, pages, kind)
+        built = TimelinePage(items, total, page, pages, kind)
+        with self._lock:
+            if self._version == int(self._db.execute("PRAGMA data_version").fetchone()[0]):
+                self._pages[(kind, requested, page_size)] = built
+        return built
+
+    def used_bytes(self) -> int:
+        """Bytes of ciphertext the index accounts for (as :meth:`Store.used_bytes`), cached
+        while the index is unchanged."""
+        with self._lock:
+            self._fresh()
+            cached = self._numbers.get(("used", 0))
+            if cached is None:
+                total = self._db.execute("SELECT COALESCE(SUM(size_bytes), 0) FROM clips")
+                cached = (int(total.fetchone()[0]),)
+                self._numbers[("used", 0)] = cached
+            return cached[0]
 
     def per_hour(self, now: float, hours: int = 24) -> list[int]:
-        """Clip starts per hour for the last ``hours`` hours, oldest hour first."""
+        """Clip starts per hour for the last ``hours`` hours, oldest hour first.
+
+        Cached while the index is unchanged, for up to :data:`CHART_CACHE_S` of ``now``."""
+        key = (f"hours-{hours}", int(now // CHART_CACHE_S))
+        with self._lock:
+            self._fresh()
+            cached = self._numbers.get(key)
+            if cached is None:
+                cached = tuple(self._per_hour_locked(now, hours))
+                for old in [k for k in self._numbers if k[0] == key[0]]:
+                    del self._numbers[old]  # one chart per size: the current time bucket
+                self._numbers[key] = cached
+            return list(cached)
+
+    def _per_hour_locked(self, now: float, hours: int) -> list[int]:
         since = now - hours * 3600
         counts = [0] * hours
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT CAST((started_at - ?) / 3600 AS INTEGER) AS h, count(*) FROM clips"
-                " WHERE started_at >= ? AND started_at < ? GROUP BY h",
-                (since, since, now),
-            ).fetchall()
+        rows = self._db.execute(
+            "SELECT CAST((started_at - ?) / 3600 AS INTEGER) AS h, count(*) FROM clips"
+            " WHERE started_at >= ? AND started_at < ? GROUP BY h",
+            (since, since, now),
+        ).fetchall()
         for hour, count in rows:
             if 0 <= hour < hours:
                 counts[hour] = count
@@ -658,40 +720,9 @@ class Store(LockedConnection):
             fsync_dir(thumbs_root)
         return removed
 
-    def retention_victims(
-        self,
-        *,
-        retention_days: int,
-        quota_bytes: int,
-        min_free_bytes: int,
-        free_bytes: int,
-        keep: set[str] | frozenset[str] = frozenset(),
-    ) -> list[tuple[Clip, str]]:
-        """Sealed clips to delete, oldest first, each with the rule that chose it.
-
-        Rules: older than ``retention_days`` (0: no age limit); over ``quota_bytes`` of clips
-        (0: no quota); fewer than ``min_free_bytes`` free on the filesystem. Clips in ``keep``
-        (e.g. held for a pending export) are never chosen.
-        """
-        now = self._clock()
-        victims: list[tuple[Clip, str]] = []
-        used = self.used_bytes()
-        free = free_bytes
-        for clip in self.clips(newest_first=False):
-            if not clip.sealed or clip.id in keep:
-                continue
-            if retention_days and clip.started_at < now - retention_days * 86400:
-                reason = f"older than {retention_days} days"
-            elif quota_bytes and used > quota_bytes:
-                reason = f"over the quota of {quota_bytes} bytes"
-            elif min_free_bytes and free < min_free_bytes:
-                reason = f"less than {min_free_bytes} bytes free"
-            else:
-                break
-            victims.append((clip, reason))
-            used -= clip.size_bytes
-            free += clip.size_bytes
-        return victims
+    def now(self) -> float:
+        """This store's clock (UTC epoch seconds): what retention ages clips against."""
+        return self._clock()
 
 
 def _migrate(connection: sqlite3.Connection) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 from ui_helpers import rewrite_log
@@ -16,6 +18,7 @@ from doorbell.audit.anchor import (
     check_log,
     cosign_anchored,
     read_anchor,
+    write_anchor,
 )
 from doorbell.audit.devicekey import create_device_key, load_device_signer
 from doorbell.audit.log import AuditLog
@@ -70,14 +73,17 @@ def _cosignatures(data_dir: Path) -> int:
         return log._conn.execute("SELECT count(*) FROM cosignatures").fetchone()[0]
 
 
-def test_anchor_is_sealed_mode_0640_and_follows_each_cosignature(data_dir: Path) -> None:
+def test_anchor_is_sealed_mode_0600_in_its_own_0700_dir_and_follows_each_cosignature(
+    data_dir: Path,
+) -> None:
     _init(data_dir)
     first = read_anchor(data_dir, ANCHOR_KEY)
     _visit(data_dir)
     second = read_anchor(data_dir, ANCHOR_KEY)
     assert second.size > first.size and b"doorbell-owner" in second.note
     path = data_dir / ANCHOR_FILE
-    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert b"root" not in path.read_bytes()  # sealed, not readable
     other = derive_owner_anchor_key(X25519Identity.generate())
     with pytest.raises(AnchorError, match="does not open"):
@@ -94,9 +100,10 @@ def test_rewritten_log_without_cosignatures_is_refused_and_not_cosigned(data_dir
     _visit(data_dir)
     _visit(data_dir)
     rewrite_log(data_dir)
-    assert verify_data_dir(data_dir).ok  # the log alone cannot tell ...
+    verdict = verify_data_dir(data_dir)  # issue 17: keys.created without any cosignature
+    assert not verdict.ok and "no owner cosignature at all" in verdict.problem
     with _open(data_dir) as log, pytest.raises(AnchorError, match=r"rewritten|rolled back"):
-        cosign_anchored(log, ANCHOR_KEY, COSIGN_KEY, OWNER_COSIGNER_NAME)  # ... the anchor can
+        cosign_anchored(log, ANCHOR_KEY, COSIGN_KEY, OWNER_COSIGNER_NAME)  # and the anchor
     assert _cosignatures(data_dir) == 0
 
 
@@ -133,3 +140,70 @@ def test_older_data_dir_with_its_cosignatures_deleted_gets_no_anchor(data_dir: P
     with _open(data_dir) as log, pytest.raises(AnchorMissing, match="does not verify"):
         cosign_anchored(log, ANCHOR_KEY, COSIGN_KEY, OWNER_COSIGNER_NAME)
     assert _cosignatures(data_dir) == 0 and not (data_dir / ANCHOR_FILE).exists()
+
+
+# --- issue 17, finding 8: the anchor is only trusted where only the web user can write -------
+
+
+def _sealed(data_dir: Path) -> tuple[bytes, Any]:
+    _init(data_dir)
+    return ANCHOR_KEY, read_anchor(data_dir, ANCHOR_KEY)
+
+
+def test_a_group_writable_anchor_or_directory_is_refused(data_dir: Path) -> None:
+    key, anchor = _sealed(data_dir)
+    assert read_anchor(data_dir, key) == anchor
+    path = data_dir / ANCHOR_FILE
+    path.chmod(0o660)
+    with pytest.raises(AnchorError, match="writable by group"):
+        read_anchor(data_dir, key)
+    path.chmod(0o600)
+    path.parent.chmod(0o770)
+    with pytest.raises(AnchorError, match="writable by group"):
+        read_anchor(data_dir, key)
+
+
+def test_an_anchor_owned_by_another_user_is_refused(data_dir: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give the file to another user")
+    key, _ = _sealed(data_dir)
+    os.chown(data_dir / ANCHOR_FILE, 65534, -1)
+    with pytest.raises(AnchorError, match="belongs to uid 65534"):
+        read_anchor(data_dir, key)
+
+
+def test_a_legacy_anchor_is_read_then_moved(data_dir: Path) -> None:
+    key, anchor = _sealed(data_dir)
+    (data_dir / ANCHOR_FILE).rename(data_dir / "owner-anchor")
+    (data_dir / "owner").rmdir()
+    assert read_anchor(data_dir, key) == anchor
+    write_anchor(data_dir, anchor, key)
+    assert not (data_dir / "owner-anchor").exists()
+    assert read_anchor(data_dir, key) == anchor
+
+
+def test_an_entry_edited_with_its_hash_kept_is_not_cosigned(data_dir: Path) -> None:
+    """Issue 17, finding 9: the roots come from stored hashes, so the unlock re-hashes."""
+    _init(data_dir)
+    _visit(data_dir)
+    with _open(data_dir) as log:
+        log.append("owner", "clip.viewed", "20260101T000000Z-cafe0001")
+        index = log.size - 1
+    with AuditLog.open(data_dir) as log:
+        leaf = log._conn.execute("SELECT leaf FROM entries WHERE idx = ?", (index,)).fetchone()[0]
+        edited = bytes(leaf).replace(b"cafe0001", b"cafe0002")
+        log._conn.execute("UPDATE entries SET leaf = ? WHERE idx = ?", (edited, index))
+    before = _cosignatures(data_dir)
+    with _open(data_dir) as log, pytest.raises(AnchorError, match=f"entry {index}"):
+        cosign_anchored(log, ANCHOR_KEY, COSIGN_KEY, OWNER_COSIGNER_NAME)
+    assert _cosignatures(data_dir) == before
+
+
+def test_all_cosignatures_deleted_fails_verify(data_dir: Path) -> None:
+    _init(data_dir)
+    _visit(data_dir)
+    assert verify_data_dir(data_dir).ok
+    with AuditLog.open(data_dir) as log:
+        log._conn.execute("DELETE FROM cosignatures")
+    verdict = verify_data_dir(data_dir)
+    assert not verdict.ok and "no owner cosignature at all" in verdict.problem

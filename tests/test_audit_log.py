@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -274,3 +275,53 @@ def test_cosign_checks_a_trusted_head(keyed_dir: Path) -> None:
             log.cosign(owner, OWNER, trusted=(3, bytes(32)))
         with pytest.raises(AuditError, match="shrank"):
             log.cosign(owner, OWNER, trusted=(log.size + 5, bytes(32)))
+
+
+def test_concurrent_appends_share_commits_and_each_is_durable(
+    keyed_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 17, load: appends arriving during a commit go into the next one together."""
+    import contextlib
+    import threading
+
+    from doorbell.audit import log as log_module
+    from doorbell.sqlite import immediate_transaction as real_transaction
+
+    commits = []
+
+    @contextlib.contextmanager
+    def counting_transaction(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        with real_transaction(*args, **kwargs) as connection:
+            commits.append(1)
+            yield connection
+
+    signer = load_device_signer(keyed_dir / "keys")
+    with AuditLog.open(keyed_dir, signer=signer) as log:
+        monkeypatch.setattr(log_module, "immediate_transaction", counting_transaction)
+        try:
+            indexes: list[int] = []
+            errors: list[BaseException] = []
+            start = threading.Barrier(20)
+
+            def view(n: int) -> None:
+                start.wait()
+                try:
+                    for i in range(10):
+                        indexes.append(log.append("owner", "timeline.viewed", "", {"n": n, "i": i}))
+                    log.append("owner", "bad", "", {"passphrase": "x" * 3})
+                except BaseException as exc:  # the bad one of each thread
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=view, args=(n,)) for n in range(20)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(30)
+        finally:
+            monkeypatch.undo()
+        assert sorted(indexes) == sorted(set(indexes)) and len(indexes) == 200
+        assert all(isinstance(e, EntryError) for e in errors) and len(errors) == 20
+        viewed = [json.loads(leaf) for _, leaf in log.entries()]
+        assert sum(1 for e in viewed if e["action"] == "timeline.viewed") == 200
+        assert len(commits) < 220  # some commits carried several entries
+    assert verify_data_dir(keyed_dir).ok

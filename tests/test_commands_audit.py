@@ -115,6 +115,6 @@ def test_owner_check_catches_a_log_rebuilt_without_cosignatures(tmp_path: Path, 
     assert main(args) == 1
     out = capsys.readouterr().out
     assert "FAILED" in out and "owner" in out
-    (data / "owner-anchor").unlink()
+    (data / "owner" / "owner-anchor").unlink()
     assert main(args) == 1
     assert "no owner anchor" in capsys.readouterr().out

@@ -365,7 +365,8 @@ def test_approve_refuses_a_log_rewritten_without_cosignatures(
         log.append("owner", "clip.downloaded", clips[1])  # what the attacker wants gone
     assert _approve(data_dir, first, clips[0], good)[0] == 0  # anchor now covers that entry
     rewrite_log(data_dir)  # device key off the SD card; no owner cosignature left
-    assert verify_data_dir(data_dir).ok  # the log alone cannot tell
+    verdict = verify_data_dir(data_dir)  # issue 17: keys.created but no cosignature at all
+    assert not verdict.ok and "no owner cosignature at all" in verdict.problem
     before = _actions(data_dir)
     code, out = _approve(data_dir, second, clips[0], good)
     _assert_refused(

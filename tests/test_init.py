@@ -63,7 +63,7 @@ def test_init_creates_keys_tls_and_audit_entries(
     identity = unlock_owner_identity(data, PASSPHRASE)
     anchor = read_anchor(data, derive_owner_anchor_key(identity))
     assert anchor.size == len(entries) and b"doorbell-owner" in anchor.note
-    assert mode(data / "owner-anchor") == 0o640
+    assert mode(data / "owner" / "owner-anchor") == 0o600
 
 
 def test_init_refuses_to_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

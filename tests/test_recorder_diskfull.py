@@ -30,7 +30,8 @@ from stress_helpers import audit_entries, check_interrupted_clip
 from doorbell.age.recipients import parse_recipients_file
 from doorbell.audit.log import AuditLog
 from doorbell.recorder import clipfile
-from doorbell.recorder.pipeline import Recorder, is_disk_full
+from doorbell.recorder.pipeline import Recorder
+from doorbell.recorder.retention import is_disk_full
 from doorbell.store import Store, free_bytes
 
 
@@ -174,7 +175,20 @@ def test_disk_full_is_recognised_through_wrapping_errors() -> None:
     from doorbell.errors import StorageError
 
     assert is_disk_full(OSError(errno.ENOSPC, "No space left on device"))
-    assert is_disk_full(sqlite3.OperationalError("database or disk is full"))
+    tiny = sqlite3.connect(":memory:")
+    tiny.execute("PRAGMA max_page_count = 2")
+    try:
+        tiny.execute("CREATE TABLE t(x)")
+        for _ in range(100):
+            tiny.execute("INSERT INTO t VALUES (randomblob(4000))")
+    except sqlite3.OperationalError as real:  # SQLite's own SQLITE_FULL, not a message
+        assert is_disk_full(real)
+    else:
+        raise AssertionError("SQLite never filled up")
+    finally:
+        tiny.close()
+    # Only the result code counts: a message that happens to say "full" is not disk full.
+    assert not is_disk_full(sqlite3.OperationalError("no such table: full"))
     try:
         try:
             raise OSError(errno.EDQUOT, "Disk quota exceeded")

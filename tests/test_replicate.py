@@ -37,6 +37,7 @@ from doorbell.audit.devicekey import load_device_signer
 from doorbell.audit.entries import decode_entry
 from doorbell.audit.log import AuditLog
 from doorbell.audit.verify import verify_export
+from doorbell.datadir import DataDir
 from doorbell.errors import ReplicationError, VideoError
 from doorbell.media.video import H264Encoder, decode_frames
 from doorbell.recorder.clipfile import EncryptedClipWriter
@@ -139,7 +140,7 @@ def test_copies_clips_thumbnails_rows_and_the_log_to_a_directory(
     assert report.bytes_copied > 0 and report.bytes_behind == 0
     assert_same_copy(data_dir, copy)
     assert (copy / layout.FORMAT_FILE).read_bytes() == layout.FORMAT_LINE
-    assert (copy / layout.ANCHOR_COPY).read_bytes() == (data_dir / "owner-anchor").read_bytes()
+    assert (copy / layout.ANCHOR_COPY).read_bytes() == DataDir(data_dir).owner_anchor.read_bytes()
     # A second pass has nothing to do and writes nothing twice.
     assert replicator.sync().bytes_copied == 0
     assert_same_copy(data_dir, copy)

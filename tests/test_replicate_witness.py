@@ -28,6 +28,7 @@ from doorbell.audit.entries import decode_entry
 from doorbell.audit.log import AuditLog
 from doorbell.cli import main
 from doorbell.config import load_config, parse_config
+from doorbell.datadir import DataDir
 from doorbell.keys import create_owner_keys, derive_owner_cosigning_key
 from doorbell.replicate import layout
 from doorbell.replicate.destination import LocalDestination
@@ -77,7 +78,7 @@ def roll_back(data_dir: Path, saved: Path) -> None:
     for suffix in ("", "-wal", "-shm"):
         (data_dir / f"audit.sqlite3{suffix}").unlink(missing_ok=True)
     shutil.copy(saved / "audit.sqlite3", data_dir / "audit.sqlite3")
-    shutil.copy(saved / "owner-anchor", data_dir / "owner-anchor")
+    shutil.copy(saved / "owner-anchor", DataDir(data_dir).owner_anchor)
 
 
 def save_log(data_dir: Path, saved: Path) -> None:
@@ -85,7 +86,7 @@ def save_log(data_dir: Path, saved: Path) -> None:
     with AuditLog.open(data_dir) as log:  # fold the WAL in, as a copy of the card would
         log._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     shutil.copy(data_dir / "audit.sqlite3", saved / "audit.sqlite3")
-    shutil.copy(data_dir / "owner-anchor", saved / "owner-anchor")
+    shutil.copy(DataDir(data_dir).owner_anchor, saved / "owner-anchor")
 
 
 def test_witness_ok_behind_and_forked(

@@ -8,6 +8,7 @@ import pytest
 
 from doorbell.errors import StorageError
 from doorbell.fsutil import temp_path_for
+from doorbell.recorder.retention import retention_victims
 from doorbell.store import Store, new_clip_id
 
 DAY = 86400.0
@@ -92,20 +93,41 @@ def test_retention_by_age_quota_and_free_space(data_dir: Path) -> None:
         mid = record(store, T0 + 20 * DAY)
         new = record(store, T0 + 39 * DAY)
         unsealed = record(store, T0 - DAY, seal=False)
-        by_age = store.retention_victims(
-            retention_days=30, quota_bytes=0, min_free_bytes=0, free_bytes=10**12
+        by_age = retention_victims(
+            store,
+            now=store.now(),
+            retention_days=30,
+            quota_bytes=0,
+            min_free_bytes=0,
+            free_bytes=10**12,
         )
         assert [(c.id, why) for c, why in by_age] == [(old, "older than 30 days")]
-        by_quota = store.retention_victims(
-            retention_days=0, quota_bytes=1500, min_free_bytes=0, free_bytes=10**12
+        by_quota = retention_victims(
+            store,
+            now=store.now(),
+            retention_days=0,
+            quota_bytes=1500,
+            min_free_bytes=0,
+            free_bytes=10**12,
         )
         assert [c.id for c, _ in by_quota] == [old, mid]
-        by_free = store.retention_victims(
-            retention_days=0, quota_bytes=0, min_free_bytes=2500, free_bytes=1000
+        by_free = retention_victims(
+            store,
+            now=store.now(),
+            retention_days=0,
+            quota_bytes=0,
+            min_free_bytes=2500,
+            free_bytes=1000,
         )
         assert [c.id for c, _ in by_free] == [old, mid]
-        kept = store.retention_victims(
-            retention_days=0, quota_bytes=0, min_free_bytes=2500, free_bytes=1000, keep={old}
+        kept = retention_victims(
+            store,
+            now=store.now(),
+            retention_days=0,
+            quota_bytes=0,
+            min_free_bytes=2500,
+            free_bytes=1000,
+            keep={old},
         )
         assert [c.id for c, _ in kept] == [mid, new]
         assert unsealed not in [c.id for c, _ in kept]

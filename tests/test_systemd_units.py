@@ -452,3 +452,13 @@ def test_runtime_stack_needs_no_writable_executable_memory() -> None:
 def test_no_core_dumps(unit: str) -> None:
     """Review hardening note: a core dump of the web process would hold the owner identity."""
     assert _settings(SYSTEMD_DIR / unit)["LimitCORE"] == ["0"]
+
+
+@pytest.mark.parametrize("unit", ["doorbell-recorder.service", "doorbell-web.service"])
+def test_memory_and_tasks_are_bounded(unit: str) -> None:
+    """Issue 17, finding 5: one request must not be able to take the Pi's memory."""
+    settings = _settings(SYSTEMD_DIR / unit)
+    memory = settings.get("MemoryMax", [""])[-1]
+    assert memory.endswith("M") and 64 <= int(memory[:-1]) <= 400, memory
+    tasks = settings.get("TasksMax", [""])[-1]
+    assert tasks.isdigit() and int(tasks) <= 128, tasks

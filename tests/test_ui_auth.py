@@ -145,7 +145,7 @@ def test_wrong_passphrase_is_refused_audited_and_slows_the_next_try(world) -> No
     assert b"did not unlock" in response.data
     assert client.get("/timeline").status_code == 401
     failed = [e for e in audit_actions(app) if e["action"] == "web.unlock_failed"]
-    assert len(failed) == 1 and failed[0]["details"]["failures"] == 1
+    assert len(failed) == 1 and failed[0]["details"]["count"] == 1
     response = unlock(client, PASSPHRASE)  # right passphrase, but too soon after a failure
     assert response.status_code == 429
     assert vault.unlocks == 0
@@ -212,6 +212,20 @@ def test_idle_lock_with_an_injected_clock(world) -> None:
     assert locked[-1]["details"] == {"reason": "idle"}
     response = client.get("/timeline", headers={"Accept": "text/html"})
     assert response.status_code == 302 and response.headers["Location"].startswith("/unlock")
+
+
+def test_static_files_do_not_count_as_activity(world) -> None:
+    """Issue 17, finding 9: a page that keeps loading its CSS must still lock."""
+    app, _, clock = world
+    idle = app.extensions["doorbell"].config.web.idle_lock_s
+    client = app.test_client()
+    unlock(client)
+    clock.advance(idle - 1)
+    with client.get("/static/app.css") as static:
+        assert static.status_code == 200
+    assert client.get("/no/such/page").status_code == 404
+    clock.advance(2)
+    assert client.get("/timeline").status_code == 401
 
 
 def test_lock_button_and_restart_lock(world, data_dir: Path) -> None:
@@ -296,5 +310,19 @@ def test_unlock_over_tls_works_without_a_referer(data_dir: Path) -> None:
             "/unlock", base_url=base, data={"csrf_token": token, "passphrase": PASSPHRASE}
         )
         assert response.status_code == 302 and vault.unlocks == 1
+    finally:
+        close_app(app)
+
+
+def test_links_are_built_from_the_configuration_not_the_host_header(data_dir: Path) -> None:
+    """Issue 17, finding 9: invitation links named whatever Host the request carried."""
+    from doorbell.ui.guard import external_url
+
+    config = ui_config(data_dir, hosts=["doorbell.home"], port=8443, tls=True)
+    prepare_data_dir(data_dir)
+    app = create_app(config, vault=FakeVault(), clock=Clock())
+    try:
+        with app.test_request_context("/", headers={"Host": "evil.example"}):
+            assert external_url("/r/x") == "https://doorbell.home:8443/r/x"
     finally:
         close_app(app)

@@ -196,37 +196,46 @@ class SlowVault(FakeVault):
         return super().unlock(passphrase)
 
 
-def test_concurrent_unlocks_are_refused_not_queued(data_dir: Path) -> None:
+def test_concurrent_checks_are_queued_one_per_address(data_dir: Path) -> None:
+    """Issue 17: a second address waits its turn (it used to be refused as "busy"); a second
+    check from the same address is refused at once, and scrypt never runs twice at a time."""
     vault = SlowVault()
     prepare_data_dir(data_dir, vault)
     app = _app(data_dir, vault)
     try:
-        first, second = app.test_client(), app.test_client()
-        tokens = [csrf_from(c.get("/unlock").data) for c in (first, second)]
+        first, second, again = app.test_client(), app.test_client(), app.test_client()
+        tokens = [csrf_from(c.get("/unlock").data) for c in (first, second, again)]
         results = {}
 
-        def post() -> None:
-            results["first"] = first.post(
-                "/unlock", data={"csrf_token": tokens[0], "passphrase": "wrong one"}
+        def post(name, client, token, address) -> None:
+            results[name] = client.post(
+                "/unlock",
+                environ_base={"REMOTE_ADDR": address},
+                data={"csrf_token": token, "passphrase": f"wrong {name}"},
             )
 
-        thread = threading.Thread(target=post)
-        thread.start()
+        one = threading.Thread(target=post, args=("first", first, tokens[0], "10.0.0.8"))
+        one.start()
         assert vault.entered.wait(5)
-        response = second.post(
-            "/unlock",
-            environ_base={"REMOTE_ADDR": "10.0.0.9"},
-            data={"csrf_token": tokens[1], "passphrase": "wrong two"},
-        )
-        vault.release.set()
-        thread.join(5)
-        assert response.status_code == 429  # busy: no second scrypt
+        two = threading.Thread(target=post, args=("second", second, tokens[1], "10.0.0.9"))
+        two.start()
+        post("again", again, tokens[2], "10.0.0.8")
+        assert results["again"].status_code == 429  # same address: refused, not queued
         assert vault.calls == 1
+        vault.release.set()
+        one.join(10)
+        two.join(10)
         assert results["first"].status_code == 401
-        refused = [e for e in actions(app) if e["action"] == "web.unlock_refused"]
-        assert refused and refused[-1]["details"]["reason"] == "busy"
+        assert results["second"].status_code == 401  # queued, then checked
+        assert vault.calls == 2
     finally:
         close_app(app)
+    with AuditLog.open(data_dir) as log:
+        entries = [decode_entry(leaf) for _, leaf in log.entries()]
+    refused = [e for e in entries if e["action"] in ("web.unlock_failed", "web.unlock_refused")]
+    summary = [e for e in refused if e["details"].get("client") == "10.0.0.8"]
+    assert sum(e["details"]["count"] for e in summary) == 2
+    assert summary[-1]["details"]["refused"] == 1
 
 
 def test_throttle_counts_the_attempt_before_the_check() -> None:
@@ -287,15 +296,21 @@ def test_unlock_is_audited_before_the_session_is_unlocked(data_dir: Path, vault)
         close_app(app)
 
 
-def test_refused_unlocks_are_audited(data_dir: Path, vault) -> None:
+def test_refused_unlocks_are_audited_in_summary(data_dir: Path, vault) -> None:
     prepare_data_dir(data_dir, vault)
     app = _app(data_dir, vault)
     try:
         client = app.test_client()
         unlock(client, "wrong")
         assert unlock(client, PASSPHRASE).status_code == 429
-        refused = [e for e in actions(app) if e["action"] == "web.unlock_refused"]
-        assert refused and refused[-1]["details"]["reason"] == "throttled"
+        assert unlock(client, PASSPHRASE).status_code == 429
+        first = [e for e in actions(app) if e["action"] == "web.unlock_failed"]
+        assert [e["details"]["burst"] for e in first] == ["start"]  # at once, then counted
+        app.extensions["doorbell"].failure_ledger.flush(everything=True)
+        summary = actions(app)[-1]
+        assert summary["action"] == "web.unlock_failed"
+        assert summary["details"]["reasons"] == {"throttled": 2, "wrong": 1}
+        assert summary["details"]["count"] == 2
     finally:
         close_app(app)
 
@@ -340,5 +355,73 @@ def test_idle_sweep_drops_the_identity_without_a_request(data_dir: Path, vault) 
         assert state.sessions.unlocked_sessions() == []
         locked = [e for e in actions(app) if e["action"] == "web.locked"]
         assert locked[-1]["details"] == {"reason": "idle"}
+    finally:
+        close_app(app)
+
+
+# --- issue 17, finding 3: anonymous visitors hold no server-side session ---------------------
+
+
+def test_anonymous_form_gets_keep_nothing_server_side(data_dir: Path, vault) -> None:
+    prepare_data_dir(data_dir, vault)
+    app = _app(data_dir, vault)
+    try:
+        for _ in range(20):
+            app.test_client().get("/unlock")
+        assert len(app.extensions["doorbell"].sessions) == 0
+        owner = app.test_client()
+        token = csrf_from(owner.get("/unlock").data)
+        cookie = owner.get_cookie("doorbell")
+        assert cookie is not None and cookie.value.startswith("a.")
+        forged = app.test_client()
+        forged.set_cookie("doorbell", cookie.value[:-2] + "xx")  # signature no longer matches
+        refused = forged.post("/unlock", data={"csrf_token": token, "passphrase": PASSPHRASE})
+        assert refused.status_code == 400
+        answer = owner.post("/unlock", data={"csrf_token": token, "passphrase": PASSPHRASE})
+        assert answer.status_code == 302
+        assert len(app.extensions["doorbell"].sessions) == 1
+        assert not owner.get_cookie("doorbell").value.startswith("a.")
+    finally:
+        close_app(app)
+
+
+def test_the_unlocked_web_cosigns_the_grown_log_every_few_minutes(data_dir: Path, vault) -> None:
+    """Issue 17: what a compromised recorder can rewrite unseen is bounded by this interval."""
+    from doorbell.ui import COSIGN_EVERY_S
+
+    prepare_data_dir(data_dir, vault)
+    clock = Clock()
+    app = _app(data_dir, vault, clock)
+    state = app.extensions["doorbell"]
+    try:
+        assert unlock(app.test_client()).status_code == 302
+        after_unlock = cosignatures(app)
+        state.record("recorder", "clip.sealed", "x")
+        assert not state.cosign_while_unlocked()  # too soon
+        clock.advance(COSIGN_EVERY_S + 1)
+        assert state.cosign_while_unlocked()
+        assert cosignatures(app) == after_unlock + 1
+        clock.advance(COSIGN_EVERY_S + 1)
+        state.sessions.lock_all("button")
+        state.record("recorder", "clip.sealed", "y")
+        assert not state.cosign_while_unlocked()  # locked: no keys, nothing signed
+    finally:
+        close_app(app)
+
+
+def test_all_cosignatures_deleted_shows_on_the_audit_page(data_dir: Path, vault) -> None:
+    """Issue 17, finding 9: deleting every cosignature was flagged neither by verify nor UI."""
+    prepare_data_dir(data_dir, vault)
+    with AuditLog.open(data_dir) as log:
+        log._conn.execute("DELETE FROM cosignatures")
+    app = _app(data_dir, vault)
+    try:
+        client = app.test_client()
+        unlock(client)  # the anchor's cosignature is gone: not cosigned, warned
+        assert "audit.anchor_mismatch" in [e["action"] for e in actions(app)]
+        assert cosignatures(app) == 0
+        page = client.get("/audit").get_data(as_text=True)
+        assert "no owner cosignature at all" in page
+        assert "cosignatures were deleted" in page
     finally:
         close_app(app)

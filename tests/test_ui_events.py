@@ -334,3 +334,26 @@ def test_every_live_event_the_recorder_sends_reaches_the_browser() -> None:
     from doorbell.ui.live import FORWARDED
 
     assert set(EVENT_KINDS) == set(FORWARDED)
+
+
+def test_timeline_cache_never_shows_a_stale_index(tmp_path: Path) -> None:
+    """Issue 17, load: pages are cached per index version; a clip the recorder indexes (from
+    another connection) shows at once, and a deleted one disappears."""
+    from doorbell.store import IndexReader
+
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    with Store.open(data_dir) as store:
+        first = make_clip(store, [FakeVault().identity.recipient], T0, seconds=1.0)
+        index = IndexReader(data_dir)
+        try:
+            assert [i.clip_id for i in index.page().items] == [first]
+            assert index.page() is index.page()  # cached while nothing changed
+            used = index.used_bytes()
+            second = make_clip(store, [FakeVault().identity.recipient], T0 + 60, seconds=1.0)
+            assert [i.clip_id for i in index.page().items] == [second, first]
+            assert index.used_bytes() > used
+            store.delete_clip(first)
+            assert [i.clip_id for i in index.page().items] == [second]
+        finally:
+            index.close()

@@ -460,3 +460,17 @@ def test_web_approval_refuses_a_recipient_swapped_in_the_database(site: dict) ->
     assert "export.approval_refused" in [e["action"] for e in actions(site["app"])[-3:]]
     assert site["exports"].registry.get(request_id).status == "pending"
     assert site["exports"].jobs.progress(request_id) is None  # no bundle started
+
+
+def test_the_timeline_shows_which_clips_are_held_and_why(site) -> None:
+    """Issue 17, finding 6: clips of a pending request are kept, and the owner sees it."""
+    before = site["owner"].get("/timeline").get_data(as_text=True)
+    assert 'class="badge held"' not in before
+    recipient = str(X25519Identity.generate().recipient)
+    site["exports"].registry.submit(form_fields(recipient), source="owner")
+    from doorbell.ui.events import HELD_CACHE_S
+
+    site["app"].extensions["doorbell"].clock.advance(HELD_CACHE_S)  # the badges may lag 5 s
+    page = site["owner"].get("/timeline").get_data(as_text=True)
+    assert page.count('class="badge held"') == len(site["clips"])
+    assert "a pending or approved export request names it" in page

@@ -11,9 +11,16 @@ owner's passphrase nobody can read it or write one that opens.
 At every unlock, and in ``doorbell requests approve`` before it approves, the log must
 still produce the anchored root at the anchored size (:func:`check_log`); only then does the
 owner cosign and the anchor move on (:func:`owner_cosign`, shared by both paths).
-What it does not stop: an attacker who kept an *older* copy of ``owner-anchor`` (from an
-earlier visit) can put it back and rewrite what came after it; deleting it is loud (the UI
-and ``doorbell audit verify --owner-check`` say so) but not prevented. See docs/audit.md.
+Where it lives (issue 17, finding 8): ``<data_dir>/owner/owner-anchor``, a directory of its
+own (mode 0700, the web user's) that the recorder's unit cannot even see
+(``InaccessiblePaths=``). In the group-writable data dir itself, the recorder's user could
+rename the web's file away and put an *older* copy back (no sticky bit there), rolling the
+anchor back. :func:`read_anchor` checks before trusting it that the file and its directory
+belong to this process's user (or root) and that neither is writable by group or others;
+a data dir from before has its ``<data_dir>/owner-anchor`` read once under the same checks
+and moved. What it still does not stop: root on the device; and deleting the anchor is loud
+(the UI and ``doorbell audit verify --owner-check`` say so) but not prevented.
+See docs/audit.md.
 
 File format (binary): the magic line ``doorbell-owner-anchor/v1\\n``, a 12-byte random nonce,
 then ChaCha20-Poly1305(key, nonce, JSON, aad = magic line) of the canonical JSON object
@@ -28,6 +35,7 @@ import base64
 import binascii
 import json
 import os
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,18 +48,23 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from doorbell.audit.note import NoteError, parse_checkpoint, parse_note
 from doorbell.datadir import ANCHOR_FILE as ANCHOR_FILE
-from doorbell.datadir import DataDir
+from doorbell.datadir import LEGACY_ANCHOR_FILE as LEGACY_ANCHOR_FILE
+from doorbell.datadir import OWNER_DIR, DataDir
 from doorbell.errors import AuditError, StorageError
 from doorbell.fsutil import write_file_atomic
 
 if TYPE_CHECKING:
     from doorbell.audit.log import AuditLog
 
+#: The anchor and its directory (the web user's own, 0700, hidden from the recorder's unit)
+#: and where data dirs made before issue 17 kept it: :mod:`doorbell.datadir`.
+ANCHOR_DIR = OWNER_DIR
 #: The object of the ``audit.anchor_*`` entries :func:`owner_cosign` writes.
 ANCHOR_OBJECT = ANCHOR_FILE
 MAGIC = b"doorbell-owner-anchor/v1\n"
-#: 0640: the web user writes it, its group (doorbell) may read the ciphertext; no secret in it.
-ANCHOR_MODE = 0o640
+#: 0600 in a 0700 directory: only the web user (and root) may read or replace it.
+ANCHOR_MODE = 0o600
+ANCHOR_DIR_MODE = 0o700
 _NONCE_BYTES = 12
 _MAX_ANCHOR_BYTES = 64 * 1024
 
@@ -84,8 +97,25 @@ class Anchor:
 
 
 def anchor_path(data_dir: Path) -> Path:
-    """``<data_dir>/owner-anchor``."""
+    """``<data_dir>/owner/owner-anchor``."""
     return DataDir(data_dir).owner_anchor
+
+
+def _check_owner_and_mode(path: Path, info: os.stat_result, what: str) -> None:
+    """Refuse ``path`` unless this process's user (or root) owns it and neither group nor
+    others may write it: anything else could have been put there by another service."""
+    trusted = {os.geteuid(), 0}
+    if info.st_uid not in trusted:
+        raise AnchorError(
+            f"{path}: the {what} belongs to uid {info.st_uid}, not to this user "
+            f"(uid {os.geteuid()}): another service may have replaced it; "
+            "run `sudo systemd-tmpfiles --create` and unlock again to see the state of the log"
+        )
+    if info.st_mode & 0o022:
+        raise AnchorError(
+            f"{path}: the {what} is writable by group or others "
+            f"(mode {stat.S_IMODE(info.st_mode):04o}); it must be 0700/0600"
+        )
 
 
 def anchor_from_cosignature(note: bytes, clock: Callable[[], float] = time.time) -> Anchor:
@@ -134,29 +164,53 @@ def read_anchor(data_dir: Path, key: bytes) -> Anchor:
     open (see :func:`unseal`) or cannot be read.
     """
     path = anchor_path(data_dir)
+    if not path.parent.exists() and not path.parent.is_symlink():
+        legacy = DataDir(data_dir).legacy_owner_anchor
+        if legacy.exists() or legacy.is_symlink():
+            return unseal(_read_checked(legacy, check_dir=False), key)
+    return unseal(_read_checked(path, check_dir=True), key)
+
+
+def _read_checked(path: Path, *, check_dir: bool) -> bytes:
+    """The bytes of the anchor file at ``path`` after the owner and mode checks."""
+    if check_dir:
+        try:
+            info = os.lstat(path.parent)
+        except FileNotFoundError:
+            raise AnchorMissing(f"{path}: there is no owner anchor") from None
+        if not stat.S_ISDIR(info.st_mode):
+            raise AnchorError(f"{path.parent}: the owner anchor's directory is not a directory")
+        _check_owner_and_mode(path.parent, info, "owner anchor's directory")
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(_MAX_ANCHOR_BYTES + 1)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
         raise AnchorMissing(f"{path}: there is no owner anchor") from None
     except OSError as exc:
         raise AnchorError(f"{path}: cannot read the owner anchor: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise AnchorError(f"{path}: the owner anchor is not a regular file")
+        _check_owner_and_mode(path, info, "owner anchor")
+        data = handle.read(_MAX_ANCHOR_BYTES + 1)
     if len(data) > _MAX_ANCHOR_BYTES:
         raise AnchorError(f"{path}: too large to be an owner anchor")
-    return unseal(data, key)
+    return data
 
 
 def write_anchor(data_dir: Path, anchor: Anchor, key: bytes) -> None:
-    """Replace ``<data_dir>/owner-anchor`` atomically (mode 0640).
+    """Replace ``<data_dir>/owner/owner-anchor`` atomically (mode 0600; the directory is made
+    0700 when missing), and remove a data dir's older ``<data_dir>/owner-anchor``.
 
     Raises :class:`StorageError` if the data dir is not writable.
     """
+    path = anchor_path(data_dir)
     try:
-        write_file_atomic(anchor_path(data_dir), seal(anchor, key), mode=ANCHOR_MODE)
+        path.parent.mkdir(mode=ANCHOR_DIR_MODE, exist_ok=True)
+        write_file_atomic(path, seal(anchor, key), mode=ANCHOR_MODE)
+        DataDir(data_dir).legacy_owner_anchor.unlink(missing_ok=True)
     except PermissionError as exc:
-        raise StorageError(
-            f"{anchor_path(data_dir)}: cannot write the owner anchor: {exc.strerror}"
-        ) from None
+        raise StorageError(f"{path}: cannot write the owner anchor: {exc.strerror}") from None
 
 
 def check_log(log_size: int, root_at: Callable[[int], bytes], anchor: Anchor) -> None:
@@ -219,6 +273,15 @@ def cosign_anchored(
         status = "created"
     else:
         check_log(log.size, log.root_at, anchor)
+        try:
+            log.check_leaves(anchor.size)  # the roots come from stored hashes: re-hash
+        except AuditError as exc:
+            raise AnchorError(str(exc)) from exc
+        if not log.has_cosignature_at(anchor.size):
+            raise AnchorError(
+                f"your cosignature of the log at size {anchor.size} (the one the owner anchor "
+                "records) is gone from the log: cosignatures were deleted"
+            )
         note = log.cosign(cosigning_key, name, trusted=(anchor.size, anchor.root))
         status = "ok"
     write_anchor(data_dir, anchor_from_cosignature(note, clock), anchor_key)

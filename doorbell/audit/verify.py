@@ -79,6 +79,10 @@ class LogSource:
     warnings: list[str] = field(default_factory=list)
 
 
+#: How a ``keys.created`` entry reads in its canonical JSON (sorted keys, no spaces).
+_KEYS_CREATED = b'"action":"keys.created"'
+
+
 def verify_source(source: LogSource, cosigner_vkeys: Iterable[str] = ()) -> VerifyResult:
     """Run every check on ``source``; never raises for a bad log (the result says why)."""
     problems: list[Problem] = []
@@ -112,7 +116,18 @@ def verify_source(source: LogSource, cosigner_vkeys: Iterable[str] = ()) -> Veri
             )
             problems.append((None, message))
     wanted = {c.size for c in checkpoints} | {c.size for c in cosignatures}
-    roots, compact, first_leaf, stopped = _stream_tree(source.rows, wanted, problems)
+    keys_created: list[int] = []
+    roots, compact, first_leaf, stopped = _stream_tree(source.rows, wanted, problems, keys_created)
+    if keys_created and not source.cosignatures:
+        # `doorbell init` writes keys.created and cosigns at once: a log that has one and no
+        # cosignature at all had them deleted (issue 17), pinned key or not.
+        problems.append(
+            (
+                None,
+                f"entry {keys_created[0]} is keys.created, but the log holds no owner "
+                "cosignature at all: they were deleted",
+            )
+        )
     size = compact.size
     if source.tree_state is not None and not stopped:
         _check_tree_state(source.tree_state, compact, problems)
@@ -142,9 +157,10 @@ def verify_source(source: LogSource, cosigner_vkeys: Iterable[str] = ()) -> Veri
 
 
 def _stream_tree(
-    rows: Iterable[Row], wanted: set[int], problems: list[Problem]
+    rows: Iterable[Row], wanted: set[int], problems: list[Problem], keys_created: list[int]
 ) -> tuple[dict[int, bytes], CompactRange, bytes | None, bool]:
-    """Recompute the tree; stop at the first bad entry. Returns roots at ``wanted`` sizes."""
+    """Recompute the tree; stop at the first bad entry. Returns roots at ``wanted`` sizes;
+    appends to ``keys_created`` the index of every ``keys.created`` entry."""
     compact = CompactRange()
     roots: dict[int, bytes] = {}
     if 0 in wanted:
@@ -157,6 +173,8 @@ def _stream_tree(
             return roots, compact, first_leaf, True
         if expected == 0:
             first_leaf = leaf
+        if _KEYS_CREATED in leaf:
+            keys_created.append(index)
         leaf_hash = sha256(b"\x00" + leaf).digest()
         if stored_leaf_hash is None:
             said = stated_index(leaf)

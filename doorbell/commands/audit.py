@@ -70,7 +70,7 @@ def verify(
     entry index and what failed otherwise. A pinned --cosigner with no cosignature fails.
     --owner-check unlocks the owner key (passphrase on the terminal, or --passphrase-file),
     pins the owner's cosigner key and checks that the log still produces the head the owner
-    last cosigned, as sealed in <data_dir>/owner-anchor (see docs/audit.md).
+    last cosigned, as sealed in <data_dir>/owner/owner-anchor (see docs/audit.md).
     --witness checks that the log still produces every checkpoint the off-site copy holds
     (`doorbell replicate`): a log behind the copy was rolled back, one that differs forked.
     """

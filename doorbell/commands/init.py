@@ -73,7 +73,7 @@ def init(
 
     Writes keys/owner.recipients, keys/owner.key.age (passphrase-protected, opens with the
     stock `age` tool), keys/device.key and device.vkey, tls/cert.pem and tls/key.pem, the
-    first audit log entries, cosigned, and the owner anchor (owner-anchor). Refuses to
+    first audit log entries, cosigned, and the owner anchor (owner/owner-anchor). Refuses to
     overwrite existing keys.
     """
     config = load_cli_config(config_path, data_dir)

@@ -35,17 +35,16 @@ STOP_GRACE_S = 1.5
 
 def build_server(app: Any, config: Config, data_dir: Path, *, port: int | None = None) -> Any:
     """A cheroot WSGI server for ``app`` on ``web.bind``:``web.port`` (``port`` overrides),
-    with TLS from ``<data_dir>/tls`` when ``web.tls`` is on.
+    with TLS from ``<data_dir>/tls`` when ``web.tls`` is on, hardened by
+    :mod:`doorbell.webserver` (header limit and deadline, per-address connection cap).
 
     Raises :class:`KeyFileError` when TLS is on and the certificate or key is missing.
     """
-    from cheroot import wsgi
-    from cheroot.ssl.builtin import BuiltinSSLAdapter
-
     from doorbell.ui.serverlog import quiet_server_errors
+    from doorbell.webserver import DeferredHandshakeAdapter, GuardedServer
 
     address = (config.web.bind, config.web.port if port is None else port)
-    server = wsgi.Server(
+    server = GuardedServer(
         address,
         app,
         numthreads=THREADS,
@@ -59,7 +58,7 @@ def build_server(app: Any, config: Config, data_dir: Path, *, port: int | None =
         for path in (cert, key):
             if not path.is_file():
                 raise KeyFileError(f"{path}: missing; run `doorbell init` (or set web.tls = false)")
-        server.ssl_adapter = BuiltinSSLAdapter(str(cert), str(key))
+        server.ssl_adapter = DeferredHandshakeAdapter(str(cert), str(key))
     quiet_server_errors(server)  # client disconnects: one DEBUG line, no traceback
     return server
 

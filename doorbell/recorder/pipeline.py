@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
 import logging
 import math
 import queue
@@ -40,12 +39,19 @@ from doorbell.age.recipients import Recipient
 from doorbell.audit.sink import AuditSink
 from doorbell.camera import Camera, Frame
 from doorbell.config import Config, MotionConfig
-from doorbell.errors import CameraEnded, CameraError, ConfigError, DoorbellError
+from doorbell.datadir import DataDir
+from doorbell.errors import CameraEnded, CameraError, ConfigError, DiskFullError, DoorbellError
 from doorbell.media.video import EncodedPacket, H264Encoder, StreamInfo, encode_jpeg
 from doorbell.recorder.clipfile import EncryptedClipWriter, write_encrypted_file
 from doorbell.recorder.clipstate import EventStateMachine
 from doorbell.recorder.events import EventDetails, NoEvents, RecorderEvents
 from doorbell.recorder.preroll import PacketRing
+from doorbell.recorder.retention import (
+    as_disk_full,
+    footage_free_bytes,
+    held_windows,
+    retention_victims,
+)
 from doorbell.recorder.sealaudit import append_clip_sealed, recover_clip_sealed_entries
 from doorbell.recorder.settings_watch import SettingsWatcher
 from doorbell.store import Store, free_bytes, new_clip_id, thumb_relative_path
@@ -57,19 +63,6 @@ RETENTION_EVERY_S = 60.0
 #: ``storage.min_free_gb``, if larger): room for a few clips before the next retention pass
 EMERGENCY_FREE_BYTES = 2 << 20
 GIB = 1 << 30
-
-
-def is_disk_full(error: BaseException) -> bool:
-    """True for "no space left" (ENOSPC, EDQUOT) from a file write or from SQLite."""
-    seen: set[int] = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
-            return True
-        if isinstance(error, sqlite3.OperationalError) and "full" in str(error):
-            return True
-        error = error.__cause__ or error.__context__  # type: ignore[assignment]
-    return False
 
 
 class MotionSource(Protocol):
@@ -137,6 +130,10 @@ class Recorder:
         self._events: RecorderEvents = events if events is not None else NoEvents()
         self._wall_clock = wall_clock
         self._sleep = sleep
+        #: the export registry whose pending/approved requests hold clips against retention
+        #: (the requests tables; issue 16 moves them to their own database)
+        self.registry_db = DataDir(store.data_dir).exports_index
+        self._holds_unreadable = False
         rec = config.recording
         self._machine = EventStateMachine(post_roll_s=rec.post_roll_s, max_clip_s=rec.max_clip_s)
         self._ring = PacketRing(rec.pre_roll_s)
@@ -251,9 +248,10 @@ class Recorder:
         try:
             self._write_clip(frame, packets, decision, motion)
         except (OSError, sqlite3.OperationalError, DoorbellError) as error:
-            if not is_disk_full(error):
+            full = as_disk_full(error)
+            if full is None:
                 raise
-            self._storage_full(error)
+            self._storage_full(full)
         if rang:
             self._record_ring(frame)
         self._publish_live(frame)
@@ -309,11 +307,12 @@ class Recorder:
         try:
             self._seal_open_clip()
         except (OSError, sqlite3.OperationalError, DoorbellError) as error:
-            if not is_disk_full(error):
+            full = as_disk_full(error)
+            if full is None:
                 raise
-            self._storage_full(error)
+            self._storage_full(full)
 
-    def _storage_full(self, error: BaseException) -> None:
+    def _storage_full(self, error: DiskFullError) -> None:
         """The disk is full: keep the prefix of the open clip, free space, tell the owner.
 
         The open clip is abandoned (its authenticated prefix stays, flagged interrupted, so
@@ -598,21 +597,41 @@ class Recorder:
         return changed
 
     def _apply_retention(self, *, min_free_bytes: int | None = None) -> int:
-        """Delete what the retention rules choose (oldest first); return how many clips."""
+        """Delete what the retention rules choose (oldest first, never a clip held by a
+        pending or approved export request: :mod:`doorbell.recorder.retention`); return how
+        many clips were deleted."""
         storage = self.config.storage
         keep = {self._clip.id} if self._clip is not None else set()
         if min_free_bytes is None:
             min_free_bytes = int(storage.min_free_gb * GIB)
-        victims = self._store.retention_victims(
+        data_dir = self._store.data_dir
+        holds = held_windows(self.registry_db)
+        if holds is None and not self._holds_unreadable:
+            self._holds_unreadable = True
+            self._audit.append(
+                "recorder",
+                "storage.holds_unreadable",
+                str(self.registry_db.name),
+                {"effect": "no clip is deleted until export requests can be read"},
+            )
+        elif holds is not None:
+            self._holds_unreadable = False
+        victims = retention_victims(
+            self._store,
+            now=self._store.now(),
             retention_days=storage.retention_days,
             quota_bytes=int(storage.quota_gb * GIB),
             min_free_bytes=min_free_bytes,
-            free_bytes=free_bytes(self._store.data_dir),
+            free_bytes=footage_free_bytes(data_dir, free_bytes(data_dir)),
             keep=keep,
+            holds=holds,
         )
         for clip, reason in victims:
             self._store.delete_clip(clip.id)
             self._audit.append(
-                "recorder", "clip.deleted", clip.id, {"reason": reason, "sha256": clip.sha256 or ""}
+                "recorder",
+                "clip.deleted",
+                clip.id,
+                {"reason": reason, "sha256": getattr(clip, "sha256", "") or ""},
             )
         return len(victims)

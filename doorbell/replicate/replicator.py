@@ -438,13 +438,14 @@ class Replicator:
             dest.replace(layout.COSIGNERS_FILE, listing)
             self.state.cosigners_digest = _digest(listing)
             self._dirty = True
-        anchor = self.data_dir / layout.ANCHOR_COPY
-        if anchor.exists():
-            data = anchor.read_bytes()
-            if _digest(data) != self.state.anchor_digest:
-                dest.replace(layout.ANCHOR_COPY, data)
-                self.state.anchor_digest = _digest(data)
-                self._dirty = True
+        try:  # the web user's own directory: readable only where the units allow it
+            data: bytes | None = DataDir(self.data_dir).owner_anchor.read_bytes()
+        except OSError:
+            data = None
+        if data is not None and _digest(data) != self.state.anchor_digest:
+            dest.replace(layout.ANCHOR_COPY, data)
+            self.state.anchor_digest = _digest(data)
+            self._dirty = True
 
     def _check_witness(self, dest: Destination, conn: sqlite3.Connection, local_size: int) -> None:
         """The copy's entries must be a prefix of this device's log; otherwise stop copying

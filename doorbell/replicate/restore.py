@@ -131,7 +131,8 @@ def restore(
         raise AuditError(f"the restored audit log does not verify: {report.audit.summary()}")
     anchor = _first(dest, (layout.ANCHOR_COPY,))
     if anchor is not None:
-        write_file_atomic(data_dir / layout.ANCHOR_COPY, anchor, mode=0o640)
+        paths.owner_dir.mkdir(mode=0o700, exist_ok=True)
+        write_file_atomic(paths.owner_anchor, anchor, mode=0o600)
     with Store.open(data_dir, clock=clock) as store:
         _restore_clips(dest, store, sealed_hashes, report)
         _restore_events(dest, store, report)

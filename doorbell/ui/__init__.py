@@ -32,9 +32,10 @@ from doorbell.config import Config
 from doorbell.datadir import DataDir
 from doorbell.errors import KeyFileError
 from doorbell.store import IndexReader, Store
-from doorbell.ui.guard import UnlockThrottle, gate, security_headers
+from doorbell.ui.guard import UnlockThrottle, check_host, gate, security_headers
 from doorbell.ui.sessions import MemorySession, MemorySessionInterface, SessionStore
 from doorbell.ui.state import LiveFeed
+from doorbell.ui.unlockgate import FailureLedger, PassphraseGate
 from doorbell.ui.vault import Vault
 
 if TYPE_CHECKING:
@@ -46,6 +47,9 @@ log = logging.getLogger(__name__)
 MAX_CONTENT_LENGTH = 256 * 1024
 #: Flat rate limit on unlock attempts per client address (flask-limiter, in memory).
 UNLOCK_RATE_LIMIT = "10 per minute"
+#: While unlocked, the owner cosigns the grown log at least this often (seconds), so that a
+#: compromised recorder holding device.key can rewrite at most this much unseen (issue 17).
+COSIGN_EVERY_S = 180.0
 
 
 def web_root() -> Path:
@@ -73,13 +77,15 @@ class WebState:
     limiter: Limiter
     timeline: IndexReader
     live: LiveFeed
+    #: admits one owner-passphrase check (scrypt, 256 MiB) at a time, fairly: ui/unlockgate.py
+    passphrase_gate: PassphraseGate
+    #: wrong and refused passphrase checks, audited in summary per burst: ui/unlockgate.py
+    failure_ledger: FailureLedger
     tls_fingerprint: str = ""
     config_lock: threading.Lock = field(default_factory=threading.Lock)
-    #: admits one owner-passphrase check (scrypt, 64 MiB) at a time: see ui/stepup.py
-    passphrase_gate: threading.BoundedSemaphore = field(
-        default_factory=lambda: threading.BoundedSemaphore(1)
-    )
     sweeper: IdleSweeper | None = None
+    #: monotonic time of the last cosignature made by :meth:`cosign_while_unlocked`
+    last_cosign: float = 0.0
 
     def record(
         self, actor: str, action: str, object: str = "", details: dict[str, Any] | None = None
@@ -114,6 +120,34 @@ class WebState:
                 count += 1
         return count
 
+    def cosign_while_unlocked(self) -> bool:
+        """Cosign the log as the owner if it grew and :data:`COSIGN_EVERY_S` passed since the
+        last time, with the keys of the most recently active unlocked session (through the
+        same anchor checks as at unlock). Returns True if a cosignature was attempted."""
+        now = self.clock()
+        if now - self.last_cosign < COSIGN_EVERY_S:
+            return False
+        sessions = [
+            s
+            for s in self.sessions.unlocked_sessions()
+            if s.owner is not None and "error" not in s.owner.checkpoint
+        ]
+        if not sessions:
+            return False
+        record = max(sessions, key=lambda s: s.last_active)
+        owner = record.owner
+        if owner is None or int(owner.checkpoint.get("size", 0)) >= self.audit.size:
+            return False
+        from doorbell.ui.auth import cosign_as_owner
+        from doorbell.ui.vault import OwnerKeys
+
+        self.last_cosign = now
+        result = cosign_as_owner(self, OwnerKeys(owner.identity, owner.cosigning_key))
+        for other in sessions:
+            if other.owner is not None:
+                other.owner.checkpoint = result
+        return True
+
 
 class IdleSweeper:
     """A named daemon thread calling :meth:`WebState.sweep_idle` every ``interval_s``."""
@@ -131,6 +165,8 @@ class IdleSweeper:
         while not self._stop.wait(self._interval_s):
             try:
                 self._state.sweep_idle()
+                self._state.cosign_while_unlocked()
+                self._state.failure_ledger.flush()
             except Exception:  # an audit failure must not end the sweeping
                 log.exception("idle sweep failed")
 
@@ -219,8 +255,9 @@ def create_app(
     store = Store.open(root, clock=wall_clock)
     sessions = SessionStore(clock)
     app.session_interface = MemorySessionInterface(sessions)
-    # The session gate runs before the CSRF check: without a session the answer is 401 or
-    # a redirect, whatever the method.
+    # Host first (a foreign Host gets nothing, not even a session); then the session gate,
+    # before the CSRF check: without a session the answer is 401 or a redirect.
+    app.before_request(check_host)
     app.before_request(gate)
     CSRFProtect(app)
     limiter = Limiter(
@@ -230,6 +267,11 @@ def create_app(
         default_limits=[],
         headers_enabled=False,
     )
+    audit_log = _open_audit(root, config, wall_clock)
+
+    def record(actor: str, action: str, object: str, details: dict[str, Any]) -> None:
+        audit_log.append(actor, action, object, details)  # as WebState.record
+
     state = WebState(
         config=config,
         data_dir=root,
@@ -237,13 +279,15 @@ def create_app(
         wall_clock=wall_clock,
         vault=vault if vault is not None else KeyFileVault(root),
         store=store,
-        audit=_open_audit(root, config, wall_clock),
+        audit=audit_log,
         sessions=sessions,
         throttle=UnlockThrottle(clock),
         limiter=limiter,
         timeline=IndexReader(root),
         live=live if live is not None else live_view.LiveHub(str(resolve_live_socket(config).path)),
         tls_fingerprint=_tls_fingerprint(root),
+        passphrase_gate=PassphraseGate(clock),
+        failure_ledger=FailureLedger(record, clock, wall_clock),
     )
     app.extensions["doorbell"] = state
     from doorbell.localtime import LocalTime
@@ -307,6 +351,10 @@ def close_app(app: Flask) -> None:
     state: WebState = app.extensions["doorbell"]
     if state.sweeper is not None:
         state.sweeper.stop()
+    try:
+        state.failure_ledger.flush(everything=True)
+    except Exception:  # the log may be what failed; closing must go on
+        log.exception("could not audit the last burst of failed passphrase checks")
     state.sessions.lock_all("shutdown")
     if "doorbell_exports" in app.extensions:
         app.extensions["doorbell_exports"].close()

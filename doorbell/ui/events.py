@@ -16,19 +16,25 @@ Interrupted clips play their authenticated prefix, and say so on the page.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import tzinfo
+from typing import TYPE_CHECKING
 
 from flask import Blueprint, Response, abort, redirect, render_template, request
 from flask import session as flask_session
 from flask.typing import ResponseReturnValue
 
+from doorbell.datadir import DataDir
 from doorbell.errors import AgeError, StorageError
-from doorbell.store import CLIP_ID_PATTERN, Clip
+from doorbell.store import CLIP_ID_PATTERN, Clip, TimelineItem
 from doorbell.ui.ranges import ranged_response
 from doorbell.ui.sessions import current_owner
 from doorbell.ui.state import local_time, web_state
 from doorbell.ui.timeline import FILTERS, hourly_chart_svg, human_size, storage_gauge_svg
 from doorbell.ui.vault import OpenedFile, decrypt_small, open_encrypted
+
+if TYPE_CHECKING:
+    from doorbell.ui import WebState
 
 log = logging.getLogger(__name__)
 bp = Blueprint("events", __name__)
@@ -67,7 +73,7 @@ def timeline() -> ResponseReturnValue:
         page_number = 1
     page = state.timeline.page(kind, page_number)
     now = state.wall_clock()
-    used = state.store.used_bytes()
+    used = state.timeline.used_bytes()
     quota = int(state.config.storage.quota_gb * 1e9)
     if quota:
         gauge = storage_gauge_svg(used, quota, "quota")
@@ -76,6 +82,7 @@ def timeline() -> ResponseReturnValue:
 
         gauge = storage_gauge_svg(used, used + free_bytes(state.data_dir), "disk space")
     shown = [item.clip_id for item in page.items]
+    held = _held_reasons(state, page.items)
     state.record(
         "owner",
         "timeline.viewed",
@@ -93,7 +100,34 @@ def timeline() -> ResponseReturnValue:
         gauge=gauge,
         human_size=human_size,
         checkpoint=current_owner().checkpoint,
+        held=held,
     )
+
+
+#: How long the timeline's "held" badges may lag the request registry (seconds).
+HELD_CACHE_S = 5.0
+
+
+def _held_reasons(state: WebState, items: Sequence[TimelineItem]) -> dict[str, str]:
+    """Clip id -> why retention keeps it, for the clips on this page (issue 17: the owner
+    sees which clips are held and why)."""
+    from doorbell.recorder.retention import held_windows
+
+    # Display only (retention reads the registry itself): a few seconds stale at most.
+    cache = state.__dict__.setdefault("_held_cache", {})
+    bucket = int(state.clock() // HELD_CACHE_S)
+    if cache.get("bucket") != bucket:
+        cache.update(bucket=bucket, windows=held_windows(DataDir(state.data_dir).exports_index))
+    windows = cache["windows"]
+    if windows is None:
+        reason = "kept: export requests cannot be read, so retention deletes nothing"
+        return {item.clip_id: reason for item in items}
+    held = {}
+    for item in items:
+        end = item.started_at + item.duration_s
+        if any(item.started_at <= w_end and end >= w_start for w_start, w_end in windows):
+            held[item.clip_id] = "kept by retention: a pending or approved export request names it"
+    return held
 
 
 @bp.get("/thumbs/<clip_id>.jpg")

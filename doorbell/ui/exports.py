@@ -165,7 +165,9 @@ def create_invitation() -> Any:
         )
     except (ValueError, RequestError) as exc:
         return render_template("error.html", status=400, message=str(exc)), 400
-    link = url_for("requests.invite", token=token, _external=True)
+    from doorbell.ui.guard import external_url
+
+    link = external_url(url_for("requests.invite", token=token))  # never from the Host header
     return render_template("exports/invitation.html", link=link)
 
 

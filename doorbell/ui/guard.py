@@ -5,16 +5,24 @@
   navigation is redirected to the unlock page, anything else gets 401, never data.
 - Idle lock: a session whose owner did nothing for ``web.idle_lock_s`` seconds is locked
   (the identity dropped) before the request is handled. Views marked :func:`passive`
-  (live frames, server-sent events, the lock poll) do not count as activity.
+  (live frames, server-sent events, the lock poll), static files and unknown paths do not
+  count as activity (a page left open that reloads its CSS must still lock).
 - Headers: a strict Content-Security-Policy with no inline script, ``frame-ancestors
   'none'``, no referrer, nosniff, HSTS when serving TLS, and no caching of anything but
   static files.
+- :func:`check_host`: only the Host names the owner configured (``web.hosts``) and this
+  device's own names and addresses are answered; anything else gets 421 (issue 17: every
+  Host was served, and invitation links were built from it). :func:`external_url` builds
+  links from the configuration, never from the request's Host.
 - :class:`UnlockThrottle`: a growing delay after failed unlocks, per client address
   (flask-limiter adds a flat rate limit on top; :mod:`doorbell.ui.stepup` one check at a time).
 """
 
 from __future__ import annotations
 
+import functools
+import ipaddress
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,6 +64,8 @@ def is_public(endpoint: str | None) -> bool:
 
 
 def _is_passive(endpoint: str | None) -> bool:
+    if endpoint in (None, "static"):
+        return True  # static files and 404s are not the owner doing something (issue 17)
     view = current_app.view_functions.get(endpoint or "")
     return bool(getattr(view, "_doorbell_passive", False))
 
@@ -85,6 +95,68 @@ def gate() -> BaseResponse | None:
     if wants_html():
         return redirect(url_for("auth.unlock", next=request.full_path.rstrip("?")))
     return Response("locked: unlock first\n", status=401, mimetype="text/plain")
+
+
+@functools.lru_cache(maxsize=256)
+def _is_own_address(address: str) -> bool:
+    """True if ``address`` (an IP literal) is one of this machine's: binding to it works."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    family = socket.AF_INET6 if parsed.version == 6 else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((str(parsed), 0))
+    except OSError:
+        return False
+    return True
+
+
+def own_names() -> set[str]:
+    """This device's own names: localhost, its hostname and hostname.local."""
+    hostname = socket.gethostname().lower()
+    return {"localhost", hostname, f"{hostname}.local"}
+
+
+def host_allowed(host: str, configured: tuple[str, ...]) -> bool:
+    """Is ``host`` (a Host header, port and IPv6 brackets allowed) one to answer?"""
+    name = host.strip().lower()
+    if name.startswith("["):
+        name = name[1:].split("]", 1)[0]
+    elif name.count(":") == 1:
+        name = name.split(":", 1)[0]
+    name = name.rstrip(".")
+    if not name:
+        return False
+    if name in {c.lower().rstrip(".") for c in configured} or name in own_names():
+        return True
+    return _is_own_address(name)
+
+
+def check_host() -> Response | None:
+    """``before_request``: 421 for a Host the owner did not configure (see module doc)."""
+    config = current_app.extensions["doorbell"].config
+    if host_allowed(request.host, config.web.hosts):
+        return None
+    return Response(
+        "misdirected request: this doorbell does not answer to that host name\n",
+        status=421,
+        mimetype="text/plain",
+    )
+
+
+def external_url(path: str) -> str:
+    """An absolute link to ``path`` on this device, built from the configuration: the first
+    of ``web.hosts``, else the hostname + ``.local``; ``web.port``; https when ``web.tls``."""
+    web = current_app.extensions["doorbell"].config.web
+    host = web.hosts[0] if web.hosts else f"{socket.gethostname().lower()}.local"
+    if ":" in host:
+        host = f"[{host}]"
+    scheme = "https" if web.tls else "http"
+    default = 443 if web.tls else 80
+    port = "" if web.port == default else f":{web.port}"
+    return f"{scheme}://{host}{port}{path}"
 
 
 def security_headers(response: Response) -> Response:

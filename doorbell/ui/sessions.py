@@ -9,8 +9,12 @@ session is locked or the server restarts.
 Flask's own ``session`` object *is* our :class:`MemorySession` (through
 :class:`MemorySessionInterface`), so flask-wtf keeps its CSRF token server-side too.
 
-Anonymous sessions (someone who only loaded the unlock page) are capped in number and age,
-so a flood of requests cannot grow memory without bound.
+Anonymous sessions (someone who only loaded the unlock page or the requester portal) are
+not kept here at all (issue 17, finding 3: 600 anonymous ``GET /unlock`` used to evict the
+owner's own pre-unlock session, whose CSRF token then went missing). Their few values (the
+CSRF token) travel in the cookie itself, signed with the app's secret key and dated
+(``a.`` + an :mod:`itsdangerous` token, valid :data:`ANONYMOUS_TTL_S`); only an unlocked
+session has server-side state. So no number of anonymous visitors can push anyone out.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Request, Response
 from flask.sessions import SessionInterface, SessionMixin
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.datastructures import CallbackDict
 
 if TYPE_CHECKING:
@@ -33,8 +38,13 @@ if TYPE_CHECKING:
 
 #: Anonymous (never unlocked) sessions kept at most; the oldest go first.
 MAX_ANONYMOUS_SESSIONS = 512
-#: An anonymous session unused for this long (seconds) is forgotten.
+#: An anonymous session unused for this long (seconds) is forgotten (its signed cookie
+#: expires after as long).
 ANONYMOUS_TTL_S = 3600.0
+#: Prefix of a cookie that carries a signed anonymous session instead of an id.
+ANONYMOUS_PREFIX = "a."
+#: Largest anonymous cookie accepted or written (it holds a CSRF token, a few fields).
+MAX_ANONYMOUS_COOKIE = 2048
 #: Unlocked sessions kept at most (one owner, a few devices); the oldest are locked first.
 MAX_UNLOCKED_SESSIONS = 16
 
@@ -178,15 +188,32 @@ class SessionStore:
 
 
 class MemorySessionInterface(SessionInterface):
-    """Flask session interface over a :class:`SessionStore`: the cookie holds the id only."""
+    """Flask session interface over a :class:`SessionStore`: the cookie holds the id of an
+    unlocked session, or a signed anonymous session (module doc)."""
 
     def __init__(self, store: SessionStore) -> None:
         self.store = store
 
+    def _signer(self, app: Flask) -> URLSafeTimedSerializer:
+        return URLSafeTimedSerializer(app.secret_key or b"", salt="doorbell-anonymous-session")
+
     def open_session(self, app: Flask, request: Request) -> MemorySession:
-        sid = request.cookies.get(self.get_cookie_name(app))
-        if sid:
-            found = self.store.get(sid)
+        value = request.cookies.get(self.get_cookie_name(app))
+        if value and value.startswith(ANONYMOUS_PREFIX) and len(value) <= MAX_ANONYMOUS_COOKIE:
+            try:
+                data = self._signer(app).loads(
+                    value[len(ANONYMOUS_PREFIX) :], max_age=int(ANONYMOUS_TTL_S)
+                )
+            except BadSignature:
+                data = None
+            if isinstance(data, dict):
+                record = self.store.new()
+                record.update(data)
+                record.modified = False
+                record.send_cookie = False
+                return record
+        elif value:
+            found = self.store.get(value)
             if found is not None:
                 return found
         return self.store.new()
@@ -195,19 +222,29 @@ class MemorySessionInterface(SessionInterface):
         if not isinstance(session, MemorySession):  # pragma: no cover - Flask gave us ours
             return
         name = self.get_cookie_name(app)
-        if not session and session.owner is None and session.send_cookie:
-            return  # nothing worth a cookie (a static file, a refused request)
-        self.store.keep(session)
-        if session.send_cookie:
-            response.set_cookie(
-                name,
-                session.sid,
-                httponly=True,
-                secure=self.get_cookie_secure(app),
-                samesite=self.get_cookie_samesite(app),
-                path="/",
-            )
+        if session.owner is None:
+            self.store.drop(session)  # locked just now: nothing of it stays server-side
+            if not session or not (session.modified or session.send_cookie):
+                return  # nothing worth a cookie (a static file, a refused request)
+            value = ANONYMOUS_PREFIX + self._signer(app).dumps(dict(session))
+            if len(value) > MAX_ANONYMOUS_COOKIE:  # pragma: no cover - only a CSRF token
+                raise ValueError("anonymous session too large for its cookie")
             session.send_cookie = False
+        else:
+            self.store.keep(session)
+            if not session.send_cookie:
+                response.vary.add("Cookie")
+                return
+            value = session.sid
+            session.send_cookie = False
+        response.set_cookie(
+            name,
+            value,
+            httponly=True,
+            secure=self.get_cookie_secure(app),
+            samesite=self.get_cookie_samesite(app),
+            path="/",
+        )
         response.vary.add("Cookie")
 
 
