@@ -45,6 +45,7 @@ from doorbell.errors import DoorbellError
 from doorbell.masks import rasterise_polygons
 
 if TYPE_CHECKING:
+    from doorbell.camera import Frame
     from doorbell.config import MotionConfig
 
 #: A box in lores pixels: (x, y, width, height).
@@ -73,8 +74,13 @@ class MotionError(DoorbellError, ValueError):
 
 
 class _HasLores(Protocol):
-    lores: np.ndarray
-    timestamp: float
+    """A frame as the detector reads it (a :class:`~doorbell.camera.Frame` is one)."""
+
+    @property
+    def lores(self) -> np.ndarray: ...
+
+    @property
+    def timestamp(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -84,7 +90,10 @@ class MotionResult:
     ``boxes`` are moving objects in lores pixels; ``score`` the share of the zone they cover
     (0..1); ``in_zone`` whether any touched a zone this frame; ``global_change`` whether the
     frame was judged a lighting/exposure change; ``motion`` the raw, undebounced verdict;
-    ``is_active`` the event state after this frame, ``started``/``stopped`` its edges.
+    ``is_active`` the event state after this frame, ``started``/``stopped`` its edges;
+    ``zones`` the names of the owner's zones the moving objects touched this frame, sorted
+    (an unnamed zone is ``zone<N>``, N its 1-based place in ``motion.zones``; none configured:
+    always empty).
     """
 
     timestamp: float
@@ -96,6 +105,17 @@ class MotionResult:
     is_active: bool
     started: bool = False
     stopped: bool = False
+    zones: tuple[str, ...] = ()
+
+
+class MotionSource(Protocol):
+    """What the recorder needs of a motion detector: one :class:`MotionResult` per frame.
+
+    :class:`MotionDetector` is one; test fakes implement the same protocol, so a type checker
+    sees a fake (or a detector) that returns anything else.
+    """
+
+    def update(self, frame: Frame) -> MotionResult: ...
 
 
 class MotionDetector:
@@ -117,6 +137,7 @@ class MotionDetector:
         zone = rasterise_polygons(config.zones, width, height) if config.zones else None
         self._zone = self._valid if zone is None else cv2.bitwise_and(zone, self._valid)
         self._zone_area = max(1, cv2.countNonZero(self._zone))
+        self._named_zones = _named_zone_masks(config, width, height, self._valid)
         self._valid_area = max(1, cv2.countNonZero(self._valid))
         # no motion masks: skip masking the full frame (a third of the per-frame cost is
         # full-frame passes; a mask that keeps everything changes nothing)
@@ -126,11 +147,11 @@ class MotionDetector:
         self._kernel = np.ones((3, 3), np.uint8)
         self._kernel5 = np.ones((5, 5), np.uint8)
         self._background: np.ndarray | None = None
-        self._age = np.zeros((height, width), np.uint8)
+        self._age: np.ndarray = np.zeros((height, width), np.uint8)
         reach = 2 * _PERSIST_REACH_PX + 1
         self._reach = np.ones((reach, reach), np.uint8)
         self._threshold = config.threshold
-        self._difference = np.zeros((height, width), np.uint8)
+        self._difference: np.ndarray = np.zeros((height, width), np.uint8)
         # the noise model: each pixel's usual difference from the background (a swaying
         # bush, water, a flag: high; the path: low), and the thresholds it sets
         self._noise = np.zeros((height, width), np.float32)
@@ -241,6 +262,7 @@ class MotionDetector:
         changed = cv2.dilate(cv2.erode(changed, self._kernel), self._kernel5)
         steady = self._persisting(changed)
         boxes: list[Box] = []
+        touched: set[str] = set()
         zone_pixels = 0
         objects = None
         if cv2.countNonZero(changed):
@@ -265,6 +287,12 @@ class MotionDetector:
                     continue
                 boxes.append((x, y, w, h))
                 zone_pixels += cv2.countNonZero(cv2.bitwise_and(region, self._zone[window]))
+                touched.update(
+                    name
+                    for name, mask in self._named_zones
+                    if name not in touched
+                    and cv2.countNonZero(cv2.bitwise_and(region, mask[window]))
+                )
                 if objects is None:
                     objects = np.zeros_like(changed)
                 cv2.drawContours(objects, [contour], -1, 255, cv2.FILLED)
@@ -282,7 +310,9 @@ class MotionDetector:
         # are compensation errors, not the usual noise
         if not relit and (self._frames % 2 == 0 or self._noise_seen < _NOISE_SETTLED_FRAMES):
             self._learn_noise(changed if objects is None else cv2.bitwise_or(objects, changed))
-        return self._debounce(timestamp, score, tuple(boxes), in_zone, False)
+        return self._debounce(
+            timestamp, score, tuple(boxes), in_zone, False, zones=tuple(sorted(touched))
+        )
 
     # --- steps -----------------------------------------------------------------------------
 
@@ -381,6 +411,8 @@ class MotionDetector:
         # bush settles into a blur in seconds instead of triggering after every restart)
         alpha = max(self.config.background_alpha, 1.0 / (self._seen + 1))
         background = self._background
+        if background is None:
+            return
         if objects is None or not objects.any():
             cv2.accumulateWeighted(smooth, background, alpha)
             return
@@ -396,6 +428,7 @@ class MotionDetector:
         global_change: bool,
         *,
         hold: bool = False,
+        zones: tuple[str, ...] = (),
     ) -> MotionResult:
         """Debounce and cool-down; ``hold`` leaves both as they were (a frame that says nothing)."""
         motion = in_zone and not (global_change and hold)
@@ -413,13 +446,42 @@ class MotionDetector:
             if self._active and last is not None and timestamp - last >= self.config.cooldown_s:
                 self._active, stopped, self._started_s = False, True, None
         result = MotionResult(
-            timestamp, score, boxes, in_zone, global_change, motion, self._active, started, stopped
+            timestamp,
+            score,
+            boxes,
+            in_zone,
+            global_change,
+            motion,
+            self._active,
+            started,
+            stopped,
+            zones,
         )
         if started and self.when_motion_started is not None:
             self.when_motion_started(result)
         if stopped and self.when_motion_stopped is not None:
             self.when_motion_stopped(result)
         return result
+
+
+def zone_names(config: MotionConfig) -> tuple[str, ...]:
+    """The names :class:`MotionResult.zones <MotionResult>` uses for ``config.zones``, once
+    each, in config order: a polygon's ``name``, or ``zone<N>`` (N its 1-based place)."""
+    names = [polygon.name or f"zone{number}" for number, polygon in enumerate(config.zones, 1)]
+    return tuple(dict.fromkeys(names))
+
+
+def _named_zone_masks(
+    config: MotionConfig, width: int, height: int, valid: np.ndarray
+) -> tuple[tuple[str, np.ndarray], ...]:
+    """Each zone name with its pixels (0/255, minus motion masks); zones sharing a name are
+    one zone. An unnamed zone is ``zone<N>`` (N its 1-based place in ``motion.zones``)."""
+    masks: dict[str, np.ndarray] = {}
+    for number, polygon in enumerate(config.zones, start=1):
+        name = polygon.name or f"zone{number}"
+        pixels = cv2.bitwise_and(rasterise_polygons((polygon,), width, height), valid)
+        masks[name] = cv2.bitwise_or(masks[name], pixels) if name in masks else pixels
+    return tuple(masks.items())
 
 
 def _masked_correlation(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
@@ -432,14 +494,14 @@ def _masked_correlation(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float
     n = cv2.countNonZero(mask)
     if n < 8:
         return 0.0
-    mean_b, std_b = cv2.meanStdDev(b, mask=mask)
-    std_b = float(std_b[0, 0])
+    mean_b, spread_b = cv2.meanStdDev(b, mask=mask)
+    std_b = float(spread_b[0, 0])
     if std_b < _MIN_TEXTURE:
         return 0.0
-    mean_a, std_a = cv2.meanStdDev(a, mask=mask)
-    std_a = float(std_a[0, 0])
+    mean_a, spread_a = cv2.meanStdDev(a, mask=mask)
+    std_a = float(spread_a[0, 0])
     if std_a < 1e-6:
         return 0.0
-    product = cv2.mean(cv2.multiply(a, b, dtype=cv2.CV_32F), mask=mask)[0]
+    product = float(cv2.mean(cv2.multiply(a, b, dtype=cv2.CV_32F), mask=mask)[0])
     covariance = product - float(mean_a[0, 0]) * float(mean_b[0, 0])
     return covariance / (std_a * std_b)

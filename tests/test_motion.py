@@ -77,6 +77,30 @@ def test_zone_flag_only_for_movement_inside_the_zone():
     assert inside.in_zone and inside.motion
 
 
+def test_result_names_the_zones_the_object_touched():
+    left = Polygon(points=((0.0, 0.0), (0.4, 0.0), (0.4, 1.0), (0.0, 1.0)), name="path")
+    right = Polygon(points=((0.6, 0.0), (1.0, 0.0), (1.0, 1.0), (0.6, 1.0)), name="porch")
+    unnamed = Polygon(points=((0.0, 0.9), (1.0, 0.9), (1.0, 1.0), (0.0, 1.0)))
+    bg = textured()
+    detector = warmed(config(zones=(left, right, unnamed)), bg)
+    assert detector.update_image(with_square(bg, 5, 20), 1.0).zones == ("path",)
+    assert detector.update_image(bg, 1.1).zones == ()
+    # one object across both named zones, another at the bottom in the unnamed third one
+    both = with_square(with_square(bg, 26, 10, size=28), 36, 48, size=12)
+    assert detector.update_image(both, 1.2).zones == ("path", "porch", "zone3")
+
+
+def test_zone_names_leave_out_masked_pixels_and_merge_same_names():
+    left = Polygon(points=((0.0, 0.0), (0.4, 0.0), (0.4, 1.0), (0.0, 1.0)), name="garden")
+    right = Polygon(points=((0.6, 0.0), (1.0, 0.0), (1.0, 1.0), (0.6, 1.0)), name="garden")
+    mask = Polygon(points=((0.0, 0.0), (0.45, 0.0), (0.45, 1.0), (0.0, 1.0)))
+    bg = textured()
+    detector = warmed(config(zones=(left, right), masks=(mask,)), bg)
+    assert detector.update_image(with_square(bg, 5, 20), 1.0).zones == ()  # masked
+    assert detector.update_image(with_square(bg, 60, 20), 1.1).zones == ("garden",)
+    assert MotionDetector(config(), (W, H)).update_image(bg, 0.0).zones == ()
+
+
 def test_no_uint8_wrap_around():
     # background 250, object 5: a wrapping subtraction would give 11, below the threshold
     bg = np.full((H, W), 250, np.uint8)

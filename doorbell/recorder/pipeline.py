@@ -32,7 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -41,6 +41,7 @@ from doorbell.camera import Camera, Frame
 from doorbell.config import Config, MotionConfig
 from doorbell.errors import CameraEnded, CameraError, ConfigError, DoorbellError
 from doorbell.media.video import EncodedPacket, H264Encoder, StreamInfo, encode_jpeg
+from doorbell.motion import MotionResult, MotionSource
 from doorbell.recorder.clipfile import EncryptedClipWriter, write_encrypted_file
 from doorbell.recorder.clipstate import EventStateMachine
 from doorbell.recorder.preroll import PacketRing
@@ -72,10 +73,6 @@ def is_disk_full(error: BaseException) -> bool:
 
 #: What the recorder needs of the audit log (append, size, entries): the same as sealaudit.
 AuditSink = SealAudit
-
-
-class MotionSource(Protocol):
-    def update(self, frame: Frame) -> Any: ...
 
 
 @dataclass
@@ -238,7 +235,7 @@ class Recorder:
         keyframe = bool(packets) and packets[0].is_keyframe
         decision = self._machine.step(
             frame.timestamp,
-            motion=bool(getattr(motion, "is_active", False)),
+            motion=motion.is_active,
             ring=rang,
             keyframe=keyframe,
         )
@@ -276,7 +273,7 @@ class Recorder:
         return self._encoder.encode(frame.main, frame.timestamp)
 
     def _write_clip(
-        self, frame: Frame, packets: list[EncodedPacket], decision: str | None, motion: Any
+        self, frame: Frame, packets: list[EncodedPacket], decision: str | None, motion: MotionResult
     ) -> None:
         if decision == "start":
             self._open_clip(frame, self._ring.take(), trigger=self._machine.trigger)
@@ -290,8 +287,8 @@ class Recorder:
             if decision == "seal":
                 self._seal_open_clip()
         if self._clip is not None:
-            self._clip.zones.update(getattr(motion, "zones", ()) or ())
-            self._clip.score = max(self._clip.score, float(getattr(motion, "score", 0.0)))
+            self._clip.zones.update(motion.zones)
+            self._clip.score = max(self._clip.score, motion.score)
             if frame.timestamp - self._clip.last_sync_t >= self.config.recording.fsync_interval_s:
                 self._clip.writer.sync()
                 self._clip.last_sync_t = frame.timestamp

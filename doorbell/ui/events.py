@@ -22,6 +22,7 @@ from flask import Blueprint, Response, abort, current_app, redirect, render_temp
 from flask import session as flask_session
 
 from doorbell.errors import AgeError, StorageError
+from doorbell.motion import zone_names
 from doorbell.store import CLIP_ID_PATTERN
 from doorbell.ui.ranges import ranged_response
 from doorbell.ui.timeline import FILTERS, hourly_chart_svg, human_size, storage_gauge_svg
@@ -52,6 +53,10 @@ def home() -> Any:
     return redirect("/timeline")
 
 
+#: a zone filter longer than this is cut (zone names are short labels from the config)
+ZONE_NAME_MAX = 64
+
+
 @bp.get("/timeline")
 def timeline() -> Any:
     state = _state()
@@ -62,7 +67,8 @@ def timeline() -> Any:
         page_number = int(request.args.get("page", "1"))
     except ValueError:
         page_number = 1
-    page = state.timeline.page(kind, page_number)
+    zone = request.args.get("zone", "")[:ZONE_NAME_MAX] or None
+    page = state.timeline.page(kind, page_number, zone=zone)
     now = state.wall_clock()
     used = state.store.used_bytes()
     quota = int(state.config.storage.quota_gb * 1e9)
@@ -77,7 +83,13 @@ def timeline() -> Any:
         "owner",
         "timeline.viewed",
         "",
-        {"filter": kind, "page": page.page, "clips_shown": len(page.items), "clips": shown},
+        {
+            "filter": kind,
+            "zone": zone,
+            "page": page.page,
+            "clips_shown": len(page.items),
+            "clips": shown,
+        },
     )
     flask_session["timeline_clips"] = shown  # thumbnails of these are covered by this entry
     return render_template(
@@ -85,6 +97,8 @@ def timeline() -> Any:
         page=page,
         kind=kind,
         filters=FILTERS,
+        zone=zone,
+        zones=zone_names(state.config.motion),
         chart=hourly_chart_svg(state.timeline.per_hour(now), now),
         gauge=gauge,
         human_size=human_size,

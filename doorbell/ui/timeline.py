@@ -3,7 +3,8 @@
 The timeline lists *clips* (what the owner can play), newest first, each with the kind of
 the event it belongs to: ``ring`` when a ring started it or happened during it, else
 ``motion``. Filters: ``motion``, ``ring``, ``interrupted`` (clips cut short by a power
-loss or crash, which play their authenticated prefix).
+loss or crash, which play their authenticated prefix), and, combined with any of them, a
+motion zone: clips in which the detector saw something move in the zone of that name.
 
 Queries go to the index through a read-only SQLite connection of its own, joining clips and
 events (the store's API answers one table at a time). With the ``clips_started`` index a
@@ -71,6 +72,7 @@ class TimelinePage:
     page: int
     pages: int
     kind: str
+    zone: str | None = None
 
     def by_day(self) -> list[tuple[str, list[TimelineItem]]]:
         days: list[tuple[str, list[TimelineItem]]] = []
@@ -99,20 +101,32 @@ class TimelineIndex:
         with self._lock:
             self._db.close()
 
-    def page(self, kind: str = "all", page: int = 1, page_size: int = PAGE_SIZE) -> TimelinePage:
-        """Page ``page`` (1-based) of clips matching filter ``kind`` (one of :data:`FILTERS`)."""
+    def page(
+        self,
+        kind: str = "all",
+        page: int = 1,
+        page_size: int = PAGE_SIZE,
+        *,
+        zone: str | None = None,
+    ) -> TimelinePage:
+        """Page ``page`` (1-based) of clips matching filter ``kind`` (one of :data:`FILTERS`)
+        and, if ``zone`` is given, in which motion was seen in the zone of that name."""
         if kind not in _WHERE:
             kind = "all"
         where = _WHERE[kind]
+        parameters: tuple[str, ...] = ()
+        if zone:
+            where += " AND EXISTS (SELECT 1 FROM json_each(c.zones) WHERE json_each.value = ?)"
+            parameters = (zone,)
         base = f"FROM clips c LEFT JOIN events e ON e.id = c.event_id WHERE {where}"
         with self._lock:
-            total = self._db.execute(f"SELECT count(*) {base}").fetchone()[0]
+            total = self._db.execute(f"SELECT count(*) {base}", parameters).fetchone()[0]
             pages = max(1, -(-total // page_size))
             page = min(max(1, page), pages)
             rows = self._db.execute(
                 f"SELECT c.*, {_RING} AS is_ring {base}"
                 " ORDER BY c.started_at DESC, c.id DESC LIMIT ? OFFSET ?",
-                (page_size, (page - 1) * page_size),
+                (*parameters, page_size, (page - 1) * page_size),
             ).fetchall()
         items = tuple(
             TimelineItem(
@@ -129,7 +143,7 @@ class TimelineIndex:
             )
             for row in rows
         )
-        return TimelinePage(items, total, page, pages, kind)
+        return TimelinePage(items, total, page, pages, kind, zone or None)
 
     def per_hour(self, now: float, hours: int = 24) -> list[int]:
         """Clip starts per hour for the last ``hours`` hours, oldest hour first."""
