@@ -56,7 +56,8 @@ _LIGHT_CHECK_RATIO = 0.02  # share of the picture changed before lighting is com
 _MIN_TEXTURE = 3.0  # grey levels of background spread needed to judge a region's structure
 _OBJECT_ALPHA_FACTOR = 1 / 8  # objects melt into the background 8x slower than the rest
 _BRIGHT_REFERENCE = 100.0  # mean grey level at which the full threshold applies
-_FINE_WINDOW = (7, 7)  # local mean removed before comparing fine structure, lores pixels
+_FINE_WINDOW_PX = 7  # local mean removed before comparing fine structure, lores pixels
+_ANALYSIS_SIZE = (160, 120)  # lores images are shrunk by whole factors to about this size
 _PERSIST_REACH_PX = 2  # how far a changed pixel may move between frames and keep its age
 _WEAK_RATIO = 0.5  # regions are drawn at this share of the threshold ...
 _STRONG_SHARE = 0.25  # ... and need this share of min_area_px over the full threshold
@@ -67,6 +68,8 @@ _NOISE_ALPHA = 0.02  # how fast the usual difference is learned (per frame; 5 s 
 # applied as twice that every other frame)
 _NOISE_REFRESH_FRAMES = 4  # the per-pixel thresholds follow the noise model this often
 _NOISE_SETTLED_FRAMES = 20  # ... and every frame until the model has seen this many
+_SCENE_NOISE_FACTOR = 16.0  # a settled picture's threshold: this x its median usual difference
+_CONTRAST_FLOOR = 8  # ... but never under this many grey levels (the weak one: half)
 
 
 class MotionError(DoorbellError, ValueError):
@@ -132,6 +135,14 @@ class MotionDetector:
             raise MotionError(f"lores frame {width}x{height} is too small for motion detection")
         self.config = config
         self.width, self.height = width, height
+        # analysis runs on the lores image shrunk by a whole factor to at most about 160x120
+        # (a pixel average, which also halves the grain): a quarter of the per-frame cost at
+        # 320x240; pixel sizes (min_area_px, denoise_px) are in lores pixels and scaled here
+        step = max(1, min(width // _ANALYSIS_SIZE[0], height // _ANALYSIS_SIZE[1]))
+        self._step = step
+        width, height = width // step, height // step
+        self._analysis_size = (width, height)
+        self._min_area = max(1.0, config.min_area_px / (step * step))
         masks = rasterise_polygons(config.masks, width, height)
         self._valid = cv2.bitwise_not(masks)
         zone = rasterise_polygons(config.zones, width, height) if config.zones else None
@@ -142,13 +153,18 @@ class MotionDetector:
         # no motion masks: skip masking the full frame (a third of the per-frame cost is
         # full-frame passes; a mask that keeps everything changes nothing)
         self._masked = self._valid_area < width * height
-        k = config.denoise_px | 1
+        k = max(1, round(config.denoise_px / step)) | 1
         self._blur = (k, k)
+        fine = max(3, round(_FINE_WINDOW_PX / step) | 1)
+        self._fine_window = (fine, fine)
         self._kernel = np.ones((3, 3), np.uint8)
         self._kernel5 = np.ones((5, 5), np.uint8)
         self._background: np.ndarray | None = None
+        # the background as it is without anything that stood in front of it (ghosts)
+        self._clean: np.ndarray | None = None
+        self._matches: np.ndarray | None = None  # pixels where the frame matches the clean one
         self._age: np.ndarray = np.zeros((height, width), np.uint8)
-        reach = 2 * _PERSIST_REACH_PX + 1
+        reach = 2 * max(1, round(_PERSIST_REACH_PX / step)) + 1
         self._reach = np.ones((reach, reach), np.uint8)
         self._threshold = config.threshold
         self._difference: np.ndarray = np.zeros((height, width), np.uint8)
@@ -156,6 +172,8 @@ class MotionDetector:
         # bush, water, a flag: high; the path: low), and the thresholds it sets
         self._noise = np.zeros((height, width), np.float32)
         self._noise_seen = 0  # frames the noise model learned since it (re)started
+        self._scene_noise_level = 0.0
+        self._scene_noise_for = -1
         self._limits: tuple[np.ndarray, np.ndarray] | None = None  # (full, weak) per pixel
         self._limits_for = (-1, -1)  # (threshold, frame) the limits were computed for
         self._frames = 0  # frames analysed
@@ -182,6 +200,7 @@ class MotionDetector:
     def reset(self) -> None:
         """Forget the background and any event (the next frame seeds a new background)."""
         self._background = None
+        self._clean = self._matches = None
         self._seen = 0
         self._noise_seen = 0
         self._noise.fill(0)
@@ -208,6 +227,12 @@ class MotionDetector:
                 f"expected a {self.width}x{self.height} uint8 grey image, "
                 f"got {grey.dtype} {grey.shape}"
             )
+        step = self._step
+        if step > 1:
+            width, height = self._analysis_size
+            grey = cv2.resize(
+                grey[: height * step, : width * step], (width, height), interpolation=cv2.INTER_AREA
+            )
         # a grey-level opening erases bright specks and streaks under 3 pixels across
         # (raindrops and snowflakes lit by the infrared LEDs, insects, hot pixels) and keeps
         # dark lines (siding, paving joints), which the lighting guard needs as structure
@@ -216,6 +241,7 @@ class MotionDetector:
         self._frames += 1
         if self._background is None:
             self._background = smooth.astype(np.float32)
+            self._clean = self._background.copy()
             return self._debounce(timestamp, 0.0, (), False, False)
         background = self._background
         reference = cv2.convertScaleAbs(background)
@@ -223,7 +249,13 @@ class MotionDetector:
         # threshold, down to dark_threshold, which stays well above the blurred IR grain
         brightness = cv2.mean(reference, mask=self._valid if self._masked else None)[0]
         high, low = self.config.threshold, min(self.config.dark_threshold, self.config.threshold)
-        self._threshold = int(min(high, max(low, round(high * brightness / _BRIGHT_REFERENCE))))
+        threshold = int(min(high, max(low, round(high * brightness / _BRIGHT_REFERENCE))))
+        # ... and in a clean picture contrast against the measured noise decides: a visitor
+        # in clothes 10-20 grey levels from the paving is far above the grain of a clear day
+        # (the configured thresholds are then only the most a change needs)
+        if self._noise_seen >= _NOISE_SETTLED_FRAMES:
+            threshold = min(threshold, max(_CONTRAST_FLOOR, round(self._scene_noise())))
+        self._threshold = threshold
         full_limit, weak_limit = self._thresholds()
         changed = self._changed(smooth, reference, full_limit)
         global_change = relit = False
@@ -258,6 +290,7 @@ class MotionDetector:
         changed = cv2.compare(self._difference, weak_limit, cv2.CMP_GE)
         if self._masked:
             changed = cv2.bitwise_and(changed, self._valid)
+        changed, strong = self._drop_ghosts(smooth, changed, strong, weak_limit)
         # an opening (3x3) then a 3x3 dilation, in two passes: erode 3x3, dilate 5x5
         changed = cv2.dilate(cv2.erode(changed, self._kernel), self._kernel5)
         steady = self._persisting(changed)
@@ -267,15 +300,16 @@ class MotionDetector:
         objects = None
         if cv2.countNonZero(changed):
             contours, _ = cv2.findContours(changed, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-            needed = self.config.min_area_px * self.config.persist_share
-            strong_needed = self.config.min_area_px * _STRONG_SHARE
+            min_area = self._min_area
+            needed = min_area * self.config.persist_share
+            strong_needed = min_area * _STRONG_SHARE
             for contour in contours:
                 x, y, w, h = cv2.boundingRect(contour)
-                if w * h < self.config.min_area_px:
+                if w * h < min_area:
                     continue
                 window = (slice(y, y + h), slice(x, x + w))
                 region = changed[window]  # 0/255
-                if cv2.countNonZero(region) < self.config.min_area_px:
+                if cv2.countNonZero(region) < min_area:
                     continue
                 # rain streaks, snowflakes and sensor grain are somewhere else every frame;
                 # an object is (mostly) where it was a moment ago
@@ -285,7 +319,7 @@ class MotionDetector:
                     continue
                 if self._is_lighting(smooth[window], reference[window], region):
                     continue
-                boxes.append((x, y, w, h))
+                boxes.append((x * step, y * step, w * step, h * step))
                 zone_pixels += cv2.countNonZero(cv2.bitwise_and(region, self._zone[window]))
                 touched.update(
                     name
@@ -305,6 +339,7 @@ class MotionDetector:
             # take the new light everywhere but under the objects (a person may be standing
             # there as the light switches: they must not melt into the background)
             np.copyto(self._background, smooth, where=objects == 0, casting="unsafe")
+            np.copyto(self._clean, smooth, where=objects == 0, casting="unsafe")
         self._learn(smooth, objects)
         # every other frame once settled (it learns slowly); never on a switch, whose leftovers
         # are compensation errors, not the usual noise
@@ -319,8 +354,35 @@ class MotionDetector:
     def _restart(self, smooth: np.ndarray) -> None:
         """Take the current picture as the background and forget how long pixels changed."""
         self._background = smooth.astype(np.float32)
+        self._clean = self._background.copy()
         self._age.fill(0)
         self._noise_seen = 0  # new light, new grain (the infrared switch): learn it afresh
+
+    def _drop_ghosts(
+        self, smooth: np.ndarray, changed: np.ndarray, strong: np.ndarray, weak: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Drop the ghost a visitor who stood still leaves behind, and mend the background.
+
+        The background slowly takes in whatever stands still (a parcel left at the door stops
+        being an object after a while), so a visitor who waited at the door is partly in it
+        when they walk away, and the uncovered door would look like a new object. The *clean*
+        background learns only where the picture matches it, so it never takes in anything
+        that stood in front of it: a changed pixel where the picture matches the clean
+        background is uncovered background, not an object. It is taken back into the
+        background at once and left out of ``changed`` and ``strong`` (0/255 masks).
+        """
+        clean = self._clean
+        if clean is None:
+            return changed, strong
+        matches = cv2.compare(cv2.absdiff(smooth, cv2.convertScaleAbs(clean)), weak, cv2.CMP_LT)
+        self._matches = matches
+        ghost = cv2.bitwise_and(changed, matches)
+        if not cv2.countNonZero(ghost):
+            return changed, strong
+        if self._background is not None:
+            np.copyto(self._background, smooth, where=ghost > 0, casting="unsafe")
+        keep = cv2.bitwise_not(ghost)
+        return cv2.bitwise_and(changed, keep), cv2.bitwise_and(strong, keep)
 
     def _persisting(self, changed: np.ndarray) -> np.ndarray:
         """Pixels changed for ``persist_frames`` frames in a row (nonzero = steady, uint8).
@@ -363,6 +425,18 @@ class MotionDetector:
             self._limits_for = key
         return self._limits
 
+    def _scene_noise(self) -> float:
+        """The picture's typical grain as a threshold: ``_SCENE_NOISE_FACTOR`` x the median of
+        the noise model (every 4th pixel; refreshed with the per-pixel thresholds)."""
+        key = self._frames // _NOISE_REFRESH_FRAMES
+        if self._scene_noise_for != key:
+            sample = self._noise[::4, ::4]
+            middle = sample.size // 2
+            median = float(np.partition(sample, middle, axis=None)[middle])
+            self._scene_noise_level = _SCENE_NOISE_FACTOR * median
+            self._scene_noise_for = key
+        return self._scene_noise_level
+
     def _learn_noise(self, busy: np.ndarray) -> None:
         """Learn each pixel's usual difference where nothing changed this frame (``busy`` is
         0/255): a visitor must not teach the model that the path is noisy. Fast at first,
@@ -378,7 +452,7 @@ class MotionDetector:
         before = cv2.resize(background, grid, interpolation=cv2.INTER_AREA)
         # a median over 5x5 blocks: a person covering a few blocks cannot bend the field
         gain = cv2.medianBlur((now + 4.0) / (before + 4.0), 5)
-        field = cv2.resize(gain, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
+        field = cv2.resize(gain, self._analysis_size, interpolation=cv2.INTER_LINEAR)
         return cv2.convertScaleAbs(cv2.multiply(background, field))
 
     def _is_lighting(self, now: np.ndarray, before: np.ndarray, region: np.ndarray) -> bool:
@@ -392,8 +466,8 @@ class MotionDetector:
         similarity = self.config.light_change_similarity
         if _masked_correlation(now, before, region) >= similarity:
             return True
-        now_fine = cv2.subtract(now, cv2.blur(now, _FINE_WINDOW), dtype=cv2.CV_16S)
-        before_fine = cv2.subtract(before, cv2.blur(before, _FINE_WINDOW), dtype=cv2.CV_16S)
+        now_fine = cv2.subtract(now, cv2.blur(now, self._fine_window), dtype=cv2.CV_16S)
+        before_fine = cv2.subtract(before, cv2.blur(before, self._fine_window), dtype=cv2.CV_16S)
         return _masked_correlation(now_fine, before_fine, region) >= similarity
 
     def _looks_like_background(
@@ -413,6 +487,8 @@ class MotionDetector:
         background = self._background
         if background is None:
             return
+        if self._clean is not None and self._matches is not None:
+            cv2.accumulateWeighted(smooth, self._clean, alpha, mask=self._matches)
         if objects is None or not objects.any():
             cv2.accumulateWeighted(smooth, background, alpha)
             return

@@ -350,7 +350,7 @@ def test_noise_model_learns_nothing_from_a_visitor() -> None:
         t += 1 / FPS
         detector.update_image(background, t)
     assert not detector.is_active
-    threshold = detector.config.threshold
+    threshold = detector._threshold  # the scene's threshold (a clean picture: under 25)
     full, weak = detector._thresholds()
     assert full[20:32, 30:42].max() == threshold and weak[20:32, 30:42].max() < threshold
 
