@@ -34,6 +34,7 @@ them before this module sees a frame.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -153,8 +154,7 @@ class MotionDetector:
         # no motion masks: skip masking the full frame (a third of the per-frame cost is
         # full-frame passes; a mask that keeps everything changes nothing)
         self._masked = self._valid_area < width * height
-        k = max(1, round(config.denoise_px / step)) | 1
-        self._blur = (k, k)
+        self._blur, self._blur_sigma = _analysis_blur(config.denoise_px, step)
         fine = max(3, round(_FINE_WINDOW_PX / step) | 1)
         self._fine_window = (fine, fine)
         self._kernel = np.ones((3, 3), np.uint8)
@@ -237,7 +237,8 @@ class MotionDetector:
         # (raindrops and snowflakes lit by the infrared LEDs, insects, hot pixels) and keeps
         # dark lines (siding, paving joints), which the lighting guard needs as structure
         smooth = cv2.morphologyEx(grey, cv2.MORPH_OPEN, self._kernel)
-        smooth = cv2.GaussianBlur(smooth, self._blur, 0)
+        if self._blur > 1:
+            smooth = cv2.GaussianBlur(smooth, (self._blur, self._blur), self._blur_sigma)
         self._frames += 1
         if self._background is None:
             self._background = smooth.astype(np.float32)
@@ -538,6 +539,21 @@ class MotionDetector:
         if stopped and self.when_motion_stopped is not None:
             self.when_motion_stopped(result)
         return result
+
+
+def _analysis_blur(denoise_px: int, step: int) -> tuple[int, float]:
+    """(kernel size, sigma) of the Gaussian blur at the analysis scale that, with the pixel
+    average of shrinking by ``step``, blurs as much as ``denoise_px`` would on the lores image
+    (kernel 1: no blur; sigma 0: OpenCV's default for the kernel)."""
+    k = denoise_px | 1
+    if step == 1 or k == 1:
+        return k, 0.0
+    sigma = 0.3 * ((k - 1) * 0.5 - 1) + 0.8  # OpenCV's default sigma for a k x k kernel
+    # shrinking averages step x step pixels: a box of variance (step^2 - 1) / 12 per axis
+    left = max(0.0, sigma * sigma - (step * step - 1) / 12.0) ** 0.5 / step
+    if left < 0.3:  # a kernel that would move less than a percent of a pixel's weight
+        return 1, 0.0
+    return 2 * math.ceil(2 * left) + 1, left  # two sigmas each side
 
 
 def zone_names(config: MotionConfig) -> tuple[str, ...]:
