@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 #: A box in lores pixels: (x, y, width, height).
 Box = tuple[int, int, int, int]
 
+_MIN_BLUR_SIGMA = 0.3  # a blur narrower than this (analysis pixels) is left out
 _GAIN_GRID = (8, 6)  # blocks across, down for the lighting gain field
 _LIGHT_CHECK_RATIO = 0.02  # share of the picture changed before lighting is compensated
 _MIN_TEXTURE = 3.0  # grey levels of background spread needed to judge a region's structure
@@ -70,6 +71,7 @@ _NOISE_ALPHA = 0.02  # how fast the usual difference is learned (per frame; 5 s 
 _NOISE_REFRESH_FRAMES = 4  # the per-pixel thresholds follow the noise model this often
 _NOISE_SETTLED_FRAMES = 20  # ... and every frame until the model has seen this many
 _SCENE_NOISE_FACTOR = 16.0  # a settled picture's threshold: this x its median usual difference
+_SCENE_NOISE_REFRESH_FRAMES = 16  # the median moves slowly: recomputed this often
 _CONTRAST_FLOOR = 8  # ... but never under this many grey levels (the weak one: half)
 
 
@@ -164,6 +166,8 @@ class MotionDetector:
         self._clean: np.ndarray | None = None
         self._matches: np.ndarray | None = None  # pixels where the frame matches the clean one
         self._age: np.ndarray = np.zeros((height, width), np.uint8)
+        self._nothing = np.zeros((height, width), np.uint8)  # an empty mask, never written
+        self._nothing.setflags(write=False)
         reach = 2 * max(1, round(_PERSIST_REACH_PX / step)) + 1
         self._reach = np.ones((reach, reach), np.uint8)
         self._threshold = config.threshold
@@ -205,7 +209,7 @@ class MotionDetector:
         self._noise_seen = 0
         self._noise.fill(0)
         self._limits = None
-        self._age.fill(0)
+        self._age = self._nothing
         self._run = 0
         self._active = False
         self._last_motion_s = None
@@ -291,15 +295,22 @@ class MotionDetector:
         changed = cv2.compare(self._difference, weak_limit, cv2.CMP_GE)
         if self._masked:
             changed = cv2.bitwise_and(changed, self._valid)
-        changed, strong = self._drop_ghosts(smooth, changed, strong, weak_limit)
-        # an opening (3x3) then a 3x3 dilation, in two passes: erode 3x3, dilate 5x5
-        changed = cv2.dilate(cv2.erode(changed, self._kernel), self._kernel5)
-        steady = self._persisting(changed)
+        self._matches = None
+        if cv2.countNonZero(changed) < self._kernel.size:
+            # fewer changed pixels than the 3x3 erosion below needs to keep one: nothing is
+            # left of them (most frames of a quiet scene; the cheap way to the same result)
+            changed = steady = self._nothing
+            self._persisting(changed)
+        else:
+            changed, strong = self._drop_ghosts(smooth, changed, strong, weak_limit)
+            # an opening (3x3) then a 3x3 dilation, in two passes: erode 3x3, dilate 5x5
+            changed = cv2.dilate(cv2.erode(changed, self._kernel), self._kernel5)
+            steady = self._persisting(changed)
         boxes: list[Box] = []
         touched: set[str] = set()
         zone_pixels = 0
         objects = None
-        if cv2.countNonZero(changed):
+        if changed is not self._nothing and cv2.countNonZero(changed):
             contours, _ = cv2.findContours(changed, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
             min_area = self._min_area
             needed = min_area * self.config.persist_share
@@ -339,9 +350,11 @@ class MotionDetector:
         if relit:
             # take the new light everywhere but under the objects (a person may be standing
             # there as the light switches: they must not melt into the background)
-            np.copyto(self._background, smooth, where=objects == 0, casting="unsafe")
-            np.copyto(self._clean, smooth, where=objects == 0, casting="unsafe")
-        self._learn(smooth, objects)
+            elsewhere = cv2.bitwise_not(objects)
+            cv2.accumulateWeighted(smooth, self._background, 1.0, mask=elsewhere)
+            if self._clean is not None:
+                cv2.accumulateWeighted(smooth, self._clean, 1.0, mask=elsewhere)
+        self._learn(smooth, objects, weak_limit)
         # every other frame once settled (it learns slowly); never on a switch, whose leftovers
         # are compensation errors, not the usual noise
         if not relit and (self._frames % 2 == 0 or self._noise_seen < _NOISE_SETTLED_FRAMES):
@@ -356,7 +369,7 @@ class MotionDetector:
         """Take the current picture as the background and forget how long pixels changed."""
         self._background = smooth.astype(np.float32)
         self._clean = self._background.copy()
-        self._age.fill(0)
+        self._age = self._nothing
         self._noise_seen = 0  # new light, new grain (the infrared switch): learn it afresh
 
     def _drop_ghosts(
@@ -380,10 +393,9 @@ class MotionDetector:
         ghost = cv2.bitwise_and(changed, matches)
         if not cv2.countNonZero(ghost):
             return changed, strong
-        if self._background is not None:
-            np.copyto(self._background, smooth, where=ghost > 0, casting="unsafe")
-        keep = cv2.bitwise_not(ghost)
-        return cv2.bitwise_and(changed, keep), cv2.bitwise_and(strong, keep)
+        if self._background is not None:  # alpha 1 under the mask: a copy, in OpenCV
+            cv2.accumulateWeighted(smooth, self._background, 1.0, mask=ghost)
+        return cv2.subtract(changed, ghost), cv2.subtract(strong, ghost)
 
     def _persisting(self, changed: np.ndarray) -> np.ndarray:
         """Pixels changed for ``persist_frames`` frames in a row (nonzero = steady, uint8).
@@ -395,6 +407,9 @@ class MotionDetector:
         """
         frames = self.config.persist_frames
         if frames <= 1:
+            return changed
+        if changed is self._nothing:  # nothing changed: nothing has an age
+            self._age = self._nothing
             return changed
         grown = cv2.dilate(self._age, self._reach)
         if frames == 2:
@@ -429,7 +444,7 @@ class MotionDetector:
     def _scene_noise(self) -> float:
         """The picture's typical grain as a threshold: ``_SCENE_NOISE_FACTOR`` x the median of
         the noise model (every 4th pixel; refreshed with the per-pixel thresholds)."""
-        key = self._frames // _NOISE_REFRESH_FRAMES
+        key = self._frames // _SCENE_NOISE_REFRESH_FRAMES
         if self._scene_noise_for != key:
             sample = self._noise[::4, ::4]
             middle = sample.size // 2
@@ -444,7 +459,8 @@ class MotionDetector:
         then at ``_NOISE_ALPHA``."""
         self._noise_seen += 1
         alpha = max(2 * _NOISE_ALPHA, 1.0 / self._noise_seen)
-        cv2.accumulateWeighted(self._difference, self._noise, alpha, mask=cv2.bitwise_not(busy))
+        keep = None if busy is self._nothing else cv2.bitwise_not(busy)
+        cv2.accumulateWeighted(self._difference, self._noise, alpha, mask=keep)
 
     def _relit(self, smooth: np.ndarray, background: np.ndarray) -> np.ndarray:
         """The background under the frame's lighting: times a smooth, robust gain field."""
@@ -480,7 +496,7 @@ class MotionDetector:
             >= self.config.light_change_similarity
         )
 
-    def _learn(self, smooth: np.ndarray, objects: np.ndarray | None) -> None:
+    def _learn(self, smooth: np.ndarray, objects: np.ndarray | None, weak: np.ndarray) -> None:
         self._seen += 1
         # warm-up: the plain mean of the first frames, then the running average (a swaying
         # bush settles into a blur in seconds instead of triggering after every restart)
@@ -488,9 +504,17 @@ class MotionDetector:
         background = self._background
         if background is None:
             return
-        if self._clean is not None and self._matches is not None:
-            cv2.accumulateWeighted(smooth, self._clean, alpha, mask=self._matches)
-        if objects is None or not objects.any():
+        # the clean background learns where the picture matches it, every other frame once
+        # warmed up (at twice the rate): it follows the light, never what stands in front
+        clean = self._clean
+        if clean is not None and (self._frames % 2 == 0 or self._seen < _NOISE_SETTLED_FRAMES):
+            matches = self._matches
+            if matches is None:
+                difference = cv2.absdiff(smooth, cv2.convertScaleAbs(clean))
+                matches = cv2.compare(difference, weak, cv2.CMP_LT)
+            rate = alpha if self._seen < _NOISE_SETTLED_FRAMES else min(1.0, 2 * alpha)
+            cv2.accumulateWeighted(smooth, clean, rate, mask=matches)
+        if objects is None:
             cv2.accumulateWeighted(smooth, background, alpha)
             return
         cv2.accumulateWeighted(smooth, background, alpha, mask=cv2.bitwise_not(objects))
@@ -551,7 +575,7 @@ def _analysis_blur(denoise_px: int, step: int) -> tuple[int, float]:
     sigma = 0.3 * ((k - 1) * 0.5 - 1) + 0.8  # OpenCV's default sigma for a k x k kernel
     # shrinking averages step x step pixels: a box of variance (step^2 - 1) / 12 per axis
     left = max(0.0, sigma * sigma - (step * step - 1) / 12.0) ** 0.5 / step
-    if left < 0.3:  # a kernel that would move less than a percent of a pixel's weight
+    if left < _MIN_BLUR_SIGMA:
         return 1, 0.0
     return 2 * math.ceil(2 * left) + 1, left  # two sigmas each side
 
