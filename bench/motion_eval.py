@@ -137,7 +137,7 @@ class Tally:
             if not truth[start]:
                 self.false_triggers += 1
         # frames with nobody in view for longer than the cool-down's tail after a visit
-        tail = int(round((MotionConfig().cooldown_s + TAIL_SLACK_S) * FPS))
+        tail = round((MotionConfig().cooldown_s + TAIL_SLACK_S) * FPS)
         since_person = tail + 1
         for present, on in zip(truth, active, strict=True):
             since_person = 0 if present else since_person + 1
