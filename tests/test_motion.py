@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 
+import cv2
 import numpy as np
 import pytest
 
 from doorbell.config import MotionConfig, Polygon
-from doorbell.motion import MotionDetector, MotionError
+from doorbell.motion import MotionDetector, MotionError, _analysis_blur
 
 W, H = 80, 60
 FPS = 10.0
@@ -373,3 +374,105 @@ def test_a_shift_of_the_whole_picture_brings_in_the_gain_field(monkeypatch) -> N
     brighter = np.clip(background.astype(np.float32) * 1.08, 0, 255).astype(np.uint8)
     result = detector.update_image(brighter, 1.1)
     assert calls == [1] and not result.motion
+
+
+def noisy(base: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """``base`` with Gaussian sensor noise of ``sigma`` grey levels."""
+    return np.clip(base + rng.normal(0, sigma, base.shape), 0, 255).astype(np.uint8)
+
+
+def settled(cfg: MotionConfig, base: np.ndarray, sigma: float, seed: int = 3):
+    """A detector that has watched ``base`` under noise long enough to know the grain."""
+    rng = np.random.default_rng(seed)
+    detector = MotionDetector(cfg, (base.shape[1], base.shape[0]))
+    t = 0.0
+    for _ in range(60):
+        assert not detector.update_image(noisy(base, sigma, rng), t).motion
+        t += 1 / FPS
+    return detector, rng, t
+
+
+def test_clean_picture_sees_a_visitor_12_grey_levels_from_the_background() -> None:
+    # clean daylight (grain sigma 2.5): a figure 12 levels darker than the paving is far
+    # above the measured noise, though under the fixed threshold (25) and even its half
+    base = np.full((H, W), 120.0)
+    detector, rng, t = settled(config(), base, 2.5)
+    assert detector._threshold < 12
+    figure = base.copy()
+    figure[20:34, 30:44] -= 12
+    assert detector.update_image(noisy(figure, 2.5, rng), t).motion
+
+
+def test_grainy_picture_keeps_the_configured_threshold() -> None:
+    # the same figure in heavy grain (sigma 9): contrast against the measured noise is what
+    # decides, so the threshold stays at the configured 25 and the figure is not motion
+    base = np.full((H, W), 120.0)
+    detector, rng, t = settled(config(), base, 9.0)
+    assert detector._threshold == 25
+    figure = base.copy()
+    figure[20:34, 30:44] -= 12
+    assert not any(
+        detector.update_image(noisy(figure, 9.0, rng), t + i / FPS).motion for i in range(3)
+    )
+
+
+def test_a_visitor_who_waited_at_the_door_leaves_no_ghost() -> None:
+    # 30 s almost still at the door: the background takes most of them in (that is how a
+    # parcel left there stops being motion); when they walk away the uncovered door must
+    # not be seen as a new object, and the background is mended where they stood
+    background = textured()
+    detector = warmed(config(), background)
+    t = 1.0
+    for i in range(300):
+        detector.update_image(with_square(background, 30 + i % 2, 20), t)
+        t += 1 / FPS
+    after = []
+    for _ in range(100):
+        after.append(detector.update_image(background, t).motion)
+        t += 1 / FPS
+    assert not any(after)
+    mended = cv2.absdiff(detector._background.astype(np.uint8), background)
+    assert mended[22:30, 32:40].max() < 10
+
+
+def test_a_visitor_standing_still_is_not_taken_for_a_ghost() -> None:
+    # the ghost rule must not drop someone who is still there: they match the background
+    # they stand in front of only once they left
+    background = textured()
+    detector = warmed(config(), background)
+    results = [
+        detector.update_image(with_square(background, 30, 20), 1.0 + i / FPS).motion
+        for i in range(20)
+    ]
+    assert all(results)
+
+
+def test_lores_320x240_is_analysed_at_half_size_with_boxes_in_lores_pixels() -> None:
+    # min_area_px and the boxes are in lores pixels whatever the analysis size
+    rng = np.random.default_rng(2)
+    ys, xs = np.mgrid[0:240, 0:320]
+    base = np.clip(100 + 30 * np.sin(xs / 6.0) + rng.normal(0, 4, (240, 320)), 0, 255)
+    background = base.astype(np.uint8)
+    zone = Polygon(points=((0.0, 0.0), (0.5, 0.0), (0.5, 1.0), (0.0, 1.0)), name="path")
+    cfg = config(min_area_px=120, zones=(zone,))
+    detector = MotionDetector(cfg, (320, 240))
+    assert detector._analysis_size == (160, 120)
+    for i in range(5):
+        detector.update_image(background, i / FPS)
+    small = background.copy()
+    small[100:106, 60:66] = 20  # 36 lores pixels: under min_area_px even once dilated
+    assert not detector.update_image(small, 1.0).motion
+    big = background.copy()
+    big[100:120, 60:80] = 20  # 400 lores pixels
+    result = detector.update_image(big, 1.1)
+    assert result.motion and result.zones == ("path",)
+    (x, y, w, h) = result.boxes[0]
+    assert abs(x - 60) <= 4 and abs(y - 100) <= 4 and 16 <= w <= 26 and 16 <= h <= 26
+
+
+def test_blur_at_the_analysis_scale_matches_denoise_px() -> None:
+    assert _analysis_blur(5, 1) == (5, 0.0)  # full size: the configured kernel
+    size, sigma = _analysis_blur(5, 2)  # the shrink's averaging does part of the blurring
+    assert size == 3 and 0.45 < sigma < 0.55
+    assert _analysis_blur(1, 2) == (1, 0.0)  # no blur asked, none added
+    assert _analysis_blur(5, 4) == (1, 0.0)  # averaging 4x4 already blurs more than asked
