@@ -450,7 +450,7 @@ def test_a_visitor_standing_still_is_not_taken_for_a_ghost() -> None:
 def test_lores_320x240_is_analysed_at_half_size_with_boxes_in_lores_pixels() -> None:
     # min_area_px and the boxes are in lores pixels whatever the analysis size
     rng = np.random.default_rng(2)
-    ys, xs = np.mgrid[0:240, 0:320]
+    _, xs = np.mgrid[0:240, 0:320]
     base = np.clip(100 + 30 * np.sin(xs / 6.0) + rng.normal(0, 4, (240, 320)), 0, 255)
     background = base.astype(np.uint8)
     zone = Polygon(points=((0.0, 0.0), (0.5, 0.0), (0.5, 1.0), (0.0, 1.0)), name="path")
