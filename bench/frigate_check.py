@@ -58,7 +58,7 @@ def load_reference(ref: Path) -> Any:
     def grab_cv2_contours(found: tuple[Any, ...]) -> Any:
         return found[0] if len(found) == 2 else found[1]
 
-    stand_ins = {
+    stand_ins: dict[str, dict[str, Any]] = {
         "frigate": {},
         "frigate.camera": {"PTZMetrics": object},
         "frigate.config": {"MotionConfig": object},
@@ -70,7 +70,7 @@ def load_reference(ref: Path) -> Any:
     for name, attributes in stand_ins.items():
         module = types.ModuleType(name)
         module.__dict__.update(attributes)
-        module.__path__ = []  # type: ignore[attr-defined]
+        module.__path__ = []
         sys.modules[name] = module
     spec = importlib.util.spec_from_file_location(
         "frigate.motion.improved_motion", ref / "improved_motion.py"

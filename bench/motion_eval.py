@@ -41,6 +41,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -226,7 +227,7 @@ def evaluate(scenario: str, seeds: list[int], frames: int, config: MotionConfig)
             covered.append(cover >= 0.005 * zone_area)
         ours.add_run(truth, active_ours, covered)
         base.add_run(truth, active_base, covered)
-    row = {"ours": ours.summary(), "frigate": base.summary()}
+    row: dict[str, Any] = {"ours": ours.summary(), "frigate": base.summary()}
     row["speed_ratio"] = round(row["ours"]["ms_per_frame"] / row["frigate"]["ms_per_frame"], 3)
     row["_tallies"] = (ours, base)
     return row

@@ -347,7 +347,7 @@ class MotionDetector:
         if relit and objects is None:
             self._restart(smooth)
             return self._debounce(timestamp, 0.0, (), False, True, hold=True)
-        if relit:
+        if relit and objects is not None:
             # take the new light everywhere but under the objects (a person may be standing
             # there as the light switches: they must not melt into the background)
             elsewhere = cv2.bitwise_not(objects)

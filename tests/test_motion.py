@@ -431,6 +431,7 @@ def test_a_visitor_who_waited_at_the_door_leaves_no_ghost() -> None:
         after.append(detector.update_image(background, t).motion)
         t += 1 / FPS
     assert not any(after)
+    assert detector._background is not None
     mended = cv2.absdiff(detector._background.astype(np.uint8), background)
     assert mended[22:30, 32:40].max() < 10
 
