@@ -119,7 +119,11 @@ class CameraConfig:
 class MotionConfig:
     enabled: bool = _key(True, "detect motion (the doorbell button records regardless)")
     threshold: int = _key(
-        25, "grey-level difference from the background that counts as change", min=1, max=255
+        25,
+        "the most grey-level difference from the background a change needs to count; a "
+        "clean picture needs less (16 x its measured noise, at least 8)",
+        min=1,
+        max=255,
     )
     dark_threshold: int = _key(
         10,
