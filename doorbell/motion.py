@@ -435,7 +435,9 @@ class MotionDetector:
             or key != self._limits_for
             or self._noise_seen < _NOISE_SETTLED_FRAMES
         ):
-            noise = cv2.convertScaleAbs(self._noise, alpha=_NOISE_FACTOR)
+            # each pixel takes the highest threshold around it: a bush's edge sways further
+            # in a gust than the model saw it sway in the calm
+            noise = cv2.dilate(cv2.convertScaleAbs(self._noise, alpha=_NOISE_FACTOR), self._kernel)
             weak = max(1, round(threshold * _WEAK_RATIO))
             self._limits = (cv2.max(noise, threshold), cv2.max(noise, weak))
             self._limits_for = key
@@ -443,7 +445,7 @@ class MotionDetector:
 
     def _scene_noise(self) -> float:
         """The picture's typical grain as a threshold: ``_SCENE_NOISE_FACTOR`` x the median of
-        the noise model (every 4th pixel; refreshed with the per-pixel thresholds)."""
+        the noise model (every 4th pixel, every ``_SCENE_NOISE_REFRESH_FRAMES`` frames)."""
         key = self._frames // _SCENE_NOISE_REFRESH_FRAMES
         if self._scene_noise_for != key:
             sample = self._noise[::4, ::4]

@@ -477,3 +477,29 @@ def test_blur_at_the_analysis_scale_matches_denoise_px() -> None:
     assert size == 3 and 0.45 < sigma < 0.55
     assert _analysis_blur(1, 2) == (1, 0.0)  # no blur asked, none added
     assert _analysis_blur(5, 4) == (1, 0.0)  # averaging 4x4 already blurs more than asked
+
+
+def test_a_gust_swaying_a_bush_further_than_in_the_calm_is_not_motion() -> None:
+    # each pixel takes the highest noise threshold around it: the bush's edge learned in the
+    # calm (a pixel of sway) also covers a gust that swings it two pixels further; a clean
+    # picture's low threshold would otherwise see the newly uncovered lawn as an object
+    rng = np.random.default_rng(4)
+    small = rng.uniform(30, 90, (8, 4)).astype(np.float32)
+    leaves = cv2.resize(small, (16, 40), interpolation=cv2.INTER_NEAREST).astype(np.uint8)
+
+    def bush(dx: int) -> np.ndarray:
+        image = np.full((H, W), 110, np.uint8)
+        image[10:50, 40 + dx : 56 + dx] = leaves
+        return image
+
+    detector = MotionDetector(config(persist_frames=2), (W, H))
+    t = 0.0
+    for i in range(300):
+        assert not detector.update_image(bush(i % 2), t).motion or i < 100
+        t += 1 / FPS
+    assert detector._threshold == 8  # a clean picture: the low threshold
+    gust = []
+    for i in range(6):
+        gust.append(detector.update_image(bush(-2 if i % 2 == 0 else 3), t).motion)
+        t += 1 / FPS
+    assert not any(gust)
