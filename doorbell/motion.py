@@ -43,7 +43,7 @@ import cv2
 import numpy as np
 
 from doorbell.errors import DoorbellError
-from doorbell.masks import rasterise_polygons
+from doorbell.masks import rasterise_polygons, zone_name
 
 if TYPE_CHECKING:
     from doorbell.camera import Frame
@@ -98,8 +98,7 @@ class MotionResult:
     frame was judged a lighting/exposure change; ``motion`` the raw, undebounced verdict;
     ``is_active`` the event state after this frame, ``started``/``stopped`` its edges;
     ``zones`` the names of the owner's zones the moving objects touched this frame, sorted
-    (an unnamed zone is ``zone<N>``, N its 1-based place in ``motion.zones``; none configured:
-    always empty).
+    (:func:`doorbell.masks.zone_name`; none configured: always empty).
     """
 
     timestamp: float
@@ -582,13 +581,6 @@ def _analysis_blur(denoise_px: int, step: int) -> tuple[int, float]:
     return 2 * math.ceil(2 * left) + 1, left  # two sigmas each side
 
 
-def zone_names(config: MotionConfig) -> tuple[str, ...]:
-    """The names :class:`MotionResult.zones <MotionResult>` uses for ``config.zones``, once
-    each, in config order: a polygon's ``name``, or ``zone<N>`` (N its 1-based place)."""
-    names = [polygon.name or f"zone{number}" for number, polygon in enumerate(config.zones, 1)]
-    return tuple(dict.fromkeys(names))
-
-
 def _named_zone_masks(
     config: MotionConfig, width: int, height: int, valid: np.ndarray
 ) -> tuple[tuple[str, np.ndarray], ...]:
@@ -596,7 +588,7 @@ def _named_zone_masks(
     one zone. An unnamed zone is ``zone<N>`` (N its 1-based place in ``motion.zones``)."""
     masks: dict[str, np.ndarray] = {}
     for number, polygon in enumerate(config.zones, start=1):
-        name = polygon.name or f"zone{number}"
+        name = zone_name(polygon, number)
         pixels = cv2.bitwise_and(rasterise_polygons((polygon,), width, height), valid)
         masks[name] = cv2.bitwise_or(masks[name], pixels) if name in masks else pixels
     return tuple(masks.items())

@@ -22,7 +22,7 @@ from flask import Blueprint, Response, abort, current_app, redirect, render_temp
 from flask import session as flask_session
 
 from doorbell.errors import AgeError, StorageError
-from doorbell.motion import zone_names
+from doorbell.masks import zone_names
 from doorbell.store import CLIP_ID_PATTERN
 from doorbell.ui.ranges import ranged_response
 from doorbell.ui.timeline import FILTERS, hourly_chart_svg, human_size, storage_gauge_svg
@@ -98,7 +98,7 @@ def timeline() -> Any:
         kind=kind,
         filters=FILTERS,
         zone=zone,
-        zones=zone_names(state.config.motion),
+        zones=zone_names(state.config.motion.zones),
         chart=hourly_chart_svg(state.timeline.per_hour(now), now),
         gauge=gauge,
         human_size=human_size,
