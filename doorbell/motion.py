@@ -2,14 +2,19 @@
 
 Per frame (:meth:`MotionDetector.update`):
 
-1. **Denoise**: a 3x3 grey-level opening (bright specks: rain, snow, insects) and a small
-   Gaussian blur (sensor grain).
+1. **Shrink and denoise**: the lores image is shrunk by a whole factor to about 160x120 (a
+   pixel average; sizes in the config and the boxes stay in lores pixels), then a 3x3
+   grey-level opening (bright specks: rain, snow, insects) and a small Gaussian blur that,
+   with the shrink's averaging, is as wide as ``denoise_px`` (sensor grain).
 2. **Compare with a running-average background** (not the previous frame: a slow walker
    still stands out, and a pause at the door does not vanish at once; the first frames are
    simply averaged). ``cv2.absdiff`` on uint8 saturates, so there is no wrap-around. The
-   threshold is lowered in the dark (``dark_threshold``) and raised per pixel by a **noise
-   model**: each pixel's usual difference, learned where nothing changed, times 4 (a
-   swaying bush raises its own threshold; the path keeps the low one).
+   threshold is **contrast against the measured noise**: 16 x the median of a per-pixel
+   **noise model** (each pixel's usual difference, learned where nothing changed), at least
+   8 grey levels, at most ``threshold`` (lowered in the dark towards ``dark_threshold``); a
+   clean picture sees a visitor 10-20 grey levels from the paving. Per pixel it is raised to
+   4 x the highest usual difference around it (a swaying bush raises its own threshold; the
+   path keeps the low one).
 3. When much of the picture changed at once, or its mean level moved, **compensate
    lighting first**: a smooth gain field (block medians of frame / background) explains a
    porch light, the infrared switch, auto-exposure or a cloud's shadow, but not a person.
@@ -17,7 +22,9 @@ Per frame (:meth:`MotionDetector.update`):
    fails the structure test below, so they are kept, though ``score`` then underestimates
    how much of the zone they cover.)
 4. **Threshold with hysteresis** (regions drawn at half the threshold must hold a quarter of
-   ``min_area_px`` over the full one), **morphology** (open, then dilate), **contours** of at
+   ``min_area_px`` over the full one); **ghosts** dropped (changed pixels where the picture
+   matches a *clean* background that never takes in what stood in front of it: a visitor
+   who waited at the door and left); **morphology** (open, then dilate), **contours** of at
    least ``min_area_px`` whose pixels mostly **persist** from the frame before; each region
    is an object unless it *looks like the background*, only brighter or darker (its pixels
    correlate with the background's at ``light_change_similarity`` or more). That is the
@@ -25,8 +32,9 @@ Per frame (:meth:`MotionDetector.update`):
    person close to the lens who fills most of the frame replaces the background's texture
    and so is kept, while a light switching on keeps every edge where it was.
 5. Regions with pixels inside the owner's **zones** (minus motion **masks**) make the
-   frame's raw motion. **Debounce**: ``trigger_frames`` frames in a row start an event
-   (``is_active``); **cool-down**: ``cooldown_s`` of frame timestamps without motion end it.
+   frame's raw motion, and the result names the zones they touched. **Debounce**:
+   ``trigger_frames`` frames in a row start an event (``is_active``); **cool-down**:
+   ``cooldown_s`` of frame timestamps without motion end it.
 
 Privacy masks are a different thing and live in :mod:`doorbell.masks`: the camera applies
 them before this module sees a frame.
