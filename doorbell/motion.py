@@ -78,7 +78,7 @@ _NOISE_ALPHA = 0.02  # how fast the usual difference is learned (per frame; 5 s 
 # applied as twice that every other frame)
 _NOISE_REFRESH_FRAMES = 4  # the per-pixel thresholds follow the noise model this often
 _NOISE_SETTLED_FRAMES = 20  # ... and every frame until the model has seen this many
-_SCENE_NOISE_FACTOR = 16.0  # a settled picture's threshold: this x its median usual difference
+_SCENE_NOISE_FACTOR = 10.0  # a settled picture's threshold: this x its median usual difference
 _SCENE_NOISE_REFRESH_FRAMES = 16  # the median moves slowly: recomputed this often
 _CONTRAST_FLOOR = 8  # ... but never under this many grey levels (the weak one: half)
 
