@@ -121,7 +121,7 @@ class MotionConfig:
     threshold: int = _key(
         25,
         "the most grey-level difference from the background a change needs to count; a "
-        "clean picture needs less (16 x its measured noise, at least 8)",
+        "clean picture needs less (10 x its measured noise, at least 8)",
         min=1,
         max=255,
     )

@@ -9,7 +9,7 @@ Per frame (:meth:`MotionDetector.update`):
 2. **Compare with a running-average background** (not the previous frame: a slow walker
    still stands out, and a pause at the door does not vanish at once; the first frames are
    simply averaged). ``cv2.absdiff`` on uint8 saturates, so there is no wrap-around. The
-   threshold is **contrast against the measured noise**: 16 x the median of a per-pixel
+   threshold is **contrast against the measured noise**: 10 x the median of a per-pixel
    **noise model** (each pixel's usual difference, learned where nothing changed), at least
    8 grey levels, at most ``threshold`` (lowered in the dark towards ``dark_threshold``); a
    clean picture sees a visitor 10-20 grey levels from the paving. Per pixel it is raised to
