@@ -336,7 +336,7 @@ class MotionDetector:
                     continue
                 if cv2.countNonZero(cv2.bitwise_and(strong[window], region)) < strong_needed:
                     continue
-                if self._is_lighting(smooth[window], reference[window], region):
+                if self._is_lighting(smooth, reference, region, (x, y, w, h)):
                     continue
                 boxes.append((x * step, y * step, w * step, h * step))
                 zone_pixels += cv2.countNonZero(cv2.bitwise_and(region, self._zone[window]))
@@ -481,20 +481,36 @@ class MotionDetector:
         field = cv2.resize(gain, self._analysis_size, interpolation=cv2.INTER_LINEAR)
         return cv2.convertScaleAbs(cv2.multiply(background, field))
 
-    def _is_lighting(self, now: np.ndarray, before: np.ndarray, region: np.ndarray) -> bool:
+    def _is_lighting(
+        self, now: np.ndarray, before: np.ndarray, region: np.ndarray, box: Box
+    ) -> bool:
         """True when a changed region is the background, brighter or darker, not an object.
 
         First on the pixels as they are (one gain over the region); failing that, on their
         fine structure alone (each minus its local mean), which a soft shadow's edge or a
         lamp's falloff (a gain that varies across the region) leaves in place and a person,
-        who brings their own texture, does not. ``region`` is a 0/255 uint8 mask.
+        who brings their own texture, does not. ``now`` and ``before`` are whole pictures,
+        ``box`` the region's bounding box (analysis pixels) and ``region`` its 0/255 mask in
+        the box. The local means take in the pixels around the box, so a brightness ramp (a
+        shadow's edge, smeared into the running average as it moved) leaves no false
+        structure along the box's border.
         """
+        x, y, w, h = box
+        window = (slice(y, y + h), slice(x, x + w))
         similarity = self.config.light_change_similarity
-        if _masked_correlation(now, before, region) >= similarity:
+        if _masked_correlation(now[window], before[window], region) >= similarity:
             return True
-        now_fine = cv2.subtract(now, cv2.blur(now, self._fine_window), dtype=cv2.CV_16S)
-        before_fine = cv2.subtract(before, cv2.blur(before, self._fine_window), dtype=cv2.CV_16S)
-        return _masked_correlation(now_fine, before_fine, region) >= similarity
+        if _fine_correlation(now[window], before[window], self._fine_window, region) >= similarity:
+            return True
+        pad = self._fine_window[0] // 2
+        x0, y0 = max(0, x - pad), max(0, y - pad)
+        around = (slice(y0, y + h + pad), slice(x0, x + w + pad))
+        inside = (slice(y - y0, y - y0 + h), slice(x - x0, x - x0 + w))
+        fine = []
+        for picture in (now[around], before[around]):
+            local = cv2.blur(picture, self._fine_window)
+            fine.append(cv2.subtract(picture, local, dtype=cv2.CV_16S)[inside])
+        return _masked_correlation(fine[0], fine[1], region) >= similarity
 
     def _looks_like_background(
         self, now: np.ndarray, before: np.ndarray, changed: np.ndarray
@@ -600,6 +616,16 @@ def _named_zone_masks(
         pixels = cv2.bitwise_and(rasterise_polygons((polygon,), width, height), valid)
         masks[name] = cv2.bitwise_or(masks[name], pixels) if name in masks else pixels
     return tuple(masks.items())
+
+
+def _fine_correlation(
+    now: np.ndarray, before: np.ndarray, window: tuple[int, int], region: np.ndarray
+) -> float:
+    """:func:`_masked_correlation` of the fine structure of ``now`` and ``before`` (each minus
+    its local mean over ``window``, taken inside the pictures given)."""
+    now_fine = cv2.subtract(now, cv2.blur(now, window), dtype=cv2.CV_16S)
+    before_fine = cv2.subtract(before, cv2.blur(before, window), dtype=cv2.CV_16S)
+    return _masked_correlation(now_fine, before_fine, region)
 
 
 def _masked_correlation(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
