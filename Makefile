@@ -1,8 +1,8 @@
 # The two commands of the README, and a few conveniences.
 .PHONY: demo test lint format bench clean
 
-demo:            ## run the demo: mock camera, real encryption, real web UI; options: ARGS="--port 18443"
-	scripts/demo $(ARGS)
+demo:            ## run the demo: mock camera, real encryption, real web UI
+	scripts/demo
 
 test:            ## the whole test suite (creates .venv, installs, ruff, pytest)
 	scripts/test
