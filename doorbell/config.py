@@ -124,6 +124,9 @@ class CameraConfig:
             "person_light",
             "person_close",
             "delivery",
+            "person_low",
+            "person_dusk",
+            "person_wait",
             "car",
             "porch_light",
             "cloud",
@@ -146,7 +149,11 @@ class CameraConfig:
 class MotionConfig:
     enabled: bool = _key(True, "detect motion (the doorbell button records regardless)")
     threshold: int = _key(
-        25, "grey-level difference from the background that counts as change", min=1, max=255
+        25,
+        "the most grey-level difference from the background a change needs to count; a "
+        "clean picture needs less (10 x its measured noise, at least 8)",
+        min=1,
+        max=255,
     )
     dark_threshold: int = _key(
         10,

@@ -118,3 +118,15 @@ def apply_privacy_masks(
         np.bitwise_and(image, keep, out=image)
         return image
     return np.bitwise_and(image, keep)
+
+
+def zone_name(polygon: Polygon, number: int) -> str:
+    """The name motion results give a ``[[motion.zones]]`` polygon: its ``name``, or
+    ``zone<N>`` when it has none (``number``: its 1-based place in the list)."""
+    return polygon.name or f"zone{number}"
+
+
+def zone_names(polygons: Sequence[Polygon]) -> tuple[str, ...]:
+    """The names of ``polygons`` (``motion.zones``) as motion results give them, once each,
+    in order (zones sharing a name are one zone)."""
+    return tuple(dict.fromkeys(zone_name(p, n) for n, p in enumerate(polygons, start=1)))

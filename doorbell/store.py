@@ -211,6 +211,8 @@ class TimelinePage:
     page: int
     pages: int
     kind: str
+    #: the motion zone the page is filtered by (None: every clip)
+    motion_zone: str | None = None
 
     def by_day(self, zone: tzinfo = UTC) -> list[tuple[str, list[TimelineItem]]]:
         """Items grouped by their calendar day in ``zone`` (the pages' time zone)."""
@@ -249,7 +251,7 @@ class IndexReader:
             raise StorageError(f"{path}: cannot open the index read-only: {exc}") from exc
         self._db.row_factory = sqlite3.Row
         self._lock = threading.Lock()
-        self._pages: OrderedDict[tuple[str, int, int], TimelinePage] = OrderedDict()
+        self._pages: OrderedDict[tuple[str, str, int, int], TimelinePage] = OrderedDict()
         self._numbers: dict[tuple[str, int], tuple[int, ...]] = {}
         self._version = -1
 
@@ -271,27 +273,39 @@ class IndexReader:
             self._db.close()
 
     def page(
-        self, kind: str = "all", page: int = 1, page_size: int = TIMELINE_PAGE_SIZE
+        self,
+        kind: str = "all",
+        page: int = 1,
+        page_size: int = TIMELINE_PAGE_SIZE,
+        *,
+        zone: str | None = None,
     ) -> TimelinePage:
-        """Page ``page`` (1-based) of clips matching ``kind`` (one of :data:`TIMELINE_FILTERS`)."""
+        """Page ``page`` (1-based) of clips matching ``kind`` (one of :data:`TIMELINE_FILTERS`)
+        and, if ``zone`` is given, in which motion was seen in the zone of that name."""
         if kind not in _WHERE:
             kind = "all"
+        zone = zone or None
         requested = page
         where = _WHERE[kind]
+        parameters: tuple[str, ...] = ()
+        if zone:
+            where += " AND EXISTS (SELECT 1 FROM json_each(c.zones) WHERE json_each.value = ?)"
+            parameters = (zone,)
         base = f"FROM clips c LEFT JOIN events e ON e.id = c.event_id WHERE {where}"
+        key = (kind, zone or "", page, page_size)
         with self._lock:
             self._fresh()
-            cached = self._pages.get((kind, page, page_size))
+            cached = self._pages.get(key)
             if cached is not None:
-                self._pages.move_to_end((kind, page, page_size))
+                self._pages.move_to_end(key)
                 return cached
-            total = self._db.execute(f"SELECT count(*) {base}").fetchone()[0]
+            total = self._db.execute(f"SELECT count(*) {base}", parameters).fetchone()[0]
             pages = max(1, -(-total // page_size))
             page = min(max(1, page), pages)
             rows = self._db.execute(
                 f"SELECT c.*, {_RING} AS is_ring {base}"
                 " ORDER BY c.started_at DESC, c.id DESC LIMIT ? OFFSET ?",
-                (page_size, (page - 1) * page_size),
+                (*parameters, page_size, (page - 1) * page_size),
             ).fetchall()
         items = tuple(
             TimelineItem(
@@ -308,10 +322,10 @@ class IndexReader:
             )
             for row in rows
         )
-        built = TimelinePage(items, total, page, pages, kind)
+        built = TimelinePage(items, total, page, pages, kind, zone)
         with self._lock:
             if self._version == int(self._db.execute("PRAGMA data_version").fetchone()[0]):
-                self._pages[(kind, requested, page_size)] = built
+                self._pages[(kind, zone or "", requested, page_size)] = built
         return built
 
     def used_bytes(self) -> int:

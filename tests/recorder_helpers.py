@@ -3,7 +3,6 @@ owner keys in a data dir, decrypting and decoding clips, and a plaintext scanner
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -17,6 +16,7 @@ from doorbell.camera import Frame
 from doorbell.config import Config, parse_config
 from doorbell.errors import CameraEnded
 from doorbell.media.video import StreamInfo, decode_frames
+from doorbell.motion import MotionResult
 from doorbell.recorder.events import EventDetails, NoEvents
 
 WIDTH, HEIGHT = 320, 240
@@ -120,22 +120,26 @@ class EventLog(NoEvents):
         self.statuses.append(message)
 
 
-@dataclasses.dataclass
-class Motion:
-    is_active: bool
-    score: float = 0.0
-    zones: tuple[str, ...] = ()
-
-
 class ScriptedMotion:
-    """Motion active on the given frame indexes (a set), whatever the picture shows."""
+    """Motion active on the given frame indexes (a set), whatever the picture shows; it
+    implements the recorder's :class:`~doorbell.motion.MotionSource` protocol, like the real
+    detector, and says it saw the object in the zone named "door"."""
 
     def __init__(self, active_frames: set[int]) -> None:
         self.active_frames = active_frames
 
-    def update(self, frame: Frame) -> Motion:
+    def update(self, frame: Frame) -> MotionResult:
         on = frame.index in self.active_frames
-        return Motion(is_active=on, score=1.0 if on else 0.0, zones=("door",) if on else ())
+        return MotionResult(
+            timestamp=frame.timestamp,
+            score=1.0 if on else 0.0,
+            boxes=((0, 0, 8, 8),) if on else (),
+            in_zone=on,
+            global_change=False,
+            motion=on,
+            is_active=on,
+            zones=("door",) if on else (),
+        )
 
 
 def make_owner(data_dir: Path) -> X25519Identity:

@@ -142,3 +142,32 @@ def test_mock_renders_720p_well_within_the_frame_interval():
             camera.read()
         per_frame = (time.perf_counter() - started) / 20
     assert per_frame < 1 / 15 / 2  # under half the 15 fps interval, even on a busy machine
+
+
+@pytest.mark.parametrize("scenario", ["person_low", "person_dusk"])
+def test_low_contrast_callers_are_10_to_20_grey_levels_from_the_paving(scenario):
+    # as the camera sees them: after the dusk dimming, at the scene's own grain
+    from doorbell.camera.mock import MockScene
+
+    darker = lighter = 0
+    for seed in range(1, 13):
+        episode = MockScene(scenario, seed, 320, 240, 10, (320, 240)).episode_at(0.0)
+        (walker,) = episode.walkers
+        assert walker.flat and not episode.night
+        contrast = (walker.clothes[0] - 162.0) * episode.dusk
+        assert 9.5 <= abs(contrast) <= 20.5, (seed, walker.clothes, episode.dusk)
+        assert len(set(walker.clothes)) == 1  # grey: the same contrast in every channel
+        darker, lighter = darker + (contrast < 0), lighter + (contrast > 0)
+        if scenario == "person_low":
+            assert episode.dusk == 1.0 and 2.0 <= episode.day_noise <= 3.0
+        else:
+            assert 0.35 <= episode.dusk <= 0.55 and 2.5 <= episode.day_noise <= 4.0
+    assert darker and lighter  # dark and light clothing
+
+
+def test_waiting_caller_stands_20_to_40_s_at_the_door():
+    from doorbell.camera.mock import MockScene
+
+    for seed in range(1, 6):
+        (walker,) = MockScene("person_wait", seed, 320, 240, 10, (320, 240)).episode_at(0).walkers
+        assert 20.0 <= walker.pause_s <= 40.0

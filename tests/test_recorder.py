@@ -22,6 +22,7 @@ from recorder_helpers import (
 
 from doorbell.age.recipients import parse_recipients_file
 from doorbell.audit.log import AuditLog
+from doorbell.motion import MotionDetector
 from doorbell.recorder.pipeline import Recorder
 from doorbell.store import Store, new_clip_id
 
@@ -69,6 +70,22 @@ def test_trigger_frame_and_pre_roll_are_in_the_clip(data_dir: Path) -> None:
     assert clip.zones == ("door",)
     assert clip.thumb_path is not None and (data_dir / clip.thumb_path).exists()
     assert "clip.sealed" in actions(data_dir)
+
+
+def test_real_detector_zone_names_are_stored_on_clip_and_event(data_dir: Path) -> None:
+    """The real detector, not a fake: the block moving through the picture's middle band is
+    seen in the zone named "lane" and never in "porch", and the clip and event say so."""
+    make_owner(data_dir)
+    zones = [
+        {"name": "lane", "points": [[0, 0.35], [1, 0.35], [1, 0.65], [0, 0.65]]},
+        {"name": "porch", "points": [[0, 0.7], [1, 0.7], [1, 1], [0, 1]]},
+    ]
+    config = recorder_config(data_dir, motion={"zones": zones})
+    record(data_dir, IndexCamera(60), MotionDetector(config.motion, (160, 120)), config)
+    with Store.open(data_dir) as store:
+        (clip,) = store.clips()
+        (event,) = store.events()
+    assert clip.zones == ("lane",) and event.zones == ("lane",)
 
 
 def test_long_event_splits_into_consecutive_clips_without_lost_frames(data_dir: Path) -> None:

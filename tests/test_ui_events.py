@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 from pathlib import Path
@@ -19,7 +20,8 @@ from ui_helpers import (
 )
 
 from doorbell.audit.entries import decode_entry
-from doorbell.store import Store
+from doorbell.config import MotionConfig, Polygon
+from doorbell.store import Store, new_clip_id
 from doorbell.ui import close_app, create_app
 from doorbell.ui.ranges import RangeNotSatisfiable, parse_range
 
@@ -357,3 +359,54 @@ def test_timeline_cache_never_shows_a_stale_index(tmp_path: Path) -> None:
             assert [i.clip_id for i in index.page().items] == [second]
         finally:
             index.close()
+
+
+def test_timeline_filters_by_motion_zone(data_dir: Path) -> None:
+    prepare_data_dir(data_dir)
+    seen = {"path": ("path",), "porch": ("porch",), "both": ("path", "porch"), "none": ()}
+    ids = {}
+    with Store.open(data_dir) as store:
+        for i, (label, zones) in enumerate(seen.items()):
+            clip_id = new_clip_id(T0 + 60 * i)
+            event_id = store.add_event("motion", started_at=T0 + 60 * i, zones=zones)
+            store.begin_clip(
+                clip_id, started_at=T0 + 60 * i, trigger="motion", event_id=event_id, zones=zones
+            )
+            store.seal_clip(
+                clip_id, ended_at=T0 + 60 * i + 5, duration_s=5, size_bytes=10, sha256="ab" * 32
+            )
+            ids[label] = clip_id.encode()
+    config = dataclasses.replace(
+        ui_config(data_dir),
+        motion=MotionConfig(
+            zones=(
+                Polygon(points=((0, 0), (1, 0), (1, 0.5)), name="path"),
+                Polygon(points=((0, 0.5), (1, 0.5), (1, 1)), name="porch"),
+            )
+        ),
+    )
+    app = create_app(config, vault=FakeVault(), clock=Clock())
+    try:
+        client = app.test_client()
+        unlock(client)
+        mark = audit_size(app)
+        every = client.get("/timeline").data
+        assert all(clip in every for clip in ids.values())
+        assert b"Zone: path" in every and b"Zone: porch" in every  # the filter chips
+        path = client.get("/timeline?zone=path").data
+        assert ids["path"] in path and ids["both"] in path
+        assert ids["porch"] not in path and ids["none"] not in path
+        assert b"in zone path" in path and b"kind=ring&amp;zone=path" in path
+        porch = client.get("/timeline?kind=motion&zone=porch").data
+        assert ids["porch"] in porch and ids["both"] in porch and ids["path"] not in porch
+        unknown = client.get("/timeline?zone=%27%29%20OR%201%3D1%20--").data
+        assert not any(clip in unknown for clip in ids.values())
+        views = [e for e in entries(app, mark) if e["action"] == "timeline.viewed"]
+        assert [view["details"]["zone"] for view in views] == [
+            None,
+            "path",
+            "porch",
+            "') OR 1=1 --",
+        ]
+    finally:
+        close_app(app)

@@ -43,7 +43,7 @@ class FrameTruth:
     ``boxes`` are in **main** image pixels, ``labels`` name each box ("person", "car"), and
     ``event_active`` is true while something the owner wants recorded (a person) is in view.
     ``conditions`` name the scene-wide effects present ("night", "porch_light", "cloud",
-    "rain", "snow", "exposure", "wind").
+    "rain", "snow", "exposure", "wind", "dusk").
     """
 
     boxes: tuple[Box, ...] = ()

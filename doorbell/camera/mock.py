@@ -9,7 +9,9 @@ be measured, not guessed at (``bench/motion_eval.py``).
 
 Person scenarios: ``person`` (day; speed, contrast and side vary), ``person_night`` (infrared,
 grainy), ``person_light`` (the porch light switches on as they arrive), ``person_close`` (they
-step right up to the lens and fill much of the frame), ``delivery`` (fast in and out).
+step right up to the lens and fill much of the frame), ``delivery`` (fast in and out),
+``person_low`` and ``person_dusk`` (clothes 10-20 grey levels from the paving or the lawn, in
+clean daylight or at dusk), ``person_wait`` (they wait 20-40 s at the door, then leave).
 Nuisances, with nobody calling: ``car``, ``porch_light``, ``cloud``, ``wind`` (bush sway),
 ``night_noise`` (with the day/infrared switch), ``rain``, ``snow``, ``exposure`` (auto-exposure
 settling after a jump). ``doorstep`` (the default, for the demo) mixes quiet spells, callers
@@ -159,7 +161,15 @@ class MockScene:
             on_sidewalk = feet < 0.36
             canvas, shift = (behind, wall) if on_sidewalk else (image, 0)
             draw_person(
-                canvas, cx * w - shift, feet * h, tall * h, phase, clothes, skin, walker.carrying
+                canvas,
+                cx * w - shift,
+                feet * h,
+                tall * h,
+                phase,
+                clothes,
+                skin,
+                walker.carrying,
+                walker.flat,
             )
             box = person_box(cx * w - shift, feet * h, tall * h, w - shift, h)
             if box is not None:
@@ -179,6 +189,10 @@ class MockScene:
         gain = episode.exposure_gain(t)
         if gain != 1.0:
             conditions.append("exposure")
+        if episode.dusk != 1.0:
+            conditions.append("dusk")
+            gain *= episode.dusk
+        if gain != 1.0:
             image = cv2.convertScaleAbs(image, alpha=gain)
         self._weather(image, episode, t, index, night, conditions)
         sigma = episode.noise_sigma(t) * self._noise_gain

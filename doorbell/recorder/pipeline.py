@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -42,6 +42,7 @@ from doorbell.config import Config, MotionConfig
 from doorbell.datadir import DataDir
 from doorbell.errors import CameraEnded, CameraError, ConfigError, DiskFullError, DoorbellError
 from doorbell.media.video import EncodedPacket, H264Encoder, StreamInfo, encode_jpeg
+from doorbell.motion import MotionResult, MotionSource
 from doorbell.recorder.clipfile import EncryptedClipWriter, write_encrypted_file
 from doorbell.recorder.clipstate import EventStateMachine
 from doorbell.recorder.events import EventDetails, NoEvents, RecorderEvents
@@ -63,10 +64,6 @@ RETENTION_EVERY_S = 60.0
 #: ``storage.min_free_gb``, if larger): room for a few clips before the next retention pass
 EMERGENCY_FREE_BYTES = 2 << 20
 GIB = 1 << 30
-
-
-class MotionSource(Protocol):
-    def update(self, frame: Frame) -> Any: ...
 
 
 #: The thumbnail is the frame showing the largest moving object within this many seconds
@@ -241,7 +238,7 @@ class Recorder:
         keyframe = bool(packets) and packets[0].is_keyframe
         decision = self._machine.step(
             frame.timestamp,
-            motion=bool(getattr(motion, "is_active", False)),
+            motion=motion.is_active,
             ring=rang,
             keyframe=keyframe,
         )
@@ -262,7 +259,7 @@ class Recorder:
 
     def _encode(self, frame: Frame) -> list[EncodedPacket]:
         """The frame's H.264 packets: the camera's own (hardware encoder) or libx264's."""
-        own = getattr(frame, "packets", None)
+        own = frame.packets
         if own is not None:
             if self._encoder is not None:
                 raise CameraError("camera switched from raw to encoded frames mid-stream")
@@ -280,10 +277,10 @@ class Recorder:
         return self._encoder.encode(frame.main, frame.timestamp)
 
     def _write_clip(
-        self, frame: Frame, packets: list[EncodedPacket], decision: str | None, motion: Any
+        self, frame: Frame, packets: list[EncodedPacket], decision: str | None, motion: MotionResult
     ) -> None:
         if decision == "start":
-            zones = tuple(sorted(getattr(motion, "zones", ()) or ()))  # for the notifier
+            zones = tuple(sorted(motion.zones))  # for the notifier
             self._open_clip(frame, self._ring.take(), trigger=self._machine.trigger, zones=zones)
         elif decision == "split" and self._clip is not None:
             event_id = self._clip.event_id
@@ -296,8 +293,8 @@ class Recorder:
                 self._seal_open_clip()
         if self._clip is not None:
             self._choose_thumbnail(self._clip, frame, motion)
-            self._clip.zones.update(getattr(motion, "zones", ()) or ())
-            self._clip.score = max(self._clip.score, float(getattr(motion, "score", 0.0)))
+            self._clip.zones.update(motion.zones)
+            self._clip.score = max(self._clip.score, motion.score)
             if frame.timestamp - self._clip.last_sync_t >= self.config.recording.fsync_interval_s:
                 self._clip.writer.sync()
                 self._clip.last_sync_t = frame.timestamp
@@ -440,7 +437,7 @@ class Recorder:
         self._events.recording_changed(True)
         self._emit("motion_start", {"clip": clip_id, "trigger": trigger, "zones": list(zones)})
 
-    def _choose_thumbnail(self, clip: _OpenClip, frame: Frame, motion: Any) -> None:
+    def _choose_thumbnail(self, clip: _OpenClip, frame: Frame, motion: MotionResult) -> None:
         """Keep the frame with the largest moving box of the first seconds; when they are
         over, replace the trigger-frame thumbnail with it (once). The frame is already
         privacy-masked by the camera, and the JPEG is encrypted like the first one."""
@@ -452,8 +449,7 @@ class Recorder:
                 self._write_thumbnail(clip.id, clip.thumb_frame)
             clip.thumb_frame = None
             return
-        boxes = getattr(motion, "boxes", ()) or ()
-        area = max((int(box[2]) * int(box[3]) for box in boxes), default=0)
+        area = max((int(box[2]) * int(box[3]) for box in motion.boxes), default=0)
         if area > clip.thumb_area:
             clip.thumb_area = area
             clip.thumb_frame = frame

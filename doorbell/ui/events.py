@@ -26,6 +26,7 @@ from flask.typing import ResponseReturnValue
 
 from doorbell.datadir import DataDir
 from doorbell.errors import AgeError, StorageError
+from doorbell.masks import zone_names
 from doorbell.store import CLIP_ID_PATTERN, Clip, TimelineItem
 from doorbell.ui.ranges import ranged_response
 from doorbell.ui.sessions import current_owner
@@ -61,6 +62,10 @@ def home() -> ResponseReturnValue:
     return redirect("/timeline")
 
 
+#: a zone filter longer than this is cut (zone names are short labels from the config)
+ZONE_NAME_MAX = 64
+
+
 @bp.get("/timeline")
 def timeline() -> ResponseReturnValue:
     state = web_state()
@@ -71,7 +76,8 @@ def timeline() -> ResponseReturnValue:
         page_number = int(request.args.get("page", "1"))
     except ValueError:
         page_number = 1
-    page = state.timeline.page(kind, page_number)
+    motion_zone = request.args.get("zone", "")[:ZONE_NAME_MAX] or None
+    page = state.timeline.page(kind, page_number, zone=motion_zone)
     now = state.wall_clock()
     used = state.timeline.used_bytes()
     quota = int(state.config.storage.quota_gb * 1e9)
@@ -87,7 +93,13 @@ def timeline() -> ResponseReturnValue:
         "owner",
         "timeline.viewed",
         "",
-        {"filter": kind, "page": page.page, "clips_shown": len(page.items), "clips": shown},
+        {
+            "filter": kind,
+            "zone": motion_zone,
+            "page": page.page,
+            "clips_shown": len(page.items),
+            "clips": shown,
+        },
     )
     flask_session["timeline_clips"] = shown  # thumbnails of these are covered by this entry
     return render_template(
@@ -97,6 +109,8 @@ def timeline() -> ResponseReturnValue:
         filters=FILTERS,
         chart=hourly_chart_svg(state.timeline.per_hour(now), now, _zone()),
         zone=_zone(),
+        motion_zone=motion_zone,
+        motion_zones=zone_names(state.config.motion.zones),
         gauge=gauge,
         human_size=human_size,
         checkpoint=current_owner().checkpoint,

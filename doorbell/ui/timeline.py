@@ -3,7 +3,8 @@
 The timeline lists *clips* (what the owner can play), newest first, each with the kind of
 the event it belongs to: ``ring`` when a ring started it or happened during it, else
 ``motion``. Filters: ``motion``, ``ring``, ``interrupted`` (clips cut short by a power
-loss or crash, which play their authenticated prefix).
+loss or crash, which play their authenticated prefix), and, combined with any of them, a
+motion zone: clips in which the detector saw something move in the zone of that name.
 
 The queries live with the rest of the index in :class:`doorbell.store.IndexReader` (a
 read-only connection joining clips and events); this module draws what they return.

@@ -15,7 +15,16 @@ import numpy as np
 
 from doorbell.camera.synthetic.scene import ir_gain
 
-PERSON_SCENARIOS = ("person", "person_night", "person_light", "person_close", "delivery")
+PERSON_SCENARIOS = (
+    "person",
+    "person_night",
+    "person_light",
+    "person_close",
+    "delivery",
+    "person_low",
+    "person_dusk",
+    "person_wait",
+)
 NUISANCE_SCENARIOS = (
     "car",
     "porch_light",
@@ -27,6 +36,18 @@ NUISANCE_SCENARIOS = (
     "exposure",
 )
 SCENARIOS = ("doorstep", *PERSON_SCENARIOS, *NUISANCE_SCENARIOS)
+#: What the ``doorstep`` demo mixes (the low-contrast and waiting callers are bench scenarios).
+_DOORSTEP_KINDS = (
+    "person",
+    "person_night",
+    "person_light",
+    "person_close",
+    "delivery",
+    *NUISANCE_SCENARIOS,
+)
+#: The grey level of the path's paving (BGR 150, 160, 172; mottled +-10), which a
+#: low-contrast visitor's clothes are matched to: a light background by day, a dark one at dusk.
+_PAVING_GREY = 162.0
 
 _PATH_COLOUR = (150, 160, 172)
 _LIGHT_RAMP_S = 0.12
@@ -54,6 +75,7 @@ class Walker:
     clothes: tuple[int, int, int]
     skin: tuple[int, int, int]
     carrying: bool = False
+    flat: bool = False  # legs in the clothes' colour (not darker): a low-contrast visitor
 
     def _legs(self) -> list[tuple[str, float]]:
         walk_in = abs(0.5 - self.enter_x) / self.side_speed
@@ -179,6 +201,8 @@ class Episode:
     rain: int = 0
     snow: np.ndarray | None = None
     noise: float = 1.0
+    day_noise: float = 1.0  # sensor noise sigma by day (grey levels)
+    dusk: float = 1.0  # brightness of the whole picture (dusk: well under 1, not yet infrared)
 
     @property
     def end_s(self) -> float:
@@ -208,7 +232,7 @@ class Episode:
         return gain
 
     def noise_sigma(self, t: float) -> float:
-        return self.noise if self.is_night(t) else 1.0
+        return self.noise if self.is_night(t) else self.day_noise
 
 
 # --- drawing episodes ------------------------------------------------------------------------
@@ -264,6 +288,41 @@ def _car(rng: np.random.Generator, start: float) -> Car:
     )
 
 
+def _low_contrast(rng: np.random.Generator, ep: Episode, walker: Walker, *, dusk: bool) -> None:
+    """Dress ``walker`` 10-20 grey levels (as the camera sees them) darker or lighter than the
+    paving, in clean daylight noise (sigma 2-3: a light background) or at dusk (the whole
+    picture at 35-55 % brightness, sigma 2.5-4: a dark background)."""
+    if dusk:
+        ep.dusk = float(rng.uniform(0.35, 0.55))
+        ep.day_noise = float(rng.uniform(2.5, 4.0))
+    else:
+        ep.day_noise = float(rng.uniform(2.0, 3.0))
+    sign = 1 if rng.random() < 0.5 else -1
+    # the contrast the camera sees is after the dusk dimming: paint it that much stronger
+    clothes = _PAVING_GREY + sign * rng.uniform(10.0, 20.0) / ep.dusk
+    head = _PAVING_GREY + sign * rng.uniform(10.0, 20.0) / ep.dusk  # a hood, a hat, hair
+    walker.clothes = _grey(clothes)
+    walker.skin = _grey(head)
+    walker.flat = True
+
+
+def _grey(level: float) -> tuple[int, int, int]:
+    value = int(np.clip(round(level), 0, 255))
+    return value, value, value
+
+
+def _waiting(rng: np.random.Generator, ep: Episode, walker: Walker) -> None:
+    """The caller waits 20-40 s at the door (nobody answers), then leaves; by day or at night
+    (half of the nights with the porch light on), a third of the time in the rain."""
+    walker.pause_s = float(rng.uniform(20.0, 40.0))
+    ep.night = bool(rng.random() < 0.5)
+    ep.noise = float(rng.uniform(3.0, 6.0)) if ep.night else 1.0
+    if ep.night and rng.random() < 0.5:
+        ep.lights.append((0.0, 1e9))
+    if rng.random() < 0.33:
+        ep.rain = int(rng.integers(60, 200))
+
+
 def make_episode(
     scenario: str, rng: np.random.Generator, start_s: float, previous: Episode | None
 ) -> Episode:
@@ -273,7 +332,7 @@ def make_episode(
         if previous is not None and previous.kind != "quiet" and rng.random() < 0.35:
             kind = "quiet"
         else:
-            kinds = [*PERSON_SCENARIOS, *NUISANCE_SCENARIOS]
+            kinds = list(_DOORSTEP_KINDS)
             weights = np.array([5, 2, 2, 1, 2, 3, 1, 2, 2, 1, 1, 1, 2], float)
             kind = kinds[int(rng.choice(len(kinds), p=weights / weights.sum()))]
     night_prev = previous.is_night(previous.duration_s) if previous else False
@@ -286,6 +345,8 @@ def make_episode(
         "cloud": False,
         "exposure": False,
         "person": False,
+        "person_low": False,
+        "person_dusk": False,
         "night_noise": False,
     }.get(kind, bool(rng.random() < (0.8 if night_prev else 0.25)))
     if scenario == "doorstep" and kind in ("person", "cloud", "exposure") and night_prev:
@@ -302,6 +363,11 @@ def make_episode(
             busy = ep.lights[-1][1]
         elif kind == "person_night" and rng.random() < 0.3:
             ep.lights.append((0.0, 1e9))
+        elif kind in ("person_low", "person_dusk"):
+            _low_contrast(rng, ep, walker, dusk=kind == "person_dusk")
+        elif kind == "person_wait":
+            _waiting(rng, ep, walker)
+            busy = walker.end_s
     elif kind == "car":
         for _ in range(int(rng.integers(2, 6))):
             ep.cars.append(_car(rng, busy))

@@ -192,16 +192,17 @@ def draw_person(
     clothes: tuple[int, ...],
     skin: tuple[int, ...],
     carrying: bool,
+    flat: bool = False,
 ) -> None:
     """Draw a walking person, feet at (cx, feet_y) pixels, ``tall`` pixels high.
 
     ``phase`` (radians) swings the legs and arms; 0 is standing. Colours have 3 values on a BGR
-    image and 1 on a grey one.
+    image and 1 on a grey one. The legs are darker than the clothes unless ``flat``.
     """
     th = max(1, round(tall * 0.085))
     hip_y, shoulder_y = feet_y - 0.47 * tall, feet_y - 0.80 * tall
     swing = 0.10 * tall * math.sin(phase)
-    darker = tuple(max(0, int(c * 0.7)) for c in clothes)
+    darker = clothes if flat else tuple(max(0, int(c * 0.7)) for c in clothes)
     for sign in (-1, 1):
         foot = (round(cx + sign * swing), round(feet_y))
         cv2.line(image, (round(cx + sign * 0.05 * tall), round(hip_y)), foot, darker, th)
