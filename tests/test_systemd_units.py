@@ -462,3 +462,15 @@ def test_memory_and_tasks_are_bounded(unit: str) -> None:
     assert memory.endswith("M") and 64 <= int(memory[:-1]) <= 400, memory
     tasks = settings.get("TasksMax", [""])[-1]
     assert tasks.isdigit() and int(tasks) <= 128, tasks
+
+
+def test_only_the_web_unit_sees_the_owner_directory() -> None:
+    """The owner anchor's directory (owner/, the web user's) is hidden from every other unit:
+    a unit that could rename it between the web's read and write of the anchor could keep an
+    old anchor aside and put it back later (security review of issue 17)."""
+    for unit in UNITS:
+        if unit == "doorbell-web.service":
+            continue
+        settings = _settings(SYSTEMD_DIR / unit)
+        hidden = {path.lstrip("-") for path in " ".join(settings["InaccessiblePaths"]).split()}
+        assert "/var/lib/doorbell/owner" in hidden, unit
