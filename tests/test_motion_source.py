@@ -14,8 +14,7 @@ from recorder_helpers import ScriptedMotion
 
 from doorbell.camera import Frame
 from doorbell.config import MotionConfig
-from doorbell.motion import MotionDetector, MotionResult
-from doorbell.recorder.pipeline import MotionSource
+from doorbell.motion import MotionDetector, MotionResult, MotionSource
 
 
 class WrongResult:
