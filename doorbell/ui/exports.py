@@ -188,7 +188,13 @@ def review(request_id: str, *, error: str = "", status: int = 200) -> Any:
 
     found = _request_or_404(request_id)
     clips = clips_for_request(_state().store, found)
-    _state().record("owner", "export.request_viewed", f"request/{found.id}", {})
+    status_link, link_problem = _status_link(found)
+    _state().record(
+        "owner",
+        "export.request_viewed",
+        f"request/{found.id}",
+        {"status_link_shown": True} if status_link else {},
+    )
     fields = found.fields
     error = error or window_warning(fields.window_start, fields.window_end, _state().wall_clock())
     config = _exports().registry.config
@@ -213,8 +219,41 @@ def review(request_id: str, *, error: str = "", status: int = 200) -> Any:
         and found.bundle_state in ("ready", "failed"),
         status_words=STATUS_WORDS,
         source_words=SOURCE_WORDS,
+        status_link=status_link,
+        link_problem=link_problem,
     )
     return page, status
+
+
+#: Why the requester's status link cannot be shown, by cause.
+_NO_LINK_COPY = (
+    "Not available: no copy of this link was kept (the request was stored before this "
+    "doorbell kept one, or before it was set up). The requester has the link they were given."
+)
+_LINK_KEY_GONE = (
+    "Not available: the copy of this link is encrypted to an owner key you no longer hold. "
+    "The requester has the link they were given."
+)
+
+
+def _status_link(found: Any) -> tuple[str, str]:
+    """The requester's status link of ``found`` (decrypted in memory with the unlocked
+    owner's identity, built from the configuration like invitation links, never from the
+    Host header) and, when there is none to show, why: ``(link, "")`` or ``("", why)``."""
+    from doorbell.ui.guard import external_url
+    from doorbell.ui.sessions import current_owner
+
+    if found.source == "self":
+        return "", ""
+    try:
+        token = _exports().registry.status_token(found.id, current_owner().identity)
+    except AgeError:
+        return "", _LINK_KEY_GONE
+    except RequestError as exc:
+        return "", str(exc)
+    if token is None:
+        return "", _NO_LINK_COPY
+    return external_url(url_for("requests.status", token=token)), ""
 
 
 def _step_up() -> Any:
