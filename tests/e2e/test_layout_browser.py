@@ -321,6 +321,9 @@ def test_every_page_fits_a_phone_and_a_laptop_with_labelled_fields(
         owners[name].check("approved", f"/exports/{request_id}")
         shown = owners[name].page.inner_text("main")
         assert owners[name].page.locator("#approved-clips li").count() == 1, shown[:1500]
+        # the requester's status link, as they got it, with its copy button (issue 18)
+        link = owners[name].page.inner_text("#requester-status-link").strip()
+        assert link.endswith(tokens[name]) and owners[name].page.is_visible("#copy-status-link")
         requesters[name].check("status-approved", tokens[name])
     # Revoke one; its requester sees it.
     page = owners["phone"].page
