@@ -4,7 +4,9 @@ Tables (in ``exports.sqlite3``, the registry's own database file, created here w
 ``CREATE TABLE IF NOT EXISTS``; an older ``index.sqlite3``'s export tables are moved in on
 first open): ``export_requests``, ``export_invitations``,
 ``export_settings`` (the open-form and public-transparency switches) and ``export_audit``
-(which audit entry indexes belong to which request, so a bundle can carry them).
+(which audit entry indexes belong to which request, so a bundle can carry them). A
+requester's access token is stored only as its hash (``access_hash``) and encrypted to the
+owner (``status_token_age``: :mod:`doorbell.exports.tokencopy`), never in plaintext.
 
 Every transition is one audit entry whose ``object`` is ``request/<id>``, by actor
 ``owner``, ``requester:<id>`` or ``system``. A transition is a guarded ``UPDATE ... WHERE
@@ -104,15 +106,25 @@ _ADDED_COLUMNS = (
 )
 
 
+def _missing_columns(db: sqlite3.Connection) -> list[tuple[str, str, str]]:
+    missing = []
+    for table, column, declaration in _ADDED_COLUMNS:
+        present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            missing.append((table, column, declaration))
+    return missing
+
+
 def _add_columns(db: sqlite3.Connection) -> None:
-    """Add the columns of :data:`_ADDED_COLUMNS` an older database lacks, in one
-    transaction (a second process opening at the same time finds them added)."""
+    """Add the columns of :data:`_ADDED_COLUMNS` an older database lacks, in one write
+    transaction, taken only when one is missing (a second process opening at the same
+    time finds them added: the check is repeated inside it)."""
+    if not _missing_columns(db):
+        return
     db.execute("BEGIN IMMEDIATE")
     try:
-        for table, column, declaration in _ADDED_COLUMNS:
-            present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
-            if column not in present:
-                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+        for table, column, declaration in _missing_columns(db):
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")

@@ -10,7 +10,10 @@
   step-up, throttled like unlock; then the log is checked through the owner anchor and
   cosigned, as at unlock and in ``doorbell requests approve``: a mismatch refuses the
   approval), or deny with a reason the requester sees. The bundle is then built in a
-  background thread; ``/exports/<id>/progress`` reports it.
+  background thread; ``/exports/<id>/progress`` reports it. In every state the page shows
+  the requester's status link, decrypted in memory from the owner's copy
+  (:mod:`doorbell.exports.tokencopy`) and built from the configuration; the view's audit
+  entry then says ``status_link_shown``.
 - ``/exports/<id>/revoke``: take an approval back (passphrase step-up): the request closes
   with bundle state ``revoked``, the bundle is deleted, ``export.bundle_revoked`` is audited
   and the requester's status page says "revoked".
