@@ -83,6 +83,8 @@ def make_world(data_dir: Path, *, clips: int = 3, signer: bool = True) -> Iterat
     create_device_key(data_dir / "keys", "doorbell.test/exports")
     clock = WallClock()
     owner = X25519Identity.generate()
+    # what `doorbell init` writes: the registry keeps the owner's copy of each status link
+    (data_dir / "keys" / "owner.recipients").write_text(f"{owner.recipient}\n")
     store = Store.open(data_dir, clock=clock)
     ids = [
         make_clip(store, [owner.recipient], T0 + 60 * (i + 1), seconds=1.0, seed=i)

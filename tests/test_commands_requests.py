@@ -473,3 +473,46 @@ def test_owner_checks_their_own_export_with_the_wrapped_key_file(
     wrong.write_text("not the owner passphrase\n")
     code, out = _run(*argv, "--passphrase-file", str(wrong), "--device-vkey", device)
     assert code == 1 and "cannot unlock the owner key" in out, out
+
+
+def test_add_prints_the_status_link_the_owner_page_shows_again(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    import socket
+
+    from doorbell.config import WebConfig
+    from doorbell.exports.registry import ExportRegistry
+    from doorbell.ui.guard import device_url
+
+    _setup(data_dir)
+    code, out = _run(
+        "requests",
+        "add",
+        "--data-dir",
+        str(data_dir),
+        "--requester",
+        "Ann Neighbour",
+        "--contact",
+        "ann@example.org",
+        "--kind",
+        "neighbour",
+        "--legal-basis",
+        "voluntary",
+        "--from",
+        "2026-01-01T00:00",
+        "--to",
+        "2026-01-01T01:00",
+        "--reason",
+        "My bicycle went missing that night.",
+    )
+    assert code == 0, out
+    request_id = found(r"added (req-[0-9a-f]{12})", out)
+    link = found(r"requester status link: (\S+)", out)
+    token = link.rsplit("/", 1)[1]
+    assert link == device_url(WebConfig(), f"/requests/status/{token}")
+    assert f"{socket.gethostname().lower()}.local" in link and link.startswith("http")
+    # the owner's copy (decrypted with the unlocked identity) is this same token
+    with AuditLog.open(data_dir) as audit, ExportRegistry.open(data_dir, audit) as registry:
+        assert registry.by_token(token).id == request_id
+        identity = unlock_owner_identity(data_dir, PASSPHRASE)
+        assert registry.status_token(request_id, identity) == token

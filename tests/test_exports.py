@@ -454,3 +454,85 @@ def test_interrupted_clip_is_delivered_as_its_playable_prefix(world: World) -> N
             assert entry["redaction"]["result"]["frames"] == len(frames)
             assert all(f[2:-2, 82:-2].max() <= 12 for f in frames)  # outside the kept half
             assert "everything outside 1 kept region(s)" in report.summary()
+
+
+# --- the owner's copy of the requester's status link -------------------------------------------
+
+
+def _old_schema_database(data_dir: Path) -> str:
+    """An ``exports.sqlite3`` as made before the owner's token copies (no
+    ``status_token_age`` column), holding one pending request; returns its id."""
+    import sqlite3
+
+    from doorbell.exports.registry import _SCHEMA
+
+    old = _SCHEMA.replace(",\n    status_token_age BLOB", "")
+    assert "status_token_age" not in old
+    with sqlite3.connect(data_dir / "exports.sqlite3") as db:
+        db.executescript(old)
+        db.execute(
+            "INSERT INTO export_requests (id, created_at, source, status, requester,"
+            " organisation, contact, kind, legal_basis, legal_reference, window_start,"
+            " window_end, reason, delivery, access_hash, decide_by) VALUES"
+            " ('req-0123456789ab', 1.0, 'owner', 'pending', 'Old', '', 'old@example', 'police',"
+            " 'voluntary', '', 0.0, 60.0, 'An old request from before.', 'passphrase',"
+            " 'ab', 1e12)"
+        )
+    return "req-0123456789ab"
+
+
+def test_the_owner_copy_of_the_token_opens_only_with_the_owner_identity(world: World) -> None:
+    from doorbell.errors import AgeError
+
+    request, token = world.registry.submit(world.raw_request(), source="owner")
+    everything = b"".join(
+        path.read_bytes() for path in world.data_dir.glob("exports.sqlite3*") if path.is_file()
+    )
+    assert token.encode() not in everything  # neither the token nor a link holding it
+    assert world.registry.status_token(request.id, world.owner) == token
+    with pytest.raises(AgeError):  # the recipient side (a disk thief) cannot open it
+        world.registry.status_token(request.id, world.last_requester)
+    own = world.registry.add_self_export(
+        window_start=0.0, window_end=60.0, recipient=str(world.owner.recipient)
+    )
+    assert world.registry.status_token(own.id, world.owner) is None
+
+
+def test_a_swapped_token_copy_is_refused_not_shown(world: World) -> None:
+    """Whoever can write the database can seal any token to the owner's public key: a copy
+    that is not this request's token must not be shown as its requester's link."""
+    first, _token_a = world.registry.submit(world.raw_request(), source="owner")
+    second, _token_b = world.registry.submit(world.raw_request(), source="owner")
+    with world.registry._transaction() as db:
+        copy = db.execute(
+            "SELECT status_token_age FROM export_requests WHERE id = ?", (second.id,)
+        ).fetchone()[0]
+        db.execute("UPDATE export_requests SET status_token_age = ? WHERE id = ?", (copy, first.id))
+    with pytest.raises(RequestError, match="edited the export registry"):
+        world.registry.status_token(first.id, world.owner)
+
+
+def test_an_older_database_gains_the_column_and_its_rows_have_no_copy(data_dir: Path) -> None:
+    import sqlite3
+
+    from doorbell.exports.registry import ExportRegistry
+
+    old_id = _old_schema_database(data_dir)
+    for world in make_world(data_dir):  # opens (and migrates) the old database
+        assert world.registry.get(old_id).fields.requester == "Old"
+        assert world.registry.status_token(old_id, world.owner) is None
+        request, token = world.registry.submit(world.raw_request(), source="owner")
+        assert world.registry.status_token(request.id, world.owner) == token
+        with ExportRegistry.open(data_dir, world.audit, clock=world.clock) as again:
+            assert again.status_token(request.id, world.owner) == token  # adds nothing
+            assert again.status_token(old_id, world.owner) is None
+    with sqlite3.connect(data_dir / "exports.sqlite3") as db:
+        columns = [row[1] for row in db.execute("PRAGMA table_info(export_requests)")]
+    assert columns.count("status_token_age") == 1
+
+
+def test_a_data_dir_without_owner_recipients_still_takes_requests(world: World) -> None:
+    (world.data_dir / "keys" / "owner.recipients").unlink()
+    request, token = world.registry.submit(world.raw_request(), source="owner")
+    assert world.registry.by_token(token).id == request.id
+    assert world.registry.status_token(request.id, world.owner) is None

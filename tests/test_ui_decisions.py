@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from exports_helpers import NOW, WallClock
@@ -489,3 +490,86 @@ def test_each_request_page_shows_its_own_request_while_others_wait(site: dict) -
     assert f'Request <span class="wrap">{second}</span>' in main
     assert f'action="/exports/{second}/approve"' in main
     assert f"/exports/{first}" not in main
+
+
+# --- The requester's status link on the owner's request page -------------------------------
+
+
+def _link_in(page: str, element_id: str) -> str:
+    match = re.search(rf'id="{element_id}"[^>]*>([^<]+)<', page)
+    assert match is not None, page
+    return html.unescape(match.group(1)).strip()
+
+
+def test_request_page_shows_the_status_link_the_requester_got(site: dict) -> None:
+    from doorbell.ui.guard import external_url
+
+    key = X25519Identity.generate()
+    requester = site["app"].test_client()
+    invitation = invite(site)
+    form = requester.get(f"/requests/invite/{invitation}")
+    sent = requester.post(
+        f"/requests/invite/{invitation}",
+        data={"csrf_token": csrf_from(form.data), **form_fields(str(key.recipient))},
+    ).text
+    given = _link_in(sent, "status-link")
+    token = given.rsplit("/", 1)[1]
+    request_id = site["exports"].registry.by_token(token).id
+    with site["app"].test_request_context():  # the configured name, not the Host header
+        assert given == external_url(f"/requests/status/{token}")
+    assert "//localhost" not in given
+    # The database holds the link only encrypted to the owner.
+    database = b"".join(p.read_bytes() for p in site["data_dir"].glob("exports.sqlite3*"))
+    assert token.encode() not in database and given.encode() not in database
+    pending = site["owner"].get(f"/exports/{request_id}").text
+    assert _link_in(pending, "requester-status-link") == given
+    assert 'data-copy="requester-status-link"' in pending
+    assert approve(site, request_id, site["clips"][:1], PASSPHRASE).status_code == 302
+    site["exports"].jobs.join(60)
+    approved = site["owner"].get(f"/exports/{request_id}").text
+    assert 'id="revoke"' in approved and 'id="approved-downloads"' in approved
+    assert _link_in(approved, "requester-status-link") == given
+    status = requester.get(urlsplit(given).path)  # the link shown works for the requester
+    assert status.status_code == 200 and 'data-status="approved"' in status.text
+    viewed = [
+        e
+        for e in audit_actions(site["app"])
+        if e["action"] == "export.request_viewed" and e["object"] == f"request/{request_id}"
+    ]
+    assert viewed and all(e["details"] == {"status_link_shown": True} for e in viewed)
+    # Locked, the page (and the link) is behind the gate.
+    stranger = site["app"].test_client()
+    assert token not in stranger.get(f"/exports/{request_id}").text
+
+
+def test_a_request_without_a_link_copy_says_so(site: dict) -> None:
+    import sqlite3
+
+    _requester, token, request_id = pending_request(site)
+    with sqlite3.connect(site["data_dir"] / "exports.sqlite3") as db:  # as an older row
+        db.execute("UPDATE export_requests SET status_token_age = NULL WHERE id = ?", (request_id,))
+    page = site["owner"].get(f"/exports/{request_id}").text
+    assert 'id="requester-status-link"' not in page and token not in page
+    assert "Not available: no copy of this link was kept" in html.unescape(
+        page[page.index('id="requester-link-missing"') :][:400]
+    )
+    viewed = [e for e in audit_actions(site["app"]) if e["action"] == "export.request_viewed"]
+    assert viewed[-1]["details"] == {}
+
+
+def test_a_swapped_link_copy_is_not_shown(site: dict) -> None:
+    """Anyone able to write the registry can seal a token to the owner's public key; the page
+    must not hand request A's requester the link of request B."""
+    import sqlite3
+
+    _ra, token_a, first = pending_request(site)
+    _rb, token_b, second = pending_request(site)
+    with sqlite3.connect(site["data_dir"] / "exports.sqlite3") as db:
+        db.execute(
+            "UPDATE export_requests SET status_token_age ="
+            " (SELECT status_token_age FROM export_requests WHERE id = ?) WHERE id = ?",
+            (second, first),
+        )
+    page = site["owner"].get(f"/exports/{first}").text
+    assert token_b not in page and token_a not in page
+    assert "edited the export registry" in html.unescape(page)

@@ -91,10 +91,14 @@ def add(
     raw["delivery"] = "recipient" if recipient else "passphrase"
     if recipient:
         raw["recipient"] = recipient
+    from doorbell.ui.guard import device_url
+
     with _opened(config_path, data_dir) as opened:
         request, token = opened["registry"].submit(raw, source="owner")
+        link = device_url(opened["config"].web, f"/requests/status/{token}")
     click.echo(f"added {request.id} (pending)")
-    click.echo(f"requester status link: /requests/status/{token}")
+    # the same link the owner's request page shows again (from the configuration)
+    click.echo(f"requester status link: {link}")
 
 
 @requests.command("list")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from doorbell.age.identities import Identity
 from doorbell.config import ExportsConfig
 from doorbell.datadir import DataDir
 from doorbell.errors import NotPermitted, RequestError
@@ -175,6 +176,40 @@ class RegistryCore(LockedConnection):
         if row is None:
             raise NotPermitted("unknown request link")
         return _request_from_row(row)
+
+    def status_token(self, request_id: str, identity: Identity) -> str | None:
+        """The requester's status token of ``request_id``, decrypted in memory from the
+        owner's copy (:mod:`doorbell.exports.tokencopy`) with the unlocked owner's
+        ``identity``; None when no copy was kept (a request stored before copies were, or
+        one submitted before ``doorbell init``; never for the owner's own exports).
+
+        Raises :class:`RequestError` for an unknown request or a copy that is not this
+        request's token (the database was edited: a swapped copy would send a requester
+        someone else's link), and :class:`~doorbell.errors.AgeError` when ``identity`` does
+        not open it.
+        """
+        from doorbell.exports.tokencopy import open_token
+
+        with self._lock:
+            row = (
+                None
+                if not is_request_id(request_id)
+                else self._db.execute(
+                    "SELECT access_hash, status_token_age FROM export_requests WHERE id = ?",
+                    (request_id,),
+                ).fetchone()
+            )
+        if row is None:
+            raise RequestError(f"request {request_id!r}: no such request")
+        if row["status_token_age"] is None:
+            return None
+        token = open_token(bytes(row["status_token_age"]), identity)
+        if token_hash(token) is None or token_hash(token) != row["access_hash"]:
+            raise RequestError(
+                f"request {request_id}: the stored copy of the requester's link is not this "
+                "request's link; someone edited the export registry. Do not hand it out"
+            )
+        return token
 
     def bundle_path(self, request_id: str) -> Path:
         """``<data_dir>/exports/<request>.tar.age`` (ciphertext only)."""

@@ -4,7 +4,9 @@ Tables (in ``exports.sqlite3``, the registry's own database file, created here w
 ``CREATE TABLE IF NOT EXISTS``; an older ``index.sqlite3``'s export tables are moved in on
 first open): ``export_requests``, ``export_invitations``,
 ``export_settings`` (the open-form and public-transparency switches) and ``export_audit``
-(which audit entry indexes belong to which request, so a bundle can carry them).
+(which audit entry indexes belong to which request, so a bundle can carry them). A
+requester's access token is stored only as its hash (``access_hash``) and encrypted to the
+owner (``status_token_age``: :mod:`doorbell.exports.tokencopy`), never in plaintext.
 
 Every transition is one audit entry whose ``object`` is ``request/<id>``, by actor
 ``owner``, ``requester:<id>`` or ``system``. A transition is a guarded ``UPDATE ... WHERE
@@ -44,6 +46,7 @@ from doorbell.exports.model import (
     token_hash,
     validate_request,
 )
+from doorbell.exports.tokencopy import owner_copy
 
 #: The export registry's own database file (owned by the web service's user; the recorder
 #: sees it read-only). Approval reads it, so nothing the recorder writes is in it.
@@ -77,7 +80,8 @@ CREATE TABLE IF NOT EXISTS export_requests (
     bundle_bytes INTEGER NOT NULL DEFAULT 0,
     bundle_sha256 TEXT,
     manifest_sha256 TEXT,
-    closed_at REAL
+    closed_at REAL,
+    status_token_age BLOB
 );
 CREATE INDEX IF NOT EXISTS export_requests_status ON export_requests (status);
 CREATE TABLE IF NOT EXISTS export_invitations (
@@ -94,6 +98,37 @@ CREATE TABLE IF NOT EXISTS export_audit (
     request_id TEXT NOT NULL, idx INTEGER NOT NULL, PRIMARY KEY (request_id, idx));
 CREATE TABLE IF NOT EXISTS export_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+#: Columns added after a table was first created: (table, column, declaration). A database
+#: made before gets them on open (:func:`_add_columns`); its old rows hold NULL there.
+_ADDED_COLUMNS = (
+    # the requester's status token, age-encrypted to the owner (doorbell.exports.tokencopy)
+    ("export_requests", "status_token_age", "BLOB"),
+)
+
+
+def _missing_columns(db: sqlite3.Connection) -> list[tuple[str, str, str]]:
+    missing = []
+    for table, column, declaration in _ADDED_COLUMNS:
+        present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            missing.append((table, column, declaration))
+    return missing
+
+
+def _add_columns(db: sqlite3.Connection) -> None:
+    """Add the columns of :data:`_ADDED_COLUMNS` an older database lacks, in one write
+    transaction, taken only when one is missing (a second process opening at the same
+    time finds them added: the check is repeated inside it)."""
+    if not _missing_columns(db):
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for table, column, declaration in _missing_columns(db):
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
 
 
 def _migrate_from_index(db: sqlite3.Connection, index_path: Path) -> None:
@@ -192,6 +227,7 @@ class ExportRegistry(InvitationsMixin, DeliveryMixin):
             db.execute("PRAGMA journal_mode=PERSIST")
             db.execute("PRAGMA synchronous=FULL")
             db.executescript(_SCHEMA)
+            _add_columns(db)
             _migrate_from_index(db, root / INDEX_NAME)
         except sqlite3.DatabaseError as exc:
             raise StorageError(f"{path}: cannot open the export registry: {exc}") from exc
@@ -252,6 +288,7 @@ class ExportRegistry(InvitationsMixin, DeliveryMixin):
             raise RequestError(f"source {source!r}: use invitation, open_form or owner")
         request_id = new_request_id()
         token = new_token()
+        sealed = owner_copy(self.data_dir, token)  # for the owner's request page, encrypted
         with self._transaction() as db:
             if invitation is not None:
                 used = db.execute(
@@ -261,7 +298,7 @@ class ExportRegistry(InvitationsMixin, DeliveryMixin):
                 ).rowcount
                 if used != 1:
                     raise NotPermitted("this invitation is used, revoked or expired")
-            self._insert(db, request_id, now, source, invitation, fields, token)
+            self._insert(db, request_id, now, source, invitation, fields, token, sealed)
         actor = "owner" if source == "owner" else f"requester:{request_id}"
         self.record(
             actor,
@@ -280,12 +317,14 @@ class ExportRegistry(InvitationsMixin, DeliveryMixin):
         invitation: Invitation | None,
         fields: RequestFields,
         token: str,
+        sealed_token: bytes | None,
     ) -> None:
         db.execute(
             "INSERT INTO export_requests (id, created_at, source, invitation_id, status,"
             " requester, organisation, contact, kind, legal_basis, legal_reference,"
-            " window_start, window_end, reason, delivery, recipient, access_hash, decide_by)"
-            " VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " window_start, window_end, reason, delivery, recipient, access_hash, decide_by,"
+            " status_token_age)"
+            " VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 request_id,
                 now,
@@ -304,6 +343,7 @@ class ExportRegistry(InvitationsMixin, DeliveryMixin):
                 fields.recipient,
                 token_hash(token),
                 now + self.config.request_expiry_days * 86400,
+                sealed_token,
             ),
         )
 
@@ -333,7 +373,7 @@ class ExportRegistry(InvitationsMixin, DeliveryMixin):
         request_id = new_request_id()
         now = self._clock()
         with self._transaction() as db:
-            self._insert(db, request_id, now, "self", None, fields, new_token())
+            self._insert(db, request_id, now, "self", None, fields, new_token(), None)
         self.record("owner", SUBMITTED_ACTION, request_id, submission_details("self", None, fields))
         return self.get(request_id)
 

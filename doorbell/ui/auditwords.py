@@ -118,6 +118,7 @@ _LABELS = {
     "event": "Event",
     "recovered": "Recovered after a power cut",
     "step_up": "Passphrase asked again",
+    "status_link_shown": "Requester's status link shown",
 }
 
 

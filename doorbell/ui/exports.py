@@ -10,7 +10,10 @@
   step-up, throttled like unlock; then the log is checked through the owner anchor and
   cosigned, as at unlock and in ``doorbell requests approve``: a mismatch refuses the
   approval), or deny with a reason the requester sees. The bundle is then built in a
-  background thread; ``/exports/<id>/progress`` reports it.
+  background thread; ``/exports/<id>/progress`` reports it. In every state the page shows
+  the requester's status link, decrypted in memory from the owner's copy
+  (:mod:`doorbell.exports.tokencopy`) and built from the configuration; the view's audit
+  entry then says ``status_link_shown``.
 - ``/exports/<id>/revoke``: take an approval back (passphrase step-up): the request closes
   with bundle state ``revoked``, the bundle is deleted, ``export.bundle_revoked`` is audited
   and the requester's status page says "revoked".
@@ -188,7 +191,13 @@ def review(request_id: str, *, error: str = "", status: int = 200) -> Any:
 
     found = _request_or_404(request_id)
     clips = clips_for_request(_state().store, found)
-    _state().record("owner", "export.request_viewed", f"request/{found.id}", {})
+    status_link, link_problem = _status_link(found)
+    _state().record(
+        "owner",
+        "export.request_viewed",
+        f"request/{found.id}",
+        {"status_link_shown": True} if status_link else {},
+    )
     fields = found.fields
     error = error or window_warning(fields.window_start, fields.window_end, _state().wall_clock())
     config = _exports().registry.config
@@ -213,8 +222,41 @@ def review(request_id: str, *, error: str = "", status: int = 200) -> Any:
         and found.bundle_state in ("ready", "failed"),
         status_words=STATUS_WORDS,
         source_words=SOURCE_WORDS,
+        status_link=status_link,
+        link_problem=link_problem,
     )
     return page, status
+
+
+#: Why the requester's status link cannot be shown, by cause.
+_NO_LINK_COPY = (
+    "Not available: no copy of this link was kept (the request was stored before this "
+    "doorbell kept one, or before it was set up). The requester has the link they were given."
+)
+_LINK_KEY_GONE = (
+    "Not available: the copy of this link is encrypted to an owner key you no longer hold. "
+    "The requester has the link they were given."
+)
+
+
+def _status_link(found: Any) -> tuple[str, str]:
+    """The requester's status link of ``found`` (decrypted in memory with the unlocked
+    owner's identity, built from the configuration like invitation links, never from the
+    Host header) and, when there is none to show, why: ``(link, "")`` or ``("", why)``."""
+    from doorbell.ui.guard import external_url
+    from doorbell.ui.sessions import current_owner
+
+    if found.source == "self":
+        return "", ""
+    try:
+        token = _exports().registry.status_token(found.id, current_owner().identity)
+    except AgeError:
+        return "", _LINK_KEY_GONE
+    except RequestError as exc:
+        return "", str(exc)
+    if token is None:
+        return "", _NO_LINK_COPY
+    return external_url(url_for("requests.status", token=token)), ""
 
 
 def _step_up() -> Any:

@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 from flask import Response, current_app, redirect, request, session, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
+from doorbell.config import WebConfig
 from doorbell.ui.state import web_state
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -147,9 +148,15 @@ def check_host() -> Response | None:
 
 
 def external_url(path: str) -> str:
-    """An absolute link to ``path`` on this device, built from the configuration: the first
-    of ``web.hosts``, else the hostname + ``.local``; ``web.port``; https when ``web.tls``."""
-    web = current_app.extensions["doorbell"].config.web
+    """An absolute link to ``path`` on this device, built from the app's configuration
+    (:func:`device_url`), never from the Host header."""
+    return device_url(current_app.extensions["doorbell"].config.web, path)
+
+
+def device_url(web: WebConfig, path: str) -> str:
+    """An absolute link to ``path`` on this device, built from ``web`` (the ``[web]``
+    configuration): the first of ``web.hosts``, else the hostname + ``.local``;
+    ``web.port``; https when ``web.tls``. The CLI prints links with it too."""
     host = web.hosts[0] if web.hosts else f"{socket.gethostname().lower()}.local"
     if ":" in host:
         host = f"[{host}]"

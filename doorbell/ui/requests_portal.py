@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import Blueprint, Response, current_app, render_template, request
+from flask import Blueprint, Response, current_app, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from doorbell.errors import NotPermitted
@@ -150,7 +150,12 @@ def _submit(source: str, action: str, invitation_token: str | None) -> Any:
         if source == "invitation":
             return _unusable_invitation(exc)
         return _form_closed()
-    return render_template("requests/submitted.html", request_id=created.id, token=token)
+    from doorbell.ui.guard import external_url
+
+    # from the configuration, never from the Host header: the link the owner's request page
+    # shows again is this same one
+    link = external_url(url_for("requests.status", token=token))
+    return render_template("requests/submitted.html", request_id=created.id, token=token, link=link)
 
 
 def _form_closed() -> Any:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from exports_helpers import log_sealed_clips
 from test_ui_browser import browser as chromium_browser  # noqa: F401 - the chromium fixture
 from test_ui_browser import free_port
 from ui_helpers import T0, Clock, FakeVault, make_clip, prepare_data_dir, ui_config
@@ -74,6 +75,10 @@ class Server:
         self.wall = _Wall(NOW)
         self.app = create_app(self.config, vault=vault, clock=self.clock, wall_clock=self.wall)
         self.server = build_server(self.app, self.config, data_dir)
+        # four browser contexts (phone and laptop, owner and requester) share 127.0.0.1 here,
+        # each keeping several connections open: the per-address cap (8, tested in
+        # tests/test_web_attacks.py) would close theirs at accept
+        self.server.connection_counter.cap = 64
         self.stop = threading.Event()
         self.base = f"http://127.0.0.1:{self.config.web.port}"
 
@@ -124,6 +129,7 @@ def server(tmp_path: Path) -> Iterator[tuple[Server, FakeVault, list[str]]]:
             )
             for i in range(3)
         ]
+        log_sealed_clips(data_dir, store, clips)  # what the recorder logs: approval needs it
     running = Server(data_dir, vault)
     running.start()
     try:
@@ -321,6 +327,9 @@ def test_every_page_fits_a_phone_and_a_laptop_with_labelled_fields(
         owners[name].check("approved", f"/exports/{request_id}")
         shown = owners[name].page.inner_text("main")
         assert owners[name].page.locator("#approved-clips li").count() == 1, shown[:1500]
+        # the requester's status link, as they got it, with its copy button (issue 18)
+        link = owners[name].page.inner_text("#requester-status-link").strip()
+        assert link.endswith(tokens[name]) and owners[name].page.is_visible("#copy-status-link")
         requesters[name].check("status-approved", tokens[name])
     # Revoke one; its requester sees it.
     page = owners["phone"].page
