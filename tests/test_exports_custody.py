@@ -17,7 +17,7 @@ from exports_tamper import CASES, Bundle, TamperCase, hidden_member, plain_tar
 
 from doorbell.age.identities import X25519Identity
 from doorbell.audit.entries import decode_entry
-from doorbell.errors import RequestError
+from doorbell.errors import RequestError, StorageError
 from doorbell.exports.service import approve_and_build
 from doorbell.exports.verify import BundleVerifyError, verify_bundle
 
@@ -219,6 +219,87 @@ def test_extract_writes_exactly_what_was_verified(world: World, tmp_path: Path) 
     with pytest.raises(BundleVerifyError):
         verify_bundle(bundle.path, [bundle.identity], extract_to=tampered, **_pins(world))
     assert list(tampered.iterdir()) == []
+
+
+_BUNDLE_FILES = [
+    "VERIFY.txt",
+    "manifest.json",
+    "audit/entries.jsonl",
+    "audit/checkpoint.note",
+    "audit/proofs.json",
+    "audit/device.vkey",
+    "audit/cosigner.vkey",
+]
+
+
+def _tree(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*"))
+
+
+def test_extract_writes_nothing_when_only_self_consistent(world: World, tmp_path: Path) -> None:
+    """Security review (issue 16b, A): without pinned keys (exit 3, NOT PROVEN) the files
+    were extracted all the same. Failed before the fix: the files were in ``out``."""
+    bundle = _genuine(world)
+    target = tmp_path / "out"
+    report = verify_bundle(bundle.path, [bundle.identity], extract_to=target)
+    assert not report.keys_pinned and report.extracted_to is None
+    assert not target.exists() or _tree(target) == []
+    assert "nothing was extracted" in report.summary()
+    # accepting the bundle's own keys on purpose extracts them
+    trusted = verify_bundle(
+        bundle.path, [bundle.identity], extract_to=target, trust_bundle_keys=True
+    )
+    assert trusted.extracted_to == target and (target / "manifest.json").is_file()
+
+
+@pytest.mark.parametrize("where", ["clips", "audit"])
+def test_extract_refuses_a_symlinked_directory_in_the_target(
+    world: World, tmp_path: Path, where: str
+) -> None:
+    """Security review (issue 16b, A): ``out/clips`` (or ``out/audit``) planted as a symlink
+    made the extraction follow it and write outside ``out``. Failed before the fix."""
+    bundle = _genuine(world)
+    target, outside = tmp_path / "out", tmp_path / "outside"
+    target.mkdir()
+    outside.mkdir()
+    (target / where).symlink_to(outside, target_is_directory=True)
+    with pytest.raises(StorageError, match=f"{where}: is a symbolic link"):
+        verify_bundle(bundle.path, [bundle.identity], extract_to=target, **_pins(world))
+    assert _tree(outside) == []
+    assert _tree(target) == [where]  # nothing written, the link left as it was
+
+
+def test_extract_never_replaces_an_existing_name(world: World, tmp_path: Path) -> None:
+    """Security review (issue 16b, A): the exists()-then-rename check let a name that
+    exists() does not see (a dangling symlink; or a file made in between) be replaced.
+    Failed before the fix: the symlink was replaced by the bundle's manifest."""
+    bundle = _genuine(world)
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "manifest.json").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(StorageError, match=r"manifest\.json: already exists"):
+        verify_bundle(bundle.path, [bundle.identity], extract_to=target, **_pins(world))
+    assert (target / "manifest.json").is_symlink()
+    assert _tree(target) == ["manifest.json"]
+
+
+def test_extract_checks_everything_before_writing_anything(world: World, tmp_path: Path) -> None:
+    """Security review (issue 16b, A): with ``audit`` a plain file, VERIFY.txt was moved in
+    and then an uncaught OSError stopped the rest, leaving half an extraction. Failed before
+    the fix (FileExistsError, VERIFY.txt left in ``out``)."""
+    bundle = _genuine(world)
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "audit").write_bytes(b"mine")
+    with pytest.raises(StorageError, match="audit: exists and is not a directory"):
+        verify_bundle(bundle.path, [bundle.identity], extract_to=target, **_pins(world))
+    assert _tree(target) == ["audit"] and (target / "audit").read_bytes() == b"mine"
+    # the same directory, once clear, takes the whole extraction
+    (target / "audit").unlink()
+    report = verify_bundle(bundle.path, [bundle.identity], extract_to=target, **_pins(world))
+    assert _tree(target) == sorted(
+        {"audit", "clips", *_BUNDLE_FILES, *(c.file for c in report.clips)}
+    )
 
 
 def test_later_footage_only_on_purpose_and_the_manifest_says_so(world: World) -> None:
