@@ -13,7 +13,14 @@ from typing import Any
 import pytest
 from conftest import require_tool
 from exports_helpers import World, make_world
-from exports_tamper import CASES, Bundle, TamperCase, hidden_member, plain_tar
+from exports_tamper import (
+    CASES,
+    Bundle,
+    TamperCase,
+    forge_by_recorder,
+    hidden_member,
+    plain_tar,
+)
 
 from doorbell.age.identities import X25519Identity
 from doorbell.audit.entries import decode_entry
@@ -90,7 +97,13 @@ def test_bundle_goes_to_the_signed_recipient_even_if_the_row_changes_after_appro
 
     request, _token = world.registry.submit(world.raw_request(), source="owner")
     check_owner_log(world.audit, world.owner, world.cosigning_key)
-    approve(world.registry, world.store, request.id, clip_ids=world.clip_ids[:1])
+    approve(
+        world.registry,
+        world.store,
+        request.id,
+        cosigning_key=world.cosigning_key,
+        clip_ids=world.clip_ids[:1],
+    )
     thief = X25519Identity.generate()
     _edit_row(world, request.id, "recipient", str(thief.recipient))
     with pytest.raises(RequestError, match="differs from the signed submission"):
@@ -300,6 +313,72 @@ def test_extract_checks_everything_before_writing_anything(world: World, tmp_pat
     assert _tree(target) == sorted(
         {"audit", "clips", *_BUNDLE_FILES, *(c.file for c in report.clips)}
     )
+
+
+# --- the owner signs the decision (issue 16b, C) ---------------------------------------------
+
+
+@pytest.mark.parametrize("signed", ["unsigned", "signed by another key"])
+def test_a_bundle_forged_by_the_recorder_is_rejected(world: World, signed: str) -> None:
+    """Security review (issue 16b, C): with the device key alone, the recorder appends a
+    submission, an "owner" approval and the seal of its own manifest, and the owner's routine
+    cosignature covers them. Failed before the fix: verify-bundle with both keys pinned said
+    OK ("the owner approved exactly this")."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from doorbell.exports.record import read_record
+
+    genuine = _genuine(world)
+    other_key = Ed25519PrivateKey.generate() if signed != "unsigned" else None
+    forged = forge_by_recorder(genuine, sign_with=other_key)
+    with pytest.raises(BundleVerifyError, match="not the owner's decision") as caught:
+        verify_bundle(forged.path, [forged.identity], **_pins(world))
+    assert caught.value.what.startswith("audit/entries.jsonl entry ")
+    # and on the device, approval and the build see no approval for it at all
+    owner_key = world.cosigning_key.public_key().public_bytes_raw()
+    record = read_record(world.audit, forged.request_id, owner_key=owner_key)
+    assert record.submitted is not None and record.approved is None
+    # the genuine bundle still verifies
+    assert verify_bundle(genuine.path, [genuine.identity], **_pins(world)).keys_pinned
+
+
+def test_a_bogus_approval_entry_does_not_block_the_real_approval(world: World) -> None:
+    """Security review (issue 16b, C): the recorder sees the submission in the log and
+    appends an "owner" approval of its own first (device key only). The first approval
+    entry counted, so the owner's real approval was refused at build time. Failed before
+    the fix (BundleError: the registry's decision differs from the signed approval)."""
+    from doorbell.exports.record import read_record
+
+    request, _token = world.registry.submit(world.raw_request(), source="owner")
+    bogus = world.audit.append(
+        "owner",
+        "export.request_approved",
+        f"request/{request.id}",
+        {
+            "clips": [world.clip_ids[2]],
+            "bundle_expires_at": world.clock() + 86400,
+            "download_limit": 100,
+            "redaction": None,
+            "step_up": True,
+            "include_later_footage": False,
+        },
+    )
+    result = approve_and_build(
+        world.registry,
+        world.store,
+        world.audit,
+        request.id,
+        identity=world.owner,
+        cosigning_key=world.cosigning_key,
+        clip_ids=world.clip_ids[:2],
+    )
+    bundle = Bundle(world, result.path, world.last_requester, request.id)
+    report = verify_bundle(bundle.path, [bundle.identity], **_pins(world))
+    assert sorted(report.manifest.decision.clips) == sorted(world.clip_ids[:2])
+    assert report.manifest.decision.approval_index > bogus
+    owner_key = world.cosigning_key.public_key().public_bytes_raw()
+    approved = read_record(world.audit, request.id, owner_key=owner_key).approved
+    assert approved is not None and approved.index == report.manifest.decision.approval_index
 
 
 def test_later_footage_only_on_purpose_and_the_manifest_says_so(world: World) -> None:

@@ -26,6 +26,7 @@ from doorbell.audit import merkle
 from doorbell.audit.entries import EntryError, decode_entry, stated_index
 from doorbell.audit.note import NoteError, Verifier, open_note, parse_checkpoint
 from doorbell.errors import AuditError, DoorbellError, StorageError
+from doorbell.exports.decision import decision_problem
 from doorbell.exports.manifest import Manifest, ManifestClip, ManifestError
 from doorbell.exports.tarstream import Member, StrictTarReader, TarFormatError
 
@@ -105,7 +106,8 @@ class BundleReport:
             f"  clips: {len(self.clips)} ({self.clip_bytes} bytes), "
             f"{format_time(self.manifest.time_start)} to {format_time(self.manifest.time_end)}",
             "  every clip SHA-256 matches manifest.json; manifest SHA-256 is in audit entry "
-            "export.bundle_sealed; the manifest's request is the signed submission",
+            "export.bundle_sealed; the manifest's request is the signed submission; the "
+            "decision is signed by the owner",
             "  every clip's encrypted original was logged by the device (clip.sealed) "
             + (
                 "before the request"
@@ -375,6 +377,7 @@ class _Entry:
     action: str
     object: str
     details: dict[str, Any]
+    leaf_hash: bytes
 
 
 def _proven_entries(
@@ -408,6 +411,7 @@ def _proven_entries(
             str(entry["action"]),
             str(entry["object"]),
             details if isinstance(details, dict) else {},
+            merkle.leaf_hash(leaf),
         )
     return found
 
@@ -458,9 +462,12 @@ def _entry_at(entries: dict[int, _Entry], index: int, action: str, about: str, w
     return entry
 
 
-def _check_record(manifest: Manifest, entries: dict[int, _Entry], manifest_sha256: str) -> None:
-    """The manifest against the signed entries: submission field by field, approval, seal,
-    and every clip's origin (its clip.sealed entry)."""
+def _check_record(
+    manifest: Manifest, entries: dict[int, _Entry], manifest_sha256: str, owner_key: bytes
+) -> None:
+    """The manifest against the signed entries: submission field by field, approval (signed
+    by the owner's key ``owner_key``, raw Ed25519 bytes: :mod:`.decision`), seal, and every
+    clip's origin (its clip.sealed entry)."""
     request, decision = manifest.request, manifest.decision
     about = f"request/{request.id}"
     submitted = _entry_at(
@@ -485,6 +492,16 @@ def _check_record(manifest: Manifest, entries: dict[int, _Entry], manifest_sha25
     details = approved.details
     if approved.index < submitted.index or approved.time != decision.decided_at:
         raise BundleVerifyError("manifest.json", "decision is not the signed approval entry")
+    problem = decision_problem(
+        owner_key, request.id, submitted.leaf_hash, submitted.details, approved.details
+    )
+    if problem is not None:
+        raise BundleVerifyError(
+            f"audit/entries.jsonl entry {approved.index}",
+            f"the export.request_approved entry is not the owner's decision: {problem} "
+            "(anyone holding the device key can append an approval entry; only the owner "
+            "can sign one)",
+        )
     signed_decision = {
         "clips": sorted(decision.clips),
         "bundle_expires_at": decision.bundle_expires_at,
@@ -582,7 +599,7 @@ def check_contents(
         raise BundleVerifyError("manifest.json", "device_vkey differs from audit/device.vkey")
     entries = _proven_entries(small, tree_size, root, by_index)
     manifest_sha256 = hashlib.sha256(small["manifest.json"]).hexdigest()
-    _check_record(manifest, entries, manifest_sha256)
+    _check_record(manifest, entries, manifest_sha256, cosigner.public_key)
     pinned = device_vkey is not None and cosigner_vkey is not None
     return BundleReport(
         manifest=manifest,
