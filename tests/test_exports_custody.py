@@ -315,6 +315,43 @@ def test_extract_checks_everything_before_writing_anything(world: World, tmp_pat
     )
 
 
+def test_extract_without_hard_links_copies_and_never_replaces(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a file system without hard links (a FAT stick: link() fails with EPERM) the
+    extraction copies into files it creates exclusively; a name that appears meanwhile is
+    still never replaced, and what was placed before it is taken back."""
+    import errno
+    import os
+
+    bundle = _genuine(world)
+
+    def no_links(*args: Any, **kwargs: Any) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    target = tmp_path / "out"
+    report = verify_bundle(bundle.path, [bundle.identity], extract_to=target, **_pins(world))
+    assert report.extracted_to == target
+    assert _tree(target) == sorted(
+        {"audit", "clips", *_BUNDLE_FILES, *(c.file for c in report.clips)}
+    )
+    # a file that appears between the check and the copy (here: while the first is placed)
+    racing = tmp_path / "race"
+    original_open = os.open
+
+    def open_then_race(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if path == "manifest.json" and flags & os.O_EXCL:
+            (racing / "manifest.json").write_bytes(b"theirs")
+        return original_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", open_then_race)
+    with pytest.raises(StorageError, match=r"manifest\.json: already exists"):
+        verify_bundle(bundle.path, [bundle.identity], extract_to=racing, **_pins(world))
+    assert _tree(racing) == ["manifest.json"]  # VERIFY.txt, placed first, taken back
+    assert (racing / "manifest.json").read_bytes() == b"theirs"
+
+
 # --- the owner signs the decision (issue 16b, C) ---------------------------------------------
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -221,9 +222,8 @@ class _Sink:
                 fds[directory] = _open_directory(top, directory, target)
             for name in names:
                 parent, _, leaf = name.rpartition("/")
-                staged = self._staging / name
                 try:
-                    os.link(staged, leaf, dst_dir_fd=fds[parent], follow_symlinks=False)
+                    placed = _place(self._staging / name, fds[parent], leaf)
                 except FileExistsError:
                     raise StorageError(
                         f"{target / name}: already exists (appeared while extracting); "
@@ -233,7 +233,7 @@ class _Sink:
                     raise StorageError(
                         f"{target / name}: cannot write ({exc.strerror}); nothing was extracted"
                     ) from exc
-                linked.append((fds[parent], leaf, os.stat(staged)))
+                linked.append((fds[parent], leaf, placed))
             linked.clear()
             made_dirs.clear()
         finally:
@@ -284,6 +284,29 @@ class _Sink:
 
             shutil.rmtree(self._staging, ignore_errors=True)
             self._staging = None
+
+
+#: ``link`` errors of file systems without hard links (FAT, some FUSE): copy instead.
+_NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK}
+
+
+def _place(staged: Path, directory: int, leaf: str) -> os.stat_result:
+    """Put ``staged`` at ``leaf`` in ``directory`` without ever replacing a name: a hard link,
+    or where the file system has none, a copy into a file created with ``O_EXCL``. Raises
+    :class:`FileExistsError` when the name exists; returns the placed file's stat."""
+    try:
+        os.link(staged, leaf, dst_dir_fd=directory, follow_symlinks=False)
+        return os.stat(staged)
+    except OSError as exc:
+        if exc.errno not in _NO_HARD_LINKS:
+            raise
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(leaf, flags, 0o644, dir_fd=directory)
+    with os.fdopen(fd, "wb") as out, open(staged, "rb") as source:
+        while chunk := source.read(1 << 20):
+            out.write(chunk)
+        out.flush()
+        return os.fstat(out.fileno())
 
 
 def _open_directory(top: int, directory: str, target: Path) -> int:
