@@ -20,6 +20,7 @@ from exports_helpers import World
 
 from doorbell.age.decrypt import decrypt
 from doorbell.age.encrypt import encrypt
+from doorbell.age.identities import X25519Identity
 from doorbell.audit.devicekey import load_device_signer
 from doorbell.audit.note import (
     Checkpoint,
@@ -298,3 +299,91 @@ CASES: list[TamperCase] = [
     ),
     TamperCase("data after the end of the archive", _trailing_data, "tar"),
 ]
+
+
+# --- the recorder's forgery (issue 16b, C) ---------------------------------------------------
+
+
+def forge_by_recorder(bundle: Bundle, *, sign_with: Any = None) -> Bundle:
+    """What a compromised recorder can make with the device key alone: a request of its own
+    (to a recipient it holds), an ``export.request_approved`` entry by "owner" (unsigned, or
+    signed with ``sign_with``, a key that is not the owner's), the ``export.bundle_sealed``
+    entry of its own manifest; then it waits for the owner's routine cosignature (at unlock
+    or every few minutes, run here through the owner anchor as the web UI does) and packs a
+    bundle. The clips are the genuine bundle's plaintext (the recorder saw every frame)."""
+    import dataclasses
+    import hashlib
+
+    from doorbell.exports.decision import SIGNATURE_FIELD, sign_decision
+    from doorbell.exports.manifest import Manifest
+    from doorbell.exports.proofs import audit_files
+    from doorbell.exports.record import read_record
+    from doorbell.keys import derive_owner_anchor_key
+
+    world, audit = bundle.world, bundle.world.audit
+    files = members(bundle)
+    genuine = Manifest.from_bytes(files["manifest.json"])
+    attacker = X25519Identity.generate()
+    forged_id = "req-" + hashlib.sha256(bundle.request_id.encode()).hexdigest()[:12]
+    about = f"request/{forged_id}"
+    submission = {**genuine.request.submitted_fields(), "recipient": str(attacker.recipient)}
+    submission.update(source="owner", invitation=None)
+    submitted_index = audit.append("owner", "export.request_submitted", about, submission)
+    submitted = read_record(audit, forged_id).submitted
+    assert submitted is not None and submitted.index == submitted_index
+    approval: dict[str, Any] = {
+        "clips": sorted(genuine.decision.clips),
+        "bundle_expires_at": genuine.decision.bundle_expires_at,
+        "download_limit": genuine.decision.download_limit,
+        "redaction": genuine.decision.redaction,
+        "step_up": True,
+        "include_later_footage": genuine.decision.includes_later_footage,
+    }
+    if sign_with is not None:
+        approval[SIGNATURE_FIELD] = sign_decision(
+            sign_with, forged_id, submitted.leaf_hash, submission, approval
+        )
+    approved_index = audit.append("owner", "export.request_approved", about, approval)
+    entries = {i: json.loads(leaf) for i, leaf in audit.entries(submitted_index)}
+    manifest = dataclasses.replace(
+        genuine,
+        request=dataclasses.replace(
+            genuine.request,
+            id=forged_id,
+            submitted_at=entries[submitted_index]["time"],
+            submission_index=submitted_index,
+            source="owner",
+            invitation=None,
+            recipient=str(attacker.recipient),
+        ),
+        decision=dataclasses.replace(
+            genuine.decision,
+            decided_at=entries[approved_index]["time"],
+            approval_index=approved_index,
+        ),
+    )
+    manifest_bytes = manifest.to_bytes()
+    sealed_index = audit.append(
+        "system",
+        "export.bundle_sealed",
+        about,
+        {"manifest_sha256": hashlib.sha256(manifest_bytes).hexdigest(), "clips": 2},
+    )
+    indexes = [submitted_index, approved_index, sealed_index]
+    indexes += [clip.sealed_index for clip in genuine.clips]
+    forged: Members = {name: data for name, data in files.items() if name.startswith("clips/")}
+    forged["manifest.json"] = manifest_bytes
+    forged.update(  # the owner's routine cosignature, as at the next unlock
+        audit_files(
+            audit,
+            indexes,
+            sealed_index,
+            world.cosigning_key,
+            2.0,
+            anchor_key=derive_owner_anchor_key(world.owner),
+        )
+    )
+    forged["VERIFY.txt"] = files["VERIFY.txt"]
+    result = Bundle(world, bundle.path.with_name(f"{forged_id}.tar.age"), attacker, forged_id)
+    write_members(result, forged)
+    return result

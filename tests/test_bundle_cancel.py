@@ -21,7 +21,9 @@ def world(data_dir: Path) -> Iterator[World]:
 
 def test_cancel_stops_a_build_waiting_for_a_checkpoint(world: World) -> None:
     request, _token = world.registry.submit(world.raw_request(), source="owner")
-    world.registry.approve(request.id, clip_ids=world.clip_ids[:1])
+    world.registry.approve(
+        request.id, cosigning_key=world.cosigning_key, clip_ids=world.clip_ids[:1]
+    )
     jobs = BundleJobs(registry=world.registry, store=world.store, audit=world.audit)
     jobs.start(request.id, identity=world.owner, cosigning_key=world.cosigning_key)
     deadline = time.monotonic() + 10

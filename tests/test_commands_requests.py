@@ -139,6 +139,15 @@ def test_add_list_show_approve_verify_deny(data_dir: Path, tmp_path: Path) -> No
     assert code == 3 and out.startswith("NOT PROVEN: "), out
     code, out = _run("verify-bundle", str(bundle), "-i", str(key_file), "--trust-bundle-keys")
     assert code == 0 and out.startswith("OK (bundle keys trusted on purpose)"), out
+    # --extract writes only what is proven (issue 16b): not when the result is NOT PROVEN
+    out_dir = tmp_path / "out"
+    code, out = _run("verify-bundle", str(bundle), "-i", str(key_file), "--extract", str(out_dir))
+    assert code == 3 and "nothing was extracted" in out and not out_dir.exists(), out
+    argv = ["verify-bundle", str(bundle), "-i", str(key_file), "--extract", str(out_dir)]
+    code, out = _run(*argv, *_pins(data_dir))
+    assert code == 0 and (out_dir / "manifest.json").is_file(), out
+    code, out = _run(*argv, *_pins(data_dir))  # again: never over what is there
+    assert code == 1 and "already exists" in out, out
     # A second decision is refused; a flipped byte fails verification.
     code, out = _run("requests", "deny", *base, request_id, "--reason", "changed my mind")
     assert code == 1 and "not pending" in out
@@ -467,8 +476,26 @@ def test_owner_checks_their_own_export_with_the_wrapped_key_file(
     argv = ["verify-bundle", str(result.path), "--owner-key", key_file]
     code, out = _run(*argv, "--passphrase-file", str(good), "--device-vkey", device)
     assert code == 0 and out.startswith("OK: "), out
-    code, out = _run(*argv, "--passphrase-file", str(good))  # device key not pinned
-    assert code == 3 and out.startswith("NOT PROVEN"), out
+    # issue 16b, B: the device key is read from the owner's own data dir (beside the key
+    # file), so both keys are pinned and it exits 0 as docs/formats.md says. Failed before
+    # the fix: exit 3, NOT PROVEN (only the cosigner key was pinned).
+    code, out = _run(*argv, "--passphrase-file", str(good))
+    assert code == 0 and out.startswith("OK: "), out
+    assert f"device key from {data_dir / 'keys' / 'device.vkey'}" in out, out
+    elsewhere = tmp_path / "copy" / "owner.key.age"  # the key file away from the data dir
+    elsewhere.parent.mkdir()
+    shutil.copy(key_file, elsewhere)
+    moved = ["verify-bundle", str(result.path), "--owner-key", str(elsewhere)]
+    code, out = _run(*moved, "--passphrase-file", str(good))
+    assert code == 2 and "--device-vkey" in out, out
+    code, out = _run(*moved, "--passphrase-file", str(good), "--device-vkey", device)
+    assert code == 0 and out.startswith("OK: "), out
+    other = tmp_path / "other-keys"
+    other.mkdir()
+    create_device_key(other, "doorbell.test/other")
+    stranger = (other / "device.vkey").read_text().strip()
+    code, out = _run(*moved, "--passphrase-file", str(good), "--device-vkey", stranger)
+    assert code == 1 and "audit/device.vkey" in out, out
     wrong = tmp_path / "wrong.txt"
     wrong.write_text("not the owner passphrase\n")
     code, out = _run(*argv, "--passphrase-file", str(wrong), "--device-vkey", device)

@@ -126,7 +126,9 @@ def test_deny_keeps_reason_and_makes_no_bundle(world: World) -> None:
     assert world.registry.by_token(token).deny_reason == "No warrant attached."
     assert not world.registry.bundle_path(request.id).exists()
     with pytest.raises(RequestError):
-        world.registry.approve(request.id, clip_ids=world.clip_ids[:1])
+        world.registry.approve(
+            request.id, cosigning_key=world.cosigning_key, clip_ids=world.clip_ids[:1]
+        )
     with pytest.raises(NotPermitted):
         world.registry.open_download(token)
     assert list((world.data_dir / "exports").iterdir()) == []
@@ -139,7 +141,9 @@ def test_undecided_requests_expire_as_denial(world: World) -> None:
     assert world.registry.get(request.id).status == "expired"
     assert entries_about(world, request.id)[-1]["actor"] == "system"
     with pytest.raises(RequestError):
-        world.registry.approve(request.id, clip_ids=world.clip_ids[:1])
+        world.registry.approve(
+            request.id, cosigning_key=world.cosigning_key, clip_ids=world.clip_ids[:1]
+        )
     assert not world.registry.bundle_path(request.id).exists()
 
 

@@ -13,11 +13,18 @@ from typing import Any
 import pytest
 from conftest import require_tool
 from exports_helpers import World, make_world
-from exports_tamper import CASES, Bundle, TamperCase, hidden_member, plain_tar
+from exports_tamper import (
+    CASES,
+    Bundle,
+    TamperCase,
+    forge_by_recorder,
+    hidden_member,
+    plain_tar,
+)
 
 from doorbell.age.identities import X25519Identity
 from doorbell.audit.entries import decode_entry
-from doorbell.errors import RequestError
+from doorbell.errors import RequestError, StorageError
 from doorbell.exports.service import approve_and_build
 from doorbell.exports.verify import BundleVerifyError, verify_bundle
 
@@ -90,7 +97,13 @@ def test_bundle_goes_to_the_signed_recipient_even_if_the_row_changes_after_appro
 
     request, _token = world.registry.submit(world.raw_request(), source="owner")
     check_owner_log(world.audit, world.owner, world.cosigning_key)
-    approve(world.registry, world.store, request.id, clip_ids=world.clip_ids[:1])
+    approve(
+        world.registry,
+        world.store,
+        request.id,
+        cosigning_key=world.cosigning_key,
+        clip_ids=world.clip_ids[:1],
+    )
     thief = X25519Identity.generate()
     _edit_row(world, request.id, "recipient", str(thief.recipient))
     with pytest.raises(RequestError, match="differs from the signed submission"):
@@ -219,6 +232,190 @@ def test_extract_writes_exactly_what_was_verified(world: World, tmp_path: Path) 
     with pytest.raises(BundleVerifyError):
         verify_bundle(bundle.path, [bundle.identity], extract_to=tampered, **_pins(world))
     assert list(tampered.iterdir()) == []
+
+
+_BUNDLE_FILES = [
+    "VERIFY.txt",
+    "manifest.json",
+    "audit/entries.jsonl",
+    "audit/checkpoint.note",
+    "audit/proofs.json",
+    "audit/device.vkey",
+    "audit/cosigner.vkey",
+]
+
+
+def _tree(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*"))
+
+
+def test_extract_writes_nothing_when_only_self_consistent(world: World, tmp_path: Path) -> None:
+    """Security review (issue 16b, A): without pinned keys (exit 3, NOT PROVEN) the files
+    were extracted all the same. Failed before the fix: the files were in ``out``."""
+    bundle = _genuine(world)
+    target = tmp_path / "out"
+    report = verify_bundle(bundle.path, [bundle.identity], extract_to=target)
+    assert not report.keys_pinned and report.extracted_to is None
+    assert not target.exists() or _tree(target) == []
+    assert "nothing was extracted" in report.summary()
+    # accepting the bundle's own keys on purpose extracts them
+    trusted = verify_bundle(
+        bundle.path, [bundle.identity], extract_to=target, trust_bundle_keys=True
+    )
+    assert trusted.extracted_to == target and (target / "manifest.json").is_file()
+
+
+@pytest.mark.parametrize("where", ["clips", "audit"])
+def test_extract_refuses_a_symlinked_directory_in_the_target(
+    world: World, tmp_path: Path, where: str
+) -> None:
+    """Security review (issue 16b, A): ``out/clips`` (or ``out/audit``) planted as a symlink
+    made the extraction follow it and write outside ``out``. Failed before the fix."""
+    bundle = _genuine(world)
+    target, outside = tmp_path / "out", tmp_path / "outside"
+    target.mkdir()
+    outside.mkdir()
+    (target / where).symlink_to(outside, target_is_directory=True)
+    with pytest.raises(StorageError, match=f"{where}: is a symbolic link"):
+        verify_bundle(bundle.path, [bundle.identity], extract_to=target, **_pins(world))
+    assert _tree(outside) == []
+    assert _tree(target) == [where]  # nothing written, the link left as it was
+
+
+def test_extract_never_replaces_an_existing_name(world: World, tmp_path: Path) -> None:
+    """Security review (issue 16b, A): the exists()-then-rename check let a name that
+    exists() does not see (a dangling symlink; or a file made in between) be replaced.
+    Failed before the fix: the symlink was replaced by the bundle's manifest."""
+    bundle = _genuine(world)
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "manifest.json").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(StorageError, match=r"manifest\.json: already exists"):
+        verify_bundle(bundle.path, [bundle.identity], extract_to=target, **_pins(world))
+    assert (target / "manifest.json").is_symlink()
+    assert _tree(target) == ["manifest.json"]
+
+
+def test_extract_checks_everything_before_writing_anything(world: World, tmp_path: Path) -> None:
+    """Security review (issue 16b, A): with ``audit`` a plain file, VERIFY.txt was moved in
+    and then an uncaught OSError stopped the rest, leaving half an extraction. Failed before
+    the fix (FileExistsError, VERIFY.txt left in ``out``)."""
+    bundle = _genuine(world)
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "audit").write_bytes(b"mine")
+    with pytest.raises(StorageError, match="audit: exists and is not a directory"):
+        verify_bundle(bundle.path, [bundle.identity], extract_to=target, **_pins(world))
+    assert _tree(target) == ["audit"] and (target / "audit").read_bytes() == b"mine"
+    # the same directory, once clear, takes the whole extraction
+    (target / "audit").unlink()
+    report = verify_bundle(bundle.path, [bundle.identity], extract_to=target, **_pins(world))
+    assert _tree(target) == sorted(
+        {"audit", "clips", *_BUNDLE_FILES, *(c.file for c in report.clips)}
+    )
+
+
+def test_extract_without_hard_links_copies_and_never_replaces(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a file system without hard links (a FAT stick: link() fails with EPERM) the
+    extraction copies into files it creates exclusively; a name that appears meanwhile is
+    still never replaced, and what was placed before it is taken back."""
+    import errno
+    import os
+
+    bundle = _genuine(world)
+
+    def no_links(*args: Any, **kwargs: Any) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    target = tmp_path / "out"
+    report = verify_bundle(bundle.path, [bundle.identity], extract_to=target, **_pins(world))
+    assert report.extracted_to == target
+    assert _tree(target) == sorted(
+        {"audit", "clips", *_BUNDLE_FILES, *(c.file for c in report.clips)}
+    )
+    # a file that appears between the check and the copy (here: while the first is placed)
+    racing = tmp_path / "race"
+    original_open = os.open
+
+    def open_then_race(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if path == "manifest.json" and flags & os.O_EXCL:
+            (racing / "manifest.json").write_bytes(b"theirs")
+        return original_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", open_then_race)
+    with pytest.raises(StorageError, match=r"manifest\.json: already exists"):
+        verify_bundle(bundle.path, [bundle.identity], extract_to=racing, **_pins(world))
+    assert _tree(racing) == ["manifest.json"]  # VERIFY.txt, placed first, taken back
+    assert (racing / "manifest.json").read_bytes() == b"theirs"
+
+
+# --- the owner signs the decision (issue 16b, C) ---------------------------------------------
+
+
+@pytest.mark.parametrize("signed", ["unsigned", "signed by another key"])
+def test_a_bundle_forged_by_the_recorder_is_rejected(world: World, signed: str) -> None:
+    """Security review (issue 16b, C): with the device key alone, the recorder appends a
+    submission, an "owner" approval and the seal of its own manifest, and the owner's routine
+    cosignature covers them. Failed before the fix: verify-bundle with both keys pinned said
+    OK ("the owner approved exactly this")."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from doorbell.exports.record import read_record
+
+    genuine = _genuine(world)
+    other_key = Ed25519PrivateKey.generate() if signed != "unsigned" else None
+    forged = forge_by_recorder(genuine, sign_with=other_key)
+    with pytest.raises(BundleVerifyError, match="not the owner's decision") as caught:
+        verify_bundle(forged.path, [forged.identity], **_pins(world))
+    assert caught.value.what.startswith("audit/entries.jsonl entry ")
+    # and on the device, approval and the build see no approval for it at all
+    owner_key = world.cosigning_key.public_key().public_bytes_raw()
+    record = read_record(world.audit, forged.request_id, owner_key=owner_key)
+    assert record.submitted is not None and record.approved is None
+    # the genuine bundle still verifies
+    assert verify_bundle(genuine.path, [genuine.identity], **_pins(world)).keys_pinned
+
+
+def test_a_bogus_approval_entry_does_not_block_the_real_approval(world: World) -> None:
+    """Security review (issue 16b, C): the recorder sees the submission in the log and
+    appends an "owner" approval of its own first (device key only). The first approval
+    entry counted, so the owner's real approval was refused at build time. Failed before
+    the fix (BundleError: the registry's decision differs from the signed approval)."""
+    from doorbell.exports.record import read_record
+
+    request, _token = world.registry.submit(world.raw_request(), source="owner")
+    bogus = world.audit.append(
+        "owner",
+        "export.request_approved",
+        f"request/{request.id}",
+        {
+            "clips": [world.clip_ids[2]],
+            "bundle_expires_at": world.clock() + 86400,
+            "download_limit": 100,
+            "redaction": None,
+            "step_up": True,
+            "include_later_footage": False,
+        },
+    )
+    result = approve_and_build(
+        world.registry,
+        world.store,
+        world.audit,
+        request.id,
+        identity=world.owner,
+        cosigning_key=world.cosigning_key,
+        clip_ids=world.clip_ids[:2],
+    )
+    bundle = Bundle(world, result.path, world.last_requester, request.id)
+    report = verify_bundle(bundle.path, [bundle.identity], **_pins(world))
+    assert sorted(report.manifest.decision.clips) == sorted(world.clip_ids[:2])
+    assert report.manifest.decision.approval_index > bogus
+    owner_key = world.cosigning_key.public_key().public_bytes_raw()
+    approved = read_record(world.audit, request.id, owner_key=owner_key).approved
+    assert approved is not None and approved.index == report.manifest.decision.approval_index
 
 
 def test_later_footage_only_on_purpose_and_the_manifest_says_so(world: World) -> None:

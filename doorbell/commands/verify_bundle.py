@@ -64,6 +64,19 @@ def _owner_identity(key_file: Path, passphrase_file: Path | None) -> object:
     return identities[0]
 
 
+def _owner_device_vkey(owner_key_file: Path) -> tuple[str, Path]:
+    """The device verifier key of the owner's own data dir: ``device.vkey`` beside the owner
+    key file (both live in ``keys/``). The owner's data dir is the owner's own record of
+    which device is theirs, as `doorbell keys show` prints it."""
+    path = owner_key_file.parent / "device.vkey"
+    if not path.is_file():
+        raise UsageError(
+            f"{owner_key_file}: no device.vkey beside it (it is not in the owner's data dir's "
+            "keys/); pass --device-vkey with the key `doorbell keys show` prints"
+        )
+    return _read_small(path, "device verifier key").strip(), path
+
+
 @click.command("verify-bundle")
 @click.argument("bundle", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option(
@@ -84,7 +97,8 @@ def _owner_identity(key_file: Path, passphrase_file: Path | None) -> object:
     "owner_key_file",
     type=click.Path(dir_okay=False, path_type=Path),
     help="The owner's passphrase-wrapped key file (keys/owner.key.age): check the owner's own "
-    "export. Also pins the owner's cosigner key (derived from it).",
+    "export. Pins both keys: the owner's cosigner key (derived from it) and the device key "
+    "(--device-vkey, or keys/device.vkey beside the key file).",
 )
 @click.option(
     "--device-vkey",
@@ -124,12 +138,14 @@ def verify_bundle(
     entries, every clip's origin entry, the device signature, the owner's cosignature and
     every inclusion proof. Reads the whole stream: after the tar's end only zero bytes.
 
-    Nothing is written unless --extract DIR is given; then exactly the verified files.
+    Nothing is written unless --extract DIR is given; then exactly the verified files, and
+    only when both keys were pinned (or --trust-bundle-keys); an existing name in DIR is
+    never replaced.
 
-    Exit 0: verified against the keys you pinned (--device-vkey and --cosigner-vkey), or
-    with --trust-bundle-keys. Exit 3: every check passed, but only under the keys the bundle
-    carries (self-consistent; anyone can make such a bundle). Exit 1: it does not verify
-    (the message names the file or check). Exit 2: usage error.
+    Exit 0: verified against the keys you pinned (--device-vkey and --cosigner-vkey, or
+    --owner-key), or with --trust-bundle-keys. Exit 3: every check passed, but only under
+    the keys the bundle carries (self-consistent; anyone can make such a bundle). Exit 1:
+    it does not verify (the message names the file or check). Exit 2: usage error.
     """
     from doorbell.exports.verify import verify_bundle as verify
 
@@ -140,6 +156,7 @@ def verify_bundle(
     ):
         raise UsageError("give exactly one of -i IDENTITY, --passphrase-file FILE or --owner-key")
     identities: list[Identity]
+    device_from: Path | None = None
     if identity_file is not None:
         from doorbell.age.identities import parse_identities
 
@@ -159,6 +176,8 @@ def verify_bundle(
         if cosigner_vkey is not None and cosigner_vkey.strip() != derived:
             raise UsageError("--cosigner-vkey is not the cosigner key of this owner key")
         cosigner_vkey = derived
+        if device_vkey is None:
+            device_vkey, device_from = _owner_device_vkey(owner_key_file)
     else:
         from doorbell.age.identities import ScryptIdentity
 
@@ -174,7 +193,15 @@ def verify_bundle(
         device_vkey=device_vkey,
         cosigner_vkey=cosigner_vkey,
         extract_to=extract_dir,
+        trust_bundle_keys=trust_bundle_keys,
     )
-    click.echo(report.summary(trusted=trust_bundle_keys))
+    summary = report.summary(trusted=trust_bundle_keys)
+    if device_from is not None:
+        first, _, rest = summary.partition("\n")
+        summary = (
+            f"{first}\n  device key from {device_from}; owner cosigner key derived from "
+            f"{owner_key_file}\n{rest}"
+        )
+    click.echo(summary)
     if not report.keys_pinned and not trust_bundle_keys:
         raise SystemExit(EXIT_SELF_CONSISTENT_ONLY)

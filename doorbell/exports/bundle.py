@@ -225,14 +225,15 @@ def _text_or_none(value: object) -> str | None:
 def _signed_decision(
     request: ExportRequest, record: RequestRecord
 ) -> tuple[LoggedEntry, LoggedEntry]:
-    """The submission and approval entries of ``request``; raises :class:`BundleError` when
-    one is missing or the row's decision (clips, redaction, expiry, limit) differs from the
-    signed approval: the row is a cache, the log is the record."""
+    """The submission and the owner-signed approval entries of ``request``; raises
+    :class:`BundleError` when one is missing or the row's decision (clips, redaction,
+    expiry, limit) differs from the signed approval: the row is a cache, the log is the
+    record."""
     submitted, approved = record.submitted, record.approved
     if submitted is None or approved is None or approved.index < submitted.index:
         raise BundleError(
-            f"request {request.id}: its submission and approval entries are not both in the "
-            "audit log; nothing is exported"
+            f"request {request.id}: its submission entry and an approval entry signed by the "
+            "owner are not both in the audit log; nothing is exported"
         )
     details = approved.details
     stated = {
@@ -380,7 +381,9 @@ def _write_contents(
     )
     from doorbell.exports.record import read_record
 
-    record = read_record(audit, request.id, [clip.id for clip in clips])
+    # only an approval the owner signed counts (a device-key entry alone proves nothing)
+    owner_key = cosigning_key.public_key().public_bytes_raw()
+    record = read_record(audit, request.id, [clip.id for clip in clips], owner_key=owner_key)
     submitted, approved = _signed_decision(request, record)
     includes_later = approved.details.get("include_later_footage") is True
     entries: list[ManifestClip] = []

@@ -22,7 +22,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from doorbell.config import ExportsConfig
 from doorbell.datadir import EXPORTS_INDEX_FILE, INDEX_FILE, DataDir
@@ -47,6 +47,9 @@ from doorbell.exports.model import (
     validate_request,
 )
 from doorbell.exports.tokencopy import owner_copy
+
+if TYPE_CHECKING:  # types only
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 #: The export registry's own database file (owned by the web service's user; the recorder
 #: sees it read-only). Approval reads it, so nothing the recorder writes is in it.
@@ -435,6 +438,7 @@ class ExportRegistry(InvitationsMixin, DeliveryMixin):
         self,
         request_id: str,
         *,
+        cosigning_key: Ed25519PrivateKey,
         clip_ids: list[str],
         expires_in_s: float | None = None,
         download_limit: int | None = None,
@@ -446,7 +450,9 @@ class ExportRegistry(InvitationsMixin, DeliveryMixin):
         caller against the index) for a pending request. The caller has re-checked the
         owner's passphrase (``step_up``) and then builds the bundle. ``include_later_footage``:
         the owner chose clips sealed after the request was submitted (the manifest says so).
-        Raises RequestError."""
+        ``cosigning_key`` (the owner's, derived from the identity) signs the decision
+        together with the request's signed submission (:mod:`.decision`): an approval entry
+        without that signature counts for nothing. Raises RequestError."""
         expires_in_s = (
             expires_in_s if expires_in_s is not None else (self.config.bundle_expiry_days * 86400)
         )
@@ -457,7 +463,27 @@ class ExportRegistry(InvitationsMixin, DeliveryMixin):
             raise RequestError("approve: the bundle must expire between 1 minute and 90 days")
         if not 1 <= limit <= 100:
             raise RequestError("approve: download limit between 1 and 100")
+        from doorbell.exports.decision import SIGNATURE_FIELD, sign_decision
+        from doorbell.exports.record import read_record
+
+        submitted = read_record(self._audit, request_id).submitted
+        if submitted is None:
+            raise RequestError(
+                f"request {request_id}: no {SUBMITTED_ACTION} entry in the audit log, so "
+                "there is nothing to approve; deny it"
+            )
         now = self._clock()
+        details: dict[str, Any] = {
+            "clips": sorted(clip_ids),
+            "bundle_expires_at": now + expires_in_s,
+            "download_limit": limit,
+            "redaction": redaction,
+            "step_up": step_up,
+            "include_later_footage": include_later_footage,
+        }
+        details[SIGNATURE_FIELD] = sign_decision(
+            cosigning_key, request_id, submitted.leaf_hash, submitted.details, details
+        )
         with self._transaction() as db:
             changed = db.execute(
                 "UPDATE export_requests SET status = 'approved', decision = 'approved',"  # noqa: S608 - states from the lifecycle table
@@ -477,19 +503,7 @@ class ExportRegistry(InvitationsMixin, DeliveryMixin):
             ).rowcount
         if changed != 1:
             raise RequestError(f"request {request_id}: not pending (or past its decision time)")
-        self.record(
-            "owner",
-            "export.request_approved",
-            request_id,
-            {
-                "clips": sorted(clip_ids),
-                "bundle_expires_at": now + expires_in_s,
-                "download_limit": limit,
-                "redaction": redaction,
-                "step_up": step_up,
-                "include_later_footage": include_later_footage,
-            },
-        )
+        self.record("owner", "export.request_approved", request_id, details)
         return self.get(request_id)
 
     def deny(self, request_id: str, reason: str) -> ExportRequest:

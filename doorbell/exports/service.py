@@ -106,6 +106,7 @@ def approve(
     store: Store,
     request_id: str,
     *,
+    cosigning_key: Ed25519PrivateKey,
     clip_ids: list[str],
     expires_in_s: float | None = None,
     download_limit: int | None = None,
@@ -113,8 +114,9 @@ def approve(
     passphrase: str | None = None,
     include_later_footage: bool = False,
 ) -> ExportRequest:
-    """Check the choice and approve (audited). ``passphrase`` must be given (not stored)
-    when the request is delivered with one. Returns the approved request.
+    """Check the choice and approve (audited, the decision signed with the owner's
+    ``cosigning_key``: :mod:`.decision`). ``passphrase`` must be given (not stored) when
+    the request is delivered with one. Returns the approved request.
 
     The request is rebuilt from its signed ``export.request_submitted`` entry; a registry
     row that differs from it in any field is refused (audited ``export.approval_refused``,
@@ -134,6 +136,7 @@ def approve(
         redaction = RedactionSpec.from_dict(redaction).to_dict()
     return registry.approve(
         request_id,
+        cosigning_key=cosigning_key,
         clip_ids=clip_ids,
         expires_in_s=expires_in_s,
         download_limit=download_limit,
@@ -187,7 +190,15 @@ def approve_and_build(
     (the CLI). Raises :class:`LogNotAnchored` (before anything is approved: see
     :func:`check_owner_log`), or like :func:`approve` and the build."""
     check_owner_log(audit, identity, cosigning_key)
-    approve(registry, store, request_id, clip_ids=clip_ids, passphrase=passphrase, **decision)
+    approve(
+        registry,
+        store,
+        request_id,
+        cosigning_key=cosigning_key,
+        clip_ids=clip_ids,
+        passphrase=passphrase,
+        **decision,
+    )
     config = registry.config
     return build_bundle(
         registry=registry,

@@ -12,9 +12,13 @@ steps, by hand, are in ``VERIFY.txt``.
 from __future__ import annotations
 
 import base64
+import contextlib
+import errno
 import hashlib
 import json
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -22,7 +26,8 @@ from typing import Any, BinaryIO
 from doorbell.audit import merkle
 from doorbell.audit.entries import EntryError, decode_entry, stated_index
 from doorbell.audit.note import NoteError, Verifier, open_note, parse_checkpoint
-from doorbell.errors import AuditError, DoorbellError
+from doorbell.errors import AuditError, DoorbellError, StorageError
+from doorbell.exports.decision import decision_problem
 from doorbell.exports.manifest import Manifest, ManifestClip, ManifestError
 from doorbell.exports.tarstream import Member, StrictTarReader, TarFormatError
 
@@ -102,7 +107,8 @@ class BundleReport:
             f"  clips: {len(self.clips)} ({self.clip_bytes} bytes), "
             f"{format_time(self.manifest.time_start)} to {format_time(self.manifest.time_end)}",
             "  every clip SHA-256 matches manifest.json; manifest SHA-256 is in audit entry "
-            "export.bundle_sealed; the manifest's request is the signed submission",
+            "export.bundle_sealed; the manifest's request is the signed submission; the "
+            "decision is signed by the owner",
             "  every clip's encrypted original was logged by the device (clip.sealed) "
             + (
                 "before the request"
@@ -163,7 +169,13 @@ def _object(value: object) -> dict[str, object]:
 
 class _Sink:
     """Where verified-to-be files go while reading: nowhere, or a private staging dir that
-    becomes the extraction only when every check passed (:meth:`commit`)."""
+    becomes the extraction only when every check passed (:meth:`commit`).
+
+    The staging dir is made inside the target so that committing is a hard link on the same
+    file system: ``link`` never replaces an existing name (dangling symlinks included), unlike
+    ``rename``. Everything is looked up relative to directory descriptors opened without
+    following symlinks, so a planted ``clips`` or ``audit`` link cannot send files elsewhere.
+    """
 
     def __init__(self, target: Path | None) -> None:
         self._target = target
@@ -171,8 +183,13 @@ class _Sink:
         if target is not None:
             import tempfile
 
-            target.mkdir(parents=True, exist_ok=True)
-            self._staging = Path(tempfile.mkdtemp(prefix=".verify-", dir=target))
+            try:
+                target.mkdir(parents=True, exist_ok=True)
+                self._staging = Path(tempfile.mkdtemp(prefix=".verify-", dir=target))
+            except OSError as exc:
+                raise StorageError(
+                    f"{target}: cannot extract there ({exc.strerror}); nothing was extracted"
+                ) from exc
 
     def open(self, name: str) -> BinaryIO | None:
         if self._staging is None:
@@ -182,17 +199,84 @@ class _Sink:
         return open(path, "xb")
 
     def commit(self, names: list[str]) -> None:
+        """Move the staged ``names`` into the target, all or nothing; never replaces a name.
+
+        Raises :class:`StorageError` naming the first obstacle (a symlinked or non-directory
+        ``clips``/``audit``, a name that already exists); the target is then as it was."""
         if self._staging is None or self._target is None:
             return
-        clashes = [n for n in names if (self._target / n).exists()]
-        if clashes:
-            raise BundleVerifyError(
-                str(self._target), f"already holds {', '.join(clashes)[:200]}; extract elsewhere"
-            )
-        for name in names:
-            (self._target / name).parent.mkdir(parents=True, exist_ok=True)
-            (self._staging / name).rename(self._target / name)
+        target = self._target
+        directories = sorted({name.rpartition("/")[0] for name in names} - {""})
+        top = os.open(target, os.O_RDONLY | os.O_DIRECTORY)
+        made_dirs: list[str] = []
+        linked: list[tuple[int, str, os.stat_result]] = []
+        fds: dict[str, int] = {"": top}
+        try:
+            self._check(top, directories, names)
+            for directory in directories:
+                try:
+                    os.mkdir(directory, 0o755, dir_fd=top)
+                    made_dirs.append(directory)
+                except FileExistsError:
+                    pass
+                fds[directory] = _open_directory(top, directory, target)
+            for name in names:
+                parent, _, leaf = name.rpartition("/")
+                try:
+                    placed = _place(self._staging / name, fds[parent], leaf)
+                except FileExistsError:
+                    raise StorageError(
+                        f"{target / name}: already exists (appeared while extracting); "
+                        "nothing was extracted"
+                    ) from None
+                except OSError as exc:
+                    raise StorageError(
+                        f"{target / name}: cannot write ({exc.strerror}); nothing was extracted"
+                    ) from exc
+                linked.append((fds[parent], leaf, placed))
+            linked.clear()
+            made_dirs.clear()
+        finally:
+            for fd, leaf, staged_stat in reversed(linked):  # undo: only what is still ours
+                with contextlib.suppress(OSError):
+                    now = os.stat(leaf, dir_fd=fd, follow_symlinks=False)
+                    if (now.st_dev, now.st_ino) == (staged_stat.st_dev, staged_stat.st_ino):
+                        os.unlink(leaf, dir_fd=fd)
+            for directory in reversed(made_dirs):
+                with contextlib.suppress(OSError):
+                    os.rmdir(directory, dir_fd=top)
+            for fd in fds.values():
+                os.close(fd)
         self.discard()
+
+    def _check(self, top: int, directories: list[str], names: list[str]) -> None:
+        """Everything that would stop the commit, before anything is written."""
+        target = self._target
+        for directory in directories:
+            try:
+                found = os.stat(directory, dir_fd=top, follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if stat.S_ISLNK(found.st_mode):
+                raise StorageError(
+                    f"{target}/{directory}: is a symbolic link; nothing was extracted "
+                    "(extract into an empty directory)"
+                )
+            if not stat.S_ISDIR(found.st_mode):
+                raise StorageError(
+                    f"{target}/{directory}: exists and is not a directory; nothing was "
+                    "extracted (extract into an empty directory)"
+                )
+        clashes = []
+        for name in names:
+            with contextlib.suppress(FileNotFoundError):
+                os.stat(name, dir_fd=top, follow_symlinks=False)
+                clashes.append(name)
+        if clashes:
+            raise StorageError(
+                f"{target}/{', '.join(clashes)[:200]}: already exists; nothing was extracted "
+                "(an existing file is never overwritten: extract elsewhere)"
+            )
 
     def discard(self) -> None:
         if self._staging is not None:
@@ -200,6 +284,40 @@ class _Sink:
 
             shutil.rmtree(self._staging, ignore_errors=True)
             self._staging = None
+
+
+#: ``link`` errors of file systems without hard links (FAT, some FUSE): copy instead.
+_NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK}
+
+
+def _place(staged: Path, directory: int, leaf: str) -> os.stat_result:
+    """Put ``staged`` at ``leaf`` in ``directory`` without ever replacing a name: a hard link,
+    or where the file system has none, a copy into a file created with ``O_EXCL``. Raises
+    :class:`FileExistsError` when the name exists; returns the placed file's stat."""
+    try:
+        os.link(staged, leaf, dst_dir_fd=directory, follow_symlinks=False)
+        return os.stat(staged)
+    except OSError as exc:
+        if exc.errno not in _NO_HARD_LINKS:
+            raise
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(leaf, flags, 0o644, dir_fd=directory)
+    with os.fdopen(fd, "wb") as out, open(staged, "rb") as source:
+        while chunk := source.read(1 << 20):
+            out.write(chunk)
+        out.flush()
+        return os.fstat(out.fileno())
+
+
+def _open_directory(top: int, directory: str, target: Path) -> int:
+    """``directory`` under ``top``, refusing a symlink or non-directory put there meanwhile."""
+    try:
+        return os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=top)
+    except OSError as exc:
+        raise StorageError(
+            f"{target}/{directory}: is not a plain directory ({exc.strerror}); nothing was "
+            "extracted"
+        ) from exc
 
 
 def _copy_member(
@@ -282,6 +400,7 @@ class _Entry:
     action: str
     object: str
     details: dict[str, Any]
+    leaf_hash: bytes
 
 
 def _proven_entries(
@@ -315,6 +434,7 @@ def _proven_entries(
             str(entry["action"]),
             str(entry["object"]),
             details if isinstance(details, dict) else {},
+            merkle.leaf_hash(leaf),
         )
     return found
 
@@ -365,9 +485,12 @@ def _entry_at(entries: dict[int, _Entry], index: int, action: str, about: str, w
     return entry
 
 
-def _check_record(manifest: Manifest, entries: dict[int, _Entry], manifest_sha256: str) -> None:
-    """The manifest against the signed entries: submission field by field, approval, seal,
-    and every clip's origin (its clip.sealed entry)."""
+def _check_record(
+    manifest: Manifest, entries: dict[int, _Entry], manifest_sha256: str, owner_key: bytes
+) -> None:
+    """The manifest against the signed entries: submission field by field, approval (signed
+    by the owner's key ``owner_key``, raw Ed25519 bytes: :mod:`.decision`), seal, and every
+    clip's origin (its clip.sealed entry)."""
     request, decision = manifest.request, manifest.decision
     about = f"request/{request.id}"
     submitted = _entry_at(
@@ -392,6 +515,16 @@ def _check_record(manifest: Manifest, entries: dict[int, _Entry], manifest_sha25
     details = approved.details
     if approved.index < submitted.index or approved.time != decision.decided_at:
         raise BundleVerifyError("manifest.json", "decision is not the signed approval entry")
+    problem = decision_problem(
+        owner_key, request.id, submitted.leaf_hash, submitted.details, approved.details
+    )
+    if problem is not None:
+        raise BundleVerifyError(
+            f"audit/entries.jsonl entry {approved.index}",
+            f"the export.request_approved entry is not the owner's decision: {problem} "
+            "(anyone holding the device key can append an approval entry; only the owner "
+            "can sign one)",
+        )
     signed_decision = {
         "clips": sorted(decision.clips),
         "bundle_expires_at": decision.bundle_expires_at,
@@ -489,7 +622,7 @@ def check_contents(
         raise BundleVerifyError("manifest.json", "device_vkey differs from audit/device.vkey")
     entries = _proven_entries(small, tree_size, root, by_index)
     manifest_sha256 = hashlib.sha256(small["manifest.json"]).hexdigest()
-    _check_record(manifest, entries, manifest_sha256)
+    _check_record(manifest, entries, manifest_sha256, cosigner.public_key)
     pinned = device_vkey is not None and cosigner_vkey is not None
     return BundleReport(
         manifest=manifest,
@@ -509,21 +642,27 @@ def verify_bundle(
     device_vkey: str | None = None,
     cosigner_vkey: str | None = None,
     extract_to: Path | None = None,
+    trust_bundle_keys: bool = False,
 ) -> BundleReport:
     """Decrypt ``path`` with ``identities`` and check it all; raises BundleVerifyError.
 
     ``extract_to``: also write the bundle's files there (created if missing), exactly the
-    bytes verified; they appear only when every check passed (an existing file is never
-    overwritten). Nothing else is written anywhere.
+    bytes verified; they appear only when every check passed **and** both keys were pinned
+    (or ``trust_bundle_keys``: the caller accepts the bundle's own keys on purpose). Without
+    that, nothing is extracted and the report says so. An existing name is never replaced
+    and a symlinked or non-directory ``clips``/``audit`` is refused (:class:`StorageError`,
+    nothing written). Nothing else is written anywhere.
     """
     from doorbell.age.decrypt import decrypt
     from doorbell.errors import AgeError
 
+    pinned = device_vkey is not None and cosigner_vkey is not None
+    extract = extract_to if (pinned or trust_bundle_keys) else None
     try:
         handle = open(path, "rb")  # noqa: SIM115 - closed below
     except OSError as exc:
         raise BundleVerifyError(str(path), f"cannot open ({exc.strerror})") from exc
-    sink = _Sink(extract_to)
+    sink = _Sink(extract)
     try:
         with handle:
             try:
@@ -535,5 +674,10 @@ def verify_bundle(
         sink.commit(sorted(small) + sorted(clips))
     finally:
         sink.discard()
-    report.extracted_to = extract_to
+    report.extracted_to = extract
+    if extract_to is not None and extract is None:
+        report.warnings.append(
+            f"nothing was extracted to {extract_to}: the keys were not pinned (pass "
+            "--device-vkey and --cosigner-vkey, or --trust-bundle-keys on purpose)"
+        )
     return report

@@ -296,6 +296,7 @@ def approve(request_id: str) -> Any:
             _exports().registry,
             _state().store,
             found.id,
+            cosigning_key=keys.cosigning_key,
             clip_ids=request.form.getlist("clip"),
             expires_in_s=days * 86400,
             download_limit=limit,
@@ -445,7 +446,13 @@ def self_export() -> Any:
     found = registry.add_self_export(window_start=start, window_end=end, recipient=recipient)
     clip_ids = [c.id for c in clips_for_request(_state().store, found)]
     try:
-        registry.approve(found.id, clip_ids=clip_ids, download_limit=3, step_up=False)
+        registry.approve(
+            found.id,
+            cosigning_key=owner.cosigning_key,
+            clip_ids=clip_ids,
+            download_limit=3,
+            step_up=False,
+        )
     except RequestError as exc:
         registry.deny(found.id, f"nothing to export: {exc}")
         return render_template("error.html", status=400, message=str(exc)), 400
