@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import tzinfo
 from typing import TYPE_CHECKING
 
-from flask import Blueprint, Response, abort, redirect, render_template, request
+from flask import Blueprint, Response, abort, current_app, redirect, render_template, request
 from flask import session as flask_session
 from flask.typing import ResponseReturnValue
+from markupsafe import Markup
 
 from doorbell.datadir import DataDir
 from doorbell.errors import AgeError, StorageError
@@ -30,7 +30,13 @@ from doorbell.store import CLIP_ID_PATTERN, Clip, TimelineItem
 from doorbell.ui.ranges import ranged_response
 from doorbell.ui.sessions import current_owner
 from doorbell.ui.state import local_time, web_state
-from doorbell.ui.timeline import FILTERS, hourly_chart_svg, human_size, storage_gauge_svg
+from doorbell.ui.timeline import (
+    FILTERS,
+    RenderedDays,
+    hourly_chart_svg,
+    human_size,
+    storage_gauge_svg,
+)
 from doorbell.ui.vault import OpenedFile, decrypt_small, open_encrypted
 
 if TYPE_CHECKING:
@@ -41,10 +47,6 @@ bp = Blueprint("events", __name__)
 
 #: A clip's view is audited again if the same session comes back after this many seconds.
 VIEW_AUDIT_INTERVAL_S = 600.0
-
-
-def _zone() -> tzinfo:
-    return local_time().zone
 
 
 def _clip_or_404(clip_id: str) -> Clip:
@@ -90,17 +92,32 @@ def timeline() -> ResponseReturnValue:
         {"filter": kind, "page": page.page, "clips_shown": len(page.items), "clips": shown},
     )
     flask_session["timeline_clips"] = shown  # thumbnails of these are covered by this entry
+    local = local_time()
+    rendered: RenderedDays = current_app.extensions.setdefault(
+        "doorbell_timeline_days", RenderedDays()
+    )
+    days = rendered.get(
+        page,
+        local,
+        held,
+        request.script_root,
+        lambda: render_template(
+            "events/timeline_days.html",
+            page=page,
+            zone=local.zone,
+            held=held,
+            human_size=human_size,
+        ),
+    )
     return render_template(
         "events/timeline.html",
         page=page,
         kind=kind,
         filters=FILTERS,
-        chart=hourly_chart_svg(state.timeline.per_hour(now), now, _zone()),
-        zone=_zone(),
+        chart=hourly_chart_svg(state.timeline.per_hour(now), now, local.zone),
+        days=Markup(days),  # noqa: S704 - rendered (autoescaped) by timeline_days.html
         gauge=gauge,
-        human_size=human_size,
         checkpoint=current_owner().checkpoint,
-        held=held,
     )
 
 
