@@ -357,3 +357,74 @@ def test_timeline_cache_never_shows_a_stale_index(tmp_path: Path) -> None:
             assert [i.clip_id for i in index.page().items] == [second]
         finally:
             index.close()
+
+
+def test_timeline_pages_match_a_plain_sort_with_tied_start_times(tmp_path: Path) -> None:
+    """Issue 17, load: pages after the first start from a cached key per page instead of an
+    OFFSET scan; they must be exactly the pages of the full sort (started_at, then id, both
+    newest first), ties across page boundaries included, for every filter, and follow
+    clips the recorder adds or deletes."""
+    from doorbell.store import TIMELINE_FILTERS, IndexReader
+
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    rng = random.Random(17)
+    rows = []
+    with Store.open(data_dir) as store:
+        db = store._db
+        db.execute("BEGIN")
+        for i in range(230):
+            started = T0 + rng.randrange(40) * 60  # many clips share a start time
+            clip_id = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(started))}-{i:08x}"
+            kind = "ring" if i % 7 == 0 else "motion"
+            interrupted = int(i % 5 == 0)
+            db.execute(
+                "INSERT INTO events (id, kind, started_at) VALUES (?, ?, ?)",
+                (f"e{i}", kind, started),
+            )
+            db.execute(
+                "INSERT INTO clips (id, event_id, started_at, duration_s, size_bytes, trigger,"
+                " sealed, interrupted, path) VALUES (?, ?, ?, 10, 1000, 'motion', 1, ?, ?)",
+                (clip_id, f"e{i}", started, interrupted, f"clips/x/{clip_id}.mp4.age"),
+            )
+            rows.append((started, clip_id, kind, interrupted))
+        db.execute("COMMIT")
+
+        def expected(kind: str, deleted: set[str]) -> list[str]:
+            chosen = [
+                r
+                for r in rows
+                if r[1] not in deleted
+                and (
+                    kind == "all"
+                    or (kind == "ring" and r[2] == "ring")
+                    or (kind == "motion" and r[2] == "motion")
+                    or (kind == "interrupted" and r[3])
+                )
+            ]
+            return [r[1] for r in sorted(chosen, key=lambda r: (r[0], r[1]), reverse=True)]
+
+        def check(index: IndexReader, deleted: set[str]) -> None:
+            for kind in TIMELINE_FILTERS:
+                want = expected(kind, deleted)
+                for size in (7, 48):
+                    pages = max(1, -(-len(want) // size))
+                    got: list[str] = []
+                    for number in (*range(pages, 0, -1), pages + 3):  # last first, then past it
+                        page = index.page(kind, number, size)
+                        assert (page.total, page.pages) == (len(want), pages)
+                        if number <= pages:
+                            got = [i.clip_id for i in page.items] + got
+                        else:
+                            assert page.page == pages
+                    assert got == want, (kind, size)
+
+        index = IndexReader(data_dir)
+        try:
+            check(index, set())
+            gone = {rows[3][1], rows[100][1], rows[229][1]}
+            for clip_id in gone:
+                store.delete_clip(clip_id)
+            check(index, gone)
+        finally:
+            index.close()
