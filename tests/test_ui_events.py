@@ -428,3 +428,85 @@ def test_timeline_pages_match_a_plain_sort_with_tied_start_times(tmp_path: Path)
             check(index, gone)
         finally:
             index.close()
+
+
+def test_timeline_reuses_its_rendered_grid_but_never_shows_a_stale_one(tmp_path: Path) -> None:
+    """Issue 17, load: the clip grid of a page is rendered once and reused; every view is
+    still audited, a clip indexed by another connection shows at once, a deleted one goes,
+    and the links are those url_for builds."""
+    from flask import url_for
+
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    vault = FakeVault()
+    prepare_data_dir(data_dir, vault)
+    with Store.open(data_dir) as store:
+        first = make_clip(store, [vault.identity.recipient], T0, seconds=1.0)
+    app = create_app(ui_config(data_dir), vault=vault, clock=Clock())
+    try:
+        client = app.test_client()
+        unlock(client)
+        mark = audit_size(app)
+        pages = [client.get("/timeline").data for _ in range(3)]
+        views = [e for e in entries(app, mark) if e["action"] == "timeline.viewed"]
+        assert [v["details"]["clips"] for v in views] == [[first]] * 3
+        with app.test_request_context("/timeline"):
+            clip_url = url_for("events.clip_page", clip_id=first)
+            thumb_url = url_for("events.thumbnail", clip_id=first)
+        for page in pages:
+            assert f'href="{clip_url}"'.encode() in page
+            assert f'src="{thumb_url}"'.encode() in page
+        with Store.open(data_dir) as store:
+            second = make_clip(store, [vault.identity.recipient], T0 + 60, seconds=1.0)
+        page = client.get("/timeline").data
+        assert second.encode() in page and first.encode() in page
+        with Store.open(data_dir) as store:
+            store.delete_clip(first)
+        page = client.get("/timeline").data
+        assert second.encode() in page and first.encode() not in page
+    finally:
+        close_app(app)
+
+
+def test_rendered_grid_is_reused_only_for_the_same_page_zone_and_badges() -> None:
+    from doorbell.store import TimelinePage
+    from doorbell.ui.timeline import RenderedDays
+
+    rendered = RenderedDays(size=2)
+    renders: list[str] = []
+
+    def render(text: str):
+        def rendering() -> str:
+            renders.append(text)
+            return text
+
+        return rendering
+
+    page = TimelinePage((), 0, 1, 1, "all")
+    zone, other_zone = object(), object()
+    assert rendered.get(page, zone, {}, "", render("a")) == "a"
+    assert rendered.get(page, zone, {}, "", render("b")) == "a"  # reused
+    assert rendered.get(page, zone, {"x": "held"}, "", render("c")) == "c"  # badges changed
+    assert rendered.get(page, other_zone, {"x": "held"}, "", render("d")) == "d"
+    assert rendered.get(page, other_zone, {"x": "held"}, "/sub", render("e")) == "e"
+    same_content = TimelinePage((), 0, 1, 1, "all")  # a new index version: a new object
+    assert rendered.get(same_content, other_zone, {"x": "held"}, "/sub", render("f")) == "f"
+    for number in (2, 3):  # size 2: page 1 is dropped
+        rendered.get(TimelinePage((), 0, number, 3, "all"), zone, {}, "", render(str(number)))
+    assert rendered.get(same_content, other_zone, {"x": "held"}, "/sub", render("g")) == "g"
+    assert renders == ["a", "c", "d", "e", "f", "2", "3", "g"]
+
+
+def test_clip_links_are_what_url_for_builds() -> None:
+    from flask import Flask, url_for
+
+    from doorbell.ui.events import bp, clip_links
+
+    app = Flask(__name__)
+    app.register_blueprint(bp)
+    ids = ["20260101T000000Z-0000abcd", "19700101T000000Z-ffffffff"]
+    for root in ("", "/door"):
+        with app.test_request_context("/timeline", base_url=f"http://localhost{root}"):
+            for endpoint in ("events.clip_page", "events.thumbnail", "events.clip_video"):
+                link = clip_links(endpoint)
+                assert [link(i) for i in ids] == [url_for(endpoint, clip_id=i) for i in ids]

@@ -26,8 +26,9 @@ from doorbell.store import TimelinePage
 
 __all__ = ["FILTERS", "RenderedDays", "hourly_chart_svg", "human_size", "storage_gauge_svg"]
 
-#: Rendered clip grids kept (about 30 KB each for 48 clips), least recently used dropped first.
-RENDERED_DAYS_SIZE = 64
+#: Rendered clip grids kept, least recently used dropped first: as many as the index reader
+#: keeps pages (``doorbell.store.PAGE_CACHE_SIZE``); 21-25 KB each for 48 clips, ~6 MB in all.
+RENDERED_DAYS_SIZE = 256
 
 
 @dataclass(frozen=True)
