@@ -14,6 +14,7 @@ hour over the last 24 hours, and how full the storage is.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -88,6 +89,12 @@ class RenderedDays:
 
 def hourly_chart_svg(counts: list[int], now: float, zone: tzinfo = UTC) -> str:
     """Bars of events per hour (oldest left, hours of ``zone``); labelled for screen readers."""
+    return _hourly_chart_svg(tuple(counts), datetime.fromtimestamp(now, zone).hour)
+
+
+@functools.lru_cache(maxsize=16)
+def _hourly_chart_svg(counts: tuple[int, ...], end_hour: int) -> str:
+    # Drawn once per distinct chart: every timeline view shows it (issue 17, load).
     width, height, pad = 480, 120, 18
     peak = max(counts) if counts and max(counts) > 0 else 1
     bar = (width - 2 * pad) / max(1, len(counts))
@@ -99,7 +106,6 @@ def hourly_chart_svg(counts: list[int], now: float, zone: tzinfo = UTC) -> str:
         f'<line class="axis" x1="{pad}" y1="{height - pad}" x2="{width - pad}" '
         f'y2="{height - pad}"/>',
     ]
-    end_hour = datetime.fromtimestamp(now, zone).hour
     for index, count in enumerate(counts):
         h = (height - 2 * pad) * count / peak
         x = pad + index * bar
