@@ -360,27 +360,51 @@ class IndexReader:
         while the index is unchanged."""
         with self._lock:
             self._fresh()
-            cached = self._numbers.get(("used", 0))
-            if cached is None:
-                total = self._db.execute("SELECT COALESCE(SUM(size_bytes), 0) FROM clips")
-                cached = (int(total.fetchone()[0]),)
-                self._numbers[("used", 0)] = cached
-            return cached[0]
+            return self._used_bytes_cached()
 
     def per_hour(self, now: float, hours: int = 24) -> list[int]:
         """Clip starts per hour for the last ``hours`` hours, oldest hour first.
 
         Cached while the index is unchanged, for up to :data:`CHART_CACHE_S` of ``now``."""
-        key = (f"hours-{hours}", int(now // CHART_CACHE_S))
         with self._lock:
             self._fresh()
-            cached = self._numbers.get(key)
-            if cached is None:
-                cached = tuple(self._per_hour_locked(now, hours))
-                for old in [k for k in self._numbers if k[0] == key[0]]:
-                    del self._numbers[old]  # one chart per size: the current time bucket
-                self._numbers[key] = cached
-            return list(cached)
+            return self._per_hour_cached(now, hours)
+
+    def overview(
+        self, kind: str, page: int, now: float, hours: int = 24
+    ) -> tuple[TimelinePage, int, list[int]]:
+        """:meth:`page`, :meth:`used_bytes` and :meth:`per_hour` at once: what a timeline
+        view shows, with one index-version check instead of three while they are cached
+        (issue 17, load: each check is a statement on the shared connection, under the lock
+        every view waits for)."""
+        with self._lock:
+            self._fresh()
+            used = self._used_bytes_cached()
+            counts = self._per_hour_cached(now, hours)
+            key = (kind if kind in _WHERE else "all", page, TIMELINE_PAGE_SIZE)
+            cached = self._pages.get(key)
+            if cached is not None:
+                self._pages.move_to_end(key)
+                return cached, used, counts
+        return self.page(kind, page), used, counts
+
+    def _used_bytes_cached(self) -> int:
+        cached = self._numbers.get(("used", 0))
+        if cached is None:
+            total = self._db.execute("SELECT COALESCE(SUM(size_bytes), 0) FROM clips")
+            cached = (int(total.fetchone()[0]),)
+            self._numbers[("used", 0)] = cached
+        return cached[0]
+
+    def _per_hour_cached(self, now: float, hours: int) -> list[int]:
+        key = (f"hours-{hours}", int(now // CHART_CACHE_S))
+        cached = self._numbers.get(key)
+        if cached is None:
+            cached = tuple(self._per_hour_locked(now, hours))
+            for old in [k for k in self._numbers if k[0] == key[0]]:
+                del self._numbers[old]  # one chart per size: the current time bucket
+            self._numbers[key] = cached
+        return list(cached)
 
     def _per_hour_locked(self, now: float, hours: int) -> list[int]:
         since = now - hours * 3600

@@ -355,6 +355,12 @@ def test_timeline_cache_never_shows_a_stale_index(tmp_path: Path) -> None:
             assert index.used_bytes() > used
             store.delete_clip(first)
             assert [i.clip_id for i in index.page().items] == [second]
+            page, used_now, hours = index.overview("all", 1, T0 + 3600)
+            assert page is index.page() and used_now == index.used_bytes() < used * 2
+            assert hours == index.per_hour(T0 + 3600) and sum(hours) == 1
+            third = make_clip(store, [FakeVault().identity.recipient], T0 + 120, seconds=1.0)
+            page, _, hours = index.overview("all", 1, T0 + 3600)
+            assert [i.clip_id for i in page.items] == [third, second] and sum(hours) == 2
         finally:
             index.close()
 

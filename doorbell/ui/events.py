@@ -82,9 +82,8 @@ def timeline() -> ResponseReturnValue:
         page_number = int(request.args.get("page", "1"))
     except ValueError:
         page_number = 1
-    page = state.timeline.page(kind, page_number)
     now = state.wall_clock()
-    used = state.timeline.used_bytes()
+    page, used, per_hour = state.timeline.overview(kind, page_number, now)
     quota = int(state.config.storage.quota_gb * 1e9)
     if quota:
         gauge = storage_gauge_svg(used, quota, "quota")
@@ -125,7 +124,7 @@ def timeline() -> ResponseReturnValue:
         page=page,
         kind=kind,
         filters=FILTERS,
-        chart=hourly_chart_svg(state.timeline.per_hour(now), now, local.zone),
+        chart=hourly_chart_svg(per_hour, now, local.zone),
         days=Markup(days),  # noqa: S704 - rendered (autoescaped) by timeline_days.html
         gauge=gauge,
         checkpoint=current_owner().checkpoint,
