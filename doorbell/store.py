@@ -230,6 +230,13 @@ PAGE_CACHE_SIZE = 256
 CHART_CACHE_S = 10.0
 
 
+def _zones(stored: str | None) -> tuple[str, ...]:
+    """A clip's motion zones from its JSON column; most clips have none (no parse then)."""
+    if not stored or stored == "[]":
+        return ()
+    return tuple(json.loads(stored))
+
+
 class IndexReader:
     """Read-only queries over ``<data_dir>/index.sqlite3`` for the timeline (thread-safe).
 
@@ -321,7 +328,7 @@ class IndexReader:
                 interrupted=bool(row["interrupted"]),
                 sealed=bool(row["sealed"]),
                 has_thumb=bool(row["thumb_path"]),
-                zones=tuple(json.loads(row["zones"] or "[]")),
+                zones=_zones(row["zones"]),
             )
             for row in rows
         )

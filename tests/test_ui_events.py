@@ -390,8 +390,16 @@ def test_timeline_pages_match_a_plain_sort_with_tied_start_times(tmp_path: Path)
             )
             db.execute(
                 "INSERT INTO clips (id, event_id, started_at, duration_s, size_bytes, trigger,"
-                " sealed, interrupted, path) VALUES (?, ?, ?, 10, 1000, 'motion', 1, ?, ?)",
-                (clip_id, f"e{i}", started, interrupted, f"clips/x/{clip_id}.mp4.age"),
+                " sealed, interrupted, path, zones)"
+                " VALUES (?, ?, ?, 10, 1000, 'motion', 1, ?, ?, ?)",
+                (
+                    clip_id,
+                    f"e{i}",
+                    started,
+                    interrupted,
+                    f"clips/x/{clip_id}.mp4.age",
+                    '["porch", "gate"]' if i % 11 == 0 else "[]",
+                ),
             )
             rows.append((started, clip_id, kind, interrupted))
         db.execute("COMMIT")
@@ -421,6 +429,9 @@ def test_timeline_pages_match_a_plain_sort_with_tied_start_times(tmp_path: Path)
                         assert (page.total, page.pages) == (len(want), pages)
                         if number <= pages:
                             got = [i.clip_id for i in page.items] + got
+                            for item in page.items:
+                                zoned = int(item.clip_id[-8:], 16) % 11 == 0
+                                assert item.zones == (("porch", "gate") if zoned else ())
                         else:
                             assert page.page == pages
                     assert got == want, (kind, size)
