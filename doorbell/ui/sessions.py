@@ -122,7 +122,8 @@ def reuse_signed_csrf() -> None:
         g.csrf_token = record.signed_csrf[1]  # what generate_csrf() returns for this request
         return
     signed = generate_csrf()  # signs the session's raw token (made now if there is none)
-    record.signed_csrf = (str(record["csrf_token"]), signed)
+    if raw is not None and record.get("csrf_token") == raw:  # not cleared meanwhile (a lock)
+        record.signed_csrf = (raw, signed)
 
 
 class SessionStore:
