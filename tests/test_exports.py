@@ -540,3 +540,32 @@ def test_a_data_dir_without_owner_recipients_still_takes_requests(world: World) 
     request, token = world.registry.submit(world.raw_request(), source="owner")
     assert world.registry.by_token(token).id == request.id
     assert world.registry.status_token(request.id, world.owner) is None
+
+
+def test_pending_requests_cache_follows_every_write(world: World) -> None:
+    """Issue 17, load: the owner pages' banner reads a cached list of pending requests; it
+    follows this registry's writes (submit, deny, expiry) and another connection's (the
+    `doorbell requests` CLI) at once."""
+    from doorbell.exports.registry import ExportRegistry
+
+    registry = world.registry
+    assert registry.pending_requests() == []
+    first, _ = registry.submit(world.raw_request(), source="owner")
+    assert [r.id for r in registry.pending_requests()] == [first.id]
+    assert registry.pending_requests() == registry.requests(status="pending", include_self=False)
+    other = ExportRegistry.open(world.data_dir, world.audit, clock=world.clock)
+    try:
+        world.clock.advance(1)
+        second, _ = other.submit(world.raw_request(), source="owner")
+        assert [r.id for r in registry.pending_requests()] == [second.id, first.id]
+        other.deny(first.id, "No warrant attached.")
+        assert [r.id for r in registry.pending_requests()] == [second.id]
+    finally:
+        other.close()
+    registry.deny(second.id, "Not this time.")
+    assert registry.pending_requests() == []
+    third, _ = registry.submit(world.raw_request(), source="owner")
+    world.clock.advance(15 * 86400)
+    assert [r.id for r in registry.pending_requests()] == [third.id]
+    assert registry.sweep() == [third.id]
+    assert registry.pending_requests() == []

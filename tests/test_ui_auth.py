@@ -326,3 +326,26 @@ def test_links_are_built_from_the_configuration_not_the_host_header(data_dir: Pa
             assert external_url("/r/x") == "https://doorbell.home:8443/r/x"
     finally:
         close_app(app)
+
+
+def test_signed_csrf_token_is_reused_only_for_the_same_raw_token(world) -> None:
+    """Issue 17, load: an unlocked session's pages reuse one signed CSRF token (not signed
+    anew per page); it still works, and after a lock and a new unlock the old one is refused
+    and a different one is issued."""
+    app, _, _ = world
+    client = app.test_client()
+    unlock(client)
+    tokens = {csrf_from(client.get(path).data) for path in ("/settings", "/timeline", "/audit")}
+    assert len(tokens) == 1
+    [old] = tokens
+    [record] = app.extensions["doorbell"].sessions.unlocked_sessions()
+    assert record.signed_csrf == (record["csrf_token"], old)  # kept, not signed per page
+    assert client.post("/lock", data={"csrf_token": old}).status_code == 302
+    unlock(client)
+    new = csrf_from(client.get("/settings").data)
+    assert new != old
+    refused = client.post("/lock", data={"csrf_token": old})
+    assert refused.status_code == 400
+    assert client.get("/timeline").status_code == 200  # still unlocked
+    assert client.post("/lock", data={"csrf_token": new}).status_code == 302
+    assert client.get("/timeline").status_code == 401

@@ -357,6 +357,12 @@ def test_timeline_cache_never_shows_a_stale_index(tmp_path: Path) -> None:
             assert index.used_bytes() > used
             store.delete_clip(first)
             assert [i.clip_id for i in index.page().items] == [second]
+            page, used_now, hours = index.overview("all", 1, T0 + 3600)
+            assert page is index.page() and used_now == index.used_bytes() < used * 2
+            assert hours == index.per_hour(T0 + 3600) and sum(hours) == 1
+            third = make_clip(store, [FakeVault().identity.recipient], T0 + 120, seconds=1.0)
+            page, _, hours = index.overview("all", 1, T0 + 3600)
+            assert [i.clip_id for i in page.items] == [third, second] and sum(hours) == 2
         finally:
             index.close()
 
@@ -410,3 +416,167 @@ def test_timeline_filters_by_motion_zone(data_dir: Path) -> None:
         ]
     finally:
         close_app(app)
+
+
+def test_timeline_pages_match_a_plain_sort_with_tied_start_times(tmp_path: Path) -> None:
+    """Issue 17, load: pages after the first start from a cached key per page instead of an
+    OFFSET scan; they must be exactly the pages of the full sort (started_at, then id, both
+    newest first), ties across page boundaries included, for every filter, and follow
+    clips the recorder adds or deletes."""
+    from doorbell.store import TIMELINE_FILTERS, IndexReader
+
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    rng = random.Random(17)
+    rows = []
+    with Store.open(data_dir) as store:
+        db = store._db
+        db.execute("BEGIN")
+        for i in range(230):
+            started = T0 + rng.randrange(40) * 60  # many clips share a start time
+            clip_id = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(started))}-{i:08x}"
+            kind = "ring" if i % 7 == 0 else "motion"
+            interrupted = int(i % 5 == 0)
+            db.execute(
+                "INSERT INTO events (id, kind, started_at) VALUES (?, ?, ?)",
+                (f"e{i}", kind, started),
+            )
+            db.execute(
+                "INSERT INTO clips (id, event_id, started_at, duration_s, size_bytes, trigger,"
+                " sealed, interrupted, path, zones)"
+                " VALUES (?, ?, ?, 10, 1000, 'motion', 1, ?, ?, ?)",
+                (
+                    clip_id,
+                    f"e{i}",
+                    started,
+                    interrupted,
+                    f"clips/x/{clip_id}.mp4.age",
+                    '["porch", "gate"]' if i % 11 == 0 else "[]",
+                ),
+            )
+            rows.append((started, clip_id, kind, interrupted))
+        db.execute("COMMIT")
+
+        def expected(kind: str, deleted: set[str]) -> list[str]:
+            chosen = [
+                r
+                for r in rows
+                if r[1] not in deleted
+                and (
+                    kind == "all"
+                    or (kind == "ring" and r[2] == "ring")
+                    or (kind == "motion" and r[2] == "motion")
+                    or (kind == "interrupted" and r[3])
+                )
+            ]
+            return [r[1] for r in sorted(chosen, key=lambda r: (r[0], r[1]), reverse=True)]
+
+        def check(index: IndexReader, deleted: set[str]) -> None:
+            for kind in TIMELINE_FILTERS:
+                want = expected(kind, deleted)
+                for size in (7, 48):
+                    pages = max(1, -(-len(want) // size))
+                    got: list[str] = []
+                    for number in (*range(pages, 0, -1), pages + 3):  # last first, then past it
+                        page = index.page(kind, number, size)
+                        assert (page.total, page.pages) == (len(want), pages)
+                        if number <= pages:
+                            got = [i.clip_id for i in page.items] + got
+                            for item in page.items:
+                                zoned = int(item.clip_id[-8:], 16) % 11 == 0
+                                assert item.zones == (("porch", "gate") if zoned else ())
+                        else:
+                            assert page.page == pages
+                    assert got == want, (kind, size)
+
+        index = IndexReader(data_dir)
+        try:
+            check(index, set())
+            gone = {rows[3][1], rows[100][1], rows[229][1]}
+            for clip_id in gone:
+                store.delete_clip(clip_id)
+            check(index, gone)
+        finally:
+            index.close()
+
+
+def test_timeline_reuses_its_rendered_grid_but_never_shows_a_stale_one(tmp_path: Path) -> None:
+    """Issue 17, load: the clip grid of a page is rendered once and reused; every view is
+    still audited, a clip indexed by another connection shows at once, a deleted one goes,
+    and the links are those url_for builds."""
+    from flask import url_for
+
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    vault = FakeVault()
+    prepare_data_dir(data_dir, vault)
+    with Store.open(data_dir) as store:
+        first = make_clip(store, [vault.identity.recipient], T0, seconds=1.0)
+    app = create_app(ui_config(data_dir), vault=vault, clock=Clock())
+    try:
+        client = app.test_client()
+        unlock(client)
+        mark = audit_size(app)
+        pages = [client.get("/timeline").data for _ in range(3)]
+        views = [e for e in entries(app, mark) if e["action"] == "timeline.viewed"]
+        assert [v["details"]["clips"] for v in views] == [[first]] * 3
+        with app.test_request_context("/timeline"):
+            clip_url = url_for("events.clip_page", clip_id=first)
+            thumb_url = url_for("events.thumbnail", clip_id=first)
+        for page in pages:
+            assert f'href="{clip_url}"'.encode() in page
+            assert f'src="{thumb_url}"'.encode() in page
+        with Store.open(data_dir) as store:
+            second = make_clip(store, [vault.identity.recipient], T0 + 60, seconds=1.0)
+        page = client.get("/timeline").data
+        assert second.encode() in page and first.encode() in page
+        with Store.open(data_dir) as store:
+            store.delete_clip(first)
+        page = client.get("/timeline").data
+        assert second.encode() in page and first.encode() not in page
+    finally:
+        close_app(app)
+
+
+def test_rendered_grid_is_reused_only_for_the_same_page_zone_and_badges() -> None:
+    from doorbell.store import TimelinePage
+    from doorbell.ui.timeline import RenderedDays
+
+    rendered = RenderedDays(size=2)
+    renders: list[str] = []
+
+    def render(text: str):
+        def rendering() -> str:
+            renders.append(text)
+            return text
+
+        return rendering
+
+    page = TimelinePage((), 0, 1, 1, "all")
+    zone, other_zone = object(), object()
+    assert rendered.get(page, zone, {}, "", render("a")) == "a"
+    assert rendered.get(page, zone, {}, "", render("b")) == "a"  # reused
+    assert rendered.get(page, zone, {"x": "held"}, "", render("c")) == "c"  # badges changed
+    assert rendered.get(page, other_zone, {"x": "held"}, "", render("d")) == "d"
+    assert rendered.get(page, other_zone, {"x": "held"}, "/sub", render("e")) == "e"
+    same_content = TimelinePage((), 0, 1, 1, "all")  # a new index version: a new object
+    assert rendered.get(same_content, other_zone, {"x": "held"}, "/sub", render("f")) == "f"
+    for number in (2, 3):  # size 2: page 1 is dropped
+        rendered.get(TimelinePage((), 0, number, 3, "all"), zone, {}, "", render(str(number)))
+    assert rendered.get(same_content, other_zone, {"x": "held"}, "/sub", render("g")) == "g"
+    assert renders == ["a", "c", "d", "e", "f", "2", "3", "g"]
+
+
+def test_clip_links_are_what_url_for_builds() -> None:
+    from flask import Flask, url_for
+
+    from doorbell.ui.events import bp, clip_links
+
+    app = Flask(__name__)
+    app.register_blueprint(bp)
+    ids = ["20260101T000000Z-0000abcd", "19700101T000000Z-ffffffff"]
+    for root in ("", "/door"):
+        with app.test_request_context("/timeline", base_url=f"http://localhost{root}"):
+            for endpoint in ("events.clip_page", "events.thumbnail", "events.clip_video"):
+                link = clip_links(endpoint)
+                assert [link(i) for i in ids] == [url_for(endpoint, clip_id=i) for i in ids]

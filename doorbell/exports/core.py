@@ -9,10 +9,11 @@ what it uses, and no part imports the registry that assembles them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -124,6 +125,25 @@ class RegistryCore(LockedConnection):
         self._clock = clock
         self.config = config
         self._lock = threading.RLock()
+        #: write transactions of this object: with ``PRAGMA data_version`` (commits of other
+        #: connections), what tells a cached read that the registry may have changed
+        self._writes = 0
+        self._pending_cache: tuple[tuple[int, int], tuple[ExportRequest, ...]] | None = None
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (as :class:`LockedConnection`), counted in ``_writes``."""
+        with self._lock:
+            try:
+                with super()._transaction() as connection:
+                    yield connection
+            finally:
+                self._writes += 1
+
+    def _version(self) -> tuple[int, int]:
+        """Changes if anything may have been written since (lock held)."""
+        version = int(self._db.execute("PRAGMA data_version").fetchone()[0])
+        return version, self._writes
 
     @property
     def audit_log(self) -> Any:

@@ -393,6 +393,18 @@ class ExportRegistry(InvitationsMixin, DeliveryMixin):
             rows = self._db.execute(query + " ORDER BY created_at DESC", (status, status))
             return [_request_from_row(r) for r in rows]
 
+    def pending_requests(self) -> list[ExportRequest]:
+        """Pending requests from requesters (not the owner's own), newest first: the banner
+        of every owner page. Cached until this registry writes or another connection commits
+        (issue 17, load: one query per page view under the registry's lock)."""
+        with self._lock:
+            version = self._version()
+            cached = self._pending_cache
+            if cached is None or cached[0] != version:
+                found = tuple(self.requests(status="pending", include_self=False))
+                cached = self._pending_cache = (version, found)
+            return list(cached[1])
+
     # --- the signed record ----------------------------------------------------------------
 
     def signed_request(self, request_id: str, *, refusing: str) -> ExportRequest:

@@ -33,7 +33,12 @@ from doorbell.datadir import DataDir
 from doorbell.errors import KeyFileError
 from doorbell.store import IndexReader, Store
 from doorbell.ui.guard import UnlockThrottle, check_host, gate, security_headers
-from doorbell.ui.sessions import MemorySession, MemorySessionInterface, SessionStore
+from doorbell.ui.sessions import (
+    MemorySession,
+    MemorySessionInterface,
+    SessionStore,
+    reuse_signed_csrf,
+)
 from doorbell.ui.state import LiveFeed
 from doorbell.ui.unlockgate import FailureLedger, PassphraseGate
 from doorbell.ui.vault import Vault
@@ -260,6 +265,7 @@ def create_app(
     app.before_request(check_host)
     app.before_request(gate)
     CSRFProtect(app)
+    app.before_request(reuse_signed_csrf)
     limiter = Limiter(
         key_func=lambda: _client_address(),
         app=app,

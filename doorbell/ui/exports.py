@@ -116,11 +116,7 @@ def _pending_for_templates() -> dict[str, Any]:
     if getattr(session, "owner", None) is None:
         return {"pending_requests": []}
     now = _state().wall_clock()
-    waiting = [
-        r
-        for r in _exports().registry.requests(status="pending", include_self=False)
-        if r.decide_by > now
-    ]
+    waiting = [r for r in _exports().registry.pending_requests() if r.decide_by > now]
     waiting.sort(key=lambda r: r.decide_by)
     return {"pending_requests": waiting}
 

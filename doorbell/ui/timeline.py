@@ -15,16 +15,87 @@ hour over the last 24 hours, and how full the storage is.
 
 from __future__ import annotations
 
+import functools
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from html import escape
 
 from doorbell.store import TIMELINE_FILTERS as FILTERS
+from doorbell.store import TimelinePage
 
-__all__ = ["FILTERS", "hourly_chart_svg", "human_size", "storage_gauge_svg"]
+__all__ = ["FILTERS", "RenderedDays", "hourly_chart_svg", "human_size", "storage_gauge_svg"]
+
+#: Rendered clip grids kept, least recently used dropped first: as many as the index reader
+#: keeps pages (``doorbell.store.PAGE_CACHE_SIZE``); 21-25 KB each for 48 clips, ~6 MB in all.
+RENDERED_DAYS_SIZE = 256
+
+
+@dataclass(frozen=True)
+class _Rendered:
+    page: TimelinePage
+    zone: object
+    held: tuple[tuple[str, str], ...]
+    script_root: str
+    html: str
+
+
+class RenderedDays:
+    """The rendered clip grid of recent timeline pages, reused while nothing it shows changed.
+
+    Rendering 48 clips (links, local times, badges) was most of a timeline view's CPU time
+    under load (issue 17: 20 clients). An entry is reused only for the very same
+    :class:`TimelinePage` object (:class:`doorbell.store.IndexReader` returns a new one once
+    the index changes), the same local-time object, the same held badges and the same script
+    root; anything else renders afresh. Thread-safe.
+    """
+
+    def __init__(self, size: int = RENDERED_DAYS_SIZE) -> None:
+        self._size = size
+        self._entries: OrderedDict[tuple[str, str, int], _Rendered] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(
+        self,
+        page: TimelinePage,
+        zone: object,
+        held: Mapping[str, str],
+        script_root: str,
+        render: Callable[[], str],
+    ) -> str:
+        """The grid of ``page`` as shown with ``zone`` and ``held``: cached, or ``render()``."""
+        key = (page.kind, page.motion_zone or "", page.page)
+        wanted = tuple(sorted(held.items()))
+        with self._lock:
+            entry = self._entries.get(key)
+            if (
+                entry is not None
+                and entry.page is page
+                and entry.zone is zone
+                and entry.held == wanted
+                and entry.script_root == script_root
+            ):
+                self._entries.move_to_end(key)
+                return entry.html
+        html = render()  # outside the lock: two first views of one page may both render
+        with self._lock:
+            self._entries[key] = _Rendered(page, zone, wanted, script_root, html)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+        return html
 
 
 def hourly_chart_svg(counts: list[int], now: float, zone: tzinfo = UTC) -> str:
     """Bars of events per hour (oldest left, hours of ``zone``); labelled for screen readers."""
+    return _hourly_chart_svg(tuple(counts), datetime.fromtimestamp(now, zone).hour)
+
+
+@functools.lru_cache(maxsize=16)
+def _hourly_chart_svg(counts: tuple[int, ...], end_hour: int) -> str:
+    # Drawn once per distinct chart: every timeline view shows it (issue 17, load).
     width, height, pad = 480, 120, 18
     peak = max(counts) if counts and max(counts) > 0 else 1
     bar = (width - 2 * pad) / max(1, len(counts))
@@ -36,7 +107,6 @@ def hourly_chart_svg(counts: list[int], now: float, zone: tzinfo = UTC) -> str:
         f'<line class="axis" x1="{pad}" y1="{height - pad}" x2="{width - pad}" '
         f'y2="{height - pad}"/>',
     ]
-    end_hour = datetime.fromtimestamp(now, zone).hour
     for index, count in enumerate(counts):
         h = (height - 2 * pad) * count / peak
         x = pad + index * bar
