@@ -7,9 +7,12 @@ passphrase was refused ("another check is running"). Here:
 
 - :class:`PassphraseGate` queues checks **fairly** instead of refusing: one check runs at a
   time (scrypt costs 256 MiB), at most one per address waits (more from the same address are
-  refused at once), at most :data:`MAX_WAITING` wait in all, in arrival order, addresses
-  that recently unlocked first. A new address therefore waits for at most ``MAX_WAITING``
-  checks (see docs/web.md, "Under attack", for the bound in seconds).
+  refused at once), in arrival order, addresses that recently unlocked first. At most
+  :data:`MAX_WAITING` other addresses wait; addresses that recently unlocked have their own
+  :data:`MAX_WAITING` places, so a queue full of strangers never refuses them, and they wait
+  only for the check running and other recently unlocked addresses. A new address waits
+  for at most ``MAX_WAITING`` checks, or is refused "busy" while the queue is full (see
+  docs/web.md, "Under attack", for the bound in seconds).
 - It keeps a **global failure budget**: once more than :data:`GLOBAL_FAILURE_BUDGET` wrong
   passphrases came from addresses that did not recently unlock within
   :data:`BUDGET_WINDOW_S`, an address that already failed within :data:`FAILURE_MEMORY_S`
@@ -31,7 +34,8 @@ from typing import Any
 
 from doorbell.webserver import address_key
 
-#: Checks that may wait for their turn (each holds a server thread while it waits).
+#: Checks that may wait for their turn (each holds a server thread while it waits), counted
+#: separately for addresses that recently unlocked and for all others.
 MAX_WAITING = 8
 #: Longest a check waits for its turn before it is refused as busy (seconds).
 MAX_WAIT_S = 30.0
@@ -102,7 +106,12 @@ class PassphraseGate:
                 and self._over_budget(now)
             ):
                 raise GateRefused("budget", FAILURE_MEMORY_S - (now - last))
-            if any(t.key == key for t in self._waiting) or len(self._waiting) >= MAX_WAITING:
+            if any(t.key == key for t in self._waiting):
+                raise GateRefused("busy", 2.0)
+            # An address that recently unlocked is admitted beyond the cap (up to its own cap):
+            # checked after the priority, else a full queue of strangers refused the owner.
+            crowd = sum(1 for t in self._waiting if t.exempt == exempt)
+            if crowd >= MAX_WAITING:
                 raise GateRefused("busy", 2.0)
             self._seq += 1
             ticket = _Ticket(key, exempt, self._seq)
