@@ -114,3 +114,29 @@ def test_an_address_that_unlocked_is_admitted_when_others_fill_the_queue() -> No
             waiter.join(10)
     assert owner_refused == []
     assert refused == [], "the others still had their turn"
+
+
+def test_a_check_that_timed_out_waiting_counts_as_a_failure() -> None:
+    """Review finding: a ticket that waited MAX_WAIT_S and gave up cost its address nothing,
+    so strangers could hold the queue for free. It now counts as a wrong try (not for an
+    address that recently unlocked, whose checks go first anyway)."""
+    clock = Clock()
+    gate = PassphraseGate(clock)
+    for n in range(unlockgate.GLOBAL_FAILURE_BUDGET - 1):
+        fail(gate, f"192.0.2.{n}")
+    running = gate.acquire("192.0.2.200")
+    refused: list[str] = []
+    waiter = threading.Thread(
+        target=_wait_in_queue, args=(gate, "192.0.2.150", refused), daemon=True
+    )
+    try:
+        waiter.start()
+        _queued(gate, 1)
+        clock.advance(unlockgate.MAX_WAIT_S + 1)
+        waiter.join(10)
+    finally:
+        gate.release(running, "unlocked")
+    assert refused == ["busy"]
+    with pytest.raises(GateRefused) as again:
+        gate.acquire("192.0.2.150")  # its timeout spent the last of the budget
+    assert again.value.reason == "budget"

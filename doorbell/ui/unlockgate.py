@@ -18,7 +18,9 @@ passphrase was refused ("another check is running"). Here:
   :data:`BUDGET_WINDOW_S`, an address that already failed within :data:`FAILURE_MEMORY_S`
   is refused without a check. A guesser gets one try per address per ``FAILURE_MEMORY_S``
   (IPv6 counts per /64); the owner's address, with no failure on record, still gets its
-  check, and an address that unlocked recently is exempt.
+  check, and an address that unlocked recently is exempt. A check that waited
+  :data:`MAX_WAIT_S` for its turn and gave up counts as a failure too (except for an
+  address that recently unlocked), so holding a place in the queue is not free.
 - :class:`FailureLedger` turns failures and refusals into **one audit entry at the start of
   a burst per address and one summary with the count when the burst ends** (quiet for
   :data:`BURST_QUIET_S`, or :data:`BURST_MAX_S` long, or at shutdown), never one per request.
@@ -121,6 +123,8 @@ class PassphraseGate:
                 while self._running or self._head() is not ticket:
                     left = deadline - self._clock()
                     if left <= 0:
+                        if not exempt:  # else holding a place in the queue costs nothing
+                            self._count_failure(key, self._clock())
                         raise GateRefused("busy", 2.0)
                     self._cond.wait(min(left, 1.0))
                 self._running = True
@@ -143,11 +147,14 @@ class PassphraseGate:
                 self._remember(self._unlocked, key, now)
                 self._last_failure.pop(key, None)
             elif outcome == "wrong":
-                self._remember(self._last_failure, key, now)
-                if not self.exempt(key):
-                    self._budget.append(now)
+                self._count_failure(key, now)
             self._running = False
             self._cond.notify_all()
+
+    def _count_failure(self, key: str, now: float) -> None:
+        self._remember(self._last_failure, key, now)
+        if not self.exempt(key):
+            self._budget.append(now)
 
     @staticmethod
     def _remember(table: OrderedDict[str, float], key: str, now: float) -> None:
