@@ -8,13 +8,17 @@ cheroot alone lets one LAN host make the UI unreachable or exhaust a Pi Zero's m
 - **A header deadline**: the request line and headers (and, with TLS, the handshake before
   them) must arrive within :data:`HEADER_DEADLINE_S` of the connection becoming readable,
   however slowly they trickle in; a socket timeout alone is reset by every byte.
+- **A request deadline**: the whole request, body included, must arrive within
+  :data:`REQUEST_DEADLINE_S` of its start; a body trickled a byte at a time held its worker
+  for ever (security review of issue 17).
 - **The TLS handshake in a worker thread, not the acceptor**: cheroot shakes hands in its
   single accepting thread, so one silent connection stalled every other for its timeout.
 - **A per-address connection cap**: at most :data:`MAX_CONNECTIONS_PER_ADDRESS` open
   connections from one IPv4 address or IPv6 /64; further ones are closed at accept.
 
 So one address holds at most ``MAX_CONNECTIONS_PER_ADDRESS`` of the ``THREADS`` workers,
-each for at most ``HEADER_DEADLINE_S`` per request it never finishes sending.
+each for at most ``REQUEST_DEADLINE_S`` per request it never finishes sending
+(``HEADER_DEADLINE_S`` if it never finishes the headers).
 """
 
 from __future__ import annotations
@@ -38,6 +42,9 @@ log = logging.getLogger(__name__)
 MAX_HEADER_BYTES = 64 * 1024
 #: Seconds a connection has, once readable, for the TLS handshake, request line and headers.
 HEADER_DEADLINE_S = 10.0
+#: Seconds one request has from its first byte to its last body byte (enough for
+#: MAX_CONTENT_LENGTH, 256 KiB, at 9 KB/s); a socket timeout alone is reset by every byte.
+REQUEST_DEADLINE_S = 30.0
 #: Open connections one address (IPv4, or IPv6 /64) may hold at once.
 MAX_CONNECTIONS_PER_ADDRESS = 8
 
@@ -117,27 +124,40 @@ class _DeadlineReader(StreamReader):
 
 
 class _DeadlineRequest(cheroot_server.HTTPRequest):
-    """Reads the request line and headers under the connection's header deadline."""
+    """Reads the request line and headers under the header deadline, and the whole request,
+    body included, under the request deadline (both counted from the request's start)."""
 
     def parse_request(self) -> None:
         conn: GuardedConnection = self.conn
-        conn.header_deadline = time.monotonic() + HEADER_DEADLINE_S
+        started = time.monotonic()
+        conn.request_deadline = started + REQUEST_DEADLINE_S
+        conn.header_deadline = started + HEADER_DEADLINE_S
         try:
             super().parse_request()
         finally:
             conn.header_deadline = None
+            if not self.ready:  # refused: no body will be read
+                conn.request_deadline = None
+
+    def respond(self) -> None:
+        try:
+            super().respond()
+        finally:
+            conn: GuardedConnection = self.conn
+            conn.request_deadline = None
 
 
 class GuardedConnection(cheroot_server.HTTPConnection):
-    """One connection: counted per address, handshake and headers under a deadline."""
+    """One connection: counted per address; handshake, headers and body under deadlines."""
 
     RequestHandlerClass = _DeadlineRequest
 
     def __init__(self, server: Any, sock: Any, makefile: Any = None) -> None:
         self.header_deadline: float | None = None
+        self.request_deadline: float | None = None
         super().__init__(server, sock, makefile or MakeFile)
-        self.rfile.close()  # cheroot's reader, replaced by one that honours the deadline
-        self.rfile = _DeadlineReader(sock, lambda: self.header_deadline)
+        self.rfile.close()  # cheroot's reader, replaced by one that honours the deadlines
+        self.rfile = _DeadlineReader(sock, self.read_deadline)
         try:
             peer = sock.getpeername()[0]
         except OSError:
@@ -145,6 +165,11 @@ class GuardedConnection(cheroot_server.HTTPConnection):
         self.address_key = address_key(str(peer))
         self._counted = server.connection_counter.admit(self.address_key)
         self._needs_handshake = hasattr(sock, "do_handshake")
+
+    def read_deadline(self) -> float | None:
+        """The earliest deadline in force for a read (None between requests)."""
+        deadlines = [d for d in (self.header_deadline, self.request_deadline) if d is not None]
+        return min(deadlines, default=None)
 
     def communicate(self) -> bool:
         if not self._counted:

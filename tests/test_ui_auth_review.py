@@ -425,3 +425,43 @@ def test_all_cosignatures_deleted_shows_on_the_audit_page(data_dir: Path, vault)
         assert "cosignatures were deleted" in page
     finally:
         close_app(app)
+
+
+# --- review finding: the throttle and the rate limit keyed on the raw IPv6 address ----------
+
+
+def test_throttle_counts_an_ipv6_slash_64_as_one_address() -> None:
+    """Before the fix a host that rotated its address within its /64 had a fresh throttle
+    for every guess."""
+    from doorbell.ui.guard import UnlockThrottle
+
+    throttle = UnlockThrottle(Clock())
+    assert throttle.begin("2001:db8:0:1::1") == 0.0
+    assert throttle.begin("2001:db8:0:1:aaaa::2") > 0  # same /64: the same address
+    assert throttle.failures("2001:db8:0:1::ffff") == 1
+    assert throttle.begin("2001:db8:0:2::1") == 0.0  # another /64 is another address
+
+
+def test_rate_limit_counts_an_ipv6_slash_64_as_one_address(data_dir: Path, vault) -> None:
+    """Before the fix every wrong guess from a new address of one /64 was allowed: the
+    flat rate limit never applied."""
+    prepare_data_dir(data_dir, vault)
+    clock = Clock()
+    app = _app(data_dir, vault, clock)
+    app.config["DOORBELL_UNLOCK_RATE"] = "3 per hour"
+    statuses = []
+    try:
+        for i in range(5):
+            clock.advance(3600)  # past the throttle's delay, not past the limiter's hour
+            attacker = app.test_client()
+            token = csrf_from(attacker.get("/unlock").data)
+            answer = attacker.post(
+                "/unlock",
+                environ_base={"REMOTE_ADDR": f"2001:db8:0:1::{i + 1:x}"},
+                data={"csrf_token": token, "passphrase": "guess"},
+            )
+            statuses.append(answer.status_code)
+    finally:
+        close_app(app)
+    assert statuses[:3] == [401, 401, 401]
+    assert statuses[3:] == [429, 429], statuses

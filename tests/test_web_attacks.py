@@ -283,3 +283,69 @@ def test_limits_count_an_ipv6_slash_64_as_one_address() -> None:
     assert counter.admit(key) and counter.admit(key) and not counter.admit(key)
     counter.release(key)
     assert counter.admit(key)
+
+
+# --- review finding: a request body trickled a byte at a time -------------------------------
+
+
+def _slow_body(port: int, source: str, stop: threading.Event, opened: list[int]) -> None:
+    """POST a form that announces 100,000 bytes, then send one byte every 2 s, forever."""
+    while not stop.is_set():
+        try:
+            raw = socket.create_connection(
+                ("127.0.0.1", port), timeout=5, source_address=(source, 0)
+            )
+        except OSError:
+            stop.wait(0.2)
+            continue
+        with raw:
+            try:
+                with tls_context().wrap_socket(raw) as conn:
+                    conn.sendall(
+                        b"POST /unlock HTTP/1.1\r\nHost: localhost\r\n"
+                        b"Content-Type: application/x-www-form-urlencoded\r\n"
+                        b"Content-Length: 100000\r\n\r\npassphrase="
+                    )
+                    opened[0] += 1
+                    while not stop.is_set():
+                        stop.wait(2.0)
+                        conn.sendall(b"a")
+            except OSError:
+                stop.wait(0.2)
+
+
+def test_slow_request_bodies_do_not_hold_every_worker(web) -> None:
+    """Review finding: only the headers had a deadline; a body trickled one byte per few
+    seconds held its worker for ever (each byte reset the 30 s socket timeout), and three
+    addresses with 8 connections each held all 24. Before the fix the owner's unlock timed
+    out; now every request, body included, ends within REQUEST_DEADLINE_S."""
+    from doorbell.commands.web import THREADS
+    from doorbell.webserver import MAX_CONNECTIONS_PER_ADDRESS, REQUEST_DEADLINE_S
+
+    process, _ = web
+    stop, opened = threading.Event(), [0]
+    sources = [f"127.0.0.{40 + n}" for n in range(-(-THREADS // MAX_CONNECTIONS_PER_ADDRESS))]
+    threads = [
+        threading.Thread(target=_slow_body, args=(process.port, source, stop, opened))
+        for source in sources
+        for _ in range(MAX_CONNECTIONS_PER_ADDRESS)
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(4.0)
+        browser = Browser(process.port, timeout_s=REQUEST_DEADLINE_S + 20)
+        started = time.monotonic()
+        try:
+            answer = browser.unlock()
+        except TimeoutError:
+            answer = None
+        elapsed = time.monotonic() - started
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(15)
+    assert opened[0] >= THREADS, "the attack really ran (every worker held)"
+    assert answer is not None, f"the owner's unlock timed out after {elapsed:.0f} s"
+    assert unlocked(answer), (answer.status, answer.body[-400:])
+    assert elapsed < REQUEST_DEADLINE_S + NORMAL_UNLOCK_S + 5.0

@@ -42,6 +42,7 @@ from doorbell.ui.sessions import (
 from doorbell.ui.state import LiveFeed
 from doorbell.ui.unlockgate import FailureLedger, PassphraseGate
 from doorbell.ui.vault import Vault
+from doorbell.webserver import address_key
 
 if TYPE_CHECKING:
     from doorbell.audit.log import AuditLog
@@ -349,7 +350,8 @@ def create_app(
 def _client_address() -> str:
     from flask import request
 
-    return request.remote_addr or "unknown"
+    # Keyed like every other per-address limit: a host can use every address of its /64.
+    return address_key(request.remote_addr or "unknown")
 
 
 def close_app(app: Flask) -> None:

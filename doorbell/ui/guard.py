@@ -33,6 +33,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from doorbell.config import WebConfig
 from doorbell.ui.state import web_state
+from doorbell.webserver import address_key
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -191,7 +192,8 @@ class _Failures:
 
 
 class UnlockThrottle:
-    """Growing delay after failed passphrase checks, per client address: 1 s, 2 s, 4 s ...
+    """Growing delay after failed passphrase checks, per client address (an IPv6 address
+    counts per /64, as :func:`doorbell.webserver.address_key`): 1 s, 2 s, 4 s ...
 
     After ``n`` failures from one address, its next attempt is refused unanswered (no
     passphrase check) until ``min(2**(n-1), max_delay_s)`` seconds after the last failure.
@@ -222,12 +224,14 @@ class UnlockThrottle:
 
     def wait_s(self, client: str) -> float:
         """Seconds ``client`` must still wait before its next attempt (0: may try now)."""
+        client = address_key(client)
         with self._lock:
             return self._wait_locked(client, self._clock())
 
     def begin(self, client: str) -> float:
         """Start an attempt: the seconds to wait (nothing counted), or 0 after counting this
         attempt as a failure until :meth:`succeeded` says otherwise."""
+        client = address_key(client)
         now = self._clock()
         with self._lock:
             wait = self._wait_locked(client, now)
@@ -244,12 +248,14 @@ class UnlockThrottle:
 
     def failures(self, client: str) -> int:
         """How many failures ``client`` has on record."""
+        client = address_key(client)
         with self._lock:
             mine = self._by_client.get(client)
             return 0 if mine is None else mine.count
 
     def failed(self, client: str) -> int:
         """Record a failure outside :meth:`begin`; return that client's failure count."""
+        client = address_key(client)
         now = self._clock()
         with self._lock:
             mine = self._by_client.setdefault(client, _Failures())
@@ -258,5 +264,6 @@ class UnlockThrottle:
             return mine.count
 
     def succeeded(self, client: str) -> None:
+        client = address_key(client)
         with self._lock:
             self._by_client.pop(client, None)

@@ -7,15 +7,20 @@ passphrase was refused ("another check is running"). Here:
 
 - :class:`PassphraseGate` queues checks **fairly** instead of refusing: one check runs at a
   time (scrypt costs 256 MiB), at most one per address waits (more from the same address are
-  refused at once), at most :data:`MAX_WAITING` wait in all, in arrival order, addresses
-  that recently unlocked first. A new address therefore waits for at most ``MAX_WAITING``
-  checks (see docs/web.md, "Under attack", for the bound in seconds).
+  refused at once), in arrival order, addresses that recently unlocked first. At most
+  :data:`MAX_WAITING` other addresses wait; addresses that recently unlocked have their own
+  :data:`MAX_WAITING` places, so a queue full of strangers never refuses them, and they wait
+  only for the check running and other recently unlocked addresses. A new address waits
+  for at most ``MAX_WAITING`` checks, or is refused "busy" while the queue is full (see
+  docs/web.md, "Under attack", for the bound in seconds).
 - It keeps a **global failure budget**: once more than :data:`GLOBAL_FAILURE_BUDGET` wrong
   passphrases came from addresses that did not recently unlock within
   :data:`BUDGET_WINDOW_S`, an address that already failed within :data:`FAILURE_MEMORY_S`
   is refused without a check. A guesser gets one try per address per ``FAILURE_MEMORY_S``
   (IPv6 counts per /64); the owner's address, with no failure on record, still gets its
-  check, and an address that unlocked recently is exempt.
+  check, and an address that unlocked recently is exempt. A check that waited
+  :data:`MAX_WAIT_S` for its turn and gave up counts as a failure too (except for an
+  address that recently unlocked), so holding a place in the queue is not free.
 - :class:`FailureLedger` turns failures and refusals into **one audit entry at the start of
   a burst per address and one summary with the count when the burst ends** (quiet for
   :data:`BURST_QUIET_S`, or :data:`BURST_MAX_S` long, or at shutdown), never one per request.
@@ -31,7 +36,8 @@ from typing import Any
 
 from doorbell.webserver import address_key
 
-#: Checks that may wait for their turn (each holds a server thread while it waits).
+#: Checks that may wait for their turn (each holds a server thread while it waits), counted
+#: separately for addresses that recently unlocked and for all others.
 MAX_WAITING = 8
 #: Longest a check waits for its turn before it is refused as busy (seconds).
 MAX_WAIT_S = 30.0
@@ -102,7 +108,12 @@ class PassphraseGate:
                 and self._over_budget(now)
             ):
                 raise GateRefused("budget", FAILURE_MEMORY_S - (now - last))
-            if any(t.key == key for t in self._waiting) or len(self._waiting) >= MAX_WAITING:
+            if any(t.key == key for t in self._waiting):
+                raise GateRefused("busy", 2.0)
+            # An address that recently unlocked is admitted beyond the cap (up to its own cap):
+            # checked after the priority, else a full queue of strangers refused the owner.
+            crowd = sum(1 for t in self._waiting if t.exempt == exempt)
+            if crowd >= MAX_WAITING:
                 raise GateRefused("busy", 2.0)
             self._seq += 1
             ticket = _Ticket(key, exempt, self._seq)
@@ -112,6 +123,8 @@ class PassphraseGate:
                 while self._running or self._head() is not ticket:
                     left = deadline - self._clock()
                     if left <= 0:
+                        if not exempt:  # else holding a place in the queue costs nothing
+                            self._count_failure(key, self._clock())
                         raise GateRefused("busy", 2.0)
                     self._cond.wait(min(left, 1.0))
                 self._running = True
@@ -134,11 +147,14 @@ class PassphraseGate:
                 self._remember(self._unlocked, key, now)
                 self._last_failure.pop(key, None)
             elif outcome == "wrong":
-                self._remember(self._last_failure, key, now)
-                if not self.exempt(key):
-                    self._budget.append(now)
+                self._count_failure(key, now)
             self._running = False
             self._cond.notify_all()
+
+    def _count_failure(self, key: str, now: float) -> None:
+        self._remember(self._last_failure, key, now)
+        if not self.exempt(key):
+            self._budget.append(now)
 
     @staticmethod
     def _remember(table: OrderedDict[str, float], key: str, now: float) -> None:
