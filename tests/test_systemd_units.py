@@ -448,13 +448,13 @@ def test_runtime_stack_needs_no_writable_executable_memory() -> None:
     assert "decoded 8" in result.stdout
 
 
-@pytest.mark.parametrize("unit", ["doorbell-recorder.service", "doorbell-web.service"])
+@pytest.mark.parametrize("unit", UNITS)
 def test_no_core_dumps(unit: str) -> None:
     """Review hardening note: a core dump of the web process would hold the owner identity."""
     assert _settings(SYSTEMD_DIR / unit)["LimitCORE"] == ["0"]
 
 
-@pytest.mark.parametrize("unit", ["doorbell-recorder.service", "doorbell-web.service"])
+@pytest.mark.parametrize("unit", UNITS)
 def test_memory_and_tasks_are_bounded(unit: str) -> None:
     """Issue 17, finding 5: one request must not be able to take the Pi's memory."""
     settings = _settings(SYSTEMD_DIR / unit)
