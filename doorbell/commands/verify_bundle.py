@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from doorbell.datadir import DEVICE_VKEY_FILE
 from doorbell.errors import UsageError
 
 if TYPE_CHECKING:
@@ -68,7 +69,7 @@ def _owner_device_vkey(owner_key_file: Path) -> tuple[str, Path]:
     """The device verifier key of the owner's own data dir: ``device.vkey`` beside the owner
     key file (both live in ``keys/``). The owner's data dir is the owner's own record of
     which device is theirs, as `doorbell keys show` prints it."""
-    path = owner_key_file.parent / "device.vkey"
+    path = owner_key_file.parent / DEVICE_VKEY_FILE
     if not path.is_file():
         raise UsageError(
             f"{owner_key_file}: no device.vkey beside it (it is not in the owner's data dir's "
