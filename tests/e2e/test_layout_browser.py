@@ -275,6 +275,7 @@ def test_every_page_fits_a_phone_and_a_laptop_with_labelled_fields(
         owners[name].check("audit", "/audit")
         owners[name].check("settings", "/settings")
         owners[name].check("passphrase", "/settings/passphrase")
+        owners[name].check("notifications", "/settings/notifications")
         page = owners[name].page
         page.goto(base + "/settings")
         page.evaluate(  # past the browser's own checks: the server's errors page
