@@ -52,3 +52,43 @@ def data_dir(tmp_path: Path) -> Path:
     path = tmp_path / "data"
     path.mkdir()
     return path
+
+
+def _leftover_threads() -> list[str]:
+    """Non-daemon threads still alive (each keeps the interpreter from exiting), with stacks."""
+    import sys
+    import threading
+    import traceback
+
+    frames = sys._current_frames()
+    found = []
+    for thread in threading.enumerate():
+        if thread is threading.main_thread() or thread.daemon or not thread.is_alive():
+            continue
+        frame = frames.get(thread.ident or -1)
+        stack = "".join(traceback.format_stack(frame)) if frame is not None else "(no frame)\n"
+        found.append(f"thread {thread.name!r}:\n{stack}")
+    return found
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A test that leaves a non-daemon thread running hangs the run at exit: name it and fail.
+
+    CI once printed "1042 passed" and then never exited; this turns such a leak into a failure
+    that says which thread, instead of a timeout that says nothing.
+    """
+    import faulthandler
+    import sys
+    import time
+
+    deadline = time.monotonic() + 10.0
+    leftovers = _leftover_threads()
+    while leftovers and time.monotonic() < deadline:
+        time.sleep(0.2)
+        leftovers = _leftover_threads()
+    if leftovers:
+        sys.stderr.write("\nconftest: non-daemon threads still running after the last test:\n")
+        sys.stderr.write("\n".join(leftovers))
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    # Whatever else holds the process at exit: dump every stack after 60 s and exit non-zero.
+    faulthandler.dump_traceback_later(60.0, exit=True)

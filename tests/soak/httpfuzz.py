@@ -259,15 +259,20 @@ def prepare(work: Path) -> tuple[Path, Path, list[tuple[str, list[str], bool, st
         raise AssertionError(f"doorbell init failed: {err}")
     _record_clips(data_dir, config)
     from doorbell.config import load_config
-    from doorbell.ui import create_app
+    from doorbell.ui import close_app, create_app
     from doorbell.ui.guard import is_public
 
+    # an app only to list its routes: closed again, or its sweeper threads keep the process
+    # from exiting (CI once printed "1042 passed" and then never ended)
     app = create_app(load_config(config))
     routes = []
-    with app.app_context():
-        for rule in app.url_map.iter_rules():
-            methods = sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
-            routes.append((rule.rule, methods, is_public(rule.endpoint), rule.endpoint))
+    try:
+        with app.app_context():
+            for rule in app.url_map.iter_rules():
+                methods = sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
+                routes.append((rule.rule, methods, is_public(rule.endpoint), rule.endpoint))
+    finally:
+        close_app(app)
     from doorbell.store import Store
 
     with Store.open(data_dir) as store:
