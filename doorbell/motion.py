@@ -391,13 +391,21 @@ class MotionDetector:
         that stood in front of it: a changed pixel where the picture matches the clean
         background is uncovered background, not an object. It is taken back into the
         background at once and left out of ``changed`` and ``strong`` (0/255 masks).
+
+        "Matches" means within the scene's weak threshold here, not within each pixel's own
+        ``weak`` limit (which the clean background still learns by): the noise model raises a
+        pixel's limit with its usual difference, and a passing light change (a cloud's shadow
+        moving across the paving) makes that tens of grey levels on many pixels, where any
+        value would match. Copied into the background, such pixels leave specks of another
+        moment's light that break the structure test of the shadow's next edge: false objects.
         """
         clean = self._clean
         if clean is None:
             return changed, strong
-        matches = cv2.compare(cv2.absdiff(smooth, cv2.convertScaleAbs(clean)), weak, cv2.CMP_LT)
-        self._matches = matches
-        ghost = cv2.bitwise_and(changed, matches)
+        apart = cv2.absdiff(smooth, cv2.convertScaleAbs(clean))
+        self._matches = cv2.compare(apart, weak, cv2.CMP_LT)
+        close = cv2.compare(apart, max(1, round(self._threshold * _WEAK_RATIO)), cv2.CMP_LT)
+        ghost = cv2.bitwise_and(changed, cv2.bitwise_and(self._matches, close))
         if not cv2.countNonZero(ghost):
             return changed, strong
         if self._background is not None:  # alpha 1 under the mask: a copy, in OpenCV
