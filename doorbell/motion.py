@@ -81,6 +81,8 @@ _NOISE_SETTLED_FRAMES = 20  # ... and every frame until the model has seen this 
 _SCENE_NOISE_FACTOR = 10.0  # a settled picture's threshold: this x its median usual difference
 _SCENE_NOISE_REFRESH_FRAMES = 16  # the median moves slowly: recomputed this often
 _CONTRAST_FLOOR = 8  # ... but never under this many grey levels (the weak one: half)
+_STILL_RATIO = 0.5  # an event starts only where pixels moved this share of the threshold ...
+_STILL_SHARE = 0.05  # ... in more than this share of the region since the previous frame
 
 
 class MotionError(DoorbellError, ValueError):
@@ -169,6 +171,7 @@ class MotionDetector:
         self._kernel = np.ones((3, 3), np.uint8)
         self._kernel5 = np.ones((5, 5), np.uint8)
         self._background: np.ndarray | None = None
+        self._previous: np.ndarray | None = None  # the previous frame, shrunk and denoised
         # the background as it is without anything that stood in front of it (ghosts)
         self._clean: np.ndarray | None = None
         self._matches: np.ndarray | None = None  # pixels where the frame matches the clean one
@@ -211,6 +214,7 @@ class MotionDetector:
     def reset(self) -> None:
         """Forget the background and any event (the next frame seeds a new background)."""
         self._background = None
+        self._previous = None
         self._clean = self._matches = None
         self._seen = 0
         self._noise_seen = 0
@@ -251,6 +255,7 @@ class MotionDetector:
         if self._blur > 1:
             smooth = cv2.GaussianBlur(smooth, (self._blur, self._blur), self._blur_sigma)
         self._frames += 1
+        previous, self._previous = self._previous, smooth
         if self._background is None:
             self._background = smooth.astype(np.float32)
             self._clean = self._background.copy()
@@ -335,6 +340,8 @@ class MotionDetector:
                 if cv2.countNonZero(cv2.bitwise_and(steady[window], region)) < needed:
                     continue
                 if cv2.countNonZero(cv2.bitwise_and(strong[window], region)) < strong_needed:
+                    continue
+                if not self._active and self._still(smooth, previous, region, window, threshold):
                     continue
                 if self._is_lighting(smooth, reference, region, (x, y, w, h)):
                     continue
@@ -488,6 +495,34 @@ class MotionDetector:
         gain = cv2.medianBlur((now + 4.0) / (before + 4.0), 5)
         field = cv2.resize(gain, self._analysis_size, interpolation=cv2.INTER_LINEAR)
         return cv2.convertScaleAbs(cv2.multiply(background, field))
+
+    def _still(
+        self,
+        smooth: np.ndarray,
+        previous: np.ndarray | None,
+        region: np.ndarray,
+        window: tuple[slice, slice],
+        threshold: int,
+    ) -> bool:
+        """True when the picture did not move under a changed region since the previous frame.
+
+        Such a region is the *background* having changed there, not the picture: a patch a
+        light change left behind (a cloud's shadow is taken in piecemeal, by the running
+        average and by the uncovered-background copies, and a pixel or two can stay at another
+        moment's light for a while). A visitor walking in changes the picture where they are
+        from one frame to the next, so an event only starts from a region where more than
+        ``_STILL_SHARE`` of the pixels moved ``_STILL_RATIO`` x the threshold. (Only while no
+        event is on: a visitor who stands still at the door stays an object.)
+        """
+        if previous is None:
+            return False
+        moved = cv2.compare(
+            cv2.absdiff(smooth[window], previous[window]),
+            max(1, round(threshold * _STILL_RATIO)),
+            cv2.CMP_GE,
+        )
+        area = cv2.countNonZero(region)
+        return cv2.countNonZero(cv2.bitwise_and(moved, region)) <= _STILL_SHARE * area
 
     def _is_lighting(
         self, now: np.ndarray, before: np.ndarray, region: np.ndarray, box: Box
