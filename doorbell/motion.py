@@ -411,7 +411,9 @@ class MotionDetector:
             return changed, strong
         apart = cv2.absdiff(smooth, cv2.convertScaleAbs(clean))
         self._matches = cv2.compare(apart, weak, cv2.CMP_LT)
-        close = cv2.compare(apart, max(1, round(self._threshold * _WEAK_RATIO)), cv2.CMP_LT)
+        # under the scene's weak threshold (whole grey levels: at most one less)
+        weak_scene = max(1, round(self._threshold * _WEAK_RATIO))
+        _, close = cv2.threshold(apart, weak_scene - 1, 255, cv2.THRESH_BINARY_INV)
         ghost = cv2.bitwise_and(changed, cv2.bitwise_and(self._matches, close))
         if not cv2.countNonZero(ghost):
             return changed, strong
@@ -516,10 +518,10 @@ class MotionDetector:
         """
         if previous is None:
             return False
-        moved = cv2.compare(
-            cv2.absdiff(smooth[window], previous[window]),
-            max(1, round(threshold * _STILL_RATIO)),
-            cv2.CMP_GE,
+        # at least the limit (whole grey levels: over one less)
+        limit = max(1, round(threshold * _STILL_RATIO))
+        _, moved = cv2.threshold(
+            cv2.absdiff(smooth[window], previous[window]), limit - 1, 255, cv2.THRESH_BINARY
         )
         area = cv2.countNonZero(region)
         return cv2.countNonZero(cv2.bitwise_and(moved, region)) <= _STILL_SHARE * area
