@@ -30,7 +30,10 @@ Per frame (:meth:`MotionDetector.update`):
    correlate with the background's at ``light_change_similarity`` or more). That is the
    **global-change guard**, judged region by region and on structure, never on size: a
    person close to the lens who fills most of the frame replaces the background's texture
-   and so is kept, while a light switching on keeps every edge where it was.
+   and so is kept, while a light switching on keeps every edge where it was. And motion is
+   something that **moves**: an event starts only from a region where the picture changed
+   since the previous frame (else the background is what is out of date), and during one a
+   region where the picture has not moved for ``_STILL_S`` seconds no longer counts.
 5. Regions with pixels inside the owner's **zones** (minus motion **masks**) make the
    frame's raw motion, and the result names the zones they touched. **Debounce**:
    ``trigger_frames`` frames in a row start an event (``is_active``); **cool-down**:
@@ -43,6 +46,7 @@ them before this module sees a frame.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -83,6 +87,8 @@ _SCENE_NOISE_REFRESH_FRAMES = 16  # the median moves slowly: recomputed this oft
 _CONTRAST_FLOOR = 8  # ... but never under this many grey levels (the weak one: half)
 _STILL_RATIO = 0.5  # an event starts only where pixels moved this share of the threshold ...
 _STILL_SHARE = 0.05  # ... in more than this share of the region since the previous frame
+_STILL_S = 3.0  # during an event, a region where the picture did not move for this long is not
+# motion any more (a visitor standing perfectly still melts into the background about as soon)
 
 
 class MotionError(DoorbellError, ValueError):
@@ -172,6 +178,8 @@ class MotionDetector:
         self._kernel5 = np.ones((5, 5), np.uint8)
         self._background: np.ndarray | None = None
         self._previous: np.ndarray | None = None  # the previous frame, shrunk and denoised
+        # the frames of the last _STILL_S seconds and the newest one older than that
+        self._history: deque[tuple[float, np.ndarray]] = deque()
         # the background as it is without anything that stood in front of it (ghosts)
         self._clean: np.ndarray | None = None
         self._matches: np.ndarray | None = None  # pixels where the frame matches the clean one
@@ -215,6 +223,7 @@ class MotionDetector:
         """Forget the background and any event (the next frame seeds a new background)."""
         self._background = None
         self._previous = None
+        self._history.clear()
         self._clean = self._matches = None
         self._seen = 0
         self._noise_seen = 0
@@ -256,6 +265,11 @@ class MotionDetector:
             smooth = cv2.GaussianBlur(smooth, (self._blur, self._blur), self._blur_sigma)
         self._frames += 1
         previous, self._previous = self._previous, smooth
+        history = self._history
+        history.append((timestamp, smooth))
+        while len(history) > 1 and timestamp - history[1][0] >= _STILL_S:
+            history.popleft()
+        older = history[0][1] if timestamp - history[0][0] >= _STILL_S else None
         if self._background is None:
             self._background = smooth.astype(np.float32)
             self._clean = self._background.copy()
@@ -341,7 +355,11 @@ class MotionDetector:
                     continue
                 if cv2.countNonZero(cv2.bitwise_and(strong[window], region)) < strong_needed:
                     continue
-                if not self._active and self._still(smooth, previous, region, window, threshold):
+                # an event starts from something that moves, and goes on while it moves
+                if self._active:
+                    if self._still(smooth, older, region, window, threshold):
+                        continue
+                elif self._still(smooth, previous, region, window, threshold):
                     continue
                 if self._is_lighting(smooth, reference, region, (x, y, w, h)):
                     continue
@@ -506,15 +524,19 @@ class MotionDetector:
         window: tuple[slice, slice],
         threshold: int,
     ) -> bool:
-        """True when the picture did not move under a changed region since the previous frame.
+        """True when the picture did not move under a changed region since ``previous``.
 
-        Such a region is the *background* having changed there, not the picture: a patch a
-        light change left behind (a cloud's shadow is taken in piecemeal, by the running
-        average and by the uncovered-background copies, and a pixel or two can stay at another
-        moment's light for a while). A visitor walking in changes the picture where they are
-        from one frame to the next, so an event only starts from a region where more than
-        ``_STILL_SHARE`` of the pixels moved ``_STILL_RATIO`` x the threshold. (Only while no
-        event is on: a visitor who stands still at the door stays an object.)
+        With the previous frame (no event on): such a region is the *background* having
+        changed there, not the picture: a patch a light change left behind (a cloud's shadow
+        is taken in piecemeal, by the running average and by the uncovered-background copies,
+        and a pixel or two can stay at another moment's light for a while). A visitor walking
+        in changes the picture where they are from one frame to the next, so an event only
+        starts from a region where more than ``_STILL_SHARE`` of the pixels moved
+        ``_STILL_RATIO`` x the threshold. With the frame ``_STILL_S`` seconds back (during an
+        event): what has not moved for that long is no longer motion, such as the patch where a
+        visitor stood as the porch light came on (the background there keeps the old light), or
+        a parcel; a visitor who stands perfectly still that long melts into the background
+        about as soon anyway, and one who shifts a little keeps moving pixels at their edges.
         """
         if previous is None:
             return False

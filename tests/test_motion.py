@@ -596,3 +596,24 @@ def test_a_clouds_shadow_leaving_background_specks_starts_no_event() -> None:
             if detector.update_image(scene.render(index)[1], index / FPS).started
         ]
     assert started == {16: [], 35: []}
+
+
+def test_during_an_event_what_has_not_moved_for_three_seconds_is_not_motion() -> None:
+    # The patch where a visitor stood as the porch light came on keeps the old light in the
+    # background, and the same goes for a parcel: nothing moves there. During an event a
+    # region whose picture has not moved for 3 s stops being motion (a perfectly still
+    # visitor melts into the background about as soon); one that shifts a pixel every
+    # 0.8 s (someone waiting at the door) is still motion after 4 s.
+    background = textured()
+    detector = warmed(config(), background)
+    still = [
+        detector.update_image(with_square(background, 30, 20), 1.0 + i / FPS).motion
+        for i in range(41)
+    ]
+    assert all(still[:30]) and not any(still[31:]), still
+    detector = warmed(config(), background)
+    shifting = [
+        detector.update_image(with_square(background, 30 + i // 8, 20), 1.0 + i / FPS).motion
+        for i in range(41)
+    ]
+    assert all(shifting), shifting
