@@ -89,6 +89,7 @@ _STILL_RATIO = 0.5  # an event starts only where pixels moved this share of the 
 _STILL_SHARE = 0.05  # ... in more than this share of the region since the previous frame
 _STILL_S = 3.0  # during an event, a region where the picture did not move for this long is not
 # motion any more (a visitor standing perfectly still melts into the background about as soon)
+_HISTORY_STEP_S = 0.5  # ... judged against a frame kept this often (so 3 to 3.5 s back)
 
 
 class MotionError(DoorbellError, ValueError):
@@ -266,7 +267,9 @@ class MotionDetector:
         self._frames += 1
         previous, self._previous = self._previous, smooth
         history = self._history
-        history.append((timestamp, smooth))
+        # a frame every _HISTORY_STEP_S is enough to look _STILL_S back
+        if not history or timestamp - history[-1][0] >= _HISTORY_STEP_S:
+            history.append((timestamp, smooth))
         while len(history) > 1 and timestamp - history[1][0] >= _STILL_S:
             history.popleft()
         older = history[0][1] if timestamp - history[0][0] >= _STILL_S else None
@@ -429,10 +432,13 @@ class MotionDetector:
             return changed, strong
         apart = cv2.absdiff(smooth, cv2.convertScaleAbs(clean))
         self._matches = cv2.compare(apart, weak, cv2.CMP_LT)
+        ghost = cv2.bitwise_and(changed, self._matches)
+        if not cv2.countNonZero(ghost):  # most frames: no need to look closer
+            return changed, strong
         # under the scene's weak threshold (whole grey levels: at most one less)
         weak_scene = max(1, round(self._threshold * _WEAK_RATIO))
         _, close = cv2.threshold(apart, weak_scene - 1, 255, cv2.THRESH_BINARY_INV)
-        ghost = cv2.bitwise_and(changed, cv2.bitwise_and(self._matches, close))
+        ghost = cv2.bitwise_and(ghost, close)
         if not cv2.countNonZero(ghost):
             return changed, strong
         if self._background is not None:  # alpha 1 under the mask: a copy, in OpenCV
