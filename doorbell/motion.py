@@ -431,14 +431,14 @@ class MotionDetector:
         if clean is None:
             return changed, strong
         apart = cv2.absdiff(smooth, cv2.convertScaleAbs(clean))
-        self._matches = cv2.compare(apart, weak, cv2.CMP_LT)
-        ghost = cv2.bitwise_and(changed, self._matches)
-        if not cv2.countNonZero(ghost):  # most frames: no need to look closer
-            return changed, strong
-        # under the scene's weak threshold (whole grey levels: at most one less)
+        # (the clean background's own learning, on the frames it learns, matches within
+        # each pixel's limit: computed here once for it)
+        self._matches = cv2.compare(apart, weak, cv2.CMP_LT) if self._clean_learns() else None
+        # under the scene's weak threshold, which no pixel's limit is under (whole grey
+        # levels: at most one less)
         weak_scene = max(1, round(self._threshold * _WEAK_RATIO))
         _, close = cv2.threshold(apart, weak_scene - 1, 255, cv2.THRESH_BINARY_INV)
-        ghost = cv2.bitwise_and(ghost, close)
+        ghost = cv2.bitwise_and(changed, close)
         if not cv2.countNonZero(ghost):
             return changed, strong
         if self._background is not None:  # alpha 1 under the mask: a copy, in OpenCV
@@ -594,6 +594,10 @@ class MotionDetector:
             >= self.config.light_change_similarity
         )
 
+    def _clean_learns(self) -> bool:
+        """Whether the clean background learns this frame (every other one once warmed up)."""
+        return self._frames % 2 == 0 or self._seen < _NOISE_SETTLED_FRAMES
+
     def _learn(self, smooth: np.ndarray, objects: np.ndarray | None, weak: np.ndarray) -> None:
         self._seen += 1
         # warm-up: the plain mean of the first frames, then the running average (a swaying
@@ -605,7 +609,7 @@ class MotionDetector:
         # the clean background learns where the picture matches it, every other frame once
         # warmed up (at twice the rate): it follows the light, never what stands in front
         clean = self._clean
-        if clean is not None and (self._frames % 2 == 0 or self._seen < _NOISE_SETTLED_FRAMES):
+        if clean is not None and self._clean_learns():
             matches = self._matches
             if matches is None:
                 difference = cv2.absdiff(smooth, cv2.convertScaleAbs(clean))
