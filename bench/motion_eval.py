@@ -49,25 +49,13 @@ from frigate_motion import FrigateMotion
 
 from doorbell.camera.mock import MockScene
 from doorbell.camera.synthetic.episodes import NUISANCE_SCENARIOS, PERSON_SCENARIOS
-from doorbell.config import MotionConfig, Polygon
+from doorbell.camera.synthetic.scene import DOORSTEP_ZONE
+from doorbell.config import MotionConfig
 from doorbell.masks import rasterise_polygons
 from doorbell.motion import MotionDetector
 
 FPS = 10
 SIZE = (320, 240)
-#: The owner's zone: the path and the porch floor; not the street, not most of the bush.
-DOORSTEP_ZONE = Polygon(
-    points=(
-        (0.40, 0.34),
-        (0.60, 0.34),
-        (0.78, 0.70),
-        (0.78, 1.0),
-        (0.0, 1.0),
-        (0.0, 0.70),
-        (0.30, 0.70),
-    ),
-    name="doorstep",
-)
 TARGETS = {
     "recall": 1.0,
     "false_per_hour": 0.0,

@@ -8,24 +8,12 @@ import cv2
 import numpy as np
 import pytest
 
+from doorbell.camera.synthetic.scene import DOORSTEP_ZONE
 from doorbell.config import MotionConfig, Polygon
 from doorbell.motion import MotionDetector, MotionError, _analysis_blur
 
 W, H = 80, 60
 FPS = 10.0
-#: The bench's doorstep zone (bench/motion_eval.py) for the mock camera's 320x240 scenes.
-DOORSTEP = Polygon(
-    points=(
-        (0.40, 0.34),
-        (0.60, 0.34),
-        (0.78, 0.70),
-        (0.78, 1.0),
-        (0.0, 1.0),
-        (0.0, 0.70),
-        (0.30, 0.70),
-    ),
-    name="doorstep",
-)
 
 
 def textured(seed: int = 1) -> np.ndarray:
@@ -551,7 +539,7 @@ def test_a_clouds_shadow_crossing_the_paving_starts_no_event() -> None:
     started = {}
     for seed in (14, 18, 24, 26):
         scene = MockScene("cloud", seed, 320, 240, 10, (320, 240))
-        detector = MotionDetector(MotionConfig(zones=(DOORSTEP,)), (320, 240))
+        detector = MotionDetector(MotionConfig(zones=(DOORSTEP_ZONE,)), (320, 240))
         started[seed] = [
             index
             for index in range(220)
@@ -589,7 +577,7 @@ def test_a_clouds_shadow_leaving_background_specks_starts_no_event() -> None:
     started = {}
     for seed, frames in ((16, 560), (35, 140)):
         scene = MockScene("cloud", seed, 320, 240, 10, (320, 240))
-        detector = MotionDetector(MotionConfig(zones=(DOORSTEP,)), (320, 240))
+        detector = MotionDetector(MotionConfig(zones=(DOORSTEP_ZONE,)), (320, 240))
         started[seed] = [
             index
             for index in range(frames)

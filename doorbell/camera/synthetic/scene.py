@@ -17,6 +17,8 @@ import math
 import cv2
 import numpy as np
 
+from doorbell.config import Polygon
+
 #: Fixed seed of the static painting: the house looks the same in every run and scenario.
 _PAINT_SEED = 20240601
 #: Where the bush is (relative x0, y0, x1, y1) and how far it may sway (relative to width).
@@ -24,6 +26,20 @@ BUSH_BOX = (0.76, 0.44, 0.98, 0.76)
 MAX_SWAY = 0.012
 #: Right edge of the house wall (relative): the street passes behind it.
 WALL_RIGHT = 0.22
+#: The owner's zone an evaluation of this scene uses (bench/motion_eval.py, the motion tests):
+#: the path and the porch floor; not the street, not most of the bush.
+DOORSTEP_ZONE = Polygon(
+    points=(
+        (0.40, 0.34),
+        (0.60, 0.34),
+        (0.78, 0.70),
+        (0.78, 1.0),
+        (0.0, 1.0),
+        (0.0, 0.70),
+        (0.30, 0.70),
+    ),
+    name="doorstep",
+)
 
 
 def _rel(width: int, height: int, x: float, y: float) -> tuple[int, int]:
