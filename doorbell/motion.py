@@ -182,7 +182,7 @@ class MotionDetector:
         self._kernel5 = np.ones((5, 5), np.uint8)
         self._background: np.ndarray | None = None
         self._previous: np.ndarray | None = None  # the previous frame, shrunk and denoised
-        # the frames of the last _STILL_S seconds and the newest one older than that
+        # a frame every _HISTORY_STEP_S over the last _STILL_S seconds, and one older than that
         self._history: deque[tuple[float, np.ndarray]] = deque()
         # the background as it is without anything that stood in front of it (ghosts)
         self._clean: np.ndarray | None = None
@@ -439,7 +439,7 @@ class MotionDetector:
         self._matches = cv2.compare(apart, weak, cv2.CMP_LT) if self._clean_learns() else None
         # under the scene's weak threshold, which no pixel's limit is under (whole grey
         # levels: at most one less)
-        weak_scene = max(1, round(self._threshold * _WEAK_RATIO))
+        weak_scene = _weak_threshold(self._threshold)
         _, close = cv2.threshold(apart, weak_scene - 1, 255, cv2.THRESH_BINARY_INV)
         ghost = cv2.bitwise_and(changed, close)
         if not cv2.countNonZero(ghost):
@@ -489,7 +489,7 @@ class MotionDetector:
             # each pixel takes the highest threshold around it: a bush's edge sways further
             # in a gust than the model saw it sway in the calm
             noise = cv2.dilate(cv2.convertScaleAbs(self._noise, alpha=_NOISE_FACTOR), self._kernel)
-            weak = max(1, round(threshold * _WEAK_RATIO))
+            weak = _weak_threshold(threshold)
             self._limits = (cv2.max(noise, threshold), cv2.max(noise, weak))
             self._limits_for = key
         return self._limits
@@ -668,6 +668,11 @@ class MotionDetector:
         if stopped and self.when_motion_stopped is not None:
             self.when_motion_stopped(result)
         return result
+
+
+def _weak_threshold(threshold: int) -> int:
+    """The scene's weak (hysteresis) threshold for a full ``threshold``."""
+    return max(1, round(threshold * _WEAK_RATIO))
 
 
 def _analysis_blur(denoise_px: int, step: int) -> tuple[int, float]:
